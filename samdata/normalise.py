@@ -1,0 +1,321 @@
+"""Ingest transforms on plain arrays: CT windows, percentile scaling, RAS+ orientation, resampling.
+
+Orientation uses ``nibabel.orientations``. Resampling is written here on top of
+``scipy.ndimage.affine_transform`` with an explicit index map (destination voxel → source voxel)
+instead of torchio/SimpleITK: the same map, inverted, is what
+:func:`samdata.prepare.to_source_grid` needs to put a mask back on the pre-resample grid, and it
+works on nibabel-ordered (X, Y, Z) arrays without a round trip through LPS images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+from scipy import ndimage
+
+from samdata.case import Normalisation, Volume
+from samdata.errors import ConfigError, ValidationError, unknown_name
+
+WINDOWS: dict[str, tuple[float, float]] = {
+    "abdomen": (40.0, 400.0),
+    "brain": (40.0, 80.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+    "liver": (60.0, 150.0),
+    "mediastinum": (50.0, 350.0),
+}
+"""CT window presets, name → (level, width) in HU."""
+
+DEFAULT_CT_WINDOW = "abdomen"
+
+MODALITIES: tuple[str, ...] = (
+    "CT", "MR", "PET", "US", "XR", "MG", "NM",
+    "ENDOSCOPY", "DERMOSCOPY", "FUNDUS", "OCT", "MICROSCOPY", "OTHER",
+)
+"""Canonical modality names stored in ``CaseMeta.modality``."""
+
+MODALITY_ALIASES: dict[str, str] = {
+    # dataset.json (MSD "modality", nnU-Net "channel_names") spellings
+    "MRI": "MR", "T1": "MR", "T1W": "MR", "T1C": "MR", "T1GD": "MR", "T1CE": "MR", "T2": "MR",
+    "T2W": "MR", "FLAIR": "MR", "ADC": "MR", "DWI": "MR", "PD": "MR", "ULTRASOUND": "US",
+    "XRAY": "XR", "X-RAY": "XR", "MAMMOGRAPHY": "MG", "SPECT": "NM",
+    "ZSCORE": "OTHER", "NONORM": "OTHER", "RESCALE_TO_0_1": "OTHER", "RGB_TO_0_1": "OTHER",
+    # DICOM (0008,0060) Modality codes
+    "PT": "PET", "CR": "XR", "DX": "XR", "RG": "XR", "XA": "XR", "RF": "XR", "PX": "XR", "IO": "XR",
+    "ES": "ENDOSCOPY", "OP": "FUNDUS", "OPT": "OCT", "SM": "MICROSCOPY", "OT": "OTHER", "SC": "OTHER",
+    "XC": "OTHER",
+}
+"""Spellings found in dataset.json files and DICOM Modality tags, mapped to :data:`MODALITIES`."""
+
+HU_GUESS_THRESHOLD = -500.0
+"""A volume whose minimum is below this is guessed to be CT in Hounsfield units."""
+
+_ROUND_EPS = 1e-6  # so that n * old / new == k + 0.5 rounds the same way after float noise
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How a read volume becomes a stored case.
+
+    ``modality``: forces the modality; ``None`` takes, in order, the modality declared by the
+    caller (e.g. from dataset.json), the reader's ``Volume.meta["modality"]`` (e.g. a DICOM tag),
+    else guesses ``"CT"`` when the minimum value is below -500 (HU air) and ``"OTHER"`` otherwise.
+    ``window``: preset name from :data:`WINDOWS` or ``(level, width)``; CT defaults to
+    ``"abdomen"``; an explicit window is applied to any modality. ``percentiles``: low/high
+    percentiles of the non-zero voxels used for every non-CT modality without a window.
+    ``spacing``: target (X, Y, Z) mm of the canonical grid, ``None`` keeps the source spacing.
+    ``min_object_voxels`` / ``min_object_pixels``: smaller 3D / per-slice 2D label components are
+    dropped (MedSAM; the 3D rule is skipped for 2D images). ``image_order``: spline order used to
+    resample images (labels always use 0). ``keep_uint8``: non-CT uint8 images without an explicit
+    window are stored unchanged (already display-ready, as MedSAM does for 2D images).
+    ``affine_tolerance``: largest element-wise difference allowed between image and label affines.
+    """
+
+    modality: str | None = None
+    window: str | tuple[float, float] | None = None
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    spacing: tuple[float, float, float] | None = None
+    min_object_voxels: int = 1000
+    min_object_pixels: int = 100
+    image_order: int = 1
+    keep_uint8: bool = True
+    affine_tolerance: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.modality is not None:
+            canonical_modality(self.modality)
+        if self.window is not None:
+            resolve_window(self.window)
+        try:
+            lo, hi = (float(v) for v in self.percentiles)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"percentiles {self.percentiles!r}: expected two numbers (low, high)") from err
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ConfigError(f"percentiles {self.percentiles!r}: expected 0 <= low < high <= 100")
+        if self.spacing is not None:
+            _check_spacing(self.spacing, "IngestConfig.spacing")
+        for name in ("min_object_voxels", "min_object_pixels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}={value!r}: expected an integer >= 0")
+        if self.image_order not in range(6):
+            raise ConfigError(f"image_order={self.image_order!r}: expected a spline order 0..5")
+        if not self.affine_tolerance >= 0:
+            raise ConfigError(f"affine_tolerance={self.affine_tolerance!r}: expected a number >= 0")
+
+
+def _check_spacing(values: tuple[float, ...], what: str) -> tuple[float, float, float]:
+    """Validate a (X, Y, Z) spacing: three finite numbers > 0."""
+    try:
+        spacing = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{what} {values!r}: expected three numbers (X, Y, Z) in mm") from err
+    if len(spacing) != 3 or not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise ConfigError(f"{what} {values!r}: expected three finite numbers > 0 (X, Y, Z) in mm")
+    return spacing  # type: ignore[return-value]
+
+
+def resolve_window(window: str | tuple[float, float]) -> tuple[str, float, float]:
+    """Turn a preset name or (level, width) into (method, level, width); method is "window:<name>"."""
+    if isinstance(window, str):
+        key = window.strip().lower()
+        if key not in WINDOWS:
+            raise unknown_name("window", window, tuple(WINDOWS))
+        level, width = WINDOWS[key]
+        return f"window:{key}", level, width
+    try:
+        level, width = (float(v) for v in window)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"window {window!r}: expected a preset name or a (level, width) pair") from err
+    if not (math.isfinite(level) and math.isfinite(width) and width > 0):
+        raise ConfigError(f"window {window!r}: expected a finite level and a width > 0")
+    return "window:custom", level, width
+
+
+def parse_window(text: str) -> str | tuple[float, float]:
+    """Parse a CLI window spec: a preset name ("abdomen") or "level,width" ("40,400")."""
+    parts = [p.strip() for p in str(text).split(",")]
+    expected = f"a preset name ({', '.join(WINDOWS)}) or 'level,width' such as '40,400'"
+    if len(parts) == 1:
+        try:
+            float(parts[0])
+        except ValueError:
+            if not parts[0]:
+                raise ConfigError(f"window {text!r} is empty; expected {expected}") from None
+            name = parts[0].lower()
+            resolve_window(name)
+            return name
+        raise ConfigError(f"window {text!r} is a single number; expected {expected}")
+    if len(parts) != 2:
+        raise ConfigError(f"window {text!r}: expected {expected}")
+    try:
+        pair = (float(parts[0]), float(parts[1]))
+    except ValueError as err:
+        raise ConfigError(f"window {text!r}: expected {expected}") from err
+    resolve_window(pair)
+    return pair
+
+
+def parse_spacing(text: str) -> tuple[float, float, float]:
+    """Parse a CLI spacing spec "X,Y,Z" in mm ("1,1,2.5"); a single number means isotropic."""
+    try:
+        values = tuple(float(p) for p in str(text).split(","))
+    except ValueError as err:
+        raise ConfigError(f"spacing {text!r}: expected 'X,Y,Z' in mm such as '1,1,2.5'") from err
+    if len(values) == 1:
+        values = values * 3
+    return _check_spacing(values, f"spacing {text!r}")
+
+
+def canonical_modality(name: str) -> str:
+    """Map a modality spelling ("ct", "MRI", "T2", "PT"...) to one of :data:`MODALITIES`."""
+    key = str(name).strip().upper()
+    key = MODALITY_ALIASES.get(key, key)
+    if key not in MODALITIES:
+        raise unknown_name("modality", str(name), MODALITIES)
+    return key
+
+
+def resolve_modality(array: np.ndarray, *candidates: str | None) -> str:
+    """The first non-empty candidate as a canonical modality, else a guess from (X, Y, Z) values.
+
+    The guess is ``"CT"`` when the minimum is below :data:`HU_GUESS_THRESHOLD`, else ``"OTHER"``.
+    """
+    for candidate in candidates:
+        if candidate is not None and str(candidate).strip():
+            return canonical_modality(candidate)
+    if array.size and float(np.min(array)) < HU_GUESS_THRESHOLD:
+        return "CT"
+    return "OTHER"
+
+
+def canonical_ornt(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The (3, 2) nibabel orientation transform taking an (X, Y, Z) array of `shape` to RAS+.
+
+    2D images (``shape[2] == 1``) keep axis 2 as the slice axis; their two in-plane axes are
+    ordered and flipped as close to RAS+ as they can be.
+    """
+    ornt = io_orientation(np.asarray(affine, dtype=float))
+    if np.isnan(ornt).any():
+        raise ValidationError(
+            f"affine {np.asarray(affine).tolist()} has a degenerate axis; expected an invertible "
+            "voxel-to-world matrix"
+        )
+    if len(shape) >= 3 and shape[2] == 1 and ornt[2, 0] != 2:
+        first, second = sorted((0, 1), key=lambda axis: ornt[axis, 0])
+        ornt[first, 0], ornt[second, 0], ornt[2, 0] = 0, 1, 2
+    return ornt
+
+
+def inverse_ornt(ornt: np.ndarray) -> np.ndarray:
+    """The orientation transform that undoes `ornt` (for ``nibabel.orientations.apply_orientation``)."""
+    inverse = np.empty_like(ornt)
+    for axis, (target, flip) in enumerate(np.asarray(ornt)):
+        inverse[int(target)] = (axis, flip)
+    return inverse
+
+
+def reorient(vol: Volume, ornt: np.ndarray) -> Volume:
+    """Apply an orientation transform to a volume's (X, Y, Z) array and update its affine."""
+    array = apply_orientation(vol.array, ornt)
+    affine = np.asarray(vol.affine, dtype=float) @ inv_ornt_aff(ornt, vol.array.shape)
+    return Volume(array, affine, vol.path, dict(vol.meta))
+
+
+def to_canonical(vol: Volume) -> Volume:
+    """Reorder and flip a volume's (X, Y, Z) array to RAS+ (2D images keep Z); meta is kept."""
+    return reorient(vol, canonical_ornt(vol.affine, vol.array.shape))
+
+
+def resample_grid(
+    affine: np.ndarray, shape: tuple[int, ...], spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, tuple[int, int, int], np.ndarray]:
+    """The grid covering the same field of view at `spacing`: (affine, shape, new→old index map).
+
+    The new grid has ``round(n * old / new)`` voxels per axis and the same centre; axes of length 1
+    (the Z of a 2D image) are left alone.
+    """
+    affine = np.asarray(affine, dtype=float)
+    old = np.linalg.norm(affine[:3, :3], axis=0)
+    target = np.asarray(_check_spacing(spacing, "target spacing"), dtype=float)
+    n = np.asarray(shape[:3], dtype=float)
+    new_n = np.where(n > 1, np.maximum(1.0, np.floor(n * old / target + 0.5 + _ROUND_EPS)), n)
+    ratio = np.where(n > 1, target / old, 1.0)
+    index_map = np.eye(4)
+    index_map[:3, :3] = np.diag(ratio)
+    index_map[:3, 3] = (n - 1) / 2 - (new_n - 1) / 2 * ratio
+    new_shape = tuple(int(v) for v in new_n)
+    return affine @ index_map, new_shape, index_map  # type: ignore[return-value]
+
+
+def sample_grid(array: np.ndarray, index_map: np.ndarray, shape: tuple[int, ...], *, order: int) -> np.ndarray:
+    """Sample a 3D array at ``index_map @ (i, j, k, 1)`` for every voxel of `shape`, keeping its dtype.
+
+    ``order`` 0 is nearest neighbour (labels); higher orders interpolate in floating point and
+    integer inputs are rounded and clipped back to their dtype. Edges replicate the nearest voxel.
+    """
+    matrix = np.asarray(index_map[:3, :3], dtype=float)
+    if np.allclose(matrix, np.diag(np.diag(matrix))):
+        matrix = np.diag(matrix)  # scipy's faster zoom-like path
+    offset = np.asarray(index_map[:3, 3], dtype=float)
+    source = np.asarray(array)
+    work = source.view(np.uint8) if source.dtype == np.bool_ else source
+    if order == 0:
+        out = ndimage.affine_transform(work, matrix, offset=offset, output_shape=shape, order=0, mode="nearest")
+        return out.view(np.bool_) if source.dtype == np.bool_ else out
+    float_type = np.result_type(work.dtype, np.float32)
+    out = ndimage.affine_transform(
+        work.astype(float_type, copy=False), matrix, offset=offset, output_shape=shape,
+        order=order, mode="nearest", output=float_type,
+    )
+    if source.dtype == np.bool_:
+        return out >= 0.5
+    if np.issubdtype(source.dtype, np.integer):
+        info = np.iinfo(source.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(source.dtype)
+    return out.astype(source.dtype, copy=False)
+
+
+def resample(vol: Volume, spacing: tuple[float, float, float], *, order: int) -> Volume:
+    """Resample an (X, Y, Z) volume to `spacing` mm over the same field of view; dtype and meta kept."""
+    affine, shape, index_map = resample_grid(vol.affine, vol.array.shape, spacing)
+    return Volume(sample_grid(vol.array, index_map, shape, order=order), affine, vol.path, dict(vol.meta))
+
+
+def _to_uint8(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``rint(clip((x - lo) / (hi - lo), 0, 1) * 255)`` as uint8, computed in float32."""
+    scaled = np.asarray(array, dtype=np.float32) - np.float32(lo)
+    scaled *= np.float32(255.0 / (hi - lo))
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def normalise_intensity(array: np.ndarray, modality: str, config: IngestConfig) -> tuple[np.ndarray, Normalisation]:
+    """Map an image array (any shape, numeric, finite) to uint8 [0, 255] and record how.
+
+    CT, or any modality with ``config.window``: the window [level - width/2, level + width/2].
+    Other modalities: ``config.percentiles`` of the non-zero voxels (of all voxels if none is
+    non-zero); uint8 inputs are kept unchanged when ``config.keep_uint8``. A constant image gets
+    ``hi = lo + 1`` so the transform stays invertible.
+    """
+    modality = canonical_modality(modality)
+    if config.window is not None or modality == "CT":
+        method, level, width = resolve_window(config.window if config.window is not None else DEFAULT_CT_WINDOW)
+        lo, hi = level - width / 2.0, level + width / 2.0
+        params: dict[str, object] = {"level": level, "width": width}
+    elif config.keep_uint8 and array.dtype == np.uint8:
+        return np.array(array, dtype=np.uint8), Normalisation("none", 0.0, 255.0, {"input_dtype": "uint8"})
+    else:
+        values = array[array != 0]
+        nonzero = bool(values.size)
+        if not nonzero:
+            values = np.ravel(array)
+        lo, hi = (float(v) for v in np.percentile(values, config.percentiles))
+        if hi <= lo:
+            hi = lo + 1.0
+        method = "percentile"
+        params = {"percentiles": [float(p) for p in config.percentiles], "nonzero": nonzero}
+    return _to_uint8(array, lo, hi), Normalisation(method, float(lo), float(hi), params)
