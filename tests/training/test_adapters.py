@@ -1,0 +1,203 @@
+"""Tests of adapter specs, insertion, freezing, zero-init identity, LoRA merging and encoder splitting."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from samdata.errors import ConfigError, RegistryError
+from training.adapters import (
+    ADAPTERS,
+    AdapterConfig,
+    AdapterPart,
+    LoRAQKV,
+    apply_adapters,
+    first_adapted_block,
+    merge_lora,
+    parse_adapter,
+)
+from training.models import SamModel, build_model
+
+# one spec per registered adapter, plus mixed designs
+SPECS = {name: name for name in ADAPTERS} | {
+    "mixed": "serial:ratio=0.5,blocks=2,3+lora:r=2+decoder",
+    "parallel_learn": "parallel:scale=learn,blocks=1-3",
+}
+ADAPTER_NAMES = ("a_q", "a_v", "b_q", "b_v", ".adapter.", ".scale")
+
+
+def _images(n: int, size: int) -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    return torch.from_numpy(rng.integers(0, 255, size=(n, 3, size, size), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def tiny() -> SamModel:
+    return build_model("tiny")
+
+
+@pytest.fixture(scope="module")
+def batch(tiny):
+    return tiny.preprocess(_images(2, 128)), torch.tensor([[20.0, 20, 90, 80], [10, 30, 60, 110]])
+
+
+def _randomise_adapters(model: SamModel) -> None:
+    """Move every zero-initialised adapter weight off zero so the adapters change the output."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if any(key in name for key in ADAPTER_NAMES):
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+def test_parse_examples():
+    assert parse_adapter("lora:r=8,blocks=all") == AdapterConfig((AdapterPart("lora", r=8, alpha=8.0),))
+    assert parse_adapter("serial:ratio=0.25,blocks=0,1,10,11").parts == (
+        AdapterPart("serial", blocks=(0, 1, 10, 11)),)
+    assert parse_adapter("parallel:scale=0.5").parts == (AdapterPart("parallel", scale=0.5),)
+    assert parse_adapter("parallel:scale=learn").parts[0].scale is None
+    mixed = parse_adapter("serial+lora:r=4")
+    assert [p.kind for p in mixed.parts] == ["serial", "lora"] and not mixed.train_decoder
+    assert parse_adapter("decoder") == AdapterConfig((), train_decoder=True)
+    plus = parse_adapter("lora:r=4,alpha=1,blocks=8-9+decoder")
+    assert plus.train_decoder and plus.parts == (AdapterPart("lora", blocks=(8, 9), r=4, alpha=1.0),)
+    for spec in [*SPECS.values(), "serial:blocks=3,1,1-2"]:
+        cfg = parse_adapter(spec)
+        assert parse_adapter(cfg.to_spec()) == cfg
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("", "empty"), ("lora+", "empty"), ("lora:r=0", "out of range"), ("lora:r=2.5", "not an integer"),
+    ("serial:ratio=x", "not a number"),
+    ("serial:r=4", "serial takes no option 'r'"), ("decoder:blocks=1", "takes no option"),
+    ("lora+lora", "once"), ("serial:blocks=a", "bad block"), ("serial:blocks=3-1", "bad block range"),
+    ("serial:ratio=0.5,0.25", "not key=value"), ("lora:r=4,r=8", "twice"),
+])
+def test_bad_specs_are_config_errors(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_adapter(spec)
+
+
+def test_unknown_adapter_lists_valid_names():
+    with pytest.raises(RegistryError) as info:
+        parse_adapter("serial+prefix_tuning")
+    assert all(name in str(info.value) for name in ADAPTERS)
+
+
+def test_blocks_that_do_not_exist(tiny):
+    cfg = parse_adapter("serial:ratio=0.25,blocks=0,1,10,11")
+    model = copy.deepcopy(tiny)
+    with pytest.raises(ConfigError, match=r"serial:ratio=0.25,blocks=0,1,10,11.*\[10, 11\].*valid blocks are 0..3"):
+        apply_adapters(model, cfg)
+    assert all(p.requires_grad for p in model.parameters())  # nothing was touched
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_adapter_starts_as_identity_and_trains_only_itself(tiny, batch, key):
+    x, boxes = batch
+    model = copy.deepcopy(tiny)
+    with torch.no_grad():
+        before = model(x, boxes)
+    cfg = parse_adapter(SPECS[key])
+    report = apply_adapters(model, cfg, seed=0)
+    with torch.no_grad():
+        after = model(x, boxes)
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    decoder = {n for n, _ in model.named_parameters() if n.startswith("mask_decoder.")}
+    assert (decoder <= trainable) if cfg.train_decoder else not (decoder & trainable)
+    assert all(any(k in n for k in ADAPTER_NAMES) for n in trainable - decoder)
+    assert report.trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    assert report.total == sum(p.numel() for p in model.parameters())
+    assert 0 < report.fraction < 1 and report.spec == cfg.to_spec() and cfg.to_spec() in report.describe()
+    assert sum(n for _, n in report.per_part) == report.trainable
+
+    model.train()
+    logits, iou = model(x, boxes)
+    (logits.mean() + iou.mean()).backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == (name in trainable), name
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+
+
+def test_adapter_parameter_counts(tiny):
+    blocks, dim = len(tiny.encoder_blocks()), 64
+    expected = {"serial": blocks * (2 * dim * 16 + 16 + dim), "lora": blocks * 2 * (dim * 4 + 4 * dim),
+                "parallel:ratio=0.5,scale=learn": blocks * (2 * dim * 32 + 32 + dim + 1)}
+    for spec, count in expected.items():
+        assert apply_adapters(copy.deepcopy(tiny), parse_adapter(spec)).trainable == count
+
+
+def test_apply_is_seeded_and_refuses_a_second_time(tiny):
+    def lora_a(seed: int) -> torch.Tensor:
+        model = copy.deepcopy(tiny)
+        apply_adapters(model, parse_adapter("lora"), seed=seed)
+        return model.image_encoder.blocks[0].attn.qkv.a_q.weight.detach().clone()
+
+    assert torch.equal(lora_a(0), lora_a(0)) and not torch.equal(lora_a(0), lora_a(1))
+    model = copy.deepcopy(tiny)
+    apply_adapters(model, parse_adapter("lora"))
+    with pytest.raises(ConfigError, match="already holds adapters"):
+        apply_adapters(model, parse_adapter("serial"))
+
+
+def test_merge_lora_keeps_the_output(tiny, batch):
+    x, boxes = batch
+    model = copy.deepcopy(tiny)
+    apply_adapters(model, parse_adapter("serial+lora:r=2,alpha=3"))
+    _randomise_adapters(model)
+    with torch.no_grad():
+        unmerged = model(x, boxes)
+        assert not torch.allclose(unmerged[0], tiny(x, boxes)[0])
+        assert merge_lora(model) == len(model.encoder_blocks())
+        merged = model(x, boxes)
+    assert not any(isinstance(m, LoRAQKV) for m in model.modules())
+    assert torch.allclose(unmerged[0], merged[0], atol=1e-4) and torch.allclose(unmerged[1], merged[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("spec,first", [("lora", 0), ("serial:blocks=2,3", 2), ("parallel:blocks=3+decoder", 3),
+                                        ("decoder", 4), ("serial:blocks=3+lora:blocks=1", 1)])
+def test_cached_prefix_plus_trainable_suffix(tiny, batch, spec, first):
+    x, boxes = batch
+    model = copy.deepcopy(tiny)
+    cfg = parse_adapter(spec)
+    assert first_adapted_block(model, cfg) == first
+    assert apply_adapters(model, cfg).first_block == first
+    _randomise_adapters(model)
+    with torch.no_grad():
+        cached = model.encode_prefix(x, first)
+        full = model.encode(x)
+    suffix = model.encode_suffix(cached, first)
+    assert torch.allclose(suffix, full, atol=1e-6)
+    logits, iou = model.decode(suffix, boxes)
+    (logits.mean() + iou.mean()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.fixture(scope="module")
+def lite() -> SamModel:
+    return build_model("litemedsam")
+
+
+@pytest.mark.slow
+def test_litemedsam_adapters_start_as_identity(lite):
+    x = lite.preprocess(_images(1, 256))
+    with torch.no_grad():  # every adapter sits in blocks >= 0, so the costly frozen stem is shared
+        cached = lite.encode_prefix(x, 0)  # (prefix + suffix == encode is tested in test_models)
+        reference = lite.encode_suffix(cached, 0)
+    for name, kind in ADAPTERS.items():
+        model = copy.deepcopy(lite)
+        report = apply_adapters(model, parse_adapter(name))
+        assert report.first_block == (10 if kind.insert is None else 0)
+        if kind.insert is not None:
+            with torch.no_grad():
+                assert torch.equal(model.encode_suffix(cached, 0), reference), name
+        model.train()
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert not any(m.training for m in norms)  # frozen batch norms keep their running statistics
+    with pytest.raises(ConfigError, match="valid blocks are 0..9"):
+        apply_adapters(copy.deepcopy(lite), parse_adapter("serial:blocks=0,1,10,11"))

@@ -1,0 +1,22 @@
+"""Adapters for parameter-efficient fine-tuning of SAM-shaped models: one registry (``ADAPTERS``),
+spec strings parsed by :func:`parse_adapter`, inserted by :func:`apply_adapters`."""
+
+from training.adapters.apply import AdapterReport, apply_adapters, first_adapted_block, merge_lora
+from training.adapters.modules import Bottleneck, LoRAQKV, ParallelAdapter, SerialAdapter
+from training.adapters.registry import ADAPTERS, AdapterConfig, AdapterKind, AdapterPart, parse_adapter
+
+__all__ = [
+    "ADAPTERS",
+    "AdapterConfig",
+    "AdapterKind",
+    "AdapterPart",
+    "AdapterReport",
+    "Bottleneck",
+    "LoRAQKV",
+    "ParallelAdapter",
+    "SerialAdapter",
+    "apply_adapters",
+    "first_adapted_block",
+    "merge_lora",
+    "parse_adapter",
+]

