@@ -1,0 +1,308 @@
+"""Curated mixtures: which cases of a pinned snapshot train, validate and test, and how often each is drawn.
+
+A mixture is the table ``mixtures/<name>`` (``storage.schema.MIXTURES``): one row per case with
+``case_id``, ``split`` (train/val/test), ``origin``, ``generator`` ('' for real cases), ``n_objects``
+and ``weight``, plus attrs naming the snapshot the cases were read from, so a training run reads
+exactly the data the mixture was made of.
+
+Rules:
+
+* Only cases with at least one object of the chosen labels take part (others are counted in
+  ``excluded_cases``). Real cases are split by case; synthetic cases go to train only, so no
+  generated image can stand in for a held-out patient.
+* Split: each real case gets a key ``sha256(seed, case_id)``; cases sorted by key fill train, then
+  val, then test, with counts by largest remainder (ties to train, then val). A new case moves at most
+  a boundary case or two, instead of reshuffling every split.
+* At least one real case stays in train. With 1 or 2 real cases (0.7/0.15/0.15) all go to train and
+  the record carries a warning that val/test are empty; a split whose fraction is > 0 but gets no case
+  is always reported in ``warnings``.
+* ``weight`` is the training sampling weight of a case: real train cases share ``real`` equally;
+  synthetic cases share ``synthetic``, divided between generators by their weights (equally per case
+  when no generator weights are given). Val/test cases weigh 0: they are evaluated in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.prompt_sets import check_table_name, load_prompt_set, select_objects, table_names, unknown_table
+from samdata.errors import ConfigError, RegistryError, ValidationError
+from storage import SliceStore
+from storage.schema import MIXTURES
+
+SPLITS: tuple[str, str, str] = ("train", "val", "test")
+UNKNOWN_GENERATOR = "unknown"
+OBJECT_KEY: tuple[str, ...] = ("case_id", "z", "label", "x0", "y0", "x1", "y1", "area")
+
+
+@dataclass(frozen=True)
+class MixtureConfig:
+    """What to mix: real and synthetic weights, generator weights, labels, split fractions, prompt set, seed."""
+
+    real: float = 1.0
+    synthetic: float = 0.0
+    generators: dict[str, float] | None = None
+    labels: tuple[str, ...] | None = None
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    prompt_set: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("real", "synthetic"):
+            _check_weight(key, getattr(self, key))
+        if self.real + self.synthetic <= 0:
+            raise ConfigError(f"mixture weights real={self.real} and synthetic={self.synthetic} are both 0; "
+                              "expected at least one > 0")
+        for gen, weight in (self.generators or {}).items():
+            _check_weight(f"generator {gen!r}", weight)
+        if self.generators is not None and sum(self.generators.values()) <= 0:
+            raise ConfigError(f"generator weights {self.generators} sum to 0; expected at least one > 0")
+        if len(self.splits) != 3 or any(not math.isfinite(f) or f < 0 for f in self.splits):
+            raise ConfigError(f"mixture splits {self.splits} invalid; expected three fractions >= 0 (train, val, test)")
+        if abs(sum(self.splits) - 1.0) > 1e-6 or self.splits[0] <= 0:
+            raise ConfigError(f"mixture splits {self.splits} sum to {sum(self.splits):g}; expected train > 0 "
+                              "and train + val + test = 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"mixture seed {self.seed!r} is invalid; expected an integer >= 0")
+        object.__setattr__(self, "labels", tuple(self.labels) if self.labels is not None else None)
+        object.__setattr__(self, "splits", tuple(float(f) for f in self.splits))
+
+
+def _check_weight(key: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"mixture weight {key}={value!r} is invalid; expected a finite number >= 0")
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureRecord:
+    """A stored mixture: ``cases`` (case_id, split, origin, generator, n_objects, weight) and its attrs."""
+
+    name: str
+    cases: pd.DataFrame
+    snapshot_id: str
+    prompt_set: str | None
+    labels: tuple[str, ...] | None
+    real: float
+    synthetic: float
+    generators: dict[str, float]
+    splits: tuple[float, float, float]
+    seed: int
+    counts: dict[str, dict[str, int]]
+    created: str
+    warnings: tuple[str, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_table(cls, columns: dict[str, np.ndarray], attrs: dict[str, Any]) -> MixtureRecord:
+        """Rebuild a record from the stored table's columns and attrs."""
+        frame = pd.DataFrame(columns)
+        for col in ("case_id", "split", "origin", "generator"):
+            frame[col] = frame[col].astype(str)
+        labels = attrs.get("labels")
+        return cls(name=attrs["name"], cases=frame, snapshot_id=attrs["snapshot_id"],
+                   prompt_set=attrs.get("prompt_set"), labels=tuple(labels) if labels is not None else None,
+                   real=float(attrs["real"]), synthetic=float(attrs["synthetic"]),
+                   generators=dict(attrs["generators"]), splits=tuple(attrs["splits"]),  # type: ignore[arg-type]
+                   seed=int(attrs["seed"]), counts=attrs["counts"], created=attrs["created"],
+                   warnings=tuple(attrs.get("warnings", ())), attrs=attrs)
+
+    def split_cases(self, split: str) -> list[str]:
+        """Sorted case ids of one split (train, val or test)."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        return sorted(self.cases.loc[self.cases["split"] == split, "case_id"])
+
+
+def table_path(name: str) -> str:
+    """The store table path of mixture ``name`` (ConfigError for an unsafe name)."""
+    return f"{MIXTURES}/{check_table_name('mixture name', name)}"
+
+
+def split_key(seed: int, case_id: str) -> str:
+    """The sort key placing a case in the split order under ``seed`` (independent of other cases)."""
+    return hashlib.sha256(f"{int(seed)}:{case_id}".encode()).hexdigest()
+
+
+def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Cases per split for ``n`` cases by largest remainder (ties to train, then val); train >= 1 if n >= 1."""
+    exact = [n * f for f in fractions]
+    counts = [math.floor(e) for e in exact]
+    order = sorted(range(3), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    if n and counts[0] == 0:
+        counts[1 if counts[1] >= counts[2] else 2] -= 1
+        counts[0] = 1
+    return counts[0], counts[1], counts[2]
+
+
+def assign_splits(case_ids: list[str], fractions: tuple[float, float, float], seed: int
+                  ) -> tuple[dict[str, str], list[str]]:
+    """Split real case ids by :func:`split_key` order; returns case → split and warnings for empty splits."""
+    ordered = sorted(case_ids, key=lambda cid: split_key(seed, cid))
+    n_train, n_val, _ = split_counts(len(ordered), fractions)
+    split = {cid: SPLITS[0 if i < n_train else 1 if i < n_train + n_val else 2] for i, cid in enumerate(ordered)}
+    warnings = []
+    for name, frac in zip(SPLITS[1:], fractions[1:]):
+        if frac > 0 and name not in split.values():
+            warnings.append(f"only {len(ordered)} real case(s): split {name!r} (fraction {frac:g}) is empty, "
+                            f"train has {n_train}")
+    return split, warnings
+
+
+def _case_table(source: SliceStore, objects: pd.DataFrame) -> pd.DataFrame:
+    """One row per case with objects: case_id, origin, generator (synthetic only), n_objects."""
+    per_case = objects.groupby("case_id", sort=True).agg(origin=("origin", "first"), n_objects=("z", "size"))
+    frame = per_case.reset_index()
+    frame["case_id"] = frame["case_id"].astype(str)
+    frame["origin"] = frame["origin"].astype(str)
+    frame["generator"] = [
+        (source.case_meta(cid).provenance.generator or UNKNOWN_GENERATOR) if origin == "synthetic" else ""
+        for cid, origin in zip(frame["case_id"], frame["origin"])
+    ]
+    return frame
+
+
+def _synthetic_shares(frame: pd.DataFrame, config: MixtureConfig, where: str) -> dict[str, float]:
+    """Effective share of ``synthetic`` per generator (summing to 1); checks generator names."""
+    synth = frame[frame["origin"] == "synthetic"]
+    counts = synth["generator"].value_counts()
+    present = sorted(counts.index.astype(str))
+    if config.generators is not None:
+        for gen in config.generators:
+            if gen not in present:
+                raise RegistryError(f"unknown generator {gen!r}: no synthetic case with objects of the chosen labels "
+                                    f"in store {where} names it; generators there: {', '.join(present) or 'none'}")
+        total = sum(config.generators.values())
+        shares = {gen: w / total for gen, w in sorted(config.generators.items()) if w > 0}
+    else:
+        shares = {gen: int(counts[gen]) / len(synth) for gen in present}
+    if config.synthetic > 0 and not shares:
+        raise ValidationError(f"mixture asks synthetic={config.synthetic} but store {where} has no synthetic "
+                              "cases with objects of the chosen labels; set synthetic to 0 or add synthetic cases")
+    return shares if config.synthetic > 0 else {}
+
+
+def _object_keys(objects: pd.DataFrame, columns: tuple[str, ...]) -> set[tuple[Any, ...]]:
+    """The rows of an objects frame as hashable tuples of ``columns``."""
+    return set(zip(*(objects[col].astype(str if col == "case_id" else int) for col in columns)))
+
+
+def _prompt_coverage(head: SliceStore, config: MixtureConfig, objects: pd.DataFrame,
+                     source: SliceStore) -> tuple[str | None, list[str]]:
+    """Check the prompt set exists; its source snapshot and warnings about objects it lacks or that changed."""
+    if config.prompt_set is None:
+        return None, []
+    frame, attrs = load_prompt_set(head, config.prompt_set)
+    drawn_from = str(attrs["snapshot_id"])
+    need = _object_keys(objects, OBJECT_KEY[:3])
+    missing = need - _object_keys(frame, OBJECT_KEY[:3])
+    warnings = []
+    if missing:
+        warnings.append(f"prompt set {config.prompt_set!r} has no prompt for {len(missing)} of the mixture's "
+                        f"{len(need)} objects (too small for its scheme, or other labels)")
+    if drawn_from != source.snapshot_id:
+        mixed = objects[objects["case_id"].isin(set(frame["case_id"]))]
+        changed = _object_keys(mixed, OBJECT_KEY) - _object_keys(source.at(drawn_from).objects(), OBJECT_KEY)
+        if changed:
+            warnings.append(f"{len(changed)} objects differ between snapshot {drawn_from} (prompt set "
+                            f"{config.prompt_set!r}) and {source.snapshot_id} (mixture): cases were rewritten")
+    return drawn_from, warnings
+
+
+def make_mixture(store_url: str | Path, name: str, config: MixtureConfig, *, snapshot: str | None = None,
+                 overwrite: bool = False) -> MixtureRecord:
+    """Split and weight the cases of ``snapshot`` (default: the head) per ``config`` and commit the
+    result as table ``mixtures/<name>`` on the head; every check runs before anything is written."""
+    path = table_path(name)
+    head = SliceStore.open(store_url)
+    source = head.at(snapshot) if snapshot is not None else head
+    where = f"{source.url!r} at {source.snapshot_id}"
+    if not overwrite and path in head.list_tables(MIXTURES):
+        raise ConfigError(f"mixture {name!r} already exists in store {head.url!r}; choose another name or "
+                          "pass overwrite=True (--overwrite)")
+    objects = select_objects(source.objects(), list(config.labels) if config.labels is not None else None, where)
+    frame = _case_table(source, objects)
+    real_ids = frame.loc[frame["origin"] == "real", "case_id"].tolist()
+    if not real_ids:
+        raise ValidationError(f"store {where} has no real cases with objects of labels "
+                              f"{list(config.labels) if config.labels else 'any'}; a mixture needs real cases")
+    shares = _synthetic_shares(frame, config, where)
+    frame = frame[(frame["origin"] == "real") | frame["generator"].isin(list(shares))].reset_index(drop=True)
+    objects = objects[objects["case_id"].isin(frame["case_id"])]
+    prompt_snapshot, warnings = _prompt_coverage(head, config, objects, source)
+    split, split_warnings = assign_splits(real_ids, config.splits, config.seed)
+    frame["split"] = [split.get(cid, "train") for cid in frame["case_id"]]
+    real_train = int(((frame["origin"] == "real") & (frame["split"] == "train")).sum())
+    per_gen = frame.loc[frame["origin"] == "synthetic", "generator"].value_counts()
+    frame["weight"] = [
+        (config.real / real_train if sp == "train" else 0.0) if origin == "real"
+        else config.synthetic * shares[gen] / int(per_gen[gen])
+        for origin, sp, gen in zip(frame["origin"], frame["split"], frame["generator"])
+    ]
+    counts = {sp: {origin: int(((frame["split"] == sp) & (frame["origin"] == origin)).sum())
+                   for origin in ("real", "synthetic")} for sp in SPLITS}
+    n_all_cases = len(set(source.case_ids()))
+    attrs = {
+        "name": name, "snapshot_id": source.snapshot_id, "prompt_set": config.prompt_set,
+        "prompt_set_snapshot_id": prompt_snapshot,
+        "labels": list(config.labels) if config.labels is not None else None,
+        "real": float(config.real), "synthetic": float(config.synthetic), "generators": shares,
+        "splits": list(config.splits), "seed": config.seed, "counts": counts,
+        "objects": {sp: int(frame.loc[frame["split"] == sp, "n_objects"].sum()) for sp in SPLITS},
+        "excluded_cases": n_all_cases - len(frame), "warnings": split_warnings + warnings,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    columns = {
+        "case_id": frame["case_id"].to_numpy(dtype=str), "split": frame["split"].to_numpy(dtype=str),
+        "origin": frame["origin"].to_numpy(dtype=str), "generator": frame["generator"].to_numpy(dtype=str),
+        "n_objects": frame["n_objects"].to_numpy(dtype=np.int32), "weight": frame["weight"].to_numpy(dtype=np.float64),
+    }
+    summary = ", ".join(f"{sp} {sum(c.values())}" for sp, c in counts.items())
+    with head.writer(f"mixture {name}: real {config.real:g}, synthetic {config.synthetic:g}; {summary}") as writer:
+        writer.write_table(path, columns, attrs)
+        writer.finish()
+    return MixtureRecord.from_table(columns, attrs)
+
+
+def list_mixtures(store: SliceStore) -> list[dict[str, Any]]:
+    """The attrs of every mixture in this snapshot of the store."""
+    return [store.read_table(table_path(name))[1] for name in table_names(store, MIXTURES)]
+
+
+def load_mixture(store: SliceStore, name: str) -> MixtureRecord:
+    """Mixture ``name`` of this snapshot of the store; RegistryError listing the existing ones if absent."""
+    names = table_names(store, MIXTURES)
+    if name not in names:
+        raise unknown_table("mixture", name, store, names, "samdata mixture")
+    return MixtureRecord.from_table(*store.read_table(table_path(name)))
+
+
+def sample_train_slices(store: SliceStore, record: MixtureRecord, n: int, rng: np.random.Generator
+                        ) -> list[tuple[str, int]]:
+    """``n`` (case_id, z) draws as training sees them: a train case by weight, then one of its slices
+    holding the mixture's labels uniformly; ``store`` should be the view at ``record.snapshot_id``."""
+    train = record.cases[(record.cases["split"] == "train") & (record.cases["weight"] > 0)]
+    if train.empty or n < 1:
+        raise ValidationError(f"mixture {record.name!r} has {len(train)} train cases with weight > 0; "
+                              f"cannot draw {n} samples")
+    objects = select_objects(store.objects(), list(record.labels) if record.labels is not None else None,
+                             f"{store.url!r} at {store.snapshot_id}")
+    slices = objects.drop_duplicates(["case_id", "z"]).groupby("case_id")["z"].apply(list).to_dict()
+    weights = train["weight"].to_numpy(dtype=np.float64)
+    picks = rng.choice(len(train), size=n, p=weights / weights.sum())
+    out = []
+    for pick in picks:
+        case_id = str(train["case_id"].iloc[pick])
+        zs = slices[case_id]
+        out.append((case_id, int(zs[int(rng.integers(len(zs)))])))
+    return out
