@@ -1,0 +1,134 @@
+"""Benchmark `samdata ingest` against the read limit (nibabel decode only) and a MedSAM-style npy writer.
+
+Run: ``.venv/bin/python bench/ingest.py`` (defaults: 20 phantom cases of 512×512×100 int16) or
+``--cases 6 --shape 256,256,64`` for a quick look. Every variant runs in its own subprocess so peak
+RSS is that variant's alone. Prints slices/s, MB/s (of decoded int16 input), output bytes, peak RSS,
+and the ratios the targets are stated in; writes ``bench/out/ingest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+DECODE = """
+import sys, time, nibabel as nib, numpy as np
+from samdata.io.layouts import discover
+t = time.perf_counter(); n = 0
+for item in discover(sys.argv[1]).items:
+    img = np.asarray(nib.load(item.image).dataobj); lab = np.asarray(nib.load(item.label).dataobj)
+    n += img.shape[2]
+print(time.perf_counter() - t, n)
+"""
+
+NPY = """
+import sys, time, pathlib, nibabel as nib, numpy as np
+from samdata.io.layouts import discover
+out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+t = time.perf_counter(); n = 0
+for item in discover(sys.argv[1]).items:
+    img = np.asarray(nib.load(item.image).dataobj).astype(np.float32)
+    lab = np.asarray(nib.load(item.label).dataobj).astype(np.uint8)
+    img = (np.clip((img - (40 - 200)) / 400.0, 0, 1) * 255).astype(np.uint8)   # WL40/WW400 like MedSAM
+    for z in range(img.shape[2]):
+        np.save(out / f"{item.case_id}_{z:04d}_img.npy", img[:, :, z])
+        np.save(out / f"{item.case_id}_{z:04d}_gt.npy", lab[:, :, z])
+        n += 1
+print(time.perf_counter() - t, n)
+"""
+
+INGEST = """
+import sys, time
+from pipelines.ingest import ClusterConfig, ingest
+from samdata.normalise import IngestConfig
+workers = int(sys.argv[3])
+t = time.perf_counter()
+rep = ingest(sys.argv[1], sys.argv[2], IngestConfig(modality="CT", window="abdomen"),
+             cluster=ClusterConfig(workers=workers))
+assert rep.ok, rep.failed
+from storage import SliceStore
+n = SliceStore.open(sys.argv[2]).info()["slices"]
+print(time.perf_counter() - t, n)
+"""
+
+
+RSS = "\nimport resource as _r\nprint(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
+
+
+def run(code: str, *args: str) -> dict:
+    """Run a variant in a fresh interpreter; return seconds, slices and its peak RSS in MB (own, children)."""
+    proc = subprocess.run([sys.executable, "-c", code + RSS, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"variant failed:\n{proc.stderr[-3000:]}")
+    timing, rss = proc.stdout.strip().splitlines()[-2:]
+    seconds, slices = timing.split()
+    own, children = (int(v) / 1024 for v in rss.split())
+    return {"seconds": float(seconds), "slices": int(slices), "peak_rss_mb": own,
+            "peak_rss_children_mb": children}
+
+
+def du(path: Path) -> int:
+    """Total bytes of the files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    """Generate phantoms, time every variant, print and save the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--shape", default="512,512,100", help="X,Y,Z of each phantom")
+    parser.add_argument("--work", type=Path, default=HERE / "out" / "ingest-work")
+    args = parser.parse_args()
+    shape = tuple(int(v) for v in args.shape.split(","))
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+
+    from samdata.io.sample_data import write_phantoms
+
+    t = time.perf_counter()
+    src = write_phantoms(args.work / "src", cases=args.cases, seed=0, shape=shape)
+    print(f"phantoms: {args.cases} × {shape} int16 written in {time.perf_counter() - t:.0f} s")
+    voxels_mb = args.cases * shape[0] * shape[1] * shape[2] * 2 / 1e6
+
+    results = {
+        "decode_only": run(DECODE, str(src)),
+        "npy_per_slice": run(NPY, str(src), str(args.work / "npy")),
+        "ingest_1_worker": run(INGEST, str(src), str(args.work / "store1"), "1"),
+        "ingest_2_workers": run(INGEST, str(src), str(args.work / "store2"), "2"),
+    }
+    results["npy_per_slice"]["bytes"] = du(args.work / "npy")
+    results["ingest_1_worker"]["bytes"] = du(args.work / "store1")
+    results["ingest_2_workers"]["bytes"] = du(args.work / "store2")
+    largest_mb = shape[0] * shape[1] * shape[2] * 2 / 1e6
+    print(f"\n{'variant':<18}{'s':>8}{'slices/s':>10}{'MB/s':>8}{'bytes MB':>10}{'peak RSS MB':>13}")
+    for name, r in results.items():
+        r["slices_per_s"] = r["slices"] / r["seconds"]
+        r["mb_per_s"] = voxels_mb / r["seconds"]
+        size = f"{r['bytes'] / 1e6:10.1f}" if "bytes" in r else f"{'':>10}"
+        print(f"{name:<18}{r['seconds']:8.1f}{r['slices_per_s']:10.0f}{r['mb_per_s']:8.1f}{size}{r['peak_rss_mb']:13.0f}")
+    ratios = {
+        "ingest_1w_over_decode_time": results["ingest_1_worker"]["seconds"] / results["decode_only"]["seconds"],
+        "speedup_2w_over_1w": results["ingest_1_worker"]["seconds"] / results["ingest_2_workers"]["seconds"],
+        "store_over_npy_bytes": results["ingest_1_worker"]["bytes"] / results["npy_per_slice"]["bytes"],
+        "peak_rss_over_largest_volume": results["ingest_1_worker"]["peak_rss_mb"] / largest_mb,
+    }
+    targets = {"ingest_1w_over_decode_time": "<= 1.5", "speedup_2w_over_1w": ">= 1.6",
+               "store_over_npy_bytes": "<= 0.5", "peak_rss_over_largest_volume": "<= 3"}
+    print()
+    for key, value in ratios.items():
+        print(f"{key:<32}{value:8.2f}   target {targets[key]}")
+    out = {"cases": args.cases, "shape": shape, "results": results, "ratios": ratios, "targets": targets}
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out" / "ingest.json").write_text(json.dumps(out, indent=2))
+    shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Ingest pipeline: round trip, idempotency, bad inputs, resume after SIGKILL, Dask by address."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipelines.ingest import ClusterConfig, ingest
+from samdata.io.sample_data import write_phantoms
+from samdata.normalise import IngestConfig
+from storage import SliceStore
+
+SHAPE = (40, 36, 10)
+CONFIG = IngestConfig(modality="CT", window="abdomen", min_object_voxels=20, min_object_pixels=5)
+
+
+@pytest.fixture()
+def phantoms(tmp_path: Path) -> Path:
+    """Four small seeded CT phantoms in the MSD layout."""
+    return write_phantoms(tmp_path / "src", cases=4, seed=3, shape=SHAPE)
+
+
+def _images(root: Path) -> list[Path]:
+    return sorted((root / "imagesTr").iterdir())
+
+
+def _label_for(root: Path, image: Path) -> Path:
+    name = image.name.replace("_0000", "")
+    return root / "labelsTr" / name
+
+
+def test_ingest_round_trip_and_idempotent(phantoms: Path, tmp_path: Path) -> None:
+    store_url = tmp_path / "store"
+    first = ingest(phantoms, store_url, CONFIG)
+    assert first.ok and len(first.added) == 4 and first.snapshot_id
+    store = SliceStore.open(store_url)
+    assert sorted(store.case_ids()) == sorted(first.added)
+    assert store.verify() == []
+    case_id = first.added[0]
+    image = _images(phantoms)[0]
+    meta = store.case_meta(case_id)
+    assert meta.modality == "CT" and meta.normalisation.method == "window:abdomen"
+    assert meta.provenance.origin == "real" and meta.provenance.source_hash
+    objects = store.objects()
+    assert {"liver", "spine"} <= set(objects["label_name"])
+    assert image.exists()
+
+    again = ingest(phantoms, store_url, CONFIG)
+    assert again.added == [] and sorted(again.skipped) == sorted(first.added)
+    assert SliceStore.open(store_url).snapshot_id == first.snapshot_id  # nothing new committed
+
+
+def _corrupt_dataset(root: Path) -> dict[str, str]:
+    """Break five of eight cases in different ways; return case_id -> expected text in the error."""
+    images = _images(root)
+    expected = {}
+    # 1 truncated gzip
+    img = images[0]
+    data = img.read_bytes()
+    img.write_bytes(data[: len(data) // 3])
+    expected[img.name.split("_0000")[0].split(".")[0]] = img.name
+    # 2 a non-image file with an image extension
+    img = images[1]
+    img.write_bytes(b"this is not a NIfTI file at all\n" * 10)
+    expected[img.name.split("_0000")[0].split(".")[0]] = img.name
+    # 3 label shape mismatch
+    img = images[2]
+    lab = _label_for(root, img)
+    nii = nib.load(lab)
+    arr = np.asarray(nii.dataobj)[:-2]
+    nib.save(nib.Nifti1Image(arr, nii.affine), lab)
+    expected[img.name.split("_0000")[0].split(".")[0]] = lab.name
+    # 4 negative labels
+    img = images[3]
+    lab = _label_for(root, img)
+    nii = nib.load(lab)
+    arr = np.asarray(nii.dataobj).astype(np.int16)
+    arr[0, 0, 0] = -3
+    nib.save(nib.Nifti1Image(arr, nii.affine), lab)
+    expected[img.name.split("_0000")[0].split(".")[0]] = lab.name
+    # 5 NaN intensities
+    img = images[4]
+    nii = nib.load(img)
+    arr = np.asarray(nii.dataobj).astype(np.float32)
+    arr[1, 1, 1] = np.nan
+    nib.save(nib.Nifti1Image(arr, nii.affine), img)
+    expected[img.name.split("_0000")[0].split(".")[0]] = img.name
+    return expected
+
+
+def test_bad_inputs_are_isolated_and_fixable(tmp_path: Path) -> None:
+    root = write_phantoms(tmp_path / "src", cases=8, seed=5, shape=SHAPE)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(root, pristine)
+    store_url = tmp_path / "store"
+    ingest(pristine, tmp_path / "unused", CONFIG)  # a clean run elsewhere works
+    expected = _corrupt_dataset(root)
+    report = ingest(root, store_url, CONFIG)
+    assert not report.ok and len(report.added) == 3
+    assert set(report.failed) == set(expected), report.failed
+    for case_id, fragment in expected.items():
+        assert fragment in report.failed[case_id], (case_id, report.failed[case_id])
+        assert "\n" not in report.failed[case_id]
+    store = SliceStore.open(store_url)
+    assert store.verify() == [] and len(store.case_ids()) == 3
+    good_snapshot = store.snapshot_id
+    # fix one file (restore it) and re-run: only that case is ingested
+    broken = sorted(expected)[0]
+    for sub in ("imagesTr", "labelsTr"):
+        for path in (pristine / sub).iterdir():
+            if path.name.startswith(broken):
+                shutil.copy(path, root / sub / path.name)
+    rerun = ingest(root, store_url, CONFIG)
+    assert rerun.added == [broken] and len(rerun.skipped) == 3 and len(rerun.failed) == 4
+    assert SliceStore.open(store_url).snapshot_id != good_snapshot
+    assert SliceStore.open(store_url, snapshot=good_snapshot).case_ids() == store.case_ids()
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pipelines.ingest import ClusterConfig, ingest
+    from samdata.normalise import IngestConfig
+    done = []
+    def progress(case_id, status, detail):
+        done.append(case_id)
+        if len(done) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    ingest(sys.argv[1], sys.argv[2], IngestConfig(modality="CT", window="abdomen", min_object_voxels=20,
+           min_object_pixels=5), cluster=ClusterConfig(batch=1), progress=progress)
+    """
+)
+
+
+def test_resume_after_sigkill(phantoms: Path, tmp_path: Path) -> None:
+    store_url = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(phantoms), str(store_url)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    store = SliceStore.open(store_url, create=True)
+    assert store.case_ids() == []  # main still at its last (empty) snapshot
+    assert store.verify() == []
+    seen: list[tuple[str, str, str]] = []
+    report = ingest(phantoms, store_url, CONFIG, cluster=ClusterConfig(batch=1),
+                    progress=lambda c, s, d: seen.append((c, s, d)))
+    assert report.ok and len(report.added) == 4
+    resumed = [c for c, _s, d in seen if "resumed" in d]
+    assert len(resumed) >= 2, seen  # the checkpointed cases were not prepared again
+    store = SliceStore.open(store_url)
+    assert len(store.case_ids()) == 4 and store.verify() == []
+
+
+def test_dask_local_cluster_by_address(phantoms: Path, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        report = ingest(phantoms, tmp_path / "store", CONFIG,
+                        cluster=ClusterConfig(scheduler=cluster.scheduler_address))
+    assert report.ok and len(report.added) == 4
+    store = SliceStore.open(tmp_path / "store")
+    assert store.verify() == [] and len(store.objects()) > 0
+    serial = ingest(phantoms, tmp_path / "serial", CONFIG)
+    other = SliceStore.open(tmp_path / "serial")
+    for case_id in serial.added:
+        a, b = store.read_case(case_id), other.read_case(case_id)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.label, b.label)
