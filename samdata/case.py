@@ -166,17 +166,18 @@ class ObjectRow:
 
 def slice_objects(case_id: str, label: np.ndarray) -> list[ObjectRow]:
     """List every (slice, label) object of a (Z, Y, X) integer label map with its box and area."""
+    from scipy import ndimage  # boxes and areas in C: one pass per slice instead of one per label
+
     rows: list[ObjectRow] = []
     for z in range(label.shape[0]):
         plane = label[z]
         if not plane.any():
             continue
-        for value in np.unique(plane):
-            if value == 0:
+        areas = np.bincount(plane.ravel())
+        for value, box in enumerate(ndimage.find_objects(plane), start=1):
+            if box is None:
                 continue
-            ys, xs = np.nonzero(plane == value)
-            rows.append(
-                ObjectRow(case_id, z, int(value), int(xs.min()), int(ys.min()), int(xs.max()) + 1,
-                          int(ys.max()) + 1, int(xs.size))
-            )
+            ys, xs = box
+            rows.append(ObjectRow(case_id, z, value, int(xs.start), int(ys.start), int(xs.stop), int(ys.stop),
+                                  int(areas[value])))
     return rows
