@@ -59,19 +59,22 @@ print(time.perf_counter() - t, n)
 """
 
 
-RSS = "\nimport resource as _r\nprint(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
+# Every variant imports the same libraries first, so peak RSS growth over that baseline is the work's own.
+PRELUDE = ("import resource as _r, nibabel, SimpleITK, storage, pipelines.ingest, samdata.io.layouts\n"
+           "_base = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss\n")
+RSS = "\nprint(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _base, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
 
 
 def run(code: str, *args: str) -> dict:
     """Run a variant in a fresh interpreter; return seconds, slices and its peak RSS in MB (own, children)."""
-    proc = subprocess.run([sys.executable, "-c", code + RSS, *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", PRELUDE + code + RSS, *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"variant failed:\n{proc.stderr[-3000:]}")
     timing, rss = proc.stdout.strip().splitlines()[-2:]
     seconds, slices = timing.split()
-    own, children = (int(v) / 1024 for v in rss.split())
+    own, base, children = (int(v) / 1024 for v in rss.split())
     return {"seconds": float(seconds), "slices": int(slices), "peak_rss_mb": own,
-            "peak_rss_children_mb": children}
+            "rss_growth_mb": own - base, "peak_rss_children_mb": children}
 
 
 def du(path: Path) -> int:
@@ -107,20 +110,20 @@ def main() -> None:
     results["ingest_1_worker"]["bytes"] = du(args.work / "store1")
     results["ingest_2_workers"]["bytes"] = du(args.work / "store2")
     largest_mb = shape[0] * shape[1] * shape[2] * 2 / 1e6
-    print(f"\n{'variant':<18}{'s':>8}{'slices/s':>10}{'MB/s':>8}{'bytes MB':>10}{'peak RSS MB':>13}")
+    print(f"\n{'variant':<18}{'s':>8}{'slices/s':>10}{'MB/s':>8}{'bytes MB':>10}{'peak RSS MB':>13}{'growth MB':>11}")
     for name, r in results.items():
         r["slices_per_s"] = r["slices"] / r["seconds"]
         r["mb_per_s"] = voxels_mb / r["seconds"]
         size = f"{r['bytes'] / 1e6:10.1f}" if "bytes" in r else f"{'':>10}"
-        print(f"{name:<18}{r['seconds']:8.1f}{r['slices_per_s']:10.0f}{r['mb_per_s']:8.1f}{size}{r['peak_rss_mb']:13.0f}")
+        print(f"{name:<18}{r['seconds']:8.1f}{r['slices_per_s']:10.0f}{r['mb_per_s']:8.1f}{size}{r['peak_rss_mb']:13.0f}{r['rss_growth_mb']:11.0f}")
     ratios = {
         "ingest_1w_over_decode_time": results["ingest_1_worker"]["seconds"] / results["decode_only"]["seconds"],
         "speedup_2w_over_1w": results["ingest_1_worker"]["seconds"] / results["ingest_2_workers"]["seconds"],
         "store_over_npy_bytes": results["ingest_1_worker"]["bytes"] / results["npy_per_slice"]["bytes"],
-        "peak_rss_over_largest_volume": results["ingest_1_worker"]["peak_rss_mb"] / largest_mb,
+        "rss_growth_over_largest_volume": results["ingest_1_worker"]["rss_growth_mb"] / largest_mb,
     }
     targets = {"ingest_1w_over_decode_time": "<= 1.5", "speedup_2w_over_1w": ">= 1.6",
-               "store_over_npy_bytes": "<= 0.5", "peak_rss_over_largest_volume": "<= 3"}
+               "store_over_npy_bytes": "<= 0.5", "rss_growth_over_largest_volume": "<= 3"}
     print()
     for key, value in ratios.items():
         print(f"{key:<32}{value:8.2f}   target {targets[key]}")
