@@ -1,0 +1,397 @@
+"""The torch Dataset over a curated mixture: one item per object (case, slice, label) of a split.
+
+An item is the slice in SAM's model frame (:func:`training.augment.resize_pad`) as 3 channels, the
+object's mask, its prompt in model pixel coordinates and its provenance. With ``context`` the
+channels are slices ``[z-1, z, z+1]`` (SlideSAM), the edge slice repeated at the ends and for 2D
+images (Z = 1).
+
+Reads go through :class:`storage.SliceStore`, opened lazily once per process (pid checked on every
+item): a DataLoader or Dask worker that unpickles the dataset opens its own session on the same
+snapshot. Icechunk's Tokio runtime does not survive ``fork()`` (measured: a forked worker blocks
+forever in ``Repository.exists``), so DataLoader workers must start by ``forkserver`` or ``spawn``
+(:func:`mixture_loader` does; Linux's default is fork); a forked worker raises StoreError instead of
+hanging. Each process keeps an LRU cache of decoded slices (``cache_mb``): a ``read_slice`` costs
+~3 ms (two Zarr chunks), and every epoch revisits each labelled slice once per object on it.
+
+Prompts. ``train``: drawn afresh on every ``__getitem__`` with the training scheme, *after*
+augmentation, on the object mask at the slice's resolution, then mapped to the model frame with
+:meth:`samdata.prompts.Prompt.to_frame`. The generator is per process, seeded from
+``(seed, torch.initial_seed())`` (a DataLoader seeds each worker from its base seed), so a run is
+reproducible for a given ``torch.manual_seed`` and worker count, and each epoch's workers draw new
+prompts. ``val`` / ``test``: the rows of the mixture's prompt set (fixed); an object missing from it
+(or a ``mask`` scheme, whose masks are not stored) is drawn with
+``object_rng(prompt-set seed, case, z, label)``, and without a prompt set with
+``object_rng(seed, case, z, label)``: the same prompt every time, in any process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from samdata.errors import ConfigError, StoreError, ValidationError
+from samdata.prompts import Prompt, columns_to_prompts, frame_shape, object_rng, parse_scheme
+from storage import SliceStore
+from storage.schema import MIXTURES, PROMPT_SETS
+from training.augment import Augment, augment_entry, resize_pad, resize_pad_mask
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+DTYPES: tuple[str, ...] = ("float32", "uint8")
+WORKER_CONTEXT = "forkserver"  # start method for DataLoader workers (Icechunk does not survive fork)
+DEFAULT_SCHEME = "box:jitter=5"
+MIXTURE_COLUMNS: tuple[str, ...] = ("case_id", "split", "origin", "weight")
+_NO_BOX = (-1.0, -1.0, -1.0, -1.0)
+_opened_in: int | None = None  # pid of the process in which this module last opened a store
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How items are made: model ``size``, context channels, object filter, augmentation and prompts.
+
+    ``augment``: names from :data:`training.augment.AUGMENTS` (train split only). ``labels``: label
+    names to keep (None = the mixture's labels, else all). ``scheme``: training prompt scheme spec
+    (None = the mixture's prompt-set scheme, else ``box:jitter=5``). ``cache_mb``: per-process slice cache.
+    ``dtype``: ``float32`` gives image in [0, 1] and mask {0., 1.}; ``uint8`` gives image 0..255 and
+    mask {0, 1} as uint8, a quarter of the bytes through the DataLoader's shared memory (the models'
+    ``preprocess`` takes uint8), which is what bounds throughput on CPU (see bench/loader.py).
+    """
+
+    size: int = 256
+    context: bool = False
+    min_area: int = 10
+    augment: tuple[str, ...] = ()
+    max_points: int = 8
+    labels: tuple[str, ...] | None = None
+    scheme: str | None = None
+    cache_mb: int = 512
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        for key in ("size", "min_area", "max_points", "cache_mb"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "size" else 0):
+                raise ConfigError(f"DatasetConfig.{key}={value!r}; expected an integer >= {int(key == 'size')}")
+        object.__setattr__(self, "augment", tuple(self.augment))
+        for name in self.augment:
+            augment_entry(name)
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
+        if self.scheme is not None:
+            parse_scheme(self.scheme)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"DatasetConfig.dtype={self.dtype!r}; expected one of {', '.join(DTYPES)}")
+
+
+class SliceCache:
+    """A per-process LRU of decoded slices ``(case_id, z) → (image, label)`` bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.nbytes, self.hits, self.misses = max_bytes, 0, 0, 0
+        self._items: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def get(self, store: SliceStore, case_id: str, z: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``z`` of ``case_id``: ((Y, X) uint8 image, (Y, X) label), from the cache or the store."""
+        key = (case_id, z)
+        found = self._items.get(key)
+        if found is not None:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return found
+        self.misses += 1
+        found = store.read_slice(case_id, z)
+        if found[0].nbytes + found[1].nbytes <= self.max_bytes:
+            self._items[key] = found
+            self.nbytes += found[0].nbytes + found[1].nbytes
+            while self.nbytes > self.max_bytes:
+                self.nbytes -= sum(a.nbytes for a in self._items.popitem(last=False)[1])
+        return found
+
+
+def _open(store_url: str, snapshot: str | None) -> SliceStore:
+    """Open the store (at ``snapshot`` or the head) and note this process as one running Icechunk."""
+    global _opened_in
+    store = SliceStore.open(store_url, snapshot=snapshot)
+    _opened_in = os.getpid()
+    return store
+
+
+def _strings(column: np.ndarray) -> list[str]:
+    """A table's string column (numpy StringDType, which refuses ``astype(str)``) as a list of str."""
+    return [str(v) for v in np.asarray(column).tolist()]
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The mixture (and its prompt set) as read from the store, and where they were read."""
+
+    mixture: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+    prompt_set: tuple[dict[str, np.ndarray], dict[str, Any]] | None
+    snapshot_id: str
+
+
+def _read_tables(store_url: str, mixture: str, snapshot: str | None) -> tuple[_Tables, SliceStore]:
+    """Read ``mixtures/<mixture>`` (and its prompt set) at ``snapshot``, else at the branch head."""
+    store = _open(store_url, snapshot)
+    path = f"{MIXTURES}/{mixture}"
+    if snapshot is not None and path not in store.list_tables(MIXTURES):
+        store = _open(store_url, None)  # ``snapshot`` is the data snapshot; the table came later
+    if path not in store.list_tables(MIXTURES):
+        have = [p.split("/", 1)[1] for p in store.list_tables(MIXTURES)]
+        raise ConfigError(f"mixture {mixture!r} not in store {store.url!r} at {store.snapshot_id}; "
+                          f"mixtures there: {have or 'none'}")
+    columns, attrs = store.read_table(path)
+    missing = [c for c in MIXTURE_COLUMNS if c not in columns]
+    if missing:
+        raise ValidationError(f"mixture table {path!r} of store {store.url!r} lacks columns {missing}; "
+                              f"has {sorted(columns)}")
+    prompt_set, name = None, attrs.get("prompt_set")
+    try:
+        prompt_set = store.read_table(f"{PROMPT_SETS}/{name}") if name else None
+    except StoreError as err:
+        raise ValidationError(f"mixture {mixture!r} names prompt set {name!r}, which is not in store "
+                              f"{store.url!r} at {store.snapshot_id}") from err
+    return _Tables(columns, attrs, prompt_set, store.snapshot_id), store
+
+
+def _select(store: SliceStore, tables: _Tables, mixture: str, split: str, config: DatasetConfig) -> pd.DataFrame:
+    """The objects of ``split``'s cases with area >= min_area and a kept label, sorted (case_id, z, label)."""
+    cases = np.array(_strings(tables.mixture["case_id"]), dtype=object)
+    splits = np.array(_strings(tables.mixture["split"]), dtype=object)
+    absent = sorted(set(cases) - set(store.case_ids()))
+    if absent:
+        raise ValidationError(f"mixture {mixture!r} lists cases {absent[:5]} that are not in store "
+                              f"{store.url!r} at snapshot {store.snapshot_id}")
+    labels = config.labels if config.labels is not None else tables.attrs.get("labels")
+    objects = store.objects()
+    keep = objects["case_id"].isin(set(cases[splits == split])) & (objects["area"] >= config.min_area)
+    if labels is not None:
+        keep &= objects["label_name"].isin(set(labels))
+    chosen = objects[keep].sort_values(["case_id", "z", "label"], kind="stable").reset_index(drop=True)
+    if chosen.empty:
+        raise ValidationError(
+            f"mixture {mixture!r} has no objects in split {split!r} with area >= min_area={config.min_area}"
+            f"{'' if labels is None else f' and label in {list(labels)}'} (store {store.url!r} at "
+            f"{store.snapshot_id}; {int((splits == split).sum())} cases in that split)")
+    return chosen
+
+
+class MixtureDataset(Dataset):
+    """Objects of one split of a store mixture as SAM training items (see the module docstring)."""
+
+    def __init__(self, store_url: str, mixture: str, split: str, config: DatasetConfig, *, seed: int = 0,
+                 snapshot: str | None = None) -> None:
+        if split not in SPLITS:
+            raise ConfigError(f"split {split!r} for mixture {mixture!r}; expected one of {', '.join(SPLITS)}")
+        tables, store = _read_tables(str(store_url), mixture, snapshot)
+        data_snapshot = snapshot or tables.attrs.get("snapshot_id") or tables.snapshot_id
+        store = store if store.snapshot_id == data_snapshot else store.at(data_snapshot)
+        self.store_url, self.mixture, self.split, self.config, self.seed = store.url, mixture, split, config, seed
+        self.snapshot_id, self.mixture_snapshot_id = store.snapshot_id, tables.snapshot_id
+        self.prompt_set: str | None = tables.attrs.get("prompt_set") or None
+        self._objects = _select(store, tables, mixture, split, config)
+        ps_attrs = tables.prompt_set[1] if tables.prompt_set is not None else {}
+        self.scheme_spec = config.scheme or ps_attrs.get("scheme") or DEFAULT_SCHEME
+        self._train_scheme = parse_scheme(self.scheme_spec)
+        self._eval_scheme = parse_scheme(ps_attrs.get("scheme") or config.scheme or DEFAULT_SCHEME)
+        self._eval_seed = int(ps_attrs.get("seed", seed))
+        self._init_items(store, tables)
+        self._augment = Augment(config.augment) if config.augment and split == "train" else None
+        self._store: SliceStore | None = store
+        self._pid = os.getpid()
+        self._cache = SliceCache(config.cache_mb * 2**20)
+        self._rng: np.random.Generator | None = None
+
+    def _init_items(self, store: SliceStore, tables: _Tables) -> None:
+        """Precompute the per-item arrays read by ``__getitem__`` (no pandas on the hot path)."""
+        obj = self._objects
+        self._cases = sorted(set(obj["case_id"]))
+        self._case_idx = np.searchsorted(self._cases, obj["case_id"].to_numpy(dtype=str)).astype(np.int32)
+        self._z = obj["z"].to_numpy(dtype=np.int64)
+        self._label = obj["label"].to_numpy(dtype=np.int64)
+        row = {c: k for k, c in enumerate(_strings(tables.mixture["case_id"]))}
+        origin, weight = _strings(tables.mixture["origin"]), np.asarray(tables.mixture["weight"], dtype=np.float64)
+        self._origin = [origin[row[c]] for c in self._cases]
+        self._case_weight = np.array([weight[row[c]] for c in self._cases], dtype=np.float64)
+        slices = store.slices()
+        depth = slices[slices["case_id"].isin(set(self._cases))].groupby("case_id").size()
+        self._depth = depth.reindex(self._cases).to_numpy(dtype=np.int64)
+        self._fixed: list[Prompt | None] = [None] * len(obj)
+        if self.split != "train" and tables.prompt_set is not None and self._eval_scheme.name != "mask":
+            self._fixed = _stored_prompts(obj, tables.prompt_set[0])
+
+    def __len__(self) -> int:
+        return len(self._z)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the open store, cache or generator: each process opens its own."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_store", "_cache", "_rng", "_pid")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._store, self._pid, self._rng = None, -1, None
+        self._cache = SliceCache(self.config.cache_mb * 2**20)
+
+    def _reader(self) -> SliceStore:
+        """This process's store view at the dataset's snapshot (opened on first use in each process)."""
+        if self._store is None or self._pid != os.getpid():
+            if _opened_in is not None and _opened_in != os.getpid():
+                raise StoreError(f"process {os.getpid()} was forked from {_opened_in} after it opened store "
+                                 f"{self.store_url!r}; Icechunk does not survive fork(), reads would hang: start "
+                                 f"DataLoader workers by {WORKER_CONTEXT!r} or 'spawn' (see mixture_loader)")
+            self._store = _open(self.store_url, self.snapshot_id)
+            self._cache = SliceCache(self.config.cache_mb * 2**20)
+            self._pid, self._rng = os.getpid(), None
+        return self._store
+
+    def _train_rng(self) -> np.random.Generator:
+        """This process's generator for training draws, seeded from (seed, torch.initial_seed())."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, torch.initial_seed()]))
+        return self._rng
+
+    def objects(self) -> pd.DataFrame:
+        """The object rows this dataset samples, in item order (store index columns)."""
+        return self._objects.copy()
+
+    def sample_weights(self) -> np.ndarray:
+        """(N,) float64 item weights: each case's mixture weight split evenly over its items."""
+        counts = np.bincount(self._case_idx, minlength=len(self._cases)).astype(np.float64)
+        return self._case_weight[self._case_idx] / counts[self._case_idx]
+
+    def _slices(self, case_id: str, z: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """((C, Y, X) uint8 channels, (Y, X) label of slice z): C = 3 with context, else 1."""
+        store = self._reader()
+        image, label = self._cache.get(store, case_id, z)
+        if not self.config.context:
+            return image[None], label
+        below = self._cache.get(store, case_id, max(z - 1, 0))[0]
+        above = self._cache.get(store, case_id, min(z + 1, depth - 1))[0]
+        return np.stack([below, image, above]), label
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Item ``index``: image, mask, prompt (model frame), valid region, provenance and geometry."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"item {index} out of range for {len(self)} objects of split {self.split!r}")
+        index = int(index) % len(self)
+        case = int(self._case_idx[index])
+        case_id, z, value = self._cases[case], int(self._z[index]), int(self._label[index])
+        image, label = self._slices(case_id, z, int(self._depth[case]))
+        if self.split == "train" and self._augment is not None:
+            image, label = self._augmented(image, label, value, self._train_rng())
+        mask = label == value
+        if self.split == "train":
+            prompt = self._train_scheme(mask, self._train_rng())
+        elif (prompt := self._fixed[index]) is None:  # type: ignore[assignment]
+            prompt = self._eval_scheme(mask, object_rng(self._eval_seed, case_id, z, value))
+        item = self._frame(image, mask, prompt)
+        item.update(case_id=case_id, z=z, label=value, origin=self._origin[case])
+        return item
+
+    def _augmented(self, image: np.ndarray, label: np.ndarray, value: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Augment image and label together, redrawing (up to 8 times) while the object vanishes."""
+        assert self._augment is not None
+        for _ in range(8):
+            out_image, out_label = self._augment(image, label, rng)
+            if (out_label == value).any():
+                return out_image, out_label
+        return image, label
+
+    def _frame(self, image: np.ndarray, mask: np.ndarray, prompt: Prompt) -> dict[str, Any]:
+        """Resize and pad image and mask to the model frame and map the prompt into it."""
+        size, max_points = self.config.size, self.config.max_points
+        height, width = mask.shape
+        new_h, new_w = frame_shape((height, width), size)
+        # to_frame maps exactly; at scale 1 (the slice already fills the frame) it is the identity
+        framed = prompt if (new_h, new_w) == (height, width) else prompt.to_frame((height, width), size)
+        if framed.n_points > max_points:
+            raise ValidationError(f"prompt scheme {self.scheme_spec!r} gave {framed.n_points} points; "
+                                  f"DatasetConfig.max_points={max_points} holds fewer")
+        points = np.zeros((max_points, 2), dtype=np.float32)
+        labels = np.full(max_points, -1, dtype=np.int64)
+        points[:framed.n_points] = framed.points
+        labels[:framed.n_points] = framed.point_labels
+        valid = torch.zeros((size, size), dtype=torch.bool)
+        valid[:new_h, :new_w] = True
+        item: dict[str, Any] = {
+            "image": resize_pad(image, size, dtype=getattr(torch, self.config.dtype)),
+            "mask": resize_pad_mask(mask, size, np.dtype(self.config.dtype).type),
+            "box": torch.tensor(framed.box if framed.box is not None else _NO_BOX, dtype=torch.float32),
+            "has_box": framed.box is not None,
+            "points": torch.from_numpy(points), "point_labels": torch.from_numpy(labels), "valid": valid,
+            "scale": size / max(height, width),
+            "original_size": torch.tensor((height, width)), "input_size": torch.tensor((new_h, new_w)),
+            "pad": torch.tensor((size - new_h, size - new_w)),
+        }
+        if framed.mask is not None:
+            item["mask_prompt"] = torch.from_numpy(framed.mask[None].astype(np.float32))
+        return item
+
+
+class PackedBatch(dict):
+    """A collated batch whose tensors of at most 64 kB cross processes packed in one uint8 buffer.
+
+    A DataLoader worker sends each tensor through its own shared-memory segment, and the ten small
+    ones (box, points, sizes...) cost more than the images: a loader of copies of one uint8 item ran
+    850 → 1,370 samples/s (1 worker, 2-core machine) packed. Unpickling gives views with the dtypes
+    and shapes."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        small = {k: v for k, v in self.items() if isinstance(v, torch.Tensor) and v.nbytes <= 65536}
+        layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...]]] = {}
+        parts, offset = [], 0
+        for key, value in small.items():
+            raw = value.contiguous().reshape(-1).view(torch.uint8)
+            layout[key] = (offset, raw.numel(), value.dtype, tuple(value.shape))
+            parts += [raw, torch.zeros(-raw.numel() % 8, dtype=torch.uint8)]  # keep 8-byte alignment
+            offset += raw.numel() + parts[-1].numel()
+        rest = {k: v for k, v in self.items() if k not in small}
+        return (_unpack, (rest, torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8), layout))
+
+
+def _unpack(rest: dict[str, Any], buffer: torch.Tensor, layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...]]]
+            ) -> PackedBatch:
+    """Rebuild a PackedBatch from its packed small tensors (views of ``buffer``) and the rest."""
+    out = PackedBatch(rest)
+    for key, (offset, nbytes, dtype, shape) in layout.items():
+        out[key] = buffer[offset:offset + nbytes].view(dtype).reshape(shape)
+    return out
+
+
+def collate_items(items: list[dict[str, Any]]) -> PackedBatch:
+    """``default_collate`` of Dataset items, as a :class:`PackedBatch`."""
+    return PackedBatch(default_collate(items))
+
+
+def mixture_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 0, sampler: Sampler | None = None,
+                   shuffle: bool = False, generator: torch.Generator | None = None) -> DataLoader:
+    """A DataLoader whose workers start by forkserver and persist across epochs, with packed batches."""
+    if num_workers > 0:  # the server imports this module once (no store opened), workers fork from it
+        multiprocessing.get_context(WORKER_CONTEXT).set_forkserver_preload([__name__])
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_items, multiprocessing_context=WORKER_CONTEXT if num_workers > 0 else None,
+                      persistent_workers=num_workers > 0, generator=generator)
+
+
+def _stored_prompts(objects: pd.DataFrame, columns: dict[str, np.ndarray]) -> list[Prompt | None]:
+    """The prompt-set prompt of each object row (None where the prompt set has no row for it)."""
+    missing = [c for c in ("case_id", "z", "label") if c not in columns]
+    if missing:
+        raise ValidationError(f"prompt set table lacks columns {missing}; has {sorted(columns)}")
+    keys = zip(_strings(columns["case_id"]), np.asarray(columns["z"]).tolist(),
+               np.asarray(columns["label"]).tolist())
+    row_of = {(c, int(z), int(lab)): i for i, (c, z, lab) in enumerate(keys)}
+    rows = [row_of.get((c, int(z), int(lab)), -1) for c, z, lab in
+            zip(objects["case_id"].tolist(), objects["z"].tolist(), objects["label"].tolist())]
+    found = np.array([r for r in rows if r >= 0], dtype=np.int64)
+    prompts = iter(columns_to_prompts({k: np.asarray(v)[found] for k, v in columns.items()}))
+    return [next(prompts) if r >= 0 else None for r in rows]
