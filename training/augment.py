@@ -25,12 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from types import MappingProxyType
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchio as tio
+
+if TYPE_CHECKING:
+    import torchio
 
 from samdata.errors import ValidationError, unknown_name
 from samdata.prompts import frame_shape
@@ -40,25 +43,32 @@ from samdata.prompts import frame_shape
 class AugmentEntry:
     """One registered augmentation: a factory of its TorchIO transform, a summary, whether it moves pixels."""
 
-    build: Callable[[], tio.Transform]
+    build: Callable[[], torchio.Transform]
     summary: str
     spatial: bool
 
 
+def tio():  # noqa: ANN201 - the torchio module
+    """torchio, imported on first use: it pulls in SimpleITK and nibabel, which loader-only users skip."""
+    import torchio
+
+    return torchio
+
+
 AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType({
-    "flip": AugmentEntry(lambda: tio.RandomFlip(axes=(0, 1), flip_probability=0.5, copy=False),
+    "flip": AugmentEntry(lambda: tio().RandomFlip(axes=(0, 1), flip_probability=0.5, copy=False),
                          "flip up-down and left-right, each with probability 0.5", True),
     "affine": AugmentEntry(
-        lambda: tio.RandomAffine(scales=(0.9, 1.1, 0.9, 1.1, 1.0, 1.0), degrees=(0, 0, 0, 0, -15, 15),
+        lambda: tio().RandomAffine(scales=(0.9, 1.1, 0.9, 1.1, 1.0, 1.0), degrees=(0, 0, 0, 0, -15, 15),
                                  translation=(-8, 8, -8, 8, 0, 0), default_pad_value=0.0, copy=False),
         "in-plane scale 0.9-1.1, rotation +-15 deg, shift +-8 px, zero fill", True),
     "elastic": AugmentEntry(
-        lambda: tio.RandomElasticDeformation(num_control_points=(7, 7, 5), max_displacement=(8, 8, 0),
+        lambda: tio().RandomElasticDeformation(num_control_points=(7, 7, 5), max_displacement=(8, 8, 0),
                                              locked_borders=2, copy=False),
         "B-spline elastic deformation, 7x7 control points, up to 8 px (slow: ~0.1 s per channel)", True),
-    "bias": AugmentEntry(lambda: tio.RandomBiasField(coefficients=0.3, order=3, copy=False),
+    "bias": AugmentEntry(lambda: tio().RandomBiasField(coefficients=0.3, order=3, copy=False),
                          "smooth multiplicative bias field (MR-like), polynomial order 3", False),
-    "noise": AugmentEntry(lambda: tio.RandomNoise(mean=0.0, std=(0.0, 0.03), copy=False),
+    "noise": AugmentEntry(lambda: tio().RandomNoise(mean=0.0, std=(0.0, 0.03), copy=False),
                           "Gaussian noise, sd up to 0.03 of the [0, 1] range", False),
 })
 
@@ -84,14 +94,15 @@ class Augment:
         order = [n for n in AUGMENTS if n in entries and entries[n].spatial]
         order += [n for n in AUGMENTS if n in entries and not entries[n].spatial]
         self.names = tuple(order)
-        self._transform = tio.Compose([entries[n].build() for n in order], copy=False)
+        self._transform = tio().Compose([entries[n].build() for n in order], copy=False)
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Augment (C, Y, X) uint8 image and (Y, X) integer label: ((C, Y, X) float32 in [0, 1], (Y, X) int64)."""
-        subject = tio.Subject(
-            image=tio.ScalarImage(tensor=torch.from_numpy(image[..., None].astype(np.float32) / 255.0)),
-            label=tio.LabelMap(tensor=torch.from_numpy(label[None, :, :, None].astype(np.int64))),
+        t = tio()
+        subject = t.Subject(
+            image=t.ScalarImage(tensor=torch.from_numpy(image[..., None].astype(np.float32) / 255.0)),
+            label=t.LabelMap(tensor=torch.from_numpy(label[None, :, :, None].astype(np.int64))),
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**63 - 1)))
