@@ -36,6 +36,10 @@ class SnapshotNotFoundError(StoreError, LookupError):
     """A snapshot id, branch or tag does not exist in the store."""
 
 
+class TrainingError(SamdataError, RuntimeError):
+    """A training run cannot go on: a non-finite loss or gradient, or processes that disagree."""
+
+
 class RegistryError(ConfigError, KeyError):
     """An unknown name was asked of a plug-in registry; the message lists the valid names."""
 

@@ -1,0 +1,129 @@
+"""Evaluation commands: ``evaluate`` (a run vs zero-shot on a split) and ``predict`` (a new image to a NIfTI mask)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from samdata.cli.common import guarded, out
+from samdata.errors import CaseNotFoundError, ConfigError
+
+RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
+DeviceOpt = Annotated[str, typer.Option(help="Torch device for the model: auto (CUDA if present), cpu, cuda, cuda:N.")]
+StoreOpt = Annotated[Optional[str], typer.Option(
+    help="Store folder or s3://bucket/prefix (default: the store the run trained on).")]
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other names unchanged."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_clicks(text: str | None) -> tuple[int, ...]:
+    """``"0,1,3,5"`` → click counts (empty when not given)."""
+    if not text:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError as err:
+        raise ConfigError(f"--clicks {text!r}: expected comma-separated integers such as 0,1,3,5") from err
+
+
+def evaluate(
+    run: RunArg,
+    store: StoreOpt = None,
+    split: Annotated[str, typer.Option(
+        help="Mixture split: test, val, or train (its held-out slices: --slices or the run's val_slices).")] = "test",
+    slices: Annotated[Optional[str], typer.Option(
+        help="Only these slices, a z spec like 51-135:6 or 4,8,10-12.")] = None,
+    zero_shot: Annotated[bool, typer.Option(
+        "--zero-shot/--no-zero-shot", help="Also score the base model without adapters, side by side.")] = True,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT).")] = None,
+    tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
+    clicks: Annotated[Optional[str], typer.Option(
+        help="Also run the interactive protocol: Dice after these corrective-click counts, e.g. 0,1,3,5.")] = None,
+    feed_logits: Annotated[bool, typer.Option(
+        "--feed-logits/--no-feed-logits", help="With --clicks: feed the previous logits back as mask prompt.")] = True,
+    batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch.")] = 8,
+    figure_objects: Annotated[int, typer.Option(min=1, help="Best and worst objects shown in the figure.")] = 3,
+    device: DeviceOpt = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
+) -> None:
+    """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure)."""
+    from training.eval_report import evaluate_run
+    from training.evaluate import EvalConfig
+    from training.run import load_run
+
+    def work():  # noqa: ANN202
+        config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
+                            clicks=parse_clicks(clicks), feed_logits=feed_logits)
+        loaded = load_run(run, device=resolve_device(device))
+        return evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
+                            zero_shot=zero_shot, config=config, slices=slices)
+
+    report = guarded(work)
+    if json_out:
+        out.print_json(json.dumps({"overall": report.overall, "interactive": report.interactive,
+                                   "json": report.json_path, "markdown": report.markdown_path,
+                                   "figure": report.figure_path}))
+        return
+    for name, scores in report.overall.items():
+        out.print(f"{name:>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), highlight=False)
+    out.print(f"wrote {report.json_path}, {report.markdown_path}, {report.figure_path}", highlight=False)
+
+
+def predict(
+    run: RunArg,
+    image: Annotated[Path, typer.Option(help="Image to segment (NIfTI, NRRD/MHA, DICOM folder).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output label map (.nii.gz), on the image's grid.")],
+    box: Annotated[Optional[str], typer.Option(
+        help="x0,y0,x1,y1@z in the canonical (RAS+) slice frame, pixels, inclusive-exclusive; propagated "
+             "up and down from slice z.")] = None,
+    prompt_from_mask: Annotated[Optional[Path], typer.Option(
+        help="Label file on the image grid: each slice's labels give one box each; labels are kept.")] = None,
+    z_range: Annotated[Optional[str], typer.Option(
+        help="With --box: propagate only within canonical slices first-last (inclusive), e.g. 30-52.")] = None,
+    context: Annotated[Optional[bool], typer.Option(
+        "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Segment a new image with a run from a box (propagated through the volume) or a prompt mask."""
+    from training.predict import parse_box, parse_z_range, predict_file
+    from training.run import load_run
+
+    def work():  # noqa: ANN202
+        if (box is None) == (prompt_from_mask is None):
+            raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
+        parsed = parse_box(box) if box is not None else None
+        limits = parse_z_range(z_range) if z_range is not None else None
+        if not image.exists():  # before the (slow) model load
+            raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
+        return predict_file(load_run(run, device=resolve_device(device)), image, out_path, box=parsed,
+                            prompt_mask=prompt_from_mask, context=context, store_url=store, z_range=limits)
+
+    report = guarded(work)
+    if json_out:
+        out.print_json(json.dumps(asdict(report), default=str))
+        return
+    voxels = ", ".join(f"label {k}: {v}" for k, v in report.voxels.items()) or "nothing"
+    out.print(f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
+              f"{report.normalisation.method}; context {report.context}", highlight=False)
+    out.print(f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "
+              f"wrote {report.out} on the source grid {report.source_shape}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluation commands to the top-level app."""
+    app.command("evaluate")(evaluate)
+    app.command("predict")(predict)

@@ -1,0 +1,223 @@
+"""Tests of prediction: NIfTI round trip on a non-RAS grid, box propagation, mask prompts, normalisation, faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.mixtures import MixtureConfig, make_mixture
+from samdata.case import CaseMeta, Geometry, Normalisation, Provenance, Volume
+from samdata.cli.main import app
+from samdata.errors import CaseNotFoundError, ConfigError, ValidationError
+from samdata.io.readers import read_volume, write_nifti
+from samdata.metrics import dice
+from samdata.normalise import IngestConfig
+from samdata.prepare import prepare_case
+from samdata.prompts import Prompt
+from storage import SliceStore
+from training.config import TrainConfig
+from training.models import build_model
+from training.predict import (
+    ingest_config_for,
+    parse_box,
+    parse_z_range,
+    predict_file,
+    propagate_box,
+    run_normalisation,
+    segment_slice,
+    slice_channels,
+    tight_box,
+)
+from training.run import LoadedRun
+
+# array axes: i -> superior (2.5 mm), j -> patient right (x flipped, 0.9 mm), k -> anterior (1.1 mm)
+AFFINE = np.array([[0.0, -0.9, 0.0, 30.0], [0.0, 0.0, 1.1, -20.0], [2.5, 0.0, 0.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+SOURCE_SHAPE = (8, 30, 26)
+CANONICAL = (8, 26, 30)  # (Z, Y, X) after reorientation to RAS+
+
+
+def _ct(shape: tuple[int, int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An int16 HU volume (air with noise) holding a 100 HU ellipsoid, and its 0/1 mask, (X, Y, Z) arrays."""
+    rng = np.random.default_rng(seed)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    centre = [n / 2 for n in shape]
+    inside = sum(((a - c) / (0.35 * n)) ** 2 for a, c, n in zip((i, j, k), centre, shape)) <= 1.0
+    hu = np.where(inside, 100, -900) + rng.normal(0, 20, shape)
+    return hu.astype(np.int16), inside.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Three CT cases ingested through prepare_case (abdomen window) and a mixture 'mix'."""
+    root = tmp_path_factory.mktemp("predict")
+    path = root / "store"
+    with SliceStore.open(path, create=True).writer("cases") as writer:
+        for n in range(3):
+            hu, mask = _ct((24, 20, 6), n)
+            case = prepare_case(_volume(hu, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}.nii.gz"),
+                                _volume(mask, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}-label.nii.gz"),
+                                case_id=f"ct{n}", config=IngestConfig(min_object_voxels=10, min_object_pixels=4),
+                                label_names={1: "organ"}, provenance=Provenance("real", f"c{n}", f"h{n}"))
+            writer.write_case(case)
+    make_mixture(path, "mix", MixtureConfig(seed=0))
+    return str(path)
+
+
+def _volume(array: np.ndarray, affine: np.ndarray, path: Path) -> Volume:
+    """Write an (X, Y, Z) array as NIfTI and read it back as a Volume."""
+    write_nifti(array, affine, path)
+    return read_volume(path)
+
+
+@pytest.fixture(scope="module")
+def run(store: str) -> LoadedRun:
+    config = TrainConfig(store=store, mixture="mix", model="tiny", adapter="decoder", size=128)
+    return LoadedRun(build_model("tiny").eval(), config, {"store_url": store, "mixture": "mix"})
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("image") / "patient.nii.gz"
+    write_nifti(_ct(SOURCE_SHAPE, 7)[0], AFFINE, path)
+    return path
+
+
+def _canonical(path: Path) -> np.ndarray:
+    """A NIfTI file as a (Z, Y, X) array in RAS+ (nibabel's own reorientation)."""
+    return np.asarray(nib.as_closest_canonical(nib.load(path)).dataobj).transpose(2, 1, 0)
+
+
+def test_box_prediction_round_trips_to_the_source_grid(run: LoadedRun, image: Path, tmp_path: Path):
+    out = tmp_path / "pred.nii.gz"
+    report = predict_file(run, image, out, box=((6, 5, 24, 20), 4))
+    written = nib.load(out)
+    assert written.shape == SOURCE_SHAPE and np.allclose(written.affine, AFFINE)
+    assert np.asarray(written.dataobj).dtype == np.uint8
+    assert report.canonical_shape == CANONICAL and report.source_shape == SOURCE_SHAPE
+    assert report.normalisation.method == "window:abdomen" and not report.context
+    config, _ = run_normalisation(run)
+    case = prepare_case(read_volume(image), None, case_id="patient", config=config, label_names={},
+                        provenance=Provenance("real", str(image), "h"))
+    expected = propagate_box(run.model, case.image, (6, 5, 24, 20), 4, size=128)
+    np.testing.assert_array_equal(_canonical(out), expected.astype(np.uint8))
+    assert 4 in report.slices and len(report.slices) > 1  # propagated beyond the start slice
+    assert report.slices == tuple(range(report.slices[0], report.slices[-1] + 1))
+    assert report.voxels == {1: int(expected.sum())}
+
+
+def test_propagation_uses_the_previous_slice_box_and_stops_on_empty(run: LoadedRun):
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 30, (7, 40, 48), dtype=np.uint8)
+    volume[1:6, 12:28, 14:34] = 200
+    out = propagate_box(run.model, volume, (14, 12, 34, 28), 3)
+    filled = [z for z in range(7) if out[z].any()]
+    assert out[3].any() and filled == list(range(filled[0], filled[-1] + 1)) and len(filled) > 1
+    for k in range(7):
+        if k == 3:
+            continue
+        source = k - 1 if k > 3 else k + 1
+        if source not in filled:
+            assert not out[k].any()  # never reached: the walk stopped before
+            continue
+        again = segment_slice(run.model, volume[k][None], [Prompt(box=tight_box(out[source]))])[0] > 0.5
+        np.testing.assert_array_equal(out[k], again)
+    assert not propagate_box(run.model, volume, (14, 12, 34, 28), 3, threshold=0.999999).any()
+    limited = propagate_box(run.model, volume, (14, 12, 34, 28), 3, z_range=(2, 4))
+    np.testing.assert_array_equal(limited[2:5], out[2:5])
+    assert not limited[:2].any() and not limited[5:].any()
+    with pytest.raises(ValidationError, match="z range 4-6 must hold the start slice z=3"):
+        propagate_box(run.model, volume, (14, 12, 34, 28), 3, z_range=(4, 6))
+
+
+def test_prompt_mask_gives_one_label_per_prompt_label(run: LoadedRun, image: Path, tmp_path: Path):
+    prompt = np.zeros(SOURCE_SHAPE, dtype=np.uint8)
+    prompt[2, 8:20, 6:18] = 1  # array axis 0 is the canonical slice axis
+    prompt[5, 10:22, 8:20] = 3
+    prompt[5, 2:6, 2:6] = 1
+    write_nifti(prompt, AFFINE, tmp_path / "prompt.nii.gz")
+    report = predict_file(run, image, tmp_path / "out.nii.gz", prompt_mask=tmp_path / "prompt.nii.gz", context=True)
+    out = np.asarray(nib.load(tmp_path / "out.nii.gz").dataobj)
+    assert out.shape == SOURCE_SHAPE and set(np.unique(out)) <= {0, 1, 3} and report.context
+    assert set(np.flatnonzero(out.reshape(SOURCE_SHAPE[0], -1).any(axis=1))) <= {2, 5}
+    assert set(report.voxels) <= {1, 3} and report.voxels
+
+
+def test_context_channels_repeat_the_edge_slices():
+    volume = np.arange(3 * 2 * 2, dtype=np.uint8).reshape(3, 2, 2)
+    np.testing.assert_array_equal(slice_channels(volume, 0, True), volume[[0, 0, 1]])
+    np.testing.assert_array_equal(slice_channels(volume, 2, True), volume[[1, 2, 2]])
+    np.testing.assert_array_equal(slice_channels(volume, 1, False), volume[[1]])
+
+
+def _meta(method: str, params: dict, modality: str, resampled: bool) -> CaseMeta:
+    eye = tuple(tuple(float(v) for v in row) for row in np.eye(4))
+    return CaseMeta("c", modality, {1: "x"}, Geometry(eye, (1.0, 1.0, 2.0), eye, (4, 4, 4), ("R", "A", "S"), resampled),
+                    Normalisation(method, 0.0, 1.0, params), Provenance("real", "s", "h"))
+
+
+def test_new_images_follow_the_stores_normalisation_rule():
+    window = ingest_config_for(_meta("window:custom", {"level": 50.0, "width": 300.0}, "CT", False))
+    assert window.window == (50.0, 300.0) and window.spacing is None and window.min_object_voxels == 0
+    assert ingest_config_for(_meta("window:lung", {"level": -600.0, "width": 1500.0}, "CT", False)).window == "lung"
+    mr = ingest_config_for(_meta("percentile", {"percentiles": [1.0, 99.0], "nonzero": True}, "MR", True))
+    assert (mr.modality, mr.percentiles, mr.spacing, mr.window) == ("MR", (1.0, 99.0), (1.0, 1.0, 2.0), None)
+    assert ingest_config_for(_meta("none", {"input_dtype": "uint8"}, "US", False)).keep_uint8
+    with pytest.raises(ConfigError, match="'zscore'"):
+        ingest_config_for(_meta("zscore", {}, "MR", False))
+
+
+def test_parse_box_and_z_range():
+    assert parse_z_range("30-52") == (30, 52)
+    with pytest.raises(ConfigError, match="'52-30'"):
+        parse_z_range("52-30")
+    assert parse_box("40,52,90,110@37") == ((40, 52, 90, 110), 37)
+    assert parse_box(" 1, 2 ,3,4 @ 0") == ((1, 2, 3, 4), 0)
+    with pytest.raises(ConfigError, match="'1,2,3@4'"):
+        parse_box("1,2,3@4")
+
+
+def test_faults_name_the_bad_value(run: LoadedRun, image: Path, tmp_path: Path):
+    out = tmp_path / "o.nii.gz"
+    with pytest.raises(CaseNotFoundError, match="missing.nii.gz"):
+        predict_file(run, tmp_path / "missing.nii.gz", out, box=((1, 1, 5, 5), 1))
+    with pytest.raises(ValidationError, match=r"box \(0, 0, 31, 5\).*\(8, 26, 30\)"):
+        predict_file(run, image, out, box=((0, 0, 31, 5), 2))
+    with pytest.raises(ValidationError, match=r"z=8 is out of range.*\(8, 26, 30\)"):
+        predict_file(run, image, out, box=((0, 0, 5, 5), 8))
+    write_nifti(np.zeros(SOURCE_SHAPE, np.uint8), AFFINE, tmp_path / "empty.nii.gz")
+    with pytest.raises(ValidationError, match="empty.nii.gz.* is empty"):
+        predict_file(run, image, out, prompt_mask=tmp_path / "empty.nii.gz")
+    with pytest.raises(ConfigError, match="exactly one prompt"):
+        predict_file(run, image, out)
+    assert not out.exists()
+
+
+def test_cli_faults(image: Path, tmp_path: Path):
+    runner = CliRunner()
+    missing_run = tmp_path / "no-run"
+    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5,5@1",
+                                 "--out", str(tmp_path / "o.nii.gz")])
+    assert result.exit_code == 2 and str(missing_run) in result.output
+    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(tmp_path / "nope.nii.gz"),
+                                 "--box", "1,1,5,5@1", "--out", str(tmp_path / "o.nii.gz")])
+    assert result.exit_code == 2 and "nope.nii.gz" in result.output
+    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5@1",
+                                 "--out", str(tmp_path / "o.nii.gz")])
+    assert result.exit_code == 2 and "'1,1,5@1'" in result.output
+
+
+@pytest.mark.slow
+def test_litemedsam_segments_a_disc_on_a_non_square_slice():
+    """Real LiteMedSAM, zero-shot, tight box: the frame geometry (resize, pad, crop, resize back) is right."""
+    model = build_model("litemedsam")
+    rng = np.random.default_rng(0)
+    image = rng.integers(20, 60, (120, 170)).astype(np.uint8)
+    yy, xx = np.mgrid[:120, :170]
+    gt = ((yy - 60) / 20) ** 2 + ((xx - 95) / 30) ** 2 <= 1
+    image[gt] = 190
+    prob = segment_slice(model, image[None], [Prompt(box=tight_box(gt))])[0]
+    assert prob.shape == gt.shape and dice(prob > 0.5, gt) > 0.9  # measured 0.976

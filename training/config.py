@@ -1,0 +1,178 @@
+"""The training configuration: one frozen :class:`TrainConfig` per run, saved as ``config.json`` in
+the run directory and compared field by field when a run is resumed.
+
+Slice filters (``train_slices`` / ``val_slices``) are z ranges such as ``"50-139:3"`` (inclusive,
+step 3) or ``"10,12,20-30"``. ``val_slices`` holds slices of the *train* split's cases out for
+validation (slice-level hold-out for one-volume data such as MNI152; those slices never train);
+without it, validation uses the mixture's ``val`` split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from samdata.errors import ConfigError
+from training.adapters import parse_adapter
+from training.augment import augment_entry
+from training.models import DEFAULT_MODEL
+
+CACHE_MODES: tuple[str, ...] = ("off", "memory", "disk")
+#: fields a resumed run may change; every other field must equal the saved config
+RESUME_MUTABLE: tuple[str, ...] = ("steps", "eval_every", "save_every", "log_every", "device", "bf16", "cache",
+                                   "cache_mb", "num_workers", "val_max", "store")
+_SLICE_TOKEN = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def parse_slices(spec: str) -> tuple[int, ...]:
+    """Sorted z indices of a slice spec like ``"50-139:3"`` or ``"4,8,10-12"`` (ranges inclusive)."""
+    out: set[int] = set()
+    for token in (t.strip() for t in spec.split(",")):
+        found = _SLICE_TOKEN.match(token)
+        if not found:
+            raise ConfigError(f"slice spec {spec!r}: bad item {token!r}; expected z, a-b or a-b:step "
+                              "(inclusive), e.g. 50-139:3")
+        first = int(found.group(1))
+        last = int(found.group(2)) if found.group(2) is not None else first
+        step = int(found.group(3)) if found.group(3) is not None else 1
+        if last < first or step < 1:
+            raise ConfigError(f"slice spec {spec!r}: empty range {token!r}; expected a <= b and step >= 1")
+        out.update(range(first, last + 1, step))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (data, model, optimisation, bookkeeping, hardware).
+
+    ``adapter``: spec of :func:`training.adapters.parse_adapter` (stored canonical). ``size``: model
+    input side (None = the model's own). ``steps``: optimizer steps, each of ``grad_accum``
+    micro-batches of ``batch_size`` items per process. ``warmup``: linear warm-up steps before the
+    cosine decay to 0. ``iou_loss``: weight of the IoU-head MSE (0 = off). ``eval_every``: steps
+    between validations (0 = only at the end; validation also runs before step 1 for the zero-shot
+    score). ``val_max``: at most this many validation objects (evenly spaced; 0 = all). ``cache``:
+    frozen encoder prefix cache, ``off`` / ``memory`` / ``disk`` (fp16 under the run dir, plus memory),
+    ignored when image augmentation is on. ``device``: ``auto`` (CUDA if present), ``cpu``, ``cuda``.
+    """
+
+    store: str
+    mixture: str
+    model: str = DEFAULT_MODEL
+    checkpoint: str | None = None
+    adapter: str = "decoder"
+    steps: int = 300
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: int = 0
+    grad_accum: int = 1
+    seed: int = 0
+    size: int | None = None
+    context: bool = False
+    augment: tuple[str, ...] = ()
+    labels: tuple[str, ...] | None = None
+    scheme: str | None = None
+    min_area: int = 10
+    train_slices: str | None = None
+    val_slices: str | None = None
+    snapshot: str | None = None
+    iou_loss: float = 0.0
+    eval_every: int = 0
+    val_max: int = 64
+    save_every: int = 100
+    log_every: int = 10
+    device: str = "auto"
+    bf16: bool = True
+    cache: str = "memory"
+    cache_mb: int = 4096
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for key, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("warmup", 0), ("seed", 0),
+                         ("min_area", 0), ("eval_every", 0), ("val_max", 0), ("save_every", 1), ("log_every", 1),
+                         ("cache_mb", 0), ("num_workers", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"TrainConfig.{key}={value!r}; expected an integer >= {low}")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 16):
+            raise ConfigError(f"TrainConfig.size={self.size!r}; expected None (the model's size) or an integer >= 16")
+        for key in ("lr", "weight_decay", "iou_loss"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
+                raise ConfigError(f"TrainConfig.{key}={value!r}; expected a finite number >= 0")
+        if self.cache not in CACHE_MODES:
+            raise ConfigError(f"TrainConfig.cache={self.cache!r}; expected one of {', '.join(CACHE_MODES)}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"TrainConfig.device={self.device!r}; expected auto, cpu, cuda or cuda:N")
+        if not self.store or not self.mixture:
+            raise ConfigError(f"TrainConfig needs a store and a mixture name; got store={self.store!r}, "
+                              f"mixture={self.mixture!r}")
+        object.__setattr__(self, "store", str(self.store))
+        object.__setattr__(self, "adapter", parse_adapter(self.adapter).to_spec())
+        object.__setattr__(self, "augment", tuple(self.augment))
+        for name in self.augment:
+            augment_entry(name)
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", str(self.checkpoint))
+        for key in ("train_slices", "val_slices"):
+            if getattr(self, key) is not None:
+                parse_slices(getattr(self, key))
+
+    @property
+    def trains_images(self) -> bool:
+        """Whether image augmentation is on (the encoder input then varies: no prefix cache)."""
+        return bool(self.augment)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Rebuild from :meth:`to_json` output; unknown keys raise ConfigError naming ``where``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{where}: unknown TrainConfig keys {unknown}; valid keys: {', '.join(sorted(names))}")
+        values = dict(data)
+        for key in ("augment", "labels"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ConfigError(f"{where}: {err}") from err
+
+    @classmethod
+    def read(cls, path: Path | str) -> TrainConfig:
+        """Read a run directory's ``config.json``."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read training config {str(path)!r}: {err}") from err
+        return cls.from_json(data, str(path))
+
+    def with_values(self, values: dict[str, Any]) -> TrainConfig:
+        """A copy with some fields replaced (validated again)."""
+        try:
+            return dataclasses.replace(self, **values)
+        except TypeError as err:
+            raise ConfigError(f"TrainConfig: {err}") from err
+
+
+def check_resumable(saved: TrainConfig, new: TrainConfig, where: str) -> None:
+    """Raise ConfigError if ``new`` changes a field that a resumed run must keep (see RESUME_MUTABLE)."""
+    changed = [f"{f.name}: run {getattr(saved, f.name)!r} vs now {getattr(new, f.name)!r}"
+               for f in dataclasses.fields(TrainConfig)
+               if f.name not in RESUME_MUTABLE and getattr(saved, f.name) != getattr(new, f.name)]
+    if changed:
+        first = [c for c in changed if c.split(":")[0] in ("model", "adapter", "checkpoint")]
+        what = "another model or adapter" if first else "another configuration"
+        raise ConfigError(f"run directory {where!r} holds a run of {what}; cannot resume it with "
+                          f"{'; '.join(changed)}. Resume with the same settings or choose a new --out")

@@ -1,0 +1,243 @@
+"""Evaluate a trained run against its zero-shot base on a split, and write the report.
+
+:func:`evaluate_run` scores the run's model (``adapted``) and the same registry model without
+adapters or fine-tuned decoder (``zero_shot``, rebuilt with ``build_model(config.model)``) on the
+same items and prompts (:func:`training.evaluate.evaluate_models`), optionally runs the interactive
+clicks protocol for both, and writes into ``out_dir``. Splits: ``test`` / ``val`` with the mixture's
+fixed prompt set; ``train`` only as held-out slices (``slices``, default the run's ``val_slices``)
+with prompts from ``object_rng(run seed, case, z, label)``, as the run's own validation drew them.
+Files:
+
+* ``metrics.json``: run record, data (store, snapshot, mixture, prompt set, split), settings, the
+  empty-mask rule, overall / per label / per case & label means for each model, every object's
+  scores, interactive Dice per click count, timings;
+* ``metrics.md``: the same side by side as Markdown tables (zero-shot, adapted, difference);
+* ``best_worst.png``: the best and worst objects by the adapted model's Dice, each as a row of
+  the reference and every model's prediction with the prompt (drawn by :func:`samdata.figures.draw_grid`;
+  the prompt is the framed prompt scaled back to slice pixels, for display).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from samdata.errors import ConfigError, ValidationError
+from samdata.figures import draw_grid
+from samdata.metrics import METRICS, dice
+from training.batches import SeededMixture
+from training.checkpoint import write_json
+from training.config import parse_slices
+from training.dataset import DatasetConfig, MixtureDataset
+from training.evaluate import EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects
+from training.models import SamModel, build_model
+from training.run import LoadedRun
+
+ZERO_SHOT, ADAPTED = "zero_shot", "adapted"
+EMPTY_RULE = ("an object the model misses (empty prediction) scores Dice = IoU = NSD = 0 and HD95 = the slice "
+              "diagonal in mm, a finite worst case that keeps means defined; an empty reference with an empty "
+              "prediction would score 1, 1, 1 and 0 (samdata.metrics)")
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Paths written by :func:`evaluate_run` and the summary (overall means per model)."""
+
+    json_path: str
+    markdown_path: str
+    figure_path: str
+    overall: dict[str, dict[str, float]]
+    interactive: dict[str, dict[int, float]]
+
+
+def dataset_config(run: LoadedRun) -> DatasetConfig:
+    """The evaluation items as the run's training made them (size, context, labels, scheme, min area)."""
+    config = run.config
+    return DatasetConfig(size=config.size or run.model.img_size, context=config.context, min_area=config.min_area,
+                         labels=config.labels, scheme=config.scheme)
+
+
+def zero_shot_model(run: LoadedRun) -> SamModel:
+    """The run's registry model with its base weights only, on the run model's device, in eval mode."""
+    base = build_model(run.config.model, checkpoint=run.config.checkpoint)
+    return base.to(run.model.pixel_mean.device).eval()
+
+
+def _records(frame: pd.DataFrame, by: str, keys: list[str]) -> list[dict[str, Any]]:
+    """Rows of an aggregate frame pivoted to ``{keys..., <by value>: {metric: value}}`` records."""
+    metrics = [c for c in frame.columns if c in METRICS]
+    out: dict[tuple, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        key = tuple(row[k] for k in keys)
+        record = out.setdefault(key, {k: _plain(row[k]) for k in keys})
+        record[str(row[by])] = {m: _plain(row[m]) for m in metrics}
+        if "n_slices" in row:
+            record["n_slices"] = int(row["n_slices"])
+    return list(out.values())
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe Python scalar (NaN → None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def open_split(run: LoadedRun, split: str, store_url: str | None, slices: str | None
+               ) -> tuple[MixtureDataset, list[int] | None, str]:
+    """The run's items of ``split`` (only slices ``slices``, a z spec like ``51-135:6``), their indices and the
+    protocol. ``train`` means the run's held-out slices (``slices`` or its ``val_slices``) with seeded prompts."""
+    info, config = run.info, run.config
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split {split!r}; expected test, val or train (held-out slices)")
+    if split == "train":
+        slices = slices or config.val_slices
+        if slices is None:
+            raise ConfigError("run trained on every slice of the train split (no val_slices); evaluating split "
+                              "'train' needs held-out slices (--slices) or use val/test")
+    where = (store_url or info.get("store_url") or config.store, info.get("mixture") or config.mixture, split,
+             dataset_config(run))
+    snapshot = info.get("snapshot_id") or config.snapshot
+    dataset = (SeededMixture(*where, seed=config.seed, snapshot=snapshot) if split == "train"
+               else MixtureDataset(*where, snapshot=snapshot))
+    if slices is None:
+        return dataset, None, f"the mixture's {split} split with its fixed prompts"
+    chosen = set(parse_slices(slices))
+    indices = [i for i, z in enumerate(dataset.objects()["z"].tolist()) if int(z) in chosen]
+    if not indices:
+        raise ValidationError(f"no {split} objects of mixture {dataset.mixture!r} on slices {slices!r}")
+    seeded = " (prompts from object_rng(run seed, case, z, label))" if split == "train" else ""
+    return dataset, indices, f"slices z in {slices} of the {split} split{seeded}"
+
+
+def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", store_url: str | None = None,
+                 zero_shot: bool = True, config: EvalConfig = EvalConfig(), slices: str | None = None) -> EvalReport:
+    """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure."""
+    dataset, indices, protocol = open_split(run, split, store_url, slices)
+    config = replace(config, prompt_seed=run.config.seed)
+    models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
+    models[ADAPTED] = run.model.eval()
+    result = evaluate_models(models, dataset, config, indices=indices)
+    interactive = {}
+    if config.clicks:
+        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices).summary
+                       for name, model in models.items()}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = draw_best_worst(models, dataset, result, config, out / "best_worst.png")
+    report = report_json(run, dataset, result, config, interactive)
+    report["data"]["protocol"] = protocol
+    report["figure"] = figure.name
+    write_json(out / "metrics.json", report)
+    (out / "metrics.md").write_text(report_markdown(report))
+    return EvalReport(str(out / "metrics.json"), str(out / "metrics.md"), str(figure), report["overall"],
+                      interactive)
+
+
+def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
+                interactive: dict[str, dict[int, float]]) -> dict[str, Any]:
+    """The JSON-safe report of one evaluation (see the module docstring)."""
+    per_case, per_label, overall = aggregate(result.rows, "model")
+    n_slices = result.rows[["case_id", "z"]].drop_duplicates().shape[0]
+    return {
+        "run": {k: _plain(v) for k, v in run.info.items() if isinstance(v, str | int | float | bool)},
+        "model": run.config.model, "adapter": run.config.adapter,
+        "data": {"store": dataset.store_url, "snapshot_id": dataset.snapshot_id, "mixture": dataset.mixture,
+                 "prompt_set": dataset.prompt_set, "scheme": dataset.scheme_spec, "split": dataset.split,
+                 "cases": int(result.rows["case_id"].nunique()), "slices": int(n_slices),
+                 "objects": int(len(result.rows) // len(result.models))},
+        "settings": {"tolerance_mm": config.tolerance_mm, "threshold": config.threshold,
+                     "batch_slices": config.batch_slices, "context": dataset.config.context,
+                     "size": dataset.config.size},
+        "aggregation": "per object (label on a slice) → mean per case & label → mean over case & label pairs",
+        "empty_masks": EMPTY_RULE,
+        "models": list(result.models),
+        "overall": {str(r["model"]): {m: _plain(r[m]) for m in METRICS} for r in overall.to_dict("records")},
+        "per_label": _records(per_label, "model", ["label_name"]),
+        "per_case_label": _records(per_case, "model", ["case_id", "label", "label_name"]),
+        "per_object": _records(result.rows.drop(columns=["item"]), "model",
+                               ["case_id", "z", "label", "label_name", "gt_area"]),
+        "missed_objects": {m: int(((result.rows["model"] == m) & (result.rows["pred_area"] == 0)).sum())
+                           for m in result.models},
+        "interactive": {"clicks": list(config.clicks), "feed_logits": config.feed_logits,
+                        "dice": {m: {str(c): d for c, d in v.items()} for m, v in interactive.items()}},
+        "seconds": {m: round(s, 3) for m, s in result.seconds.items()},
+        "seconds_per_slice": {m: round(s / max(n_slices, 1), 4) for m, s in result.seconds.items()},
+    }
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _num(value: Any) -> str:
+    """A metric for a table (3 decimals, '-' for missing)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: overall, per label and per case & label tables, models side by side."""
+    models = report["models"]
+    both = ZERO_SHOT in models and ADAPTED in models
+    data = report["data"]
+    parts = [f"# Evaluation: {report['model']} [{report['adapter']}] on {data['split']}",
+             f"Store `{data['store']}` at `{data['snapshot_id']}`, mixture `{data['mixture']}`, prompts "
+             f"`{data['prompt_set'] or data['scheme']}`; {data['cases']} cases, {data['slices']} slices, "
+             f"{data['objects']} objects ({data.get('protocol', data['split'])}). NSD tolerance "
+             f"{report['settings']['tolerance_mm']:g} mm; HD95 in mm.",
+             f"Aggregation: {report['aggregation']}. Empty masks: {report['empty_masks']}.", "## Overall"]
+    header = ["metric", *models] + (["adapted - zero-shot"] if both else [])
+    rows = []
+    for m in METRICS:
+        values = [report["overall"][name][m] for name in models]
+        delta = [_num(report["overall"][ADAPTED][m] - report["overall"][ZERO_SHOT][m])] if both else []
+        rows.append([m, *map(_num, values), *delta])
+    parts.append(_table(header, rows))
+    shown = ("dice", "nsd", "hd95")
+    cols = [f"{m} {name}" for m in shown for name in models]
+    parts += ["## Per label", _table(["label", *cols], [
+        [r["label_name"], *[_num(r[name][m]) for m in shown for name in models]] for r in report["per_label"]])]
+    parts += ["## Per case and label", _table(["case", "label", "slices", *cols], [
+        [r["case_id"], r["label_name"], str(r["n_slices"]), *[_num(r[name][m]) for m in shown for name in models]]
+        for r in report["per_case_label"]])]
+    clicks = report["interactive"]
+    if clicks["dice"]:
+        parts += ["## Interactive (Dice after corrective clicks)", _table(
+            ["model", *[f"{c} clicks" for c in clicks["clicks"]]],
+            [[name, *[_num(v[str(c)]) for c in clicks["clicks"]]] for name, v in clicks["dice"].items()])]
+    parts.append(f"Missed objects (empty prediction): {report['missed_objects']}. "
+                 f"Seconds per slice: {report['seconds_per_slice']}.")
+    return "\n\n".join(parts) + "\n"
+
+
+def draw_best_worst(models: dict[str, SamModel], dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
+                    path: Path) -> Path:
+    """A PNG of the best and worst objects by the last model's Dice: reference, then each model's prediction."""
+    primary = result.rows[result.rows["model"] == result.models[-1]]
+    ranked = primary.sort_values(["dice", "case_id", "z", "label"], kind="stable")
+    k = min(config.figure_objects, max(1, len(ranked) // 2))
+    picks = [("best", r) for r in ranked.iloc[::-1][:k].to_dict("records")]
+    picks += [("worst", r) for r in ranked.iloc[:k].to_dict("records") if len(ranked) > 1]
+    found = predict_objects(models, dataset, [int(r["item"]) for _, r in picks], config)
+    samples = []
+    for rank, row in picks:
+        key = (str(row["case_id"]), int(row["z"]), int(row["label"]))
+        piece, i, probs = found[key]
+        (new_h, new_w), (height, width) = piece.frame_geometry()
+        prompt = piece.prompt(i).scaled(width / new_w, height / new_h)
+        gt = piece.gt(i)
+        samples.append((piece.image, np.where(gt, key[2], 0).astype(piece.label.dtype), prompt,
+                        f"{rank}: {key[0]} z={key[1]}\nreference {row['label_name']}"))
+        for name, prob in probs.items():
+            pred = prob > config.threshold
+            samples.append((piece.image, np.where(pred, key[2], 0).astype(piece.label.dtype), prompt,
+                            f"{name}\nDice {dice(pred, gt):.3f}"))
+    names = dict(zip(result.rows["label"].astype(int), result.rows["label_name"].astype(str)))
+    return draw_grid(samples, path, cols=1 + len(models), label_names=names)

@@ -1,0 +1,323 @@
+"""Evaluation of a run on a split of its mixture: adapted vs zero-shot, per slice, per case & label, overall.
+
+Items come from :class:`training.dataset.MixtureDataset` for the split, whose prompts for val/test
+are the mixture's stored prompt set (fixed and reproducible). Items are grouped by slice; a batch
+of ``batch_slices`` slices is encoded once per model and every object of a slice is decoded against
+its one embedding. Probabilities are brought back to the stored slice grid
+(:func:`training.predict.to_probabilities`) and scored there against the stored label with
+:func:`samdata.metrics.object_metrics` (spacing from the case metadata; empty masks as documented in
+:mod:`samdata.metrics`). Aggregation: each object (one label on one slice) is a row; rows are
+averaged per case & label; the overall score is the mean over case & label pairs (each structure
+of each patient weighs the same, however many slices it spans).
+
+:func:`evaluate_interactive` runs the interactive protocol (RITM / micro-sam): the initial prompt,
+then one corrective click at a time (:func:`samdata.prompts.corrective_click`, ``interior`` mode:
+positive in a miss, negative in a false alarm), each decode fed the previous low-res logits as mask
+input, Dice recorded after every click.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from samdata.case import CaseMeta
+from samdata.errors import ConfigError
+from samdata.metrics import METRICS, MetricConfig, dice, object_metrics
+from samdata.prompts import Prompt, corrective_click, object_rng
+from storage import SliceStore
+from training.batches import SeededMixture
+from training.dataset import MixtureDataset
+from training.loop import MASK_PROMPT_LOGIT
+from training.models import SamModel
+from training.predict import decode_prompts, model_input, to_probabilities
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """NSD tolerance (mm), probability threshold, slices per encoder batch, objects per figure end, click
+    counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
+    ``prompt_seed``: the seed of the prompts of train-split items (``object_rng(seed, case, z, label)``,
+    as a run's held-out ``val_slices`` validation draws them; pass the run's seed)."""
+
+    tolerance_mm: float = 2.0
+    threshold: float = 0.5
+    batch_slices: int = 8
+    figure_objects: int = 3
+    clicks: tuple[int, ...] = ()
+    feed_logits: bool = True
+    prompt_seed: int = 0
+
+    def __post_init__(self) -> None:
+        MetricConfig(self.tolerance_mm, self.threshold)
+        for key in ("batch_slices", "figure_objects"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"EvalConfig.{key}={value!r}; expected an integer >= 1")
+        object.__setattr__(self, "clicks", check_clicks(self.clicks))
+
+    @property
+    def metric(self) -> MetricConfig:
+        """The metric settings."""
+        return MetricConfig(self.tolerance_mm, self.threshold)
+
+
+def check_clicks(clicks: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Sorted distinct click counts, each an integer >= 0 (ConfigError otherwise)."""
+    values = tuple(clicks)
+    if any(isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 0 for c in values):
+        raise ConfigError(f"click counts {values!r}; expected integers >= 0 such as 0,1,3,5")
+    return tuple(sorted({int(c) for c in values}))
+
+
+@dataclass(frozen=True)
+class SliceBatch:
+    """One slice's objects: dataset indices and item dicts, the stored (Y, X) image and label, spacing (Y, X)
+    in mm, label names."""
+
+    case_id: str
+    z: int
+    indices: list[int]
+    items: list[dict]
+    image: np.ndarray
+    label: np.ndarray
+    spacing: tuple[float, float]
+    names: list[str]
+
+    def prompt(self, i: int) -> Prompt:
+        """The framed prompt of object ``i`` (model pixels) from its item."""
+        item = self.items[i]
+        keep = item["point_labels"] >= 0
+        box = tuple(int(v) for v in item["box"].tolist()) if item["has_box"] else None
+        return Prompt(box, item["points"][keep].numpy(), item["point_labels"][keep].numpy())  # type: ignore[arg-type]
+
+    def mask_inputs(self, low_res: int) -> torch.Tensor | None:
+        """The items' mask prompts as (n, 1, L, L) logits, as training feeds them; None without mask prompts."""
+        if "mask_prompt" not in self.items[0]:
+            return None
+        masks = F.interpolate(torch.stack([it["mask_prompt"] for it in self.items]), size=(low_res, low_res),
+                              mode="area")
+        return (masks - 0.5) * (2.0 * MASK_PROMPT_LOGIT)
+
+    def gt(self, i: int) -> np.ndarray:
+        """(Y, X) bool reference mask of object ``i``."""
+        return self.label == self.items[i]["label"]
+
+    def frame_geometry(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(unpadded frame size, original slice size) of this slice's items."""
+        item = self.items[0]
+        return tuple(item["input_size"].tolist()), tuple(item["original_size"].tolist())  # type: ignore[return-value]
+
+
+class _Slices:
+    """Reads stored slices and case spacing of a dataset's snapshot, grouping its items by slice.
+
+    Val/test items carry the mixture's fixed prompts. Train-split items are drawn afresh on every
+    read, so they must come from a :class:`training.batches.SeededMixture`, which is handed
+    ``object_rng(seed, case, z, label)``: a fixed prompt per object, as a run's held-out validation.
+    """
+
+    def __init__(self, dataset: MixtureDataset, seed: int) -> None:
+        if dataset.split == "train" and not isinstance(dataset, SeededMixture):
+            raise ConfigError("evaluating train-split items needs fixed prompts: open the split as "
+                              "training.batches.SeededMixture (held-out slices), or evaluate val/test")
+        self.dataset, self.seed = dataset, seed
+        self.store = SliceStore.open(dataset.store_url, snapshot=dataset.snapshot_id)
+        self._meta: dict[str, CaseMeta] = {}
+        objects = dataset.objects()
+        self.names = objects["label_name"].astype(str).tolist()
+        self.labels = objects["label"].astype(int).tolist()
+        self.keys = list(zip(objects["case_id"].astype(str), objects["z"].astype(int)))
+        self.groups: dict[tuple[str, int], list[int]] = {}
+        for index, key in enumerate(self.keys):
+            self.groups.setdefault(key, []).append(index)
+
+    def meta(self, case_id: str) -> CaseMeta:
+        """Case metadata (cached)."""
+        if case_id not in self._meta:
+            self._meta[case_id] = self.store.case_meta(case_id)
+        return self._meta[case_id]
+
+    def item(self, index: int) -> dict:
+        """Dataset item ``index`` with its fixed prompt."""
+        if isinstance(self.dataset, SeededMixture):
+            case_id, z = self.keys[index]
+            return self.dataset.item(index, object_rng(self.seed, case_id, z, self.labels[index]))
+        return self.dataset[index]
+
+    def batches(self, indices: list[int] | None, size: int) -> Iterator[list[SliceBatch]]:
+        """Lists of up to ``size`` SliceBatches covering ``indices`` (all items when None), in item order."""
+        wanted = None if indices is None else set(indices)
+        todo = []
+        for (case_id, z), members in self.groups.items():
+            chosen = members if wanted is None else [i for i in members if i in wanted]
+            if chosen:
+                todo.append((case_id, z, chosen))
+        for start in range(0, len(todo), size):
+            out = []
+            for case_id, z, members in todo[start:start + size]:
+                image, label = self.store.read_slice(case_id, z)
+                spacing = self.meta(case_id).geometry.spacing
+                out.append(SliceBatch(case_id, z, members, [self.item(i) for i in members], image, label,
+                                      (float(spacing[1]), float(spacing[0])), [self.names[i] for i in members]))
+            yield out
+
+
+@torch.no_grad()
+def _predict(model: SamModel, batch: list[SliceBatch]) -> list[np.ndarray]:
+    """Encode a batch of slices once and decode each slice's prompts: per slice (n, Y, X) probabilities."""
+    frames = torch.stack([s.items[0]["image"] for s in batch])
+    embeddings = model.encode(model_input(model, frames))
+    out = []
+    for j, piece in enumerate(batch):
+        prompts = [piece.prompt(i) for i in range(len(piece.items))]
+        masks = piece.mask_inputs(model.low_res_size)
+        low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings))
+        out.append(to_probabilities(model, low_res, *piece.frame_geometry()))
+    return out
+
+
+def predict_objects(models: Mapping[str, SamModel], dataset: MixtureDataset, indices: list[int],
+                    config: EvalConfig = EvalConfig()) -> dict[tuple[str, int, int], tuple[SliceBatch, int, dict]]:
+    """Predictions of chosen dataset items: (case, z, label) → (SliceBatch, object index, {model: (Y, X) probs})."""
+    out: dict[tuple[str, int, int], tuple[SliceBatch, int, dict]] = {}
+    for batch in _Slices(dataset, config.prompt_seed).batches(sorted(set(indices)), config.batch_slices):
+        probs = {name: _predict(model.eval(), batch) for name, model in models.items()}
+        for j, piece in enumerate(batch):
+            for i, item in enumerate(piece.items):
+                out[(piece.case_id, piece.z, int(item["label"]))] = (piece, i, {n: p[j][i] for n, p in probs.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Per-object rows (one per model and object) and timing of :func:`evaluate_models`."""
+
+    rows: pd.DataFrame
+    models: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_models(models: Mapping[str, SamModel], dataset: MixtureDataset,
+                    config: EvalConfig = EvalConfig(), *, indices: list[int] | None = None) -> EvalResult:
+    """Score every object of ``dataset`` (or those at ``indices``) with every model, on the same prompts:
+    rows of model, item, case, z, label, metrics."""
+    if not models:
+        raise ConfigError("evaluate_models needs at least one model")
+    rows: list[dict] = []
+    seconds = dict.fromkeys(models, 0.0)
+    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
+        for name, model in models.items():
+            start = time.perf_counter()
+            probs = _predict(model.eval(), batch)
+            seconds[name] += time.perf_counter() - start
+            for piece, prob in zip(batch, probs):
+                for i, item in enumerate(piece.items):
+                    scores = object_metrics(prob[i], piece.gt(i), piece.spacing, config.metric)
+                    rows.append({"model": name, "item": piece.indices[i], "case_id": piece.case_id, "z": piece.z,
+                                 "label": int(item["label"]), "label_name": piece.names[i], **scores})
+    return EvalResult(pd.DataFrame(rows), tuple(models), seconds)
+
+
+def aggregate(rows: pd.DataFrame, by: str, metrics: tuple[str, ...] = METRICS
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per case & label, per label, overall) means of per-object ``rows``, each split by column ``by``.
+
+    Per case & label: the mean over that structure's slices (with ``n_slices``); per label and
+    overall: the mean over case & label pairs.
+    """
+    per_case = rows.groupby([by, "case_id", "label", "label_name"], sort=True)[list(metrics)].mean()
+    per_case["n_slices"] = rows.groupby([by, "case_id", "label", "label_name"], sort=True).size()
+    per_case = per_case.reset_index()
+    per_label = per_case.groupby([by, "label_name"], sort=True)[list(metrics)].mean().reset_index()
+    overall = per_case.groupby(by, sort=False)[list(metrics)].mean()
+    return per_case, per_label, overall.reindex(list(dict.fromkeys(rows[by]))).reset_index()
+
+
+def _clicked(prompt: Prompt, clicks: list[Prompt]) -> Prompt:
+    """``prompt`` with the points of ``clicks`` appended."""
+    if not clicks:
+        return prompt
+    points = np.concatenate([prompt.points, *[c.points for c in clicks]])
+    labels = np.concatenate([prompt.point_labels, *[c.point_labels for c in clicks]])
+    return Prompt(prompt.box, points, labels)
+
+
+@dataclass(frozen=True)
+class InteractiveResult:
+    """Rows per object and round (Dice after ``clicks`` clicks and the click just added, in slice pixels),
+    mean Dice per requested count, and (with ``keep_masks``) each object's (rounds + 1, Y, X) predictions."""
+
+    rows: pd.DataFrame
+    summary: dict[int, float]
+    masks: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
+
+
+def _click_rounds(model: SamModel, embedding: torch.Tensor, piece: SliceBatch, rounds: int, seed: int,
+                  config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
+    """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels)."""
+    n, size = len(piece.items), piece.items[0]["image"].shape[-1]
+    frame_size, original = piece.frame_geometry()
+    gts = [piece.gt(i) for i in range(n)]
+    rngs = [object_rng(seed, piece.case_id, piece.z, int(it["label"])) for it in piece.items]
+    history: list[list[np.ndarray]] = [[] for _ in range(n)]
+    clicks: list[list[Prompt]] = [[] for _ in range(n)]
+    low_res = piece.mask_inputs(model.low_res_size)
+    low_res = None if low_res is None else low_res.to(embedding)
+    for round_ in range(rounds + 1):
+        if round_:
+            for i in range(n):
+                clicks[i].append(corrective_click(gts[i], history[i][-1], rngs[i], mode="interior"))
+        prompts = [_clicked(piece.prompt(i), [c.to_frame(original, size) for c in clicks[i]]) for i in range(n)]
+        feed = low_res if config.feed_logits or not round_ else None
+        low_res = decode_prompts(model, embedding, prompts, mask_inputs=feed)
+        preds = to_probabilities(model, low_res, frame_size, original) > config.threshold
+        for i in range(n):
+            history[i].append(preds[i])
+    return history, clicks
+
+
+@torch.no_grad()
+def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple[int, ...] = (0, 1, 3, 5), *,
+                         seed: int = 0, config: EvalConfig = EvalConfig(), keep_masks: bool = False,
+                         indices: list[int] | None = None) -> InteractiveResult:
+    """Dice after 0, 1, 3, 5... corrective clicks added one at a time to each object's stored prompt.
+
+    Each round clicks on the error of the previous prediction at the slice's resolution
+    (``corrective_click(gt, pred, object_rng(seed, case, z, label), mode="interior")``), maps the
+    click into the model frame, and decodes box + all clicks so far with the previous low-res
+    logits as mask input (``config.feed_logits=False`` leaves it out: box-only models such as
+    LiteMedSAM never trained their mask encoder). The summary aggregates like :func:`evaluate_models`
+    (case & label, then mean).
+    """
+    counts = check_clicks(clicks)
+    if not counts:
+        raise ConfigError("evaluate_interactive needs at least one click count, e.g. (0, 1, 3, 5)")
+    model = model.eval()
+    rows: list[dict] = []
+    masks: dict[tuple[str, int, int], np.ndarray] = {}
+    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
+        embeddings = model.encode(model_input(model, torch.stack([s.items[0]["image"] for s in batch])))
+        for j, piece in enumerate(batch):
+            history, added = _click_rounds(model, embeddings[j:j + 1], piece, counts[-1], seed, config)
+            for round_ in range(counts[-1] + 1):
+                for i, item in enumerate(piece.items):
+                    click = added[i][round_ - 1] if round_ else None
+                    rows.append({"case_id": piece.case_id, "z": piece.z, "label": int(item["label"]),
+                                 "label_name": piece.names[i], "clicks": round_,
+                                 "dice": dice(history[i][round_], piece.gt(i)),
+                                 "click_x": float(click.points[0, 0]) if click is not None else np.nan,
+                                 "click_y": float(click.points[0, 1]) if click is not None else np.nan,
+                                 "click_label": int(click.point_labels[0]) if click is not None else -1})
+            if keep_masks:
+                for i, item in enumerate(piece.items):
+                    masks[(piece.case_id, piece.z, int(item["label"]))] = np.stack(history[i])
+    frame = pd.DataFrame(rows)
+    _, _, overall = aggregate(frame[frame["clicks"].isin(counts)], "clicks", ("dice",))
+    summary = {int(c): float(d) for c, d in zip(overall["clicks"], overall["dice"])}
+    return InteractiveResult(frame, summary, masks)

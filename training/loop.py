@@ -1,0 +1,243 @@
+"""One optimizer step and one validation pass: prompts to tensors, forward, loss, AdamW + warm-up/cosine.
+
+* Loss (MedSAM): MONAI ``DiceLoss(sigmoid=True, squared_pred=True)`` + ``BCEWithLogitsLoss`` on the
+  decoder's low-res logits (the ground truth area-resized to that grid), plus, with weight
+  ``iou_loss``, the MSE between the IoU head's prediction and the IoU of the thresholded prediction
+  (LiteMedSAM). With ``iou_loss`` 0 the IoU head is frozen (:func:`training.run.build_run_model`).
+* The forward runs on the cached frozen encoder prefix (:class:`training.cache.PrefixCache`): the
+  trainable :class:`Segmenter` continues the encoder from the first adapted block (nothing left for
+  decoder-only runs) and decodes. DDP wraps the Segmenter, so only trainable weights are reduced.
+* A batch may mix prompt kinds (hybrid schemes give some objects a box and others points only);
+  SAM's prompt encoder takes boxes for all prompts or none, so items are decoded in groups of equal
+  kind and put back in order.
+* A model that takes only the image (a planned U-Net baseline) declares ``promptable = False``;
+  :class:`Segmenter` then calls ``model(images)`` for logits and the trainer skips the prefix cache.
+* Non-finite loss or gradient norm stops training with :class:`~samdata.errors.TrainingError`
+  naming the step; under DDP the check uses the all-reduced loss, so every rank stops together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from samdata.errors import TrainingError, ValidationError
+from training.cache import PrefixCache
+from training.config import TrainConfig
+from training.models import SamModel
+
+MASK_PROMPT_LOGIT = 10.0  # a {0, 1} mask prompt enters the decoder as logits -10 / +10
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int) -> float:
+    """LR factor at scheduler step ``step`` (0-based): linear warm-up over ``warmup`` steps, cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
+
+
+def is_promptable(model: nn.Module) -> bool:
+    """Whether ``model`` decodes prompts (SAM-shaped) rather than segmenting the image alone."""
+    return bool(getattr(model, "promptable", True))
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a (possibly one-process) distributed run."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world > 1
+
+
+def prompt_tensors(batch: dict[str, Any], low_res: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A collated dataset batch's prompts as decoder inputs on ``device``:
+    (boxes (N, 4), has_box (N,) bool, points (N, P, 2), point_labels (N, P), mask_inputs (N, 1, L, L) or empty)."""
+    boxes = batch["box"].to(device)
+    has_box = torch.as_tensor(batch["has_box"], dtype=torch.bool).to(device)
+    points, labels = batch["points"].to(device), batch["point_labels"].to(device)
+    if "mask_prompt" in batch:
+        masks = F.interpolate(batch["mask_prompt"].to(device), size=(low_res, low_res), mode="area")
+        masks = (masks - 0.5) * (2.0 * MASK_PROMPT_LOGIT)
+    else:
+        masks = boxes.new_empty((0,))
+    return boxes, has_box, points, labels, masks
+
+
+class Segmenter(nn.Module):
+    """The trainable forward: frozen-prefix features + prompts → low-res logits (N, 1, L, L), IoU (N, 1)."""
+
+    def __init__(self, model: SamModel, from_block: int) -> None:
+        super().__init__()
+        self.model, self.from_block = model, from_block
+        self.n_blocks = len(model.encoder_blocks()) if is_promptable(model) else 0
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor, points: torch.Tensor,
+                point_labels: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode one prompt per item (see :func:`prompt_tensors` for the arguments)."""
+        if not is_promptable(self.model):
+            return self.model(features), None
+        emb = features if self.from_block >= self.n_blocks else self.model.encode_suffix(features, self.from_block)
+        counts = (point_labels >= 0).sum(1)
+        kinds = (has_box.long() * 2 + (counts > 0).long()).tolist()
+        if not masks.numel() and 0 in kinds:
+            raise ValidationError(f"item {kinds.index(0)} of the batch has no box, point or mask prompt")
+        groups = sorted(set(kinds))
+        if len(groups) == 1:
+            return self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()))
+        logits: torch.Tensor | None = None
+        iou: torch.Tensor | None = None
+        for kind in groups:
+            idx = torch.tensor([i for i, k in enumerate(kinds) if k == kind], device=emb.device)
+            part = self._decode(emb[idx], boxes[idx], points[idx], point_labels[idx],
+                                masks[idx] if masks.numel() else masks, kind, int(counts[idx].max()))
+            if logits is None:
+                logits = part[0].new_empty((len(kinds), *part[0].shape[1:]))
+                iou = part[1].new_empty((len(kinds), *part[1].shape[1:]))
+            logits, iou = logits.index_copy(0, idx, part[0]), iou.index_copy(0, idx, part[1])  # type: ignore[union-attr]
+        assert logits is not None and iou is not None
+        return logits, iou
+
+    def _decode(self, emb: torch.Tensor, boxes: torch.Tensor, points: torch.Tensor, labels: torch.Tensor,
+                masks: torch.Tensor, kind: int, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with_points = kind & 1
+        return self.model.decode(emb, boxes=boxes if kind & 2 else None,
+                                 points=points[:, :n_points] if with_points else None,
+                                 point_labels=labels[:, :n_points] if with_points else None,
+                                 mask_inputs=masks if masks.numel() else None)
+
+
+class SegLoss(nn.Module):
+    """Dice (sigmoid, squared) + BCE on logits, plus ``iou_weight`` × MSE of the IoU head."""
+
+    def __init__(self, iou_weight: float) -> None:
+        from monai.losses import DiceLoss  # imported here: ``import monai`` loads all of MONAI (~3-7 s of CPU)
+
+        super().__init__()
+        self.dice = DiceLoss(sigmoid=True, squared_pred=True, reduction="mean")
+        self.bce = nn.BCEWithLogitsLoss()
+        self.iou_weight = iou_weight
+
+    def forward(self, logits: torch.Tensor, iou: torch.Tensor | None, target: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, (4,) [total, dice, bce, iou_mse] detached) for (N, 1, L, L) logits and {0,1} target."""
+        logits = logits.float()
+        if target.shape[-2:] != logits.shape[-2:]:
+            target = F.interpolate(target, size=logits.shape[-2:], mode="area")
+        dice, bce = self.dice(logits, target), self.bce(logits, target)
+        total = dice + bce
+        iou_mse = torch.zeros((), device=logits.device)
+        if self.iou_weight > 0 and iou is not None:
+            with torch.no_grad():
+                pred, truth = logits > 0, target > 0.5
+                inter = (pred & truth).flatten(1).sum(1).float()
+                union = (pred | truth).flatten(1).sum(1).float()
+                actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+            iou_mse = F.mse_loss(iou.float()[:, 0], actual)
+            total = total + self.iou_weight * iou_mse
+        return total, torch.stack([total, dice, bce, iou_mse]).detach()
+
+
+def dice_scores(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(N,) Dice of (N, 1, S, S) logits > 0 against (N, 1, S, S) masks inside (N, S, S) valid; 1 if both empty."""
+    pred = (logits[:, 0] > 0) & valid
+    truth = (masks[:, 0] > 0.5) & valid
+    inter = (pred & truth).flatten(1).sum(1).float()
+    size = pred.flatten(1).sum(1).float() + truth.flatten(1).sum(1).float()
+    return torch.where(size > 0, 2 * inter / size.clamp(min=1), torch.ones_like(size))
+
+
+class Trainer:
+    """Holds model, optimizer, scheduler, loss and cache; runs optimizer steps and validation."""
+
+    def __init__(self, model: SamModel, first_block: int, config: TrainConfig, device: torch.device,
+                 cache: PrefixCache, ranks: Dist) -> None:
+        self.model, self.config, self.device, self.cache, self.ranks = model, config, device, cache, ranks
+        self.segmenter = Segmenter(model, first_block)
+        self.forward_module: nn.Module = self.segmenter
+        if ranks.active:
+            self.forward_module = DistributedDataParallel(
+                self.segmenter, device_ids=[device.index] if device.type == "cuda" else None)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, partial(warmup_cosine, warmup=config.warmup, total=config.steps))
+        self.loss = SegLoss(config.iou_loss)
+        self.bf16 = config.bf16 and device.type == "cuda"
+
+    def _autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def _forward(self, module: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images = batch["image"].to(self.device, non_blocking=True)
+        keys = list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True))
+        with self._autocast():
+            features = self.cache(images, keys) if is_promptable(self.model) else images
+            return module(features, *prompt_tensors(batch, self.model.low_res_size, self.device))
+
+    def step(self, step: int, batches: list[dict[str, Any]]) -> dict[str, float]:
+        """One optimizer step (number ``step``, 1-based) over ``grad_accum`` collated micro-batches."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = torch.zeros(4, device=self.device)
+        for micro, batch in enumerate(batches):
+            last = micro == len(batches) - 1
+            sync = nullcontext() if last or not self.ranks.active else self.forward_module.no_sync()
+            with sync:
+                logits, iou = self._forward(self.forward_module, batch)
+                loss, parts = self.loss(logits, iou, batch["mask"].to(self.device))
+                if self.ranks.active:
+                    dist.all_reduce(parts)
+                    parts /= self.ranks.world
+                if not bool(torch.isfinite(parts[0])):
+                    raise TrainingError(f"non-finite loss {float(parts[0])} at step {step} (micro-batch {micro + 1} "
+                                        f"of {len(batches)}; objects {list(zip(batch['case_id'], batch['z'].tolist()))})")
+                (loss / len(batches)).backward()
+            sums += parts
+        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm=float("inf"))
+        if not bool(torch.isfinite(norm)):
+            raise TrainingError(f"non-finite gradient norm {float(norm)} at step {step}")
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        mean = (sums / len(batches)).tolist()
+        return {"loss": mean[0], "dice_loss": mean[1], "bce": mean[2], "iou_mse": mean[3], "lr": lr,
+                "grad_norm": float(norm)}
+
+    @torch.no_grad()
+    def validate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
+        """Mean Dice (at model input size, padding excluded) of the model over validation batches."""
+        self.model.eval()
+        scores = []
+        for batch in batches:
+            logits, _ = self._forward(self.segmenter, batch)
+            full = self.model.postprocess(logits.float()) if is_promptable(self.model) else logits.float()
+            scores.append(dice_scores(full, batch["mask"].to(self.device), batch["valid"].to(self.device)).cpu())
+        self.model.train()
+        values = torch.cat(scores) if scores else torch.zeros(0)
+        return {"val_dice": float(values.mean()) if len(values) else float("nan"), "val_n": len(values)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer and scheduler state (trainable weights are saved by the caller)."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore optimizer and scheduler state from :meth:`state_dict` output."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

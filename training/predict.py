@@ -1,0 +1,321 @@
+"""Prediction with a trained run: slices through the model, 3D box propagation, masks back on the source grid.
+
+Frames. The model sees each slice as training did (:func:`training.dataset.resize_pad`: longest
+side to the run's size, zero pad at bottom/right, 3 channels, ``[z-1, z, z+1]`` with context) and
+prompts mapped by :meth:`samdata.prompts.Prompt.to_frame`. Logits are upsampled to the frame,
+cropped to the unpadded part and resized to the slice, so probabilities are on the stored slice grid.
+
+Coordinates. Boxes given to :func:`predict_file` (``samdata predict --box x0,y0,x1,y1@z``) are in the
+*stored (canonical) slice frame*: the image reoriented to RAS+ (and resampled if the training store
+was), as a (Z, Y, X) stack; ``x`` runs along the canonical X axis (towards patient left → right), ``y``
+along Y, ``z`` indexes axial slices; boxes are inclusive-exclusive pixels. The report prints the
+canonical shape so a user can check a box against it.
+
+Normalisation. A new image is prepared with :func:`samdata.prepare.prepare_case` under the rule the
+training store used: the normalisation recorded in the case metadata of the run's mixture's train
+cases (the most common one if they differ): the same CT window (level, width), or the same
+percentiles for the same declared modality, or unchanged uint8 (``none``), and the same spacing when
+the store resampled. Label cleaning is off, so every voxel of a prompt mask counts.
+
+Propagation (MedSAM's 3D practice): segment slice ``z`` with the given box, then walk up and down;
+each next slice gets the tight box of the previous slice's prediction; a direction stops at the first
+slice whose prediction is empty, or at the end of an optional z range (``--z-range``, the z extent
+of MedSAM's 3D box): LiteMedSAM segments something in a box of pure background too, so without a
+range the walk usually runs to the end of the volume.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samdata.case import CaseMeta, Normalisation, Provenance
+from samdata.errors import ConfigError, ValidationError
+from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
+from samdata.normalise import WINDOWS, IngestConfig
+from samdata.prepare import prepare_case, to_source_grid
+from samdata.prompts import Prompt, frame_shape
+from storage import SliceStore
+from storage.schema import MIXTURES
+from training.dataset import resize_pad
+from training.models import SamModel
+from training.run import LoadedRun
+
+Box = tuple[int, int, int, int]
+_BOX_SPEC = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*@\s*(-?\d+)\s*$")
+
+
+# ----------------------------------------------------------------------------- model plumbing
+def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) float [0, 1] frames (as :func:`resize_pad` makes them) → the model's normalised input."""
+    return model.preprocess(frames.to(model.pixel_mean.device) * 255.0)
+
+
+def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[int, int],
+                     original: tuple[int, int]) -> np.ndarray:
+    """(N, 1, L, L) logits → (N, Y, X) float32 foreground probabilities on the original slice grid."""
+    up = model.postprocess(low_res.float())[..., :input_size[0], :input_size[1]]
+    up = F.interpolate(up, size=tuple(int(v) for v in original), mode="bilinear", align_corners=False)
+    return torch.sigmoid(up[:, 0]).cpu().numpy()
+
+
+def prompt_tensors(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:
+    """Framed prompts that all have a box or all lack one → ``decode`` keyword tensors: boxes (N, 4),
+    points (N, K, 2) and point_labels (N, K) padded with label -1 (SAM's "not a point")."""
+    with_box = {p.box is not None for p in prompts}
+    if len(with_box) != 1:
+        raise ValidationError("prompts decoded together must all have a box or all lack one")
+    boxes = (torch.tensor([p.box for p in prompts], dtype=torch.float32, device=device)
+             if with_box == {True} else None)
+    k = max(p.n_points for p in prompts)
+    if k == 0:
+        return {"boxes": boxes, "points": None, "point_labels": None}
+    points = torch.zeros((len(prompts), k, 2), dtype=torch.float32)
+    labels = torch.full((len(prompts), k), -1, dtype=torch.int64)
+    for i, p in enumerate(prompts):
+        points[i, :p.n_points] = torch.tensor(p.points)
+        labels[i, :p.n_points] = torch.tensor(p.point_labels, dtype=torch.int64)
+    return {"boxes": boxes, "points": points.to(device), "point_labels": labels.to(device)}
+
+
+def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Prompt],
+                   mask_inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Decode N framed prompts against one (1, C, h, w) embedding: (N, 1, L, L) logits in prompt order.
+
+    Prompts with and without a box are decoded in two calls; ``mask_inputs`` (N, 1, L, L) are
+    previous logits fed back as SAM's mask prompt.
+    """
+    out: torch.Tensor | None = None
+    for has_box in (True, False):
+        index = [i for i, p in enumerate(prompts) if (p.box is not None) == has_box]
+        if not index:
+            continue
+        masks = None if mask_inputs is None else mask_inputs[index]
+        low_res, _ = model.decode(embedding, **prompt_tensors([prompts[i] for i in index], embedding.device),
+                                  mask_inputs=masks)
+        if out is None:
+            out = low_res.new_empty((len(prompts), *low_res.shape[1:]))
+        out[index] = low_res
+    assert out is not None, "decode_prompts needs at least one prompt"
+    return out
+
+
+def slice_channels(image_zyx: np.ndarray, z: int, context: bool) -> np.ndarray:
+    """(C, Y, X) uint8 model channels of slice ``z``: C = 3 ``[z-1, z, z+1]`` (edges repeated) or 1."""
+    if not context:
+        return image_zyx[z][None]
+    depth = image_zyx.shape[0]
+    return np.stack([image_zyx[max(z - 1, 0)], image_zyx[z], image_zyx[min(z + 1, depth - 1)]])
+
+
+@torch.no_grad()
+def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], size: int | None = None
+                  ) -> np.ndarray:
+    """Encode one (C, Y, X) uint8 slice once and decode every prompt (slice pixels) in a ``size`` frame
+    (default: the model's input size, as training does): (N, Y, X) float32 probabilities."""
+    size = size or model.img_size
+    height, width = channels.shape[1:]
+    embedding = model.encode(model_input(model, resize_pad(channels, size)[None]))
+    low_res = decode_prompts(model, embedding, [p.to_frame((height, width), size) for p in prompts])
+    return to_probabilities(model, low_res, frame_shape((height, width), size), (height, width))
+
+
+def tight_box(mask: np.ndarray) -> Box | None:
+    """Inclusive-exclusive ``(x0, y0, x1, y1)`` box of a (Y, X) bool mask; None when it is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+# ----------------------------------------------------------------------------- volumes
+def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None:
+    """Raise ValidationError unless ``box`` at slice ``z`` lies inside a (Z, Y, X) canonical volume."""
+    depth, height, width = shape
+    if not 0 <= z < depth:
+        raise ValidationError(f"{where}: slice z={z} is out of range; the canonical (Z, Y, X) shape is {shape}, "
+                              f"expected 0 <= z < {depth}")
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValidationError(f"{where}: box {box} is not inside the {width}x{height} (X x Y) canonical slice; "
+                              f"expected 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
+                              f"(canonical (Z, Y, X) shape {shape})")
+
+
+def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, context: bool = False,
+                  threshold: float = 0.5, size: int | None = None, z_range: tuple[int, int] | None = None
+                  ) -> np.ndarray:
+    """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool.
+
+    Slice ``z`` uses ``box``; each further slice up and down uses the tight box of its neighbour's
+    prediction, and each direction stops at the first empty prediction (MedSAM's 3D inference) or
+    at the ends of ``z_range`` (inclusive; default the whole volume). SAM-style models tend to
+    segment *something* in any box, so on real volumes a ``z_range`` (the extent of MedSAM's 3D
+    box) keeps the walk from running past the object.
+    """
+    check_box(box, z, image_zyx.shape, "propagate_box")
+    lo, hi = z_range if z_range is not None else (0, image_zyx.shape[0] - 1)
+    if not 0 <= lo <= z <= hi < image_zyx.shape[0]:
+        raise ValidationError(f"propagate_box: z range {lo}-{hi} must hold the start slice z={z} and lie in "
+                              f"0..{image_zyx.shape[0] - 1} (canonical (Z, Y, X) shape {image_zyx.shape})")
+    out = np.zeros(image_zyx.shape, dtype=bool)
+
+    def segment(k: int, prompt_box: Box) -> np.ndarray:
+        channels = slice_channels(image_zyx, k, context)
+        return segment_slice(model, channels, [Prompt(box=prompt_box)], size)[0] > threshold
+
+    out[z] = segment(z, box)
+    for step in (1, -1):
+        current = tight_box(out[z])
+        k = z + step
+        while current is not None and lo <= k <= hi:
+            out[k] = segment(k, current)
+            current = tight_box(out[k])
+            k += step
+    return out
+
+
+def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.ndarray, *, context: bool = False,
+                       threshold: float = 0.5, size: int | None = None) -> np.ndarray:
+    """Segment every (slice, label) of a (Z, Y, X) integer prompt map from its tight box: a label map like it.
+
+    Each slice is encoded once and all its labels' boxes decoded together; where two predictions
+    overlap, the label with the higher probability wins.
+    """
+    out = np.zeros(prompt_zyx.shape, dtype=prompt_zyx.dtype)
+    for z in np.flatnonzero(prompt_zyx.reshape(prompt_zyx.shape[0], -1).any(axis=1)):
+        labels = [int(v) for v in np.unique(prompt_zyx[z]) if v != 0]
+        boxes = [tight_box(prompt_zyx[z] == value) for value in labels]
+        probs = segment_slice(model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size)
+        best = probs.argmax(axis=0)
+        keep = probs.max(axis=0) > threshold
+        out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
+    return out
+
+
+# ----------------------------------------------------------------------------- normalisation of new images
+def ingest_config_for(meta: CaseMeta) -> IngestConfig:
+    """The IngestConfig that normalises a new image as ``meta``'s case was (labels kept whole)."""
+    norm = meta.normalisation
+    spacing = tuple(meta.geometry.spacing) if meta.geometry.resampled else None
+    if norm.method.startswith("window:"):
+        preset = norm.method.split(":", 1)[1]
+        window = preset if preset in WINDOWS else (float(norm.params["level"]), float(norm.params["width"]))
+        return IngestConfig(modality=meta.modality, window=window, spacing=spacing,  # type: ignore[arg-type]
+                            min_object_voxels=0, min_object_pixels=0)
+    if norm.method == "percentile":
+        low, high = (float(v) for v in norm.params["percentiles"])
+        return IngestConfig(modality=meta.modality, percentiles=(low, high), spacing=spacing,  # type: ignore[arg-type]
+                            min_object_voxels=0, min_object_pixels=0)
+    if norm.method == "none":
+        return IngestConfig(modality=meta.modality, keep_uint8=True, spacing=spacing,  # type: ignore[arg-type]
+                            min_object_voxels=0, min_object_pixels=0)
+    raise ConfigError(f"case {meta.case_id!r} records normalisation {norm.method!r}; expected window:<name>, "
+                      "percentile or none")
+
+
+def _mixture_cases(store: SliceStore, mixture: str) -> tuple[list[str], SliceStore]:
+    """Real train case ids of a mixture table (at ``store``'s snapshot, else at the head)."""
+    path = f"{MIXTURES}/{mixture}"
+    tables = store if path in store.list_tables(MIXTURES) else SliceStore.open(store.url)
+    if path not in tables.list_tables(MIXTURES):
+        raise ConfigError(f"mixture {mixture!r} not in store {store.url!r}; cannot tell how the run's images "
+                          "were normalised")
+    columns, _ = tables.read_table(path)
+    rows = zip((str(v) for v in columns["case_id"].tolist()), (str(v) for v in columns["split"].tolist()),
+               (str(v) for v in columns["origin"].tolist()))
+    return sorted(cid for cid, split, origin in rows if split == "train" and origin == "real"), store
+
+
+def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[IngestConfig, CaseMeta]:
+    """The ingest rule of the run's training data and the train case whose metadata it comes from."""
+    store = SliceStore.open(store_url or run.info.get("store_url") or run.config.store,
+                            snapshot=run.info.get("snapshot_id") or run.config.snapshot)
+    case_ids, store = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
+    if not case_ids:
+        raise ConfigError(f"mixture {run.config.mixture!r} has no real train cases in store {store.url!r}")
+    metas = [store.case_meta(cid) for cid in case_ids]
+    key = Counter((m.modality, m.normalisation.method, repr(sorted(m.normalisation.params.items()))) for m in metas)
+    common = key.most_common(1)[0][0]
+    meta = next(m for m in metas
+                if (m.modality, m.normalisation.method, repr(sorted(m.normalisation.params.items()))) == common)
+    return ingest_config_for(meta), meta
+
+
+# ----------------------------------------------------------------------------- files
+def parse_z_range(text: str) -> tuple[int, int]:
+    """Parse an inclusive slice range ``"a-b"`` (canonical z) into (a, b)."""
+    found = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", str(text))
+    if not found or int(found.group(1)) > int(found.group(2)):
+        raise ConfigError(f"z range {text!r}: expected 'first-last' canonical slice indices with first <= last, "
+                          "e.g. '30-52'")
+    return int(found.group(1)), int(found.group(2))
+
+
+def parse_box(text: str) -> tuple[Box, int]:
+    """Parse ``"x0,y0,x1,y1@z"`` (canonical slice pixels, inclusive-exclusive) into (box, z)."""
+    found = _BOX_SPEC.match(str(text))
+    if not found:
+        raise ConfigError(f"box {text!r}: expected 'x0,y0,x1,y1@z' in canonical slice pixels, e.g. '40,52,90,110@37'")
+    x0, y0, x1, y1, z = (int(v) for v in found.groups())
+    return (x0, y0, x1, y1), z
+
+
+@dataclass(frozen=True)
+class PredictReport:
+    """What :func:`predict_file` did: output, canonical (Z, Y, X) shape, voxels per label, slices, timing."""
+
+    out: str
+    image: str
+    canonical_shape: tuple[int, int, int]
+    source_shape: tuple[int, ...]
+    normalisation: Normalisation
+    context: bool
+    voxels: dict[int, int]
+    slices: tuple[int, ...]
+    seconds: float
+
+
+def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tuple[Box, int] | None = None,
+                 prompt_mask: Path | str | None = None, context: bool | None = None,
+                 store_url: str | None = None, z_range: tuple[int, int] | None = None) -> PredictReport:
+    """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
+    boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI)."""
+    if (box is None) == (prompt_mask is None):
+        raise ConfigError("predict needs exactly one prompt: a box ('x0,y0,x1,y1@z') or a prompt mask file")
+    start = time.perf_counter()
+    volume = read_volume(image)
+    config, _ = run_normalisation(run, store_url)
+    label = read_label(prompt_mask, volume) if prompt_mask is not None else None
+    provenance = Provenance("real", str(image), source_hash(image))
+    case = prepare_case(volume, label, case_id=Path(image).name.split(".")[0] or "image", config=config,
+                        label_names={}, provenance=provenance)
+    use_context = run.config.context if context is None else bool(context)
+    model, size = run.model.eval(), run.config.size or run.model.img_size
+    if box is not None:
+        check_box(box[0], box[1], case.image.shape, f"image {str(image)!r}")
+        mask = propagate_box(model, case.image, box[0], box[1], context=use_context, size=size,
+                             z_range=z_range).astype(np.uint8)
+    else:
+        if not case.label.any():
+            raise ValidationError(f"prompt mask {str(prompt_mask)!r} is empty (all background); expected at least "
+                                  "one labelled voxel to take boxes from")
+        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size)
+    source = to_source_grid(mask, case.meta)
+    written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
+    values, counts = np.unique(mask[mask != 0], return_counts=True)
+    canonical: tuple[int, int, int] = case.image.shape  # type: ignore[assignment]
+    return PredictReport(
+        out=str(written), image=str(image), canonical_shape=tuple(int(n) for n in canonical),  # type: ignore[arg-type]
+        source_shape=tuple(int(n) for n in source.shape), normalisation=case.meta.normalisation, context=use_context,
+        voxels={int(v): int(c) for v, c in zip(values, counts)},
+        slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
+        seconds=time.perf_counter() - start,
+    )
