@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from samdata.cli import curate, data, demo
+from samdata.cli import train as train_cli
+from samdata.cli import evaluate as evaluate_cli
 
 app = typer.Typer(
     name="samdata",
@@ -20,6 +22,8 @@ app = typer.Typer(
 data.register(app)
 demo.register(app)
 curate.register(app)
+train_cli.register(app)
+evaluate_cli.register(app)
 
 
 def main() -> None:
