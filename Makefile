@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/train_step.py
 
 clean:
 	rm -rf $(VENV) demo-output .prefect-home
