@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PYTHONUTF8 := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect-home
 
 .PHONY: demo test install clean bench

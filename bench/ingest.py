@@ -129,7 +129,7 @@ def main() -> None:
         print(f"{key:<32}{value:8.2f}   target {targets[key]}")
     out = {"cases": args.cases, "shape": shape, "results": results, "ratios": ratios, "targets": targets}
     (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "ingest.json").write_text(json.dumps(out, indent=2))
+    (HERE / "out" / "ingest.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     shutil.rmtree(args.work, ignore_errors=True)
 
 

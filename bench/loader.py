@@ -183,7 +183,7 @@ def main() -> None:
            "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "rows": rows,
            "targets": {"per_worker": TARGET_PER_WORKER, "ratio": TARGET_RATIO}}
     (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "loader.json").write_text(json.dumps(out, indent=2))
+    (HERE / "out" / "loader.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     shutil.rmtree(args.work, ignore_errors=True)
 
 

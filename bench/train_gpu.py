@@ -170,7 +170,7 @@ def main() -> None:
               f"({100 * r['fraction']:.1f}%) | {r['images_per_s_memory']:.0f} | {r['images_per_s_store']:.0f} "
               f"| {r['store_over_memory']:.2f} | {r['peak_gib']:.1f} |")
     (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "train_gpu.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2))
+    (HERE / "out" / "train_gpu.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":  # guard: the loader's worker processes re-import this module

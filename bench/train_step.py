@@ -103,7 +103,7 @@ def main() -> None:
               f"{r['ratio']:.1f}x | {r['memory_fill_s']:.2f} |")
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "train_step.json").write_text(json.dumps(
-        {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results}, indent=2))
+        {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results}, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class PrefixCache:
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "cache.json"
         want = {**tag, "upto_block": self.upto_block}
-        if meta.is_file() and json.loads(meta.read_text()) != json.loads(json.dumps(want, default=str)):
+        if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")) != json.loads(json.dumps(want, default=str)):
             for old in folder.glob("*.pt"):
                 old.unlink(missing_ok=True)  # another rank may have removed it
         write_json(meta, want)

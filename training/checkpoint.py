@@ -48,7 +48,7 @@ def atomic_write(path: Path | str, write: Any) -> None:
 
 def write_text(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_json(path: Path | str, data: dict[str, Any]) -> None:

@@ -153,7 +153,7 @@ class TrainConfig:
     def read(cls, path: Path | str) -> TrainConfig:
         """Read a run directory's ``config.json``."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"cannot read training config {str(path)!r}: {err}") from err
         return cls.from_json(data, str(path))

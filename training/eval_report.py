@@ -134,7 +134,7 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
     report["data"]["protocol"] = protocol
     report["figure"] = figure.name
     write_json(out / "metrics.json", report)
-    (out / "metrics.md").write_text(report_markdown(report))
+    (out / "metrics.md").write_text(report_markdown(report), encoding="utf-8")
     return EvalReport(str(out / "metrics.json"), str(out / "metrics.md"), str(figure), report["overall"],
                       interactive)
 

@@ -119,7 +119,7 @@ def read_info(run_dir: Path | str) -> dict[str, Any]:
     layout = RunLayout(Path(run_dir))
     if not layout.info.is_file():
         raise CaseNotFoundError(f"{str(layout.root)!r} is not a samdata run directory: {layout.info.name} missing")
-    return json.loads(layout.info.read_text())
+    return json.loads(layout.info.read_text(encoding="utf-8"))
 
 
 def load_run(run_dir: Path | str, *, device: str = "cpu") -> LoadedRun:

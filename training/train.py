@@ -118,7 +118,7 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             if layout.metrics.is_file():  # a resumed run: drop rows of steps after its checkpoint
-                rows = [r for r in layout.metrics.read_text().splitlines() if start and json.loads(r)["step"] <= start]
+                rows = [r for r in layout.metrics.read_text(encoding="utf-8").splitlines() if start and json.loads(r)["step"] <= start]
                 write_text(layout.metrics, "".join(r + "\n" for r in rows))
 
             self.tb = SummaryWriter(str(layout.tensorboard), purge_step=start + 1 if start else None)
