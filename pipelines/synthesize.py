@@ -1,0 +1,334 @@
+"""Synthetic pairs for the store: train a paired generator on store slices, generate, gate, commit.
+
+* :func:`load_real_pairs` reads the real slices of chosen labels (one channel per label) from a
+  snapshot: the training set of a generator and the reference the gate compares against.
+* :func:`train_generator` trains :mod:`samdata.synth`'s paired GAN on them.
+* :func:`synthesize` draws pairs from a :class:`PairSource` (a trained generator,
+  :class:`TrainedSource`, or a medigan package, :class:`MediganSource`), puts every batch through
+  the quality gate (:mod:`samdata.synth.gate`) and writes the accepted pairs as cases with origin
+  ``synthetic`` in **one** commit (nothing on failure). Each case is a 2D pair (Z = 1) with id
+  ``syn-<generator>-<seed>-<k>``, a diagonal affine with the spacing of the real slices it
+  imitates, normalisation ``synthetic`` (values are already uint8 0..255) and provenance
+  (generator id, checkpoint hash, seed, gate scores). Re-running with the same seed adds nothing:
+  samples whose case id is present are not generated again. Mixtures put these cases in train only.
+
+The segmenter and feature extractor the gate needs (LiteMedSAM in the CLI) are injected as
+callables (:class:`GateModels`); this module does not import ``training``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
+from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
+from samdata.synth.checkpoint import GeneratorInfo, check_generator_id, load_generator
+from samdata.synth.gate import Featurizer, GateConfig, Segmenter, calibrate, run_gate
+from samdata.synth.medigan_io import MediganModel
+from samdata.synth.pairs import RealPairs, grey_uint8, resize_pair
+from samdata.synth.sample import generate_pairs
+from samdata.synth.train import GanConfig, GanResult, StepFn, resolve_device, train_gan
+from storage import SliceStore
+
+#: Called after each batch with (samples done, samples in all, batch summary).
+BatchFn = Callable[[int, int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SliceQuery:
+    """Which real slices: label names, optional case ids and z indices, splits, a cap and a snapshot."""
+
+    labels: tuple[str, ...]
+    cases: tuple[str, ...] | None = None
+    slices: tuple[int, ...] | None = None
+    splits: tuple[str, ...] = ("train",)
+    max_slices: int | None = None
+    snapshot: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise ConfigError("slice query needs at least one label name (--labels)")
+        if self.max_slices is not None and self.max_slices < 1:
+            raise ConfigError(f"max_slices={self.max_slices}; expected None or >= 1")
+
+
+def _open(store_url: str | Path, snapshot: str | None) -> SliceStore:
+    store = SliceStore.open(store_url)
+    return store.at(snapshot) if snapshot is not None else store
+
+
+def _label_values(objects: Any, labels: tuple[str, ...], where: str) -> tuple[int, ...]:
+    """The most common store value of each label name."""
+    known = set(objects["label_name"].astype(str))
+    missing = [n for n in labels if n not in known]
+    if missing:
+        raise ConfigError(f"unknown label name(s) {missing} for store {where}; expected some of: "
+                          f"{', '.join(sorted(known)) or '(no objects)'}")
+    return tuple(int(objects.loc[objects["label_name"] == n, "label"].mode().iloc[0]) for n in labels)
+
+
+def read_pairs(store: SliceStore, keys: list[tuple[str, int]], labels: tuple[str, ...], values: tuple[int, ...]
+               ) -> RealPairs:
+    """Real pairs of the (case_id, z) ``keys``: one mask channel per label name, resized to the commonest grid."""
+    if not keys:
+        raise ValidationError(f"no real slices to read from store {store.url!r} at {store.snapshot_id}")
+    slices = [(cid, z, *store.read_slice(cid, z)) for cid, z in keys]
+    metas = {cid: store.case_meta(cid) for cid in dict.fromkeys(cid for cid, *_ in slices)}
+    grid = Counter(img.shape for *_, img, _ in slices).most_common(1)[0][0]
+    images, masks = [], []
+    for cid, _z, image, label in slices:
+        by_name = {name: value for value, name in metas[cid].label_names.items()}
+        masks.append([resize_pair(image, label == by_name.get(name, -1), grid)[1] for name in labels])
+        images.append(resize_pair(image, None, grid)[0])
+    first = metas[next(cid for cid, *_, img, _l in slices if img.shape == grid)]
+    modality = Counter(m.modality for m in metas.values()).most_common(1)[0][0]
+    return RealPairs(np.stack(images), np.asarray(masks, dtype=bool), values, labels, first.geometry.spacing,
+                     modality, tuple((c, int(z)) for c, z in keys), store.url, store.snapshot_id)
+
+
+def load_real_pairs(store_url: str | Path, query: SliceQuery) -> RealPairs:
+    """The real slices of ``query`` that hold at least one of its labels, sorted by (case, z)."""
+    store = _open(store_url, query.snapshot)
+    where = f"{store.url!r} at {store.snapshot_id}"
+    objects = store.objects()
+    objects = objects[objects["origin"].astype(str) == "real"]
+    values = _label_values(objects, query.labels, where)
+    chosen = objects[objects["label_name"].isin(query.labels) & objects["split"].isin(query.splits)]
+    if query.cases is not None:
+        chosen = chosen[chosen["case_id"].isin(query.cases)]
+    if query.slices is not None:
+        chosen = chosen[chosen["z"].isin(query.slices)]
+    keys = sorted({(str(c), int(z)) for c, z in zip(chosen["case_id"], chosen["z"])})
+    if not keys:
+        raise ValidationError(f"store {where} has no real slices of labels {list(query.labels)} in splits "
+                              f"{list(query.splits)}{'' if query.slices is None else f' at z {list(query.slices)}'}")
+    if query.max_slices is not None and len(keys) > query.max_slices:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, query.max_slices).round()]
+    return read_pairs(store, keys, query.labels, values)
+
+
+def train_generator(store_url: str | Path, gen_dir: Path | str, query: SliceQuery, config: GanConfig, *,
+                    generator_id: str, resume: bool = False, on_step: StepFn | None = None) -> GanResult:
+    """Train a paired generator on the real slices of ``query`` into ``gen_dir``."""
+    return train_gan(load_real_pairs(store_url, query), gen_dir, config, generator_id=generator_id,
+                     resume=resume, on_step=on_step)
+
+
+# ----------------------------------------------------------------------------------- sources
+class PairSource(Protocol):
+    """Where generated pairs come from: identity for provenance and a seeded batch draw on the store grid."""
+
+    generator_id: str
+    checkpoint_hash: str
+    description: str
+    seeded: bool
+
+    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
+        """Samples ``indices`` of ``seed``: ((n, H, W) uint8 images, (n, H, W) label maps or None)."""
+        ...
+
+
+class TrainedSource:
+    """A generator trained by ``samdata synth train`` (folder GEN)."""
+
+    seeded = True
+
+    def __init__(self, gen_dir: Path | str, device: str = "cpu") -> None:
+        self.generator, self.info, self.checkpoint_hash = load_generator(Path(gen_dir), resolve_device(device))
+        self.generator_id = self.info.generator_id
+        self.description = f"samdata:{Path(gen_dir).resolve()}"
+
+    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
+        """Draw samples ``indices`` of ``seed`` at the training grid (the store grid of its slices)."""
+        return generate_pairs(self.generator, self.info, seed, indices)
+
+
+class MediganSource:
+    """An opened :class:`~samdata.synth.medigan_io.MediganModel`; outputs are brought to the reference grid."""
+
+    def __init__(self, model: MediganModel, work: Path | str) -> None:
+        self.model, self.work = model, Path(work)
+        self.generator_id = check_generator_id("medigan." + model.model_id)
+        ex = model.entry["execution"]
+        weights = [model.workdir / "models" / model.model_id / p / f"{ex['model_name']}{ex['extension']}"
+                   for p in (model.package_name, ".")]
+        found = next((w for w in weights if w.is_file()), None)
+        self.checkpoint_hash = hashlib.sha256(found.read_bytes()).hexdigest() if found else "unknown"
+        self.description = f"medigan:{model.model_id}:{model.package.resolve()}"
+        custom = ex.get("generate_method", {}).get("args", {}).get("custom", {}) or {}
+        self._custom_keys = set(custom)
+        self.seeded = "seed" in custom
+
+    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the model for ``len(indices)`` samples and map images (grey) and masks (labels) to the grid."""
+        custom = {k: v for k, v in {"seed": seed, "start_index": indices[0]}.items() if k in self._custom_keys}
+        pairs = self.model.generate(len(indices), self.work / f"seed{seed}-{indices[0]}", custom)
+        if len(pairs) < len(indices):
+            raise ValidationError(f"medigan model {self.model.model_id!r} returned {len(pairs)} samples for "
+                                  f"{len(indices)} asked")
+        images, labels, values = [], [], np.asarray((0, *reference.label_values))
+        for pair in pairs[:len(indices)]:
+            image, _ = resize_pair(grey_uint8(pair.image), None, reference.grid)
+            images.append(image)
+            if pair.mask is not None:
+                index = np.minimum(pair.mask, len(reference.label_values))
+                labels.append(values[resize_nearest(index, reference.grid)])
+        has_masks = len(labels) == len(images)
+        return np.stack(images), (np.stack(labels).astype(np.uint16) if has_masks else None)
+
+
+def resize_nearest(index: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an (h, w) integer map to ``grid``."""
+    rows = (np.arange(grid[0]) * index.shape[0] // grid[0]).clip(0, index.shape[0] - 1)
+    cols = (np.arange(grid[1]) * index.shape[1] // grid[1]).clip(0, index.shape[1] - 1)
+    return index[rows][:, cols]
+
+
+def reference_for(store_url: str | Path, info: GeneratorInfo) -> RealPairs:
+    """The real slices a trained generator learnt from (its snapshot; else this store's head)."""
+    store = SliceStore.open(store_url)
+    try:
+        store = store.at(info.snapshot_id)
+    except SnapshotNotFoundError:
+        pass
+    try:
+        return read_pairs(store, [tuple(k) for k in info.train_keys], info.label_names, info.label_values)
+    except CaseNotFoundError as err:
+        raise ValidationError(f"store {store.url!r} lacks slices generator {info.generator_id!r} learnt from; "
+                              f"generate into the store it was trained on ({info.source})") from err
+
+
+# ----------------------------------------------------------------------------------- generation
+@dataclass(frozen=True)
+class GateModels:
+    """The injected gate models: a box-prompted segmenter and an image feature extractor (None = skip)."""
+
+    segment: Segmenter | None = None
+    features: Featurizer | None = None
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How many pairs to draw (``count``, indices 0..count-1 of ``seed``), per batch, with which gate."""
+
+    count: int
+    seed: int = 0
+    batch_size: int = 16
+    gate: GateConfig = field(default_factory=GateConfig)
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        for key, low in (("count", 1), ("seed", 0), ("batch_size", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"SynthConfig.{key}={value!r}; expected an integer >= {low}")
+
+
+@dataclass
+class SynthReport:
+    """What a generation run did: counts, rejections by reason, per-batch Fréchet distances, timing."""
+
+    generator_id: str
+    checkpoint_hash: str
+    seed: int
+    requested: int
+    generated: int = 0
+    already_stored: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    generate_seconds: float = 0.0
+    gate_seconds: float = 0.0
+    snapshot_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe summary with throughput (pairs/s) added."""
+        return {**asdict(self),
+                "pairs_per_s": self.generated / self.generate_seconds if self.generate_seconds else None,
+                "gate_pairs_per_s": self.generated / self.gate_seconds if self.gate_seconds else None}
+
+
+def case_id_for(generator_id: str, seed: int, k: int) -> str:
+    """The id of sample ``k`` of ``seed`` of a generator: ``syn-<generator>-<seed>-<k>``."""
+    return f"syn-{generator_id}-{int(seed)}-{int(k)}"
+
+
+def synthetic_case(source: PairSource, reference: RealPairs, seed: int, k: int, image: np.ndarray,
+                   label: np.ndarray | None, scores: dict[str, float]) -> Case:
+    """A generated (H, W) pair as a store case: Z = 1, diagonal affine, 'synthetic' normalisation, provenance."""
+    sx, sy, sz = reference.spacing
+    affine = tuple(tuple(float(v) for v in row) for row in np.diag([sx, sy, sz, 1.0]))
+    height, width = image.shape
+    geometry = Geometry(affine, (sx, sy, sz), affine, (width, height, 1), ("R", "A", "S"))
+    normalisation = Normalisation("synthetic", 0.0, 255.0, {"generator": source.generator_id})
+    provenance = Provenance("synthetic", source.description,
+                            hashlib.sha256(f"{source.checkpoint_hash}:{seed}:{k}".encode()).hexdigest(),
+                            source.generator_id, source.checkpoint_hash, int(seed),
+                            {key: float(v) for key, v in scores.items() if math.isfinite(v)})
+    dtype = np.uint8 if max(reference.label_values) < 256 else np.uint16
+    label_map = np.zeros_like(image, dtype=dtype) if label is None else label.astype(dtype)
+    meta = CaseMeta(case_id_for(source.generator_id, seed, k), reference.modality,
+                    dict(zip(reference.label_values, reference.label_names)), geometry, normalisation, provenance)
+    return Case(meta, image[None].astype(np.uint8), label_map[None])
+
+
+def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, config: SynthConfig,
+               models: GateModels, *, progress: BatchFn | None = None) -> SynthReport:
+    """Draw ``config.count`` pairs from ``source``, gate each batch against ``reference`` and commit the
+    accepted ones in one commit (none with ``dry_run``); see the module docstring."""
+    store = SliceStore.open(store_url)
+    report = SynthReport(source.generator_id, source.checkpoint_hash, config.seed, config.count)
+    gate_cfg, ref = calibrate(config.gate, reference.images, reference.label_map(), reference.label_values,
+                              models.segment, models.features)
+    report.thresholds, report.reference = asdict(gate_cfg), {"slices": len(reference.images),
+                                                             "real_dice": list(ref.real_dice),
+                                                             "real_nn_distance": ref.real_nn_distance}
+    present = set(store.case_ids())
+    todo = [k for k in range(config.count) if case_id_for(source.generator_id, config.seed, k) not in present]
+    report.already_stored = config.count - len(todo)
+    reasons: Counter[str] = Counter()
+    accepted: list[Case] = []
+    for start in range(0, len(todo), config.batch_size):
+        indices = todo[start:start + config.batch_size]
+        t0 = time.perf_counter()
+        images, labels = source.batch(config.seed, indices, reference)
+        report.generate_seconds += time.perf_counter() - t0
+        gated = run_gate(images, labels, reference.label_values, gate_cfg, ref, models.segment, models.features)
+        report.gate_seconds += gated.seconds
+        for i, (k, verdict) in enumerate(zip(indices, gated.verdicts)):
+            if verdict.accepted:
+                scores = {**verdict.scores, "frechet_batch": gated.frechet}
+                accepted.append(synthetic_case(source, reference, config.seed, k, images[i],
+                                               None if labels is None else labels[i], scores))
+        reasons.update(gated.reasons())
+        summary = {"indices": [indices[0], indices[-1]], **gated.summary()}
+        summary.pop("thresholds"), summary.pop("reference")
+        report.batches.append(summary)
+        report.generated += len(indices)
+        if progress is not None:
+            progress(start + len(indices), len(todo), summary)
+    report.accepted, report.rejected, report.reasons = len(accepted), report.generated - len(accepted), dict(reasons)
+    report.case_ids = [c.meta.case_id for c in accepted]
+    if config.dry_run or not accepted:
+        report.snapshot_id = store.snapshot_id
+        return report
+    message = (f"synthetic: {len(accepted)} pair(s) from {source.generator_id} seed {config.seed} "
+               f"({report.generated} generated, {report.rejected} rejected by the gate)")
+    with store.writer(message) as writer:
+        for case in accepted:
+            writer.write_case(case)
+        report.snapshot_id = writer.finish()
+    return report

@@ -1,0 +1,157 @@
+"""A trained generator on disk: the folder ``GEN`` that ``samdata synth train --out GEN`` writes.
+
+Layout::
+
+    GEN/generator.json          GeneratorInfo: id, network shape, labels, store grid and spacing,
+                                the store snapshot and (case, z) slices it learnt from, GAN config
+    GEN/generator.pt            the EMA generator's state dict (torch.save; read with weights_only)
+    GEN/checkpoints/step-NNNNNN.pt   full training state (G, D, EMA, optimisers, RNG) for --resume
+    GEN/samples/step-NNNNNN.png      sample grids written during training
+    GEN/log.jsonl               losses every log_every steps
+
+The *checkpoint hash* recorded in every synthetic case's provenance is the SHA-256 of
+``generator.pt``. Files are written to a temporary name and renamed, so a killed run never
+leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
+from samdata.synth.networks import NetConfig, PairedGenerator, build_generator
+
+INFO_FILE = "generator.json"
+GENERATOR_FILE = "generator.pt"
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+LOG_FILE = "log.jsonl"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._]{0,63}$")
+
+
+def check_generator_id(name: str) -> str:
+    """Return ``name`` if it can be part of a case id (letters, digits, '.', '_'; no '-'), else ConfigError."""
+    if not isinstance(name, str) or not _ID.match(name):
+        raise ConfigError(f"generator id {name!r} is invalid: expected 1-64 letters, digits, '.' or '_' "
+                          "starting with a letter or digit (it becomes part of case ids syn-<id>-<seed>-<k>)")
+    return name
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a trained generator makes and what it learnt from (``GEN/generator.json``)."""
+
+    generator_id: str
+    net: NetConfig
+    label_values: tuple[int, ...]
+    label_names: tuple[str, ...]
+    grid: tuple[int, int]
+    spacing: tuple[float, float, float]
+    modality: str
+    source: str
+    snapshot_id: str
+    train_keys: tuple[tuple[str, int], ...]
+    gan: dict[str, Any]
+    steps_done: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str) -> GeneratorInfo:
+        """Rebuild from :meth:`to_json` output; ConfigError naming ``where`` if fields are missing."""
+        try:
+            return cls(
+                generator_id=str(data["generator_id"]), net=NetConfig(**data["net"]),
+                label_values=tuple(int(v) for v in data["label_values"]),
+                label_names=tuple(str(v) for v in data["label_names"]),
+                grid=(int(data["grid"][0]), int(data["grid"][1])),
+                spacing=tuple(float(v) for v in data["spacing"]),  # type: ignore[arg-type]
+                modality=str(data["modality"]), source=str(data["source"]), snapshot_id=str(data["snapshot_id"]),
+                train_keys=tuple((str(c), int(z)) for c, z in data["train_keys"]),
+                gan=dict(data["gan"]), steps_done=int(data.get("steps_done", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"{where} is not a samdata generator description: {err!r}") from err
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_generator(gen_dir: Path, generator: PairedGenerator, info: GeneratorInfo) -> str:
+    """Write ``generator.pt`` (weights) and ``generator.json`` (info); returns the checkpoint hash."""
+    gen_dir = Path(gen_dir)
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    atomic_save(state, gen_dir / GENERATOR_FILE)
+    tmp = gen_dir / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(info.to_json(), indent=2))
+    os.replace(tmp, gen_dir / INFO_FILE)
+    return file_sha256(gen_dir / GENERATOR_FILE)
+
+
+def read_info(gen_dir: Path) -> GeneratorInfo:
+    """The GeneratorInfo of a generator folder; CaseNotFoundError saying what is missing."""
+    path = Path(gen_dir) / INFO_FILE
+    if not path.is_file():
+        raise CaseNotFoundError(f"{str(gen_dir)!r} is not a trained generator: {INFO_FILE} missing "
+                                "(train one with `samdata synth train STORE --labels ... --out GEN`)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputFileError(f"cannot read generator description {str(path)!r}: {err}") from err
+    return GeneratorInfo.from_json(data, str(path))
+
+
+def load_generator(gen_dir: Path, device: torch.device | str = "cpu") -> tuple[PairedGenerator, GeneratorInfo, str]:
+    """The trained (EMA) generator in eval mode on ``device``, its info and its checkpoint hash."""
+    gen_dir = Path(gen_dir)
+    info = read_info(gen_dir)
+    weights = gen_dir / GENERATOR_FILE
+    if not weights.is_file():
+        raise CaseNotFoundError(f"generator folder {str(gen_dir)!r} has {INFO_FILE} but no {GENERATOR_FILE}; "
+                                "training did not finish (resume it with --resume)")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle/zip/runtime errors for unreadable files
+        raise InputFileError(f"cannot read generator weights {str(weights)!r}: {err}") from err
+    generator = build_generator(info.net)
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f"weights {str(weights)!r} do not fit the network described in {INFO_FILE} "
+                          f"({info.net}): {err}") from err
+    return generator.to(device).eval(), info, file_sha256(weights)
+
+
+def checkpoint_path(gen_dir: Path, step: int) -> Path:
+    """Where the training state after ``step`` goes."""
+    return Path(gen_dir) / CHECKPOINTS / f"step-{step:06d}.pt"
+
+
+def latest_checkpoint(gen_dir: Path) -> Path | None:
+    """The newest training-state file of a generator folder, or None."""
+    found = sorted((Path(gen_dir) / CHECKPOINTS).glob("step-*.pt"))
+    return found[-1] if found else None

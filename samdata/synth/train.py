@@ -1,0 +1,259 @@
+"""Training a paired GAN on tens to hundreds of real slices: hinge loss, spectral norm, DiffAugment, EMA.
+
+One step: the discriminator sees a DiffAugmented batch of real pairs and of generated pairs
+(hinge loss), then the generator is updated to fool it through the same augmentation; an
+exponential moving average (EMA) of the generator's weights is what gets saved and sampled
+(decay ``min(ema, (1 + step) / (10 + step))``, so short runs are not dominated by the start).
+
+Randomness is explicit: a CPU ``torch.Generator`` seeded with ``seed`` draws batch indices and
+latents, a second one on the training device (seed + 1) drives DiffAugment; both states are in
+every checkpoint, so ``resume`` continues the same sequence. Same seed, same device → same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from samdata.errors import ConfigError, TrainingError
+from samdata.figures import draw_grid
+from samdata.synth.augment import diff_augment, parse_policy
+from samdata.synth.checkpoint import (CHECKPOINTS, INFO_FILE, LOG_FILE, SAMPLES, GeneratorInfo, atomic_save,
+                                      check_generator_id, checkpoint_path, latest_checkpoint, save_generator)
+from samdata.synth.losses import d_hinge, g_hinge
+from samdata.synth.networks import NetConfig, PairedGenerator, build_networks
+from samdata.synth.pairs import RealPairs, to_model, to_store_grid
+from samdata.synth.sample import latents_for
+
+#: Called after every step with (step, total steps, metrics).
+StepFn = Callable[[int, int, dict[str, float]], None]
+#: Fields a resumed run may change.
+RESUMABLE = ("steps", "sample_every", "save_every", "log_every", "device")
+GRID_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """A paired-GAN training run: network shape, optimisation, augmentation and bookkeeping.
+
+    ``augment``: DiffAugment policy (``color,translation,cutout``; ``none`` to switch off).
+    ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    """
+
+    arch: str = "fastgan"
+    size: int = 64
+    latent: int = 64
+    width: int = 16
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    augment: str = "color,translation,cutout"
+    ema: float = 0.999
+    seed: int = 0
+    sample_every: int = 250
+    save_every: int = 500
+    log_every: int = 50
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for key, low in (("steps", 1), ("batch_size", 1), ("seed", 0), ("sample_every", 0), ("save_every", 1),
+                         ("log_every", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"GanConfig.{key}={value!r}; expected an integer >= {low}")
+        for key in ("lr", "beta1", "beta2", "ema"):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or not 0 <= value < (1 if key != "lr" else 1.0):
+                raise ConfigError(f"GanConfig.{key}={value!r}; expected 0 <= {key} < 1")
+        parse_policy(self.augment)
+        self.net(1)  # validates arch, size, latent, width
+
+    def net(self, labels: int) -> NetConfig:
+        """The network shape for ``labels`` mask channels."""
+        return NetConfig(arch=self.arch, size=self.size, latent=self.latent, width=self.width, labels=labels)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GanResult:
+    """A finished run: folder, steps done, checkpoint hash of generator.pt, wall time, last losses, grids."""
+
+    gen_dir: Path
+    step: int
+    checkpoint_hash: str
+    seconds: float
+    metrics: dict[str, float]
+    samples: tuple[Path, ...]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA if available else CPU; otherwise the named device (ConfigError if CUDA is absent)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device {name!r} is not a torch device; expected cpu, cuda, cuda:N or auto") from err
+
+
+class _Run:
+    """The mutable state of one training run (networks, optimisers, generators)."""
+
+    def __init__(self, pairs: RealPairs, config: GanConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.net = config.net(len(pairs.label_values))
+        self.g, self.d = build_networks(self.net, config.seed)
+        self.g, self.d = self.g.to(device), self.d.to(device)
+        self.ema = copy.deepcopy(self.g).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=config.lr, betas=betas)
+        self.cpu_gen = torch.Generator().manual_seed(config.seed)
+        self.aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.policy = parse_policy(config.augment)
+        self.real = to_model(pairs.images, pairs.masks, config.size).to(device)
+        self.step = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume, in weights_only-loadable types."""
+        return {"step": self.step, "g": self.g.state_dict(), "d": self.d.state_dict(), "ema": self.ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "cpu_gen": self.cpu_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
+                "config": json.dumps(self.config.to_json())}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state` output."""
+        self.step = int(state["step"])
+        for name in ("g", "d", "ema", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.cpu_gen.set_state(state["cpu_gen"])
+        self.aug_gen.set_state(state["aug_gen"].cpu())
+
+    def latents(self, n: int) -> torch.Tensor:
+        """(n, latent) N(0, 1) latents from the run's CPU generator, on the training device."""
+        return torch.randn(n, self.net.latent, generator=self.cpu_gen).to(self.device)
+
+    def train_step(self) -> dict[str, float]:
+        """One discriminator and one generator update; returns the losses and mean logits."""
+        n = self.config.batch_size
+        idx = torch.randint(0, self.real.shape[0], (n,), generator=self.cpu_gen).to(self.device)
+        real = self.real[idx]
+        fake = as_pair(self.g(self.latents(n)))
+        real_logits = self.d(diff_augment(real, self.policy, self.aug_gen))
+        fake_logits = self.d(diff_augment(fake.detach(), self.policy, self.aug_gen))
+        loss_d = d_hinge(real_logits, fake_logits)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        fake = as_pair(self.g(self.latents(n)))
+        loss_g = g_hinge(self.d(diff_augment(fake, self.policy, self.aug_gen)))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        self._update_ema()
+        metrics = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.detach().mean().item(),
+                   "d_fake": fake_logits.detach().mean().item()}
+        if not all(np.isfinite(v) for v in metrics.values()):
+            raise TrainingError(f"GAN training diverged at step {self.step}: {metrics}; lower --lr or change --seed")
+        return metrics
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for p_ema, p in zip(self.ema.parameters(), self.g.parameters()):
+            p_ema.lerp_(p, 1.0 - decay)
+        for b_ema, b in zip(self.ema.buffers(), self.g.buffers()):
+            b_ema.copy_(b)
+
+
+def as_pair(output: torch.Tensor) -> torch.Tensor:
+    """Generator output (image in [-1, 1], mask logits) → image and mask probabilities both in [-1, 1]."""
+    return torch.cat([output[:, :1], torch.sigmoid(output[:, 1:]) * 2 - 1], dim=1)
+
+
+def write_grid(generator: PairedGenerator, info: GeneratorInfo, seed: int, path: Path, title: str) -> Path:
+    """Draw ``GRID_SAMPLES`` pairs of ``generator`` (fixed latents of ``seed``) at model size as a PNG grid."""
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        out = generator(latents_for(seed, range(GRID_SAMPLES), info.net.latent).to(device))
+    size = (info.net.size, info.net.size)
+    images, labels = to_store_grid(out, size, info.label_values)
+    samples = [(images[k], labels[k], None, f"{title} #{k}") for k in range(GRID_SAMPLES)]
+    return draw_grid(samples, path, cols=4, label_names=dict(zip(info.label_values, info.label_names)))
+
+
+def _info(pairs: RealPairs, config: GanConfig, net: NetConfig, generator_id: str, steps_done: int) -> GeneratorInfo:
+    return GeneratorInfo(generator_id=generator_id, net=net, label_values=pairs.label_values,
+                         label_names=pairs.label_names, grid=pairs.grid, spacing=pairs.spacing,
+                         modality=pairs.modality, source=pairs.source, snapshot_id=pairs.snapshot_id,
+                         train_keys=pairs.keys, gan=config.to_json(), steps_done=steps_done)
+
+
+def _resume_state(gen_dir: Path, config: GanConfig, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a fresh run); ConfigError for a clash with an existing run."""
+    latest = latest_checkpoint(gen_dir)
+    if not resume:
+        if latest is not None or (gen_dir / INFO_FILE).exists():
+            raise ConfigError(f"generator folder {str(gen_dir)!r} already holds a run; pass --resume to "
+                              "continue it or choose another --out")
+        return None
+    if latest is None:
+        return None
+    state = torch.load(latest, map_location="cpu", weights_only=True)
+    saved = json.loads(state["config"])
+    changed = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in config.to_json().items()
+               if k not in RESUMABLE and saved.get(k) != v]
+    if changed:
+        raise ConfigError(f"cannot resume {str(latest)!r} with another configuration ({'; '.join(changed)}); "
+                          f"only {', '.join(RESUMABLE)} may change")
+    return state
+
+
+def train_gan(pairs: RealPairs, gen_dir: Path | str, config: GanConfig, *, generator_id: str,
+              resume: bool = False, on_step: StepFn | None = None) -> GanResult:
+    """Train a paired GAN on ``pairs`` into ``gen_dir`` (see the module docstring); returns the result."""
+    gen_dir = Path(gen_dir)
+    check_generator_id(generator_id)
+    state = _resume_state(gen_dir, config, resume)
+    run = _Run(pairs, config, resolve_device(config.device))
+    if state is not None:
+        run.load(state)
+    (gen_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    (gen_dir / SAMPLES).mkdir(parents=True, exist_ok=True)
+    started, metrics, grids = time.perf_counter(), {}, []
+    with open(gen_dir / LOG_FILE, "a") as log:
+        while run.step < config.steps:
+            metrics = run.train_step()
+            step = run.step
+            if step % config.log_every == 0 or step == config.steps:
+                log.write(json.dumps({"step": step, **metrics}) + "\n")
+                log.flush()
+            if config.sample_every and (step % config.sample_every == 0 or step == config.steps):
+                info = _info(pairs, config, run.net, generator_id, step)
+                grids.append(write_grid(run.ema, info, config.seed, gen_dir / SAMPLES / f"step-{step:06d}.png",
+                                        f"step {step}"))
+            if step % config.save_every == 0 or step == config.steps:
+                atomic_save(run.state(), checkpoint_path(gen_dir, step))
+            if on_step is not None:
+                on_step(step, config.steps, metrics)
+    checkpoint_hash = save_generator(gen_dir, run.ema, _info(pairs, config, run.net, generator_id, run.step))
+    return GanResult(gen_dir, run.step, checkpoint_hash, time.perf_counter() - started, metrics, tuple(grids))
