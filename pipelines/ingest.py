@@ -6,6 +6,11 @@ write their case's chunks through a forked store session; the single committer (
 the returned sessions, checkpoints every batch to a staging branch, and publishes the run to ``main``
 in one commit at the end. A run killed at any point leaves ``main`` at its last snapshot; the re-run
 finds the staging branch (same source, same config → same run name) and does only what is missing.
+
+The steps are public for other front ends (the Prefect flows run batches of cases as tasks):
+:func:`plan_ingest` (discover, hash, skip what is stored), :func:`prepare_into` (the worker part:
+prepare a batch of cases into one fork) and :func:`run_plan` (the committer loop, given a function
+that runs one wave of cases wherever it likes and returns the forks).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.readers import read_label, read_volume, source_hash
 from samdata.normalise import IngestConfig
 from samdata.prepare import prepare_case
-from storage import SliceStore
+from storage import CaseWriter, SliceStore, StoreWriter
 
 #: Called after each case with (case_id, status, detail); status is added/updated/skipped/failed.
 ProgressFn = Callable[[str, str, str], None]
@@ -101,16 +106,6 @@ def _describe(err: BaseException, item: SourceItem) -> str:
     return f"{item.image}: unexpected {type(err).__name__}: {err}{where}"
 
 
-def _task(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str, fork):
-    """Worker task: prepare one case and write it through a forked store session."""
-    try:
-        case = prepare_item(item, dataset, config, content_hash)
-    except Exception as err:  # one bad case must not stop the others; reported with file and problem
-        return item.case_id, None, _describe(err, item)
-    fork.write_case(case)
-    return item.case_id, fork, ""
-
-
 @contextmanager
 def _client(cluster: ClusterConfig) -> Iterator[Any]:
     """Yield a dask.distributed Client (local processes or by address), or None for in-process."""
@@ -128,9 +123,44 @@ def _client(cluster: ClusterConfig) -> Iterator[Any]:
         yield client
 
 
-def _plan(dataset: SourceDataset, store: SliceStore, report: IngestReport,
-          progress: ProgressFn | None) -> list[tuple[SourceItem, str, bool]]:
-    """Hash every item; return (item, hash, replaces_existing) for the ones not yet stored."""
+@dataclass(frozen=True)
+class PlannedCase:
+    """A source item still to ingest: its content hash and whether it replaces a stored case of that id."""
+
+    item: SourceItem
+    digest: str
+    replaces: bool
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """What an ingest run has to do: the discovered dataset, its run name and the cases not yet stored."""
+
+    source: Path
+    store_url: str
+    config: IngestConfig
+    dataset: SourceDataset
+    run_name: str
+    todo: tuple[PlannedCase, ...]
+
+
+#: Runs one wave of cases against a writer (forks from ``writer.fork()``) and returns, per fork used,
+#: the fork (None if its work was lost) and case_id → error ('' when written); a case missing from
+#: every result is reported failed.
+WaveRunner = Callable[[list[PlannedCase], StoreWriter], list[tuple[CaseWriter | None, dict[str, str]]]]
+
+
+def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig | None = None, *,
+                progress: ProgressFn | None = None) -> tuple[IngestPlan, IngestReport]:
+    """Discover ``source``, hash every item and keep those whose content is not stored yet (creates the
+    store if absent); the report already holds the skipped items and the ones that failed here."""
+    config = config or IngestConfig()
+    source = Path(source)
+    dataset = discover(source)
+    report = IngestReport(source=str(source), store=str(store_url), run_name=run_name_for(source, config))
+    for problem in dataset.problems:
+        report.failed[problem.split(":")[0]] = problem
+    store = SliceStore.open(store_url, create=True)
     known = store.source_hashes()
     existing = set(store.case_ids())
     todo = []
@@ -147,62 +177,83 @@ def _plan(dataset: SourceDataset, store: SliceStore, report: IngestReport,
             if progress:
                 progress(item.case_id, "skipped", "same content already stored")
             continue
-        todo.append((item, digest, item.case_id in existing))
-    return todo
+        todo.append(PlannedCase(item, digest, item.case_id in existing))
+    report.snapshot_id = store.snapshot_id
+    plan = IngestPlan(source, store.url, config, dataset, report.run_name, tuple(todo))
+    return plan, report
+
+
+def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter
+                 ) -> tuple[CaseWriter, dict[str, str]]:
+    """Worker part: prepare each case and write it into ``fork``; returns the fork and case_id → error
+    ('' when written). A case that cannot be read or prepared is reported, not raised."""
+    errors: dict[str, str] = {}
+    for case in cases:
+        try:
+            prepared = prepare_item(case.item, dataset, config, case.digest)
+        except Exception as err:  # one bad case must not stop the others; reported with file and problem
+            errors[case.item.case_id] = _describe(err, case.item)
+            continue
+        fork.write_case(prepared)
+        errors[case.item.case_id] = ""
+    return fork, errors
+
+
+def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wave: int,
+             progress: ProgressFn | None = None) -> IngestReport:
+    """The committer: run the plan's cases in waves of ``wave`` through ``run_wave``, merge and
+    checkpoint each wave on the run's staging branch, and publish to ``main`` in one commit."""
+    if not plan.todo:
+        return report
+    store = SliceStore.open(plan.store_url)
+    message = f"ingest {len(plan.todo)} case(s) from {plan.source}"
+    with store.writer(message, run_name=plan.run_name) as writer:
+        done = writer.done_case_ids()
+        pending = []
+        for case in plan.todo:
+            if case.item.case_id in done:
+                (report.updated if case.replaces else report.added).append(case.item.case_id)
+                if progress:
+                    progress(case.item.case_id, "added", "resumed from an interrupted run")
+            else:
+                pending.append(case)
+        for start in range(0, len(pending), max(1, wave)):
+            chunk = pending[start:start + max(1, wave)]
+            results = run_wave(chunk, writer)
+            outcome = {cid: error for _fork, errors in results for cid, error in errors.items()}
+            forks = [fork for fork, _errors in results if fork is not None and fork.case_ids()]
+            for case in chunk:
+                case_id = case.item.case_id
+                error = outcome.get(case_id, f"{case.item.image}: no result came back for case {case_id!r}")
+                if error:
+                    report.failed[case_id] = error
+                    status, detail = "failed", error
+                else:
+                    (report.updated if case.replaces else report.added).append(case_id)
+                    status, detail = ("updated" if case.replaces else "added"), ""
+                if progress:
+                    progress(case_id, status, detail)
+            if forks:
+                writer.merge(forks)
+                writer.checkpoint(f"{plan.run_name}: {sum(len(f.case_ids()) for f in forks)} case(s)")
+        report.snapshot_id = writer.finish()
+    return report
 
 
 def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | None = None, *,
            cluster: ClusterConfig | None = None, progress: ProgressFn | None = None) -> IngestReport:
     """Ingest every case of ``source`` into the store at ``store_url``; returns the per-case report."""
-    config = config or IngestConfig()
     cluster = cluster or ClusterConfig()
-    source = Path(source)
-    dataset = discover(source)
-    report = IngestReport(source=str(source), store=str(store_url), run_name=run_name_for(source, config))
-    for problem in dataset.problems:
-        report.failed[problem.split(":")[0]] = problem
-    store = SliceStore.open(store_url, create=True)
-    todo = _plan(dataset, store, report, progress)
-    if not todo:
-        report.snapshot_id = store.snapshot_id
+    plan, report = plan_ingest(source, store_url, config, progress=progress)
+    if not plan.todo:
         return report
     batch = cluster.batch or max(4, 4 * max(1, cluster.workers))
-    with store.writer(f"ingest {len(todo)} case(s) from {source}", run_name=report.run_name) as writer:
-        done = writer.done_case_ids()
-        pending = []
-        for item, digest, replaces in todo:
-            if item.case_id in done:
-                (report.updated if replaces else report.added).append(item.case_id)
-                if progress:
-                    progress(item.case_id, "added", "resumed from an interrupted run")
-            else:
-                pending.append((item, digest, replaces))
-        with _client(cluster) as client:
-            for start in range(0, len(pending), batch):
-                chunk = pending[start:start + batch]
-                results = _run_batch(client, chunk, dataset, config, writer)
-                forks = []
-                for (item, _digest, replaces), (case_id, fork, error) in zip(chunk, results):
-                    if fork is None:
-                        report.failed[case_id] = error
-                        status, detail = "failed", error
-                    else:
-                        forks.append(fork)
-                        (report.updated if replaces else report.added).append(case_id)
-                        status, detail = ("updated" if replaces else "added"), ""
-                    if progress:
-                        progress(case_id, status, detail)
-                if forks:
-                    writer.merge(forks)
-                    writer.checkpoint(f"{report.run_name}: {len(forks)} case(s)")
-        report.snapshot_id = writer.finish()
-    return report
+    with _client(cluster) as client:
+        def run_wave(chunk: list[PlannedCase], writer: StoreWriter) -> list[tuple[CaseWriter | None, dict[str, str]]]:
+            if client is None:
+                return [prepare_into([case], plan.dataset, plan.config, writer.fork()) for case in chunk]
+            futures = [client.submit(prepare_into, [case], plan.dataset, plan.config, writer.fork(), pure=False)
+                       for case in chunk]
+            return client.gather(futures)
 
-
-def _run_batch(client, chunk, dataset, config, writer) -> list[tuple[str, Any, str]]:
-    """Run one batch of case tasks in-process or on the cluster; results in input order."""
-    if client is None:
-        return [_task(item, dataset, config, digest, writer.fork()) for item, digest, _ in chunk]
-    futures = [client.submit(_task, item, dataset, config, digest, writer.fork(), pure=False)
-               for item, digest, _ in chunk]
-    return client.gather(futures)
+        return run_plan(plan, report, run_wave, wave=batch, progress=progress)

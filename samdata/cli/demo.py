@@ -1,8 +1,15 @@
-"""``samdata demo``: run what exists end to end on the embedded sample data, and say what it did."""
+"""``samdata demo``: the whole pipeline on the embedded sample data, through the Prefect flows, on CPU.
+
+Runs :func:`flows.demo.demo_flow` (sample data → ingest → synthetic pairs → prompts → mixture →
+LiteMedSAM decoder fine-tune → zero-shot vs adapted → ``OUT/demo-report/index.html``). No network is
+needed: Prefect runs against a temporary local API server whose database lives in ``PREFECT_HOME``
+(``OUT/.prefect-home`` unless set), so the runs and artifacts can be browsed afterwards with
+``PREFECT_HOME=OUT/.prefect-home prefect server start``.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,50 +17,39 @@ from typing import Annotated
 import typer
 
 from samdata.cli.common import guarded, out
+from samdata.cli.flows import prefect_env
 
 
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for sample data, store and report.")] = Path("demo-output"),
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for sample data, store, run and report.")] = Path("demo-output"),
     phantoms: Annotated[int, typer.Option(min=1, help="CT phantom cases to add beside MNI152.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed for phantoms, prompts and mixtures.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of phantoms, generator, prompts, mixture and training.")] = 0,
+    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps (batch 4).")] = 150,
+    gan_steps: Annotated[int, typer.Option(min=1, help="Training steps of the synthetic-pair generator.")] = 150,
+    synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs to draw and gate (0: skip the step).")] = 16,
+    workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes for ingest (1 = in-process).")] = 2,
 ) -> None:
-    """Sample data → ingest (MR + CT) → info → verify, printing each step."""
-    from pipelines.ingest import ingest
-    from samdata.io.sample_data import write_mni152, write_phantoms
-    from samdata.normalise import IngestConfig
-    from storage import SliceStore
-
+    """Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → HTML report."""
     started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    store_url = out_dir / "store"
-    steps: list[str] = []
+    prefect_env(home=out_dir / ".prefect-home", workers=workers)
+    from flows.demo import REPORT, demo_flow
+    from flows.settings import prefect_api
 
-    def step(text: str) -> None:
-        steps.append(text)
-        out.print(f"[bold green]✓[/] {text}  [dim]({time.perf_counter() - started:.1f} s)[/]")
-
-    mni = guarded(lambda: write_mni152(out_dir / "data" / "mni152"))
-    step(f"wrote the real MNI152 T1 template with WM/GM/brain labels to {mni}")
-    ct = guarded(lambda: write_phantoms(out_dir / "data" / "phantoms", cases=phantoms, seed=seed))
-    step(f"wrote {phantoms} seeded CT phantoms (HU, 6 organs) to {ct}")
-    rep_mr = guarded(lambda: ingest(mni, store_url, IngestConfig(modality="MR")))
-    step(f"ingested MNI152 (MR, 0.5–99.5 percentile): added {rep_mr.added or 'nothing new'} "
-         f"snapshot {rep_mr.snapshot_id}")
-    rep_ct = guarded(lambda: ingest(ct, store_url, IngestConfig(modality="CT", window="abdomen")))
-    step(f"ingested phantoms (CT, abdomen window WL40/WW400): added {len(rep_ct.added)}, "
-         f"skipped {len(rep_ct.skipped)}; snapshot {rep_ct.snapshot_id}")
-    store = SliceStore.open(store_url)
-    summary = store.info()
-    (out_dir / "store-info.json").write_text(json.dumps(summary, indent=2, default=str))
-    step(f"store: {summary['cases']} cases, {summary['slices']} slices, {summary['labelled_slices']} labelled, "
-         f"objects per label {summary['objects_per_label']}")
-    problems = store.verify()
-    if problems:
-        out.print("\n".join(problems))
-        raise typer.Exit(1)
-    step("verify: every chunk decodes, index agrees with pixels, metadata complete")
-    out.print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Try:\n"
-              f"  .venv/bin/samdata info {store_url}\n  .venv/bin/samdata verify {store_url}")
+    with prefect_api():
+        result = guarded(lambda: demo_flow(out=str(out_dir.resolve()), phantoms=phantoms, seed=seed, steps=steps,
+                                           gan_steps=gan_steps, synthetic=synthetic))
+    trained = result.get("train") or {}
+    overall = (trained.get("evaluation") or {}).get("overall", {})
+    out.print(f"\nDemo finished in {time.perf_counter() - started:.0f} s.", highlight=False)
+    for name, scores in overall.items():
+        out.print(f"  {name.replace('_', '-'):>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
+                                                                   if v is not None), highlight=False)
+    out.print(f"  report: {result.get('report') or out_dir / REPORT / 'index.html'}\n"
+              f"  store:  {result['store']}  (try: samdata info {result['store']})\n"
+              f"  run:    {trained.get('run_dir')}\n"
+              f"  Prefect runs and artifacts: PREFECT_HOME={os.environ['PREFECT_HOME']} "
+              "prefect server start", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

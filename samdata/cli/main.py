@@ -11,6 +11,8 @@ import typer
 from samdata.cli import curate, data, demo
 from samdata.cli import train as train_cli
 from samdata.cli import evaluate as evaluate_cli
+from samdata.cli import synth as synth_cli
+from samdata.cli import flows as flows_cli
 
 app = typer.Typer(
     name="samdata",
@@ -24,6 +26,8 @@ demo.register(app)
 curate.register(app)
 train_cli.register(app)
 evaluate_cli.register(app)
+synth_cli.register(app)
+flows_cli.register(app)
 
 
 def main() -> None:
