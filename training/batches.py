@@ -115,12 +115,26 @@ class RunData:
     protocol: str
 
 
+def _case_weights_kept(train: MixtureDataset, candidates: np.ndarray) -> np.ndarray:
+    """Item weights of ``candidates`` rescaled so each case keeps its mixture weight after slice filtering.
+
+    ``sample_weights`` splits a case's weight over all its objects; dropping most of a real volume's
+    slices (``train_slices``) would otherwise shrink that case's share against synthetic 2D cases.
+    """
+    all_weights = train.sample_weights()
+    _, case_index = np.unique(train.objects()["case_id"].to_numpy(), return_inverse=True)
+    total = np.bincount(case_index, weights=all_weights)
+    kept = np.bincount(case_index[candidates], weights=all_weights[candidates], minlength=total.size)
+    scale = np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)
+    return all_weights[candidates] * scale[case_index[candidates]]
+
+
 def build_data(config: TrainConfig, snapshot: str | None) -> RunData:
     """Open the mixture's train items (weights, slice filter) and its validation set."""
     train = SeededMixture(config.store, config.mixture, "train", _dataset_config(config, config.augment),
                           seed=config.seed, snapshot=snapshot)
     candidates = _z_filter(train, config.train_slices, config.val_slices)
-    weights = train.sample_weights()[candidates]
+    weights = _case_weights_kept(train, candidates)
     if not len(candidates) or not weights.sum() > 0:
         raise ValidationError(
             f"mixture {config.mixture!r} of store {config.store!r} has no training samples: {len(train)} train "

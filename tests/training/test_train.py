@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,14 @@ def test_adapter_blocks_that_do_not_exist(store: str, tmp_path: Path):
     with pytest.raises(ConfigError, match=r"blocks \[7\] do not exist.*0\.\.3"):
         train(_config(store, adapter="lora:blocks=1,7"), tmp_path / "run")
     assert not RunLayout(tmp_path / "run").exists()
+
+
+def test_slice_filter_keeps_each_case_weight(store: str):
+    from training.batches import build_data
+
+    data = build_data(_config(store, train_slices="0-3", size=64), None)
+    cases = data.train.objects()["case_id"].to_numpy()
+    full = data.train.sample_weights()
+    for case_id in np.unique(cases[data.candidates]):
+        kept = data.weights[cases[data.candidates] == case_id].sum()
+        assert kept == pytest.approx(full[cases == case_id].sum())
