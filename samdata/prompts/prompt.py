@@ -64,7 +64,7 @@ class Prompt:
                 f"prompt points {np.shape(self.points)} and labels {np.shape(self.point_labels)} do not "
                 "match; expected (N, 2) points and (N,) labels"
             )
-        if not np.isfinite(points).all() or not np.isin(labels, (0, 1)).all():
+        if not np.isfinite(points).all() or not ((labels == 0) | (labels == 1)).all():
             raise ValidationError(f"prompt points must be finite with labels 0/1; got labels {labels.tolist()}")
         object.__setattr__(self, "points", _frozen(points))
         object.__setattr__(self, "point_labels", _frozen(labels.astype(np.int8)))
