@@ -19,7 +19,7 @@ from typing import Any
 from samdata.errors import ConfigError
 from training.adapters import parse_adapter
 from training.augment import augment_entry
-from training.models import DEFAULT_MODEL
+from training.models import BASELINES, DEFAULT_MODEL
 
 CACHE_MODES: tuple[str, ...] = ("off", "memory", "disk")
 #: fields a resumed run may change; every other field must equal the saved config
@@ -49,7 +49,8 @@ def parse_slices(spec: str) -> tuple[int, ...]:
 class TrainConfig:
     """Everything that defines a training run (data, model, optimisation, bookkeeping, hardware).
 
-    ``adapter``: spec of :func:`training.adapters.parse_adapter` (stored canonical). ``size``: model
+    ``adapter``: spec of :func:`training.adapters.parse_adapter` (stored canonical; a baseline model
+    such as ``unet`` always trains ``full`` and needs ``labels``, one output channel each). ``size``: model
     input side (None = the model's own). ``steps``: optimizer steps, each of ``grad_accum``
     micro-batches of ``batch_size`` items per process. ``warmup``: linear warm-up steps before the
     cosine decay to 0. ``iou_loss``: weight of the IoU-head MSE (0 = off). ``eval_every``: steps
@@ -113,6 +114,14 @@ class TrainConfig:
                               f"mixture={self.mixture!r}")
         object.__setattr__(self, "store", str(self.store))
         object.__setattr__(self, "adapter", parse_adapter(self.adapter).to_spec())
+        if self.model in BASELINES:  # a U-Net has no frozen part: every weight trains ("decoder" is the default)
+            if self.adapter not in ("decoder", "full"):
+                raise ConfigError(f"model {self.model!r} takes no adapter {self.adapter!r}: it trains from scratch "
+                                  "with every weight (adapter 'full')")
+            object.__setattr__(self, "adapter", "full")
+            if not self.labels:
+                raise ConfigError(f"model {self.model!r} segments named labels without a prompt: give labels "
+                                  "(e.g. --labels white_matter), one output channel each")
         object.__setattr__(self, "augment", tuple(self.augment))
         for name in self.augment:
             augment_entry(name)

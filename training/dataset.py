@@ -217,6 +217,7 @@ class MixtureDataset(Dataset):
         self._case_idx = np.searchsorted(self._cases, obj["case_id"].to_numpy(dtype=str)).astype(np.int32)
         self._z = obj["z"].to_numpy(dtype=np.int64)
         self._label = obj["label"].to_numpy(dtype=np.int64)
+        self._label_name = obj["label_name"].astype(str).tolist()
         row = {c: k for k, c in enumerate(_strings(tables.mixture["case_id"]))}
         origin, weight = _strings(tables.mixture["origin"]), np.asarray(tables.mixture["weight"], dtype=np.float64)
         self._origin = [origin[row[c]] for c in self._cases]
@@ -293,7 +294,7 @@ class MixtureDataset(Dataset):
         elif (prompt := self._fixed[index]) is None:  # type: ignore[assignment]
             prompt = self._eval_scheme(mask, object_rng(self._eval_seed, case_id, z, value))
         item = self._frame(image, mask, prompt)
-        item.update(case_id=case_id, z=z, label=value, origin=self._origin[case])
+        item.update(case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case])
         return item
 
     def _augmented(self, image: np.ndarray, label: np.ndarray, value: int, rng: np.random.Generator

@@ -35,7 +35,8 @@ from training.checkpoint import write_json
 from training.config import parse_slices
 from training.dataset import DatasetConfig, MixtureDataset
 from training.evaluate import EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects
-from training.models import SamModel, build_model
+from training.loop import is_promptable
+from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
 
 ZERO_SHOT, ADAPTED = "zero_shot", "adapted"
@@ -64,6 +65,8 @@ def dataset_config(run: LoadedRun) -> DatasetConfig:
 
 def zero_shot_model(run: LoadedRun) -> SamModel:
     """The run's registry model with its base weights only, on the run model's device, in eval mode."""
+    if run.config.model in BASELINES:
+        raise ConfigError(f"model {run.config.model!r} is trained from scratch: it has no zero-shot version")
     base = build_model(run.config.model, checkpoint=run.config.checkpoint)
     return base.to(run.model.pixel_mean.device).eval()
 
@@ -120,13 +123,14 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
     """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure."""
     dataset, indices, protocol = open_split(run, split, store_url, slices)
     config = replace(config, prompt_seed=run.config.seed)
+    zero_shot = zero_shot and run.config.model not in BASELINES  # a U-Net has nothing before training
     models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
     models[ADAPTED] = run.model.eval()
     result = evaluate_models(models, dataset, config, indices=indices)
     interactive = {}
     if config.clicks:
         interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices).summary
-                       for name, model in models.items()}
+                       for name, model in models.items() if is_promptable(model)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figure = draw_best_worst(models, dataset, result, config, out / "best_worst.png")

@@ -34,7 +34,7 @@ from samdata.prompts import Prompt, corrective_click, object_rng
 from storage import SliceStore
 from training.batches import SeededMixture
 from training.dataset import MixtureDataset
-from training.loop import MASK_PROMPT_LOGIT
+from training.loop import MASK_PROMPT_LOGIT, is_promptable
 from training.models import SamModel
 from training.predict import decode_prompts, model_input, to_probabilities
 
@@ -170,8 +170,13 @@ class _Slices:
 
 @torch.no_grad()
 def _predict(model: SamModel, batch: list[SliceBatch]) -> list[np.ndarray]:
-    """Encode a batch of slices once and decode each slice's prompts: per slice (n, Y, X) probabilities."""
+    """Encode a batch of slices once and decode each slice's prompts: per slice (n, Y, X) probabilities.
+    A prompt-free model (the U-Net) segments each slice once; an object gets its label's channel."""
     frames = torch.stack([s.items[0]["image"] for s in batch])
+    if not is_promptable(model):
+        logits = model(model_input(model, frames))
+        return [to_probabilities(model, logits[j][model.channels(piece.names).to(logits.device)][:, None],
+                                 *piece.frame_geometry()) for j, piece in enumerate(batch)]
     embeddings = model.encode(model_input(model, frames))
     out = []
     for j, piece in enumerate(batch):
@@ -296,6 +301,9 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     (case & label, then mean).
     """
     counts = check_clicks(clicks)
+    if not is_promptable(model):
+        raise ConfigError(f"model {model.name!r} takes no prompt: corrective clicks cannot change its mask "
+                          "(score it once with evaluate_models)")
     if not counts:
         raise ConfigError("evaluate_interactive needs at least one click count, e.g. (0, 1, 3, 5)")
     model = model.eval()

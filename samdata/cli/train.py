@@ -67,7 +67,7 @@ def train_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (created; must be new unless --resume).")],
     store: Annotated[Optional[str], typer.Option(help="Store folder or s3://bucket/prefix.")] = None,
     mixture: Annotated[Optional[str], typer.Option(help="Mixture name (samdata mixture).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="litemedsam (default), sam_vit_b/l/h, tiny.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="litemedsam (default), sam_vit_b/l/h, tiny, or unet (the prompt-free baseline: needs --labels, trains every weight; use --lr 1e-3).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="Adapter spec, e.g. decoder (default), lora:r=8,blocks=all+decoder.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (default 300).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per micro-batch per process (default 4).")] = None,

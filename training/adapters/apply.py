@@ -60,6 +60,8 @@ def _block_lists(model: SamModel, cfg: AdapterConfig) -> list[tuple[int, ...]]:
 
 def first_adapted_block(model: SamModel, cfg: AdapterConfig) -> int:
     """Index of the first encoder block that holds an adapter; the block count if none does."""
+    if cfg.train_all:
+        return 0
     lists = [b for b in _block_lists(model, cfg) if b]
     return min(min(b) for b in lists) if lists else len(model.encoder_blocks())
 
@@ -84,6 +86,9 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
             ADAPTERS[part.kind].insert(model, blocks[i], part, generator)
         model.to(first.device, first.dtype)  # new layers are made on the CPU in float32
         per_part.append((part.kind, _count([p for p in model.parameters() if p.requires_grad]) - before))
+    if cfg.train_all:
+        model.image_encoder.requires_grad_(True)
+        per_part.append(("encoder", _count(list(model.image_encoder.parameters()))))
     if cfg.train_decoder:
         model.mask_decoder.requires_grad_(True)
         per_part.append(("decoder", _count(list(model.mask_decoder.parameters()))))
@@ -95,7 +100,7 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
         trainable=_count([p for p in params if p.requires_grad]),
         total=_count(params),
         per_part=tuple(per_part),
-        blocks=tuple(sorted({i for indices in lists for i in indices})),
+        blocks=tuple(range(len(blocks))) if cfg.train_all else tuple(sorted({i for indices in lists for i in indices})),
         first_block=first_adapted_block(model, cfg),
     )
 

@@ -4,10 +4,14 @@ A spec is one or more parts joined by ``+``; a part is ``name`` or ``name:key=va
 
     lora:r=8,blocks=all          serial:ratio=0.25,blocks=0,1,8-9      parallel:scale=learn
     serial+lora:r=4              decoder                               lora:r=4+decoder
+    full
+
 
 ``blocks`` lists encoder block indices (ints or ``a-b`` ranges, or ``all``, the default) and is the
 one option whose value may contain commas. ``decoder`` trains the mask decoder; alone it means
-decoder-only fine-tuning (encoder frozen, no adapter). The prompt encoder is always frozen.
+decoder-only fine-tuning (encoder frozen, no adapter). ``full`` (alone) trains every weight of the
+image encoder and the mask decoder (full fine-tuning, as MedSAM's trainer does; and the only mode of
+a prompt-free baseline such as the U-Net). The prompt encoder is always frozen.
 """
 
 from __future__ import annotations
@@ -49,9 +53,12 @@ class AdapterConfig:
 
     parts: tuple[AdapterPart, ...] = ()
     train_decoder: bool = False
+    train_all: bool = False
 
     def to_spec(self) -> str:
         """The canonical spec string; ``parse_adapter(cfg.to_spec()) == cfg``."""
+        if self.train_all:
+            return "full"
         items = [p.to_spec() for p in self.parts] + (["decoder"] if self.train_decoder else [])
         return "+".join(items)
 
@@ -96,6 +103,7 @@ ADAPTERS: dict[str, AdapterKind] = {
     "lora": AdapterKind("low-rank update of q and v in the qkv projection; A kaiming, B zero",
                         ("r", "alpha", "blocks"), _insert_lora),
     "decoder": AdapterKind("train the mask decoder (alone: decoder-only, encoder frozen)", (), None),
+    "full": AdapterKind("train every encoder and decoder weight (full fine-tuning; the U-Net baseline)", (), None),
 }
 
 
@@ -170,6 +178,10 @@ def parse_adapter(spec: str) -> AdapterConfig:
     kinds = [p.kind for p in parts]
     if len(set(kinds)) != len(kinds):
         raise ConfigError(f"adapter spec {spec!r}: each adapter may appear once, got {'+'.join(kinds)}")
+    if "full" in kinds:
+        if len(kinds) > 1:
+            raise ConfigError(f"adapter spec {spec!r}: 'full' trains everything and stands alone")
+        return AdapterConfig(train_decoder=True, train_all=True)
     train_decoder = "decoder" in kinds
     return AdapterConfig(parts=tuple(p for p in parts if ADAPTERS[p.kind].insert is not None),
                          train_decoder=train_decoder)

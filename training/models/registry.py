@@ -7,6 +7,8 @@
   checkpoint the user supplies (1024² input); built on the meta device and filled from the file, so
   no time is spent on a random initialisation that would be overwritten.
 * ``tiny``: a random-weight (seed 0), SAM-shaped model of the same interface for CPU tests (128²).
+* ``unet``: the prompt-free baseline (:mod:`training.models.unet`), a MONAI 2D U-Net trained from
+  scratch, one output channel per label name (``labels``), initialised from ``seed``.
 
 Checkpoints are read with ``torch.load(weights_only=True)``; a file whose keys or shapes do not fit
 the chosen model raises :class:`~samdata.errors.ConfigError` naming the file, the model and examples.
@@ -26,6 +28,7 @@ from torch import nn
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError, unknown_name
 from training.models.sam import SamModel, TinyViTSam, ViTSam
+from training.models.unet import UNetModel, build_unet
 
 DEFAULT_MODEL = "litemedsam"
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -155,8 +158,21 @@ MODELS: dict[str, Callable[[Path | str | None], SamModel]] = {
 }
 
 
-def build_model(name: str = DEFAULT_MODEL, *, checkpoint: Path | str | None = None) -> SamModel:
-    """Build a registered model in eval mode; ``checkpoint`` overrides (or, for SAM, supplies) weights."""
+#: prompt-free models: built per label set and seed (their weights start random)
+BASELINES: dict[str, Callable[..., UNetModel]] = {"unet": build_unet}
+
+
+def model_names() -> list[str]:
+    """Every registered model name (SAM-shaped, then baselines)."""
+    return [*MODELS, *BASELINES]
+
+
+def build_model(name: str = DEFAULT_MODEL, *, checkpoint: Path | str | None = None,
+                labels: tuple[str, ...] | None = None, seed: int = 0) -> SamModel | UNetModel:
+    """Build a registered model in eval mode; ``checkpoint`` overrides (or, for SAM, supplies) weights.
+    ``labels`` and ``seed`` shape and initialise a baseline (SAM models are label-agnostic and pretrained)."""
+    if name in BASELINES:
+        return BASELINES[name](None if checkpoint is None else str(checkpoint), labels, seed=seed)
     if name not in MODELS:
-        raise unknown_name("model", name, list(MODELS))
+        raise unknown_name("model", name, model_names())
     return MODELS[name](checkpoint)

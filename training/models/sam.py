@@ -31,6 +31,19 @@ from samdata.errors import ConfigError, ValidationError
 Step = Callable[[torch.Tensor], torch.Tensor]
 
 
+def normalise_frames(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor, name: str
+                     ) -> torch.Tensor:
+    """(B, 3 or 1, H, W) 0..255 images → (B, 3, size, size) float32 ``(x - mean) / std`` on ``mean``'s device."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValidationError(f"{name}: expected images (B, 3, H, W), got shape {tuple(images.shape)}")
+    x = images.to(mean.device, torch.float32)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return (x - mean) / std
+
+
 class SamModel(nn.Module):
     """A SAM-shaped segmenter with single-mask output (MedSAM style); subclasses know their encoder."""
 
@@ -80,14 +93,7 @@ class SamModel(nn.Module):
     # ----------------------------------------------------------------- processing
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """Resize (B, 3 or 1, H, W) uint8 or 0..255 float images to (B, 3, S, S) float in model normalisation."""
-        if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValidationError(f"{self.name}: expected images (B, 3, H, W), got shape {tuple(images.shape)}")
-        x = images.to(self.pixel_mean.device, torch.float32)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (self.img_size, self.img_size):
-            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
-        return (x - self.pixel_mean) / self.pixel_std
+        return normalise_frames(images, self.img_size, self.pixel_mean, self.pixel_std, self.name)
 
     def postprocess(self, low_res_logits: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Upsample (B, 1, L, L) low-res logits bilinearly to (B, 1, *size), by default (S, S)."""

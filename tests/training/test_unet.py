@@ -1,0 +1,116 @@
+"""Tests of the U-Net baseline: registry, config rules, training through the same trainer, loading and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines.ingest import ingest
+from pipelines.mixtures import MixtureConfig, make_mixture
+from samdata.errors import ConfigError, ValidationError
+from samdata.io.sample_data import write_phantoms
+from samdata.normalise import IngestConfig
+from training.adapters import apply_adapters, parse_adapter
+from training.config import TrainConfig
+from training.eval_report import evaluate_run
+from training.evaluate import EvalConfig, evaluate_interactive, evaluate_models
+from training.loop import is_promptable
+from training.models import UNetModel, build_model
+from training.run import load_run
+from training.train import train
+
+LABELS = ("liver", "spine")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> object:
+    """One torch thread: small models on a shared 2-core runner are slower with two contending threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Four 32x32x8 CT phantoms (2 train, 2 val cases) in a store with mixture 'mix'."""
+    root = tmp_path_factory.mktemp("unet")
+    write_phantoms(root / "src", cases=4, seed=0, shape=(32, 32, 8))
+    ingest(root / "src", root / "store", IngestConfig(min_object_voxels=20, min_object_pixels=10))
+    make_mixture(root / "store", "mix", MixtureConfig(seed=0, splits=(0.5, 0.5, 0.0)))
+    return str(root / "store")
+
+
+@pytest.fixture(scope="module")
+def run_dir(store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-step U-Net run on liver and spine (lr 1e-2, batch 4)."""
+    out = tmp_path_factory.mktemp("unet-run") / "run"
+    config = TrainConfig(store=store, mixture="mix", model="unet", labels=LABELS, steps=40, batch_size=4, lr=1e-2,
+                         save_every=20, log_every=10, eval_every=40, val_max=8, device="cpu")
+    train(config, out)
+    return out
+
+
+def test_registry_builds_a_prompt_free_unet_with_a_channel_per_label():
+    model = build_model("unet", labels=LABELS, seed=1)
+    assert isinstance(model, UNetModel) and not is_promptable(model) and model.low_res_size == model.img_size == 256
+    frames = model.preprocess(torch.full((2, 3, 64, 64), 255.0))
+    assert frames.shape == (2, 3, 256, 256) and float(frames.max()) == 1.0
+    logits = model(frames)
+    assert logits.shape == (2, 2, 256, 256)
+    picked = model.segment(frames, model.channels(["spine", "liver"]))
+    assert torch.equal(picked[:, 0], torch.stack([logits[0, 1], logits[1, 0]]))
+    with pytest.raises(ValidationError, match="kidney"):
+        model.channels(["kidney"])
+    same = build_model("unet", labels=LABELS, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
+
+
+def test_config_rules_for_the_baseline(store: str):
+    config = TrainConfig(store=store, mixture="mix", model="unet", labels=LABELS)
+    assert config.adapter == "full"  # the default 'decoder' means every weight for a U-Net
+    with pytest.raises(ConfigError, match="labels"):
+        TrainConfig(store=store, mixture="mix", model="unet")
+    with pytest.raises(ConfigError, match="lora"):
+        TrainConfig(store=store, mixture="mix", model="unet", labels=LABELS, adapter="lora:r=4")
+    with pytest.raises(ConfigError, match="unknown model|unet"):
+        build_model("unet3d")
+
+
+def test_full_adapter_trains_the_whole_sam_encoder_and_decoder():
+    model = build_model("tiny")
+    report = apply_adapters(model, parse_adapter("full"), seed=0)
+    assert parse_adapter("full").to_spec() == "full" and report.first_block == 0
+    assert all(p.requires_grad for p in model.image_encoder.parameters())
+    assert all(p.requires_grad for p in model.mask_decoder.parameters())
+    assert not any(p.requires_grad for p in model.prompt_encoder.parameters())
+    with pytest.raises(ConfigError, match="stands alone"):
+        parse_adapter("full+decoder")
+
+
+def test_training_learns_and_the_run_loads_and_evaluates(run_dir: Path, store: str, tmp_path: Path):
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["model"] == "unet" and info["adapter"] == "full" and info["trainable"] == info["total"] > 1e6
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val_dice"] for r in rows if r["kind"] == "val"}
+    assert val[40] > val[0] + 0.2, val  # from random init to a segmenter of the bright phantom organs
+    run = load_run(run_dir)
+    assert not is_promptable(run.model) and run.model.label_names == LABELS
+    report = evaluate_run(run, tmp_path / "eval", split="val")
+    assert set(report.overall) == {"adapted"}  # a U-Net has no zero-shot version
+    assert report.overall["adapted"]["dice"] == pytest.approx(val[40], abs=0.15)
+    assert Path(report.figure_path).is_file()
+
+
+def test_the_unet_ignores_prompts_and_clicks_do_not_apply(run_dir: Path):
+    from training.eval_report import open_split
+
+    run = load_run(run_dir)
+    dataset, indices, _ = open_split(run, "val", None, None)
+    rows = evaluate_models({"unet": run.model}, dataset, EvalConfig()).rows
+    assert len(rows) == len(dataset) and rows["dice"].notna().all()
+    with pytest.raises(ConfigError, match="no prompt"):
+        evaluate_interactive(run.model, dataset, (0, 1))
