@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 2))
     parser.add_argument("--store", help="an existing store with mixture 'bench' (default: build one here)")
     parser.add_argument("--litemedsam-weights", help="LiteMedSAM weights file (default: the packaged ones)")
+    parser.add_argument("--models", default="litemedsam,sam_vit_b", help="comma-separated subset of the grid")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/train_gpu.py needs a CUDA device")
@@ -142,6 +143,8 @@ def main() -> None:
         print(f"store built in {time.perf_counter() - t:.0f} s", flush=True)
         loaders = {}  # one persistent loader per (size, batch), shared by the adapters
         for name, (size, adapters, batches) in grid.items():
+            if name not in args.models.split(","):
+                continue
             dataset = MixtureDataset(store, "bench", "train", DatasetConfig(size=size, dtype="uint8"))
             for adapter in adapters[: 2 if args.quick else None]:
                 model, params, report = build(name, adapter, work, args.litemedsam_weights)

@@ -115,13 +115,16 @@ class RunLog:
         self.layout, self.active, self.hooks = layout, ranks.rank == 0, hooks
         self.tb = None
         if self.active:
-            from torch.utils.tensorboard import SummaryWriter
-
             if layout.metrics.is_file():  # a resumed run: drop rows of steps after its checkpoint
                 rows = [r for r in layout.metrics.read_text(encoding="utf-8").splitlines() if start and json.loads(r)["step"] <= start]
                 write_text(layout.metrics, "".join(r + "\n" for r in rows))
 
-            self.tb = SummaryWriter(str(layout.tensorboard), purge_step=start + 1 if start else None)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional: metrics.jsonl holds the same numbers
+                hooks.on_message("tensorboard is not installed: metrics go to metrics.jsonl only")
+            else:
+                self.tb = SummaryWriter(str(layout.tensorboard), purge_step=start + 1 if start else None)
 
     def message(self, text: str) -> None:
         """Append a timestamped line to log.txt and show it."""
@@ -136,9 +139,9 @@ class RunLog:
         if self.active:
             with open(self.layout.metrics, "a") as fh:
                 fh.write(json.dumps({"step": step, "kind": prefix, **values}) + "\n")
-            assert self.tb is not None
-            for key, value in values.items():
-                self.tb.add_scalar(f"{prefix}/{key}", value, step)
+            if self.tb is not None:
+                for key, value in values.items():
+                    self.tb.add_scalar(f"{prefix}/{key}", value, step)
 
     def close(self) -> None:
         """Flush and close TensorBoard."""

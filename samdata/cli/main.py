@@ -11,6 +11,7 @@ import typer
 from samdata.cli import curate, data, demo
 from samdata.cli import train as train_cli
 from samdata.cli import evaluate as evaluate_cli
+from samdata.cli import compare as compare_cli
 from samdata.cli import synth as synth_cli
 from samdata.cli import flows as flows_cli
 
@@ -26,6 +27,7 @@ demo.register(app)
 curate.register(app)
 train_cli.register(app)
 evaluate_cli.register(app)
+compare_cli.register(app)
 synth_cli.register(app)
 flows_cli.register(app)
 

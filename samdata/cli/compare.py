@@ -1,0 +1,77 @@
+"""Comparison command: ``compare`` (zero-shot SAM, adapted SAMs and baselines on the same items, one table)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from samdata.cli.common import console, guarded, out
+from samdata.cli.evaluate import DeviceOpt, StoreOpt, parse_clicks, resolve_device
+from samdata.cli.train import parse_list
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run directories written by `samdata train`; the first one's split, snapshot and prompts are used.")],
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")],
+    split: Annotated[str, typer.Option(
+        help="Mixture split: test, val, or train (held-out slices: --slices or the first run's val_slices).")] = "test",
+    slices: Annotated[Optional[str], typer.Option(
+        help="Only these slices, a z spec like 51-135:6 or 4,8,10-12.")] = None,
+    clicks: Annotated[str, typer.Option(
+        help="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5; 'none' skips it.")] = "0,1,3,5",
+    names: Annotated[Optional[str], typer.Option(
+        help="Row names of the runs, comma-separated (default: the run folder names).")] = None,
+    store: StoreOpt = None,
+    zero_shot: Annotated[bool, typer.Option(
+        "--zero-shot/--no-zero-shot", help="Add the first SAM run's base model without adapters.")] = True,
+    feed_logits: Annotated[Optional[bool], typer.Option(
+        "--feed-logits/--no-feed-logits",
+        help="Feed the previous logits back as mask prompt after a click (default: off for litemedsam).")] = None,
+    tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
+    batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch.")] = 8,
+    device: DeviceOpt = "cpu",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
+) -> None:
+    """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks."""
+    from rich.table import Table
+
+    from training.compare import CompareConfig, compare_runs
+    from training.compare_figures import TABLE_HEADER, click_table, table_cells
+
+    def work():  # noqa: ANN202
+        counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
+        config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
+                               batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
+                               feed_logits=feed_logits)
+        return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
+                            on_message=lambda text: console.print(text, markup=False, highlight=False))
+
+    result = guarded(work)
+    files = [str(p) for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
+             if p is not None]
+    if json_out:
+        rows = [{**r, "clicks": {str(c): d for c, d in r["clicks"].items()}} for r in result.rows]
+        out.print_json(json.dumps({"rows": rows, "files": files}))
+        return
+    table = Table(*TABLE_HEADER, title="models on the same objects and prompts")
+    for row in result.rows:
+        table.add_row(*table_cells(row))
+    out.print(table)
+    counts = sorted({c for r in result.rows for c in r["clicks"]})
+    if counts:
+        header, body = click_table(result.rows, counts)
+        interactive = Table(*header, title="Dice after corrective clicks")
+        for cells in body:
+            interactive.add_row(*cells)
+        out.print(interactive)
+    out.print(f"wrote {', '.join(files)}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the comparison command to the top-level app."""
+    app.command("compare")(compare)
