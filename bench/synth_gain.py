@@ -49,12 +49,12 @@ def shots(n: int) -> list[int]:
 
 def build_store(out: Path) -> Path:
     """Ingest MNI152 (MR) into ``out/store`` once."""
-    from pipelines.ingest import ingest
-    from samdata.io.sample_data import write_mni152
-    from samdata.normalise import IngestConfig
-
     store = out / "store"
-    if not store.exists():
+    if not store.exists():  # imported only here: a prepared store needs no readers (nibabel, SimpleITK)
+        from pipelines.ingest import ingest
+        from samdata.io.sample_data import write_mni152
+        from samdata.normalise import IngestConfig
+
         ingest(write_mni152(out / "mni152"), store, IngestConfig(modality="MR"))
     return store
 

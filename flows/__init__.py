@@ -1,1 +1,2 @@
-"""samdata package."""
+"""Prefect flows over the pipelines and training: ingest, synthesize, prompts, curate, train, build-and-train,
+watch-folder and demo (registry and deployments in :mod:`flows.deployments`, schedules in prefect.yaml)."""

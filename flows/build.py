@@ -1,7 +1,6 @@
-"""``build_and_train`` (sources → store → synthetic pairs → prompts → mixture → training → evaluation →
-report) and
-``watch_flow`` (the scheduled one: ingest only the new cases of a watched folder, refresh the
-prompt set and the mixture, and retrain when asked).
+"""``build_and_train`` (sources → store → synthetic pairs → prompts → mixture → training → evaluation
+→ report) and ``watch_flow`` (the scheduled one: ingest only the new cases of a watched folder,
+refresh the prompt set and the mixture, and retrain when asked).
 
 Both are compositions of the other flows, run as subflows so each step is a flow run of its own in
 the UI with its own artifact. Re-running either after a crash repeats nothing that was committed:
@@ -29,6 +28,8 @@ from flows.train_params import EvalParams, TrainParams
 from pipelines.prompt_sets import table_names
 from storage import SliceStore
 from storage.schema import MIXTURES, PROMPT_SETS
+from training.config import TrainConfig
+from training.run import RunLayout
 
 RUN_FOLDER, GENERATOR_FOLDER = "run", "generator"
 
@@ -70,8 +71,9 @@ def build_and_train(sources: Annotated[list[SourceParams], Field(min_length=1)],
     result: dict[str, Any] = {"store": str(store), "ingest": reports, "synthesize": synthetic,
                               "prompts": prompt_report, "mixture": mixture_attrs, "train": None, "report": None}
     if train is not None:
-        result["train"] = train_flow(store, mixture.name, str(Path(out) / RUN_FOLDER), pinned(train, store),
-                                     evaluate, resume=True)
+        run_dir = Path(out) / RUN_FOLDER
+        result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate,
+                                     resume=True)
     if report is not None:
         trained = result["train"] or {}
         inputs = ReportInputs(title=f"samdata: {Path(out).name}", store=str(store), prompt_set=prompts.name,
@@ -82,8 +84,9 @@ def build_and_train(sources: Annotated[list[SourceParams], Field(min_length=1)],
     return result
 
 
-def pinned(train: Any, store: str) -> Any:
-    """``train`` reading the store's head (the commit of the mixture just curated) unless it names a snapshot.
+def pinned(train: Any, store: str, run_dir: Path) -> Any:
+    """``train`` reading the store's head (the commit of the mixture just curated) unless it names a snapshot,
+    or the snapshot of the run already in ``run_dir`` (a re-run resumes on the data it started with).
 
     The mixture's own ``snapshot_id`` is the commit before its table was written; when a mixture is
     re-curated under the same name, that commit still holds the previous version of the table, and
@@ -92,7 +95,9 @@ def pinned(train: Any, store: str) -> Any:
     """
     if train.snapshot is not None:
         return train
-    return train.model_copy(update={"snapshot": SliceStore.open(store).snapshot_id})
+    layout = RunLayout(run_dir)
+    snapshot = TrainConfig.read(layout.config).snapshot if layout.exists() else None
+    return train.model_copy(update={"snapshot": snapshot or SliceStore.open(store).snapshot_id})
 
 
 def _has_synthetic(store: str, mixture: MixtureParams) -> bool:
@@ -130,5 +135,6 @@ def watch_flow(folder: str, store: str, ingest: IngestParams = IngestParams(), p
         result["mixture"] = curate_flow(store, mixture, prompt_set=prompts.name, overwrite=True)
     if retrain_into is not None:
         run_dir = Path(retrain_into) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store), evaluate, resume=True)
+        result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate,
+                                     resume=True)
     return result

@@ -22,6 +22,7 @@ from pipelines.mixtures import SPLITS, load_mixture
 from pipelines.prompt_sets import load_prompt_set, slice_prompts
 from samdata.figures import draw_grid
 from samdata.report import Report, ReportFigure, ReportSection, ReportTable, fmt, write_report
+from flows.train import last_val_dice
 from storage import SliceStore
 
 SAMPLES, SYNTHETIC = "samples.png", "synthetic.png"
@@ -65,22 +66,29 @@ def _names(store: SliceStore, case_ids: list[str]) -> dict[int, str]:
 
 
 def data_section(store: SliceStore, frame: pd.DataFrame | None, folder: Path) -> ReportSection:
-    """Store counts and a grid of each real case's busiest slice with its stored prompts."""
+    """Store counts and, per dataset (cases sharing label names), a grid of each real case's busiest slice
+    with its stored prompts."""
     info, objects = store.info(), store.objects()
-    real = sorted(set(objects.loc[objects["origin"] == "real", "case_id"].astype(str)))[:MAX_SAMPLES]
+    real = sorted(set(objects.loc[objects["origin"] == "real", "case_id"].astype(str)))
     rows = [("cases", str(info["cases"])), ("slices", str(info["slices"])),
             ("labelled slices", str(info["labelled_slices"]))]
     rows += [(f"cases of origin {k}", str(v)) for k, v in info["origins"].items()]
     rows += [(f"objects of {k}", str(v)) for k, v in info["objects_per_label"].items()]
-    figures = ()
-    if real:
-        samples = [_sample(store, cid, _busiest_slice(objects, cid), frame, store.case_meta(cid).modality)
-                   for cid in real]
-        draw_grid(samples, folder / SAMPLES, cols=min(3, len(samples)), label_names=_names(store, real))
-        figures = (ReportFigure(SAMPLES, "Sample slices: label outlines and the prompt set's prompts "
-                                         "(boxes dashed, positive points as stars, negative as crosses)."),)
+    groups: dict[tuple, list[str]] = {}
+    for case_id in real:
+        meta = store.case_meta(case_id)
+        groups.setdefault((meta.modality, tuple(sorted(meta.label_names.items()))), []).append(case_id)
+    figures = []
+    for k, ((modality, _labels), cases) in enumerate(sorted(groups.items(), key=lambda g: g[1][0])):
+        shown = cases[:MAX_SAMPLES]
+        samples = [_sample(store, cid, _busiest_slice(objects, cid), frame, modality) for cid in shown]
+        name = SAMPLES.replace(".png", f"_{k + 1}.png")
+        draw_grid(samples, folder / name, cols=min(3, len(samples)), label_names=_names(store, shown))
+        figures.append(ReportFigure(name, f"{modality}: {len(shown)} of {len(cases)} real case(s), each at its slice "
+                                          "with the most objects: label outlines and the prompt set's prompts "
+                                          "(boxes dashed, positive points as stars, negative as crosses)."))
     return ReportSection("Data", (f"Store {store.url} at snapshot {store.snapshot_id}.",),
-                         (ReportTable("store contents", ("what", "count"), tuple(rows)),), figures)
+                         (ReportTable("store contents", ("what", "count"), tuple(rows)),), tuple(figures))
 
 
 def synthetic_section(store: SliceStore, folder: Path) -> ReportSection | None:
@@ -140,8 +148,9 @@ def training_sections(inputs: ReportInputs, folder: Path) -> list[ReportSection]
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
     curve = _copy(run / "training_curve.png", folder, "training_curve.png")
     text = (f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}] trained for {info.get('step')} "
-            f"steps in {fmt(info.get('seconds'), 0)} s on {info.get('device')}; validation: {info.get('validation')}; "
-            f"Dice {fmt(info.get('zero_shot_dice'))} before training, {fmt(info.get('val_dice'))} after.")
+            f"steps on {info.get('device')} (last session {fmt(info.get('seconds'), 0)} s); validation: "
+            f"{info.get('validation')}; Dice {fmt(info.get('zero_shot_dice'))} before training, "
+            f"{fmt(last_val_dice(run))} after.")
     sections = [ReportSection("Training", (text, f"Run folder: {run}"), (),
                               (ReportFigure(curve, "Training loss per logged step and validation Dice "
                                                    "(step 0 is the zero-shot model)."),) if curve else ())]
@@ -157,8 +166,9 @@ def training_sections(inputs: ReportInputs, folder: Path) -> list[ReportSection]
     data = report["data"]
     sections.append(ReportSection(
         "Zero-shot vs adapted",
-        (f"Split {data['split']}: {data['cases']} case(s), {data['slices']} slices, {data['objects']} objects; "
-         f"{report.get('protocol', '')}".rstrip("; "), f"Empty masks: {report['empty_masks']}"),
+        (f"Evaluated on {data.get('protocol') or 'split ' + data['split']}: {data['cases']} case(s), "
+         f"{data['slices']} slices, {data['objects']} objects; the same prompts for both models.",
+         f"Empty masks: {report['empty_masks']}"),
         (ReportTable("overall (mean over case & label)", ("metric", *models), tuple(rows)),
          ReportTable("Dice per label", ("label", *models), tuple(per_label))),
         (ReportFigure(figure, "Best and worst objects: reference, then each model's prediction with the "
@@ -193,7 +203,8 @@ def summary_lines(store: SliceStore, inputs: ReportInputs) -> tuple[str, ...]:
     if inputs.evaluation_json is not None and Path(inputs.evaluation_json).is_file():
         report = json.loads(Path(inputs.evaluation_json).read_text())
         dice = {name: scores.get("dice") for name, scores in report["overall"].items()}
-        lines.append(f"{report['model']} [{report['adapter']}] on {report['data']['split']} "
-                     f"({report['data']['objects']} objects): Dice " + ", ".join(
+        where = report["data"].get("protocol") or f"split {report['data']['split']}"
+        lines.append(f"{report['model']} [{report['adapter']}] on {where} ({report['data']['objects']} objects): "
+                     "Dice " + ", ".join(
                          f"{name.replace('_', '-')} {fmt(v)}" for name, v in dice.items()) + ".")
     return tuple(lines)

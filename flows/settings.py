@@ -133,5 +133,8 @@ def prefect_api(startup_timeout_s: int = 180) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)  # send the last log lines while the server is still up
         os.environ.pop(PREFECT_API_URL.name, None)
         server.stop()

@@ -20,6 +20,7 @@ from prefect.cache_policies import NONE
 
 from flows.artifacts import markdown_table, publish
 from flows.train_params import EvalParams, TrainParams
+from samdata.errors import ValidationError
 from samdata.metrics import METRICS
 from samdata.report import draw_training_curve, fmt
 from training.config import TrainConfig
@@ -61,19 +62,33 @@ def evaluate_task(run_dir: str, params: EvalParams, device: str) -> EvalReport:
     return evaluate_run(run, out, split=params.split, config=params.config(), slices=params.slices)
 
 
+def metric_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of the run's metrics.jsonl ([] before the first log)."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.metrics.is_file():
+        return []
+    return [json.loads(line) for line in layout.metrics.read_text().splitlines() if line.strip()]
+
+
+def last_val_dice(run_dir: str | Path) -> float | None:
+    """The run's latest validation Dice (from metrics.jsonl; a resumed run that had no step left logs none)."""
+    rows = [r for r in metric_rows(run_dir) if r.get("kind") == "val" and r.get("val_dice") is not None]
+    return float(max(rows, key=lambda r: r["step"])["val_dice"]) if rows else None
+
+
 def draw_curve(run_dir: str | Path) -> Path | None:
     """Draw the run's loss and validation Dice from metrics.jsonl into ``training_curve.png`` (None if empty)."""
     layout = RunLayout(Path(run_dir))
-    if not layout.metrics.is_file():
-        return None
-    rows = [json.loads(line) for line in layout.metrics.read_text().splitlines() if line.strip()]
+    rows = metric_rows(run_dir)
     train_rows = [r for r in rows if r.get("kind") == "train"]
     val_rows = [r for r in rows if r.get("kind") == "val"]
     if not train_rows and not val_rows:
         return None
+    info = json.loads(layout.info.read_text()) if layout.info.is_file() else {}
+    title = f"{info.get('model', 'model')} [{info.get('adapter', '?')}] on mixture {info.get('mixture', '?')}"
     return draw_training_curve([r["step"] for r in train_rows], [r["loss"] for r in train_rows],
                                [r["step"] for r in val_rows], [r["val_dice"] for r in val_rows],
-                               layout.root / CURVE, title=f"training run {layout.root.name}")
+                               layout.root / CURVE, title=title)
 
 
 def overall_rows(overall: dict[str, dict[str, float]]) -> list[list[str]]:
@@ -87,18 +102,20 @@ def overall_rows(overall: dict[str, dict[str, float]]) -> list[list[str]]:
 
 
 def train_markdown(result: TrainResult, evaluation: EvalReport | None, curve: Path | None,
-                   params: EvalParams | None) -> str:
+                   params: EvalParams | None, skipped: str | None = None) -> str:
     """The artifact: run summary, the zero-shot vs adapted metrics table and where the figures are."""
     info = result.info
     parts = [f"## Training run `{result.run_dir}`",
              f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}], step {result.step}, "
              f"mixture `{info.get('mixture')}` at snapshot `{info.get('snapshot_id')}`; validation: "
              f"{info.get('validation')}. Validation Dice {fmt(result.zero_shot_dice)} before training → "
-             f"{fmt(result.val_dice)} after; {result.seconds:.0f} s."]
+             f"{fmt(last_val_dice(result.run_dir))} after; {result.seconds:.0f} s this run."]
     if evaluation is not None and params is not None:
         parts += [f"### Evaluation on {params.split}" + (f" slices {params.slices}" if params.slices else ""),
                   markdown_table(["metric", "zero-shot", "adapted", "adapted - zero-shot"],
                                  overall_rows(evaluation.overall))]
+    elif params is not None and skipped:
+        parts += [f"### Evaluation on {params.split} skipped", skipped]
     figures = [["training curve", str(curve)]] if curve is not None else []
     if evaluation is not None:
         figures += [["best and worst objects, zero-shot vs adapted", evaluation.figure_path],
@@ -120,19 +137,23 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
                 f"{config.steps} steps of batch {config.batch_size} on mixture {mixture!r}")
     result = train_task(config, out, again)
     curve = draw_curve(result.run_dir)
-    evaluation = None
+    evaluation, skipped = None, None
     if evaluate is not None:
-        evaluation = evaluate_task(str(result.run_dir), evaluate, _eval_device(config.device))
-        for name, scores in evaluation.overall.items():
+        try:
+            evaluation = evaluate_task(str(result.run_dir), evaluate, _eval_device(config.device))
+        except ValidationError as err:  # e.g. a mixture whose test split is still empty: say so, keep the run
+            skipped = str(err)
+            logger.warning(f"evaluation on {evaluate.split} skipped: {skipped}")
+        for name, scores in (evaluation.overall if evaluation else {}).items():
             logger.info(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
-    key = publish("train", out, train_markdown(result, evaluation, curve, evaluate), f"training run {out}")
-    logger.info(f"run {result.run_dir}: validation Dice {fmt(result.zero_shot_dice)} → {fmt(result.val_dice)} "
-                f"(artifact {key})")
+    key = publish("train", out, train_markdown(result, evaluation, curve, evaluate, skipped), f"training run {out}")
+    final = result.val_dice if result.val_dice is not None else last_val_dice(result.run_dir)
+    logger.info(f"run {result.run_dir}: validation Dice {fmt(result.zero_shot_dice)} → {fmt(final)} (artifact {key})")
     return {"run_dir": str(result.run_dir), "step": result.step, "zero_shot_dice": result.zero_shot_dice,
-            "val_dice": result.val_dice, "seconds": result.seconds, "curve": str(curve) if curve else None,
+            "val_dice": final, "seconds": result.seconds, "curve": str(curve) if curve else None,
             "evaluation": None if evaluation is None else {
                 "overall": evaluation.overall, "json": evaluation.json_path, "markdown": evaluation.markdown_path,
-                "figure": evaluation.figure_path}}
+                "figure": evaluation.figure_path}, "evaluation_skipped": skipped}
 
 
 def _eval_device(device: str) -> str:

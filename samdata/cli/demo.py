@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from samdata.cli.common import guarded, out
-from samdata.cli.flows import prefect_env
+from samdata.cli.flows import keep_freed_memory, prefect_env
 
 
 def demo(
@@ -25,7 +25,7 @@ def demo(
         "--out", help="Folder for sample data, store, run and report.")] = Path("demo-output"),
     phantoms: Annotated[int, typer.Option(min=1, help="CT phantom cases to add beside MNI152.")] = 4,
     seed: Annotated[int, typer.Option(min=0, help="Seed of phantoms, generator, prompts, mixture and training.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps (batch 4).")] = 150,
+    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps (batch 4).")] = 100,
     gan_steps: Annotated[int, typer.Option(min=1, help="Training steps of the synthetic-pair generator.")] = 150,
     synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs to draw and gate (0: skip the step).")] = 16,
     workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes for ingest (1 = in-process).")] = 2,
@@ -33,6 +33,7 @@ def demo(
     """Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → HTML report."""
     started = time.perf_counter()
     prefect_env(home=out_dir / ".prefect-home", workers=workers)
+    keep_freed_memory()
     from flows.demo import REPORT, demo_flow
     from flows.settings import prefect_api
 

@@ -9,8 +9,10 @@ subprocesses a served deployment runs its flows in).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,11 +21,13 @@ import typer
 from samdata.cli.common import console, fail, guarded, out
 from samdata.errors import ConfigError, SamdataError
 
-#: Environment defaults for Prefect and Dask on a laptop or CI box (set only where unset).
-PREFECT_ENV_DEFAULTS: dict[str, str] = {
+#: Environment defaults for Prefect, Dask and the processes they start (set only where unset).
+ENV_DEFAULTS: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # the temporary API server on a busy 2-core box
     "DASK_LOGGING__DISTRIBUTED": "warning",  # keep Dask's INFO lines out of the flow logs
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),  # child processes: what keep_freed_memory() does for this one
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
 }
 
 flows_app = typer.Typer(help="Prefect flows: run one now, list them, or serve the scheduled deployments.",
@@ -36,9 +40,9 @@ ConfigOpt = Annotated[Optional[Path], typer.Option(
 
 
 def prefect_env(home: str | Path | None = None, workers: int | None = None, address: str | None = None) -> None:
-    """Set Prefect/Dask environment defaults where unset, ``PREFECT_HOME`` to ``home`` if unset, and the
+    """Set Prefect/Dask/malloc environment defaults where unset, ``PREFECT_HOME`` to ``home`` if unset, and the
     Dask settings given; call before ``prefect`` is imported."""
-    for key, value in PREFECT_ENV_DEFAULTS.items():
+    for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if home is not None:
         os.environ.setdefault("PREFECT_HOME", str(Path(home).resolve()))
@@ -48,6 +52,24 @@ def prefect_env(home: str | Path | None = None, workers: int | None = None, addr
         os.environ["SAMDATA_DASK_WORKERS"] = str(workers)
     if address is not None:
         os.environ["SAMDATA_DASK_ADDRESS"] = address
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """Let glibc keep freed blocks up to ``limit`` bytes for reuse instead of unmapping them (Linux only).
+
+    CPU torch allocates and frees tens of MB per layer; by default glibc serves those with mmap and
+    gives them back at once, so every forward pass page-faults its buffers in again. Measured on
+    this 2-core box, LiteMedSAM's encoder at 256x256: 2.5 s per slice with 1.7 s of it system time,
+    1.6 s with this setting (0.04 s system). Returns whether it was applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
+    return bool(libc.mallopt(m_mmap_threshold, limit)) and bool(libc.mallopt(m_trim_threshold, limit))
 
 
 def parse_params(text: str | None, items: list[str] | None) -> dict[str, Any]:
@@ -103,6 +125,7 @@ def run_command(
 ) -> None:
     """Run one flow now, in this process (a temporary Prefect server starts unless PREFECT_API_URL is set)."""
     prefect_env(workers=workers, address=address)
+    keep_freed_memory()
     values = guarded(lambda: parse_params(params, param))
     from flows.settings import prefect_api
 
@@ -166,6 +189,7 @@ def serve_command(
     """Serve the deployments of prefect.yaml with their cron schedules until Ctrl-C (needs a Prefect server:
     `prefect server start` and PREFECT_API_URL=http://127.0.0.1:4200/api)."""
     prefect_env(workers=workers, address=address)
+    keep_freed_memory()
     for key, value in (("SAMDATA_WATCH_DIR", watch), ("SAMDATA_STORE", store), ("SAMDATA_RUNS", runs)):
         if value is not None:
             os.environ[key] = str(Path(value).resolve()) if isinstance(value, Path) else value

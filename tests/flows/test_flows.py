@@ -53,7 +53,7 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     assert set(trained["evaluation"]["overall"]) == {"zero_shot", "adapted"}
     index = Path(result["report"])
     page = index.read_text()
-    for figure in ("samples.png", "training_curve.png", "zero_shot_vs_adapted.png"):
+    for figure in ("samples_1.png", "training_curve.png", "zero_shot_vs_adapted.png"):
         assert (index.parent / figure).is_file() and f'src="{figure}"' in page
     assert "Zero-shot vs adapted" in page and "mixture mix" in page
     if result["synthesize"]["accepted"]:
