@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -41,9 +42,12 @@ class PrefixCache:
     """Frozen encoder prefix outputs per slice; call with a batch of images and their slice keys."""
 
     def __init__(self, model: SamModel, upto_block: int, mode: str, max_bytes: int, folder: Path | None,
-                 tag: dict[str, object]) -> None:
+                 tag: dict[str, object], *, trainable: bool = False) -> None:
         if mode not in ("off", "memory", "disk"):
             raise ConfigError(f"prefix cache mode {mode!r}; expected off, memory or disk")
+        if trainable and mode != "off":
+            raise ConfigError("a trainable encoder prefix (full fine-tuning) cannot be cached; use mode 'off'")
+        self.trainable = trainable
         if mode == "disk" and folder is None:
             raise ConfigError("prefix cache mode 'disk' needs a folder")
         self.model, self.upto_block, self.mode, self.max_bytes = model, upto_block, mode, max_bytes
@@ -66,9 +70,10 @@ class PrefixCache:
         write_json(meta, want)
 
     def compute(self, images: torch.Tensor) -> torch.Tensor:
-        """The prefix output of (B, 3, S, S) float images in [0, 1], without gradients."""
+        """The prefix output of (B, 3, S, S) float images in [0, 1]: without gradients, unless the prefix
+        trains (``trainable``: then the caller's grad mode applies)."""
         start = time.perf_counter()
-        with torch.no_grad():
+        with nullcontext() if self.trainable else torch.no_grad():
             out = self.model.encode_prefix(self.model.preprocess(images * 255.0), self.upto_block)
         self.compute_seconds += time.perf_counter() - start
         return out

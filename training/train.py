@@ -32,6 +32,7 @@ import torch.distributed as dist
 
 from samdata.errors import ConfigError, TrainingError
 from training.batches import RunData, build_data, make_loader, val_batches
+from training.adapters import parse_adapter
 from training.cache import PrefixCache
 from training.checkpoint import (load_checkpoint, load_trainable, rng_state, save_checkpoint, set_rng_state,
                                  trainable_state, write_json, write_text)
@@ -235,16 +236,21 @@ class Session:
 
     def _cache(self, cfg: TrainConfig, model: SamModel, first: int, data: RunData, log: RunLog) -> PrefixCache:
         mode = cfg.cache
-        if mode != "off" and cfg.augment:
+        full = parse_adapter(cfg.adapter).train_all
+        if not is_promptable(model):  # a U-Net has no frozen part to cache
+            mode = "off"
+        elif full:
+            if mode != "off":
+                log.message("prefix cache off: full fine-tuning trains the whole encoder, stem included")
+            mode = "off"
+        elif mode != "off" and cfg.augment:
             log.message(f"prefix cache off: image augmentation {','.join(cfg.augment)} changes the encoder input "
                         "every step (prompts vary per step either way)")
-            mode = "off"
-        elif mode != "off" and not is_promptable(model):
             mode = "off"
         tag = {"model": cfg.model, "checkpoint": cfg.checkpoint, "size": cfg.size, "context": cfg.context,
                "snapshot_id": data.train.snapshot_id}
         cache = PrefixCache(model, first, mode, cfg.cache_mb * 2**20,
-                            self.layout.cache if mode == "disk" else None, tag)
+                            self.layout.cache if mode == "disk" else None, tag, trainable=full and is_promptable(model))
         if mode != "off":
             what = "image embeddings" if first >= len(model.encoder_blocks()) else f"activations entering block {first}"
             log.message(f"prefix cache {mode}: the frozen encoder runs once per slice; cached {what}")

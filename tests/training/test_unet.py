@@ -91,6 +91,20 @@ def test_full_adapter_trains_the_whole_sam_encoder_and_decoder():
         parse_adapter("full+decoder")
 
 
+def test_full_fine_tuning_trains_the_encoder_stem_too(store: str, tmp_path: Path):
+    from training.checkpoint import load_checkpoint
+    from training.run import RunLayout
+
+    config = TrainConfig(store=store, mixture="mix", model="tiny", adapter="full", steps=2, batch_size=2,
+                         save_every=2, log_every=1, val_max=2, lr=1e-3, device="cpu")
+    train(config, tmp_path / "full")
+    trained = load_checkpoint(RunLayout(tmp_path / "full").last)["trainable"]
+    base = build_model("tiny").state_dict()
+    stem = [k for k in trained if k.startswith("image_encoder.patch_embed.")]
+    assert stem and all(not torch.equal(trained[k], base[k]) for k in stem)  # not cached, not frozen
+    assert "prefix cache off: full fine-tuning" in (tmp_path / "full" / "log.txt").read_text()
+
+
 def test_training_learns_and_the_run_loads_and_evaluates(run_dir: Path, store: str, tmp_path: Path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["model"] == "unet" and info["adapter"] == "full" and info["trainable"] == info["total"] > 1e6
