@@ -22,6 +22,10 @@ each next slice gets the tight box of the previous slice's prediction; a directi
 slice whose prediction is empty, or at the end of an optional z range (``--z-range``, the z extent
 of MedSAM's 3D box): LiteMedSAM segments something in a box of pure background too, so without a
 range the walk usually runs to the end of the volume.
+
+A prompt-free run (the ``unet`` baseline) takes no box: every slice (or those of ``--z-range``) is
+segmented, and each voxel gets the label whose channel is most probable above 0.5; label values
+follow the run's label names in order (1 for the first), reported in ``PredictReport.labels``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +49,8 @@ from samdata.prompts import Prompt, frame_shape
 from storage import SliceStore
 from storage.schema import MIXTURES
 from training.dataset import resize_pad
-from training.models import SamModel
+from training.loop import is_promptable
+from training.models import SamModel, UNetModel
 from training.run import LoadedRun
 
 Box = tuple[int, int, int, int]
@@ -125,6 +130,27 @@ def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], 
     embedding = model.encode(model_input(model, resize_pad(channels, size)[None]))
     low_res = decode_prompts(model, embedding, [p.to_frame((height, width), size) for p in prompts])
     return to_probabilities(model, low_res, frame_shape((height, width), size), (height, width))
+
+
+@torch.no_grad()
+def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = False, size: int | None = None,
+                   z_range: tuple[int, int] | None = None, batch: int = 8) -> np.ndarray:
+    """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
+    per voxel 1 + the most probable channel if its probability > 0.5, else 0."""
+    size = size or model.img_size
+    depth, height, width = image_zyx.shape
+    lo, hi = z_range if z_range is not None else (0, depth - 1)
+    out = np.zeros(image_zyx.shape, dtype=np.uint8)
+    frame = frame_shape((height, width), size)
+    for start in range(lo, hi + 1, batch):
+        zs = range(start, min(start + batch, hi + 1))
+        frames = torch.stack([resize_pad(slice_channels(image_zyx, z, context), size) for z in zs])
+        logits = model(model_input(model, frames))
+        for j, z in enumerate(zs):
+            probs = to_probabilities(model, logits[j][:, None], frame, (height, width))  # (C, Y, X)
+            best = probs.argmax(0)
+            out[z] = np.where(probs.max(0) > 0.5, best + 1, 0)
+    return out
 
 
 def tight_box(mask: np.ndarray) -> Box | None:
@@ -281,6 +307,7 @@ class PredictReport:
     voxels: dict[int, int]
     slices: tuple[int, ...]
     seconds: float
+    labels: dict[int, str] = field(default_factory=dict)  # label value → name, for a prompt-free run
 
 
 def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tuple[Box, int] | None = None,
@@ -288,7 +315,11 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
                  store_url: str | None = None, z_range: tuple[int, int] | None = None) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
     boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI)."""
-    if (box is None) == (prompt_mask is None):
+    promptable = is_promptable(run.model)
+    if not promptable and (box is not None or prompt_mask is not None):
+        raise ConfigError(f"run of model {run.config.model!r} takes no prompt (it segments its labels "
+                          f"{list(run.model.label_names)} everywhere): give no box or prompt mask")
+    if promptable and (box is None) == (prompt_mask is None):
         raise ConfigError("predict needs exactly one prompt: a box ('x0,y0,x1,y1@z') or a prompt mask file")
     start = time.perf_counter()
     volume = read_volume(image)
@@ -299,7 +330,9 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
                         label_names={}, provenance=provenance)
     use_context = run.config.context if context is None else bool(context)
     model, size = run.model.eval(), run.config.size or run.model.img_size
-    if box is not None:
+    if not promptable:
+        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range)
+    elif box is not None:
         check_box(box[0], box[1], case.image.shape, f"image {str(image)!r}")
         mask = propagate_box(model, case.image, box[0], box[1], context=use_context, size=size,
                              z_range=z_range).astype(np.uint8)
@@ -318,4 +351,5 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
         voxels={int(v): int(c) for v, c in zip(values, counts)},
         slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
         seconds=time.perf_counter() - start,
+        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)},
     )

@@ -91,19 +91,21 @@ def predict(
     prompt_from_mask: Annotated[Optional[Path], typer.Option(
         help="Label file on the image grid: each slice's labels give one box each; labels are kept.")] = None,
     z_range: Annotated[Optional[str], typer.Option(
-        help="With --box: propagate only within canonical slices first-last (inclusive), e.g. 30-52.")] = None,
+        help="With --box: propagate only within canonical slices first-last (inclusive), e.g. 30-52; "
+             "with a U-Net run: segment only those slices.")] = None,
     context: Annotated[Optional[bool], typer.Option(
         "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
     store: StoreOpt = None,
     device: DeviceOpt = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Segment a new image with a run from a box (propagated through the volume) or a prompt mask."""
+    """Segment a new image with a run from a box (propagated through the volume) or a prompt mask; a U-Net
+    run takes no prompt and segments every slice."""
     from training.predict import parse_box, parse_z_range, predict_file
     from training.run import load_run
 
     def work():  # noqa: ANN202
-        if (box is None) == (prompt_from_mask is None):
+        if box is not None and prompt_from_mask is not None:  # none at all: fine for a U-Net run (checked on load)
             raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
         parsed = parse_box(box) if box is not None else None
         limits = parse_z_range(z_range) if z_range is not None else None
@@ -116,7 +118,8 @@ def predict(
     if json_out:
         out.print_json(json.dumps(asdict(report), default=str))
         return
-    voxels = ", ".join(f"label {k}: {v}" for k, v in report.voxels.items()) or "nothing"
+    voxels = ", ".join(f"label {k}{' (' + report.labels[k] + ')' if k in report.labels else ''}: {v}"
+                       for k, v in report.voxels.items()) or "nothing"
     out.print(f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
               f"{report.normalisation.method}; context {report.context}", highlight=False)
     out.print(f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "

@@ -128,3 +128,27 @@ def test_the_unet_ignores_prompts_and_clicks_do_not_apply(run_dir: Path):
     assert len(rows) == len(dataset) and rows["dice"].notna().all()
     with pytest.raises(ConfigError, match="no prompt"):
         evaluate_interactive(run.model, dataset, (0, 1))
+
+
+def test_predict_segments_every_slice_without_a_prompt(run_dir: Path, store: str, tmp_path: Path):
+    import nibabel as nib
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from samdata.cli.main import app
+    from samdata.io.sample_data import write_phantoms
+
+    source = write_phantoms(tmp_path / "new", cases=1, seed=5, shape=(32, 32, 8))
+    image = sorted((source / "imagesTr").glob("*.nii.gz"))[0]
+    out = tmp_path / "pred.nii.gz"
+    result = CliRunner().invoke(app, ["predict", str(run_dir), "--image", str(image), "--out", str(out),
+                                      "--store", store, "--z-range", "2-5", "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["labels"] == {"1": "liver", "2": "spine"}
+    written = nib.load(out)
+    assert written.shape == nib.load(image).shape and np.allclose(written.affine, nib.load(image).affine)
+    assert set(printed["slices"]) <= {2, 3, 4, 5} and set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2}
+    refused = CliRunner().invoke(app, ["predict", str(run_dir), "--image", str(image), "--out", str(out),
+                                       "--store", store, "--box", "1,1,9,9@2"])
+    assert refused.exit_code != 0 and "takes no prompt" in refused.output
