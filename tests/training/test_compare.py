@@ -32,14 +32,7 @@ from training.train import train
 LABELS = ("liver", "spine")
 SPLITS = (0.5, 0.25, 0.25)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """One torch thread: tiny models on a shared 2-core runner are much slower with two contending threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _store(root: Path, cases: int, seed: int, splits: tuple[float, float, float] = SPLITS) -> str:

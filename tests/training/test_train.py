@@ -9,35 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.ingest import ingest
-from pipelines.mixtures import MixtureConfig, make_mixture
 from samdata.errors import ConfigError, RegistryError, TrainingError, ValidationError
-from samdata.io.sample_data import write_phantoms
-from samdata.normalise import IngestConfig
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, parse_slices
 from training.loop import warmup_cosine
 from training.run import RunLayout, load_run
 from training.train import TrainHooks, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """One torch thread: tiny models on a shared 2-core runner are ~10x slower with two contending threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Four 32x32x8 CT phantoms (2 train, 2 val cases) in a store with mixture 'mix'."""
-    root = tmp_path_factory.mktemp("train")
-    write_phantoms(root / "src", cases=4, seed=0, shape=(32, 32, 8))
-    ingest(root / "src", root / "store", IngestConfig(min_object_voxels=20, min_object_pixels=10))
-    make_mixture(root / "store", "mix", MixtureConfig(seed=0, splits=(0.5, 0.5, 0.0)))
-    return str(root / "store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(store: str, **values: object) -> TrainConfig:
