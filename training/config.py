@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from samdata.errors import ConfigError
+from samdata.prompts.clicks import CORRECTIVE_MODES
 from training.adapters import parse_adapter
 from training.augment import augment_entry
 from training.models import BASELINES, DEFAULT_MODEL
@@ -58,6 +59,10 @@ class TrainConfig:
     score). ``val_max``: at most this many validation objects (evenly spaced; 0 = all). ``cache``:
     frozen encoder prefix cache, ``off`` / ``memory`` / ``disk`` (fp16 under the run dir, plus memory),
     ignored when image augmentation is on. ``device``: ``auto`` (CUDA if present), ``cpu``, ``cuda``.
+    ``click_rounds``: corrective clicks simulated per training item after its first decode (0 = off;
+    :mod:`training.clicks`), each round's loss added; ``click_mode``: where a click goes,
+    ``interior`` or ``random`` (:func:`samdata.prompts.corrective_click`); ``click_feed_logits``: feed
+    the previous round's low-res logits as mask input (SAM's protocol). Validation stays box-only.
     """
 
     store: str
@@ -91,11 +96,14 @@ class TrainConfig:
     cache: str = "memory"
     cache_mb: int = 4096
     num_workers: int = 0
+    click_rounds: int = 0
+    click_mode: str = "interior"
+    click_feed_logits: bool = True
 
     def __post_init__(self) -> None:
         for key, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("warmup", 0), ("seed", 0),
                          ("min_area", 0), ("eval_every", 0), ("val_max", 0), ("save_every", 1), ("log_every", 1),
-                         ("cache_mb", 0), ("num_workers", 0)):
+                         ("cache_mb", 0), ("num_workers", 0), ("click_rounds", 0)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"TrainConfig.{key}={value!r}; expected an integer >= {low}")
@@ -105,6 +113,13 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
                 raise ConfigError(f"TrainConfig.{key}={value!r}; expected a finite number >= 0")
+        if self.click_mode not in CORRECTIVE_MODES:
+            raise ConfigError(f"TrainConfig.click_mode={self.click_mode!r}; expected one of {', '.join(CORRECTIVE_MODES)}")
+        if not isinstance(self.click_feed_logits, bool):
+            raise ConfigError(f"TrainConfig.click_feed_logits={self.click_feed_logits!r}; expected true or false")
+        if self.click_rounds and self.model in BASELINES:
+            raise ConfigError(f"TrainConfig.click_rounds={self.click_rounds}: model {self.model!r} takes no prompt, "
+                              "so corrective clicks cannot train it; use click_rounds=0")
         if self.cache not in CACHE_MODES:
             raise ConfigError(f"TrainConfig.cache={self.cache!r}; expected one of {', '.join(CACHE_MODES)}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):

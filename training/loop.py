@@ -13,6 +13,10 @@
 * A model that takes only the image (the U-Net baseline, :mod:`training.models.unet`) declares
   ``promptable = False``; :class:`Segmenter` then gets the preprocessed frames and each item's output
   channel (its label name's) instead of prompts, and the trainer skips the prefix cache.
+* With ``click_rounds`` > 0 (promptable models), each micro-batch is an interactive session
+  (:class:`training.clicks.ClickRounds`): the features are computed once, the box decode is followed
+  by that many corrective-click decodes, and the loss is the mean over all decodes, backpropagated
+  once (under DDP one gradient all-reduce per step, as without clicks). Validation stays box-only.
 * Non-finite loss or gradient norm stops training with :class:`~samdata.errors.TrainingError`
   naming the step; under DDP the check uses the all-reduced loss, so every rank stops together.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -34,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from samdata.errors import TrainingError, ValidationError
 from training.cache import PrefixCache
+from training.clicks import ClickRounds
 from training.config import TrainConfig
 from training.models import SamModel
 
@@ -184,30 +190,54 @@ class Trainer:
             self.optimizer, partial(warmup_cosine, warmup=config.warmup, total=config.steps))
         self.loss = SegLoss(config.iou_loss)
         self.bf16 = config.bf16 and device.type == "cuda"
+        self.clicks = ClickRounds(config.click_rounds, config.click_mode, config.click_feed_logits)
 
     def _autocast(self) -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
-    def _forward(self, module: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The cached frozen-prefix output of the batch's images (call under autocast)."""
         images = batch["image"].to(self.device, non_blocking=True)
-        keys = list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True))
+        return self.cache(images, list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True)))
+
+    def _forward(self, module: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         with self._autocast():
             if not is_promptable(self.model):
+                images = batch["image"].to(self.device, non_blocking=True)
                 return module(self.model.preprocess(images * 255.0), self.model.channels(batch["label_name"]))
-            features = self.cache(images, keys)
-            return module(features, *prompt_tensors(batch, self.model.low_res_size, self.device))
+            return module(self._features(batch), *prompt_tensors(batch, self.model.low_res_size, self.device))
+
+    def _click_loss(self, step: int, micro: int, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss over the box decode and ``click_rounds`` corrective-click decodes (:mod:`training.clicks`),
+        on features computed once; parts (6,): [total, dice, bce, iou_mse] means, train Dice of rounds 0 and last."""
+        target, valid = batch["mask"].to(self.device), batch["valid"].to(self.device)
+        seed = [self.config.seed, self.ranks.rank, step, micro]
+        with self._autocast():
+            rounds = self.clicks.run(partial(self.forward_module, self._features(batch)),
+                                     prompt_tensors(batch, self.model.low_res_size, self.device),
+                                     self.model.postprocess, target[:, 0] > 0.5, valid,
+                                     lambda r: np.random.default_rng([*seed, r]))
+        losses = [self.loss(logits, iou, target) for logits, iou, _ in rounds]
+        dice = [dice_scores(full, target, valid).mean() for _, _, full in (rounds[0], rounds[-1])]
+        loss = torch.stack([total for total, _ in losses]).mean()
+        return loss, torch.cat([torch.stack([parts for _, parts in losses]).mean(0), torch.stack(dice)])
 
     def step(self, step: int, batches: list[dict[str, Any]]) -> dict[str, float]:
-        """One optimizer step (number ``step``, 1-based) over ``grad_accum`` collated micro-batches."""
+        """One optimizer step (number ``step``, 1-based) over ``grad_accum`` collated micro-batches; with
+        ``click_rounds`` each micro-batch's loss is the mean over its click rounds (one backward)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sums = torch.zeros(4, device=self.device)
+        clicking = self.config.click_rounds > 0 and is_promptable(self.model)
+        sums = torch.zeros(6 if clicking else 4, device=self.device)
         for micro, batch in enumerate(batches):
             last = micro == len(batches) - 1
             sync = nullcontext() if last or not self.ranks.active else self.forward_module.no_sync()
             with sync:
-                logits, iou = self._forward(self.forward_module, batch)
-                loss, parts = self.loss(logits, iou, batch["mask"].to(self.device))
+                if clicking:
+                    loss, parts = self._click_loss(step, micro, batch)
+                else:
+                    logits, iou = self._forward(self.forward_module, batch)
+                    loss, parts = self.loss(logits, iou, batch["mask"].to(self.device))
                 if self.ranks.active:
                     dist.all_reduce(parts)
                     parts /= self.ranks.world
@@ -223,8 +253,11 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         mean = (sums / len(batches)).tolist()
-        return {"loss": mean[0], "dice_loss": mean[1], "bce": mean[2], "iou_mse": mean[3], "lr": lr,
-                "grad_norm": float(norm)}
+        out = {"loss": mean[0], "dice_loss": mean[1], "bce": mean[2], "iou_mse": mean[3], "lr": lr,
+               "grad_norm": float(norm)}
+        if clicking:
+            out.update(train_dice_box=mean[4], train_dice_clicks=mean[5])
+        return out
 
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:

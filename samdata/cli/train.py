@@ -94,6 +94,9 @@ def train_command(
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast on CUDA (default on).")] = None,
     cache: Annotated[Optional[str], typer.Option(help="Frozen-prefix cache: memory (default), disk, off.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes (default 0).")] = None,
+    click_rounds: Annotated[Optional[int], typer.Option(help="Corrective clicks simulated per item after its first decode, each decoded again and its loss added (default 0: box only).")] = None,
+    click_mode: Annotated[Optional[str], typer.Option(help="Where a simulated click goes: interior (default; deepest error pixel) or random.")] = None,
+    click_feed_logits: Annotated[Optional[bool], typer.Option("--click-feed-logits/--no-click-feed-logits", help="Feed the previous round's logits as mask input during click rounds (default on).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ) -> None:
@@ -105,7 +108,7 @@ def train_command(
         labels=guarded(lambda: parse_list("--labels", labels)), scheme=scheme, min_area=min_area,
         train_slices=train_slices, val_slices=val_slices, snapshot=snapshot, eval_every=eval_every,
         val_max=val_max, save_every=save_every, log_every=log_every, device=device, bf16=bf16, cache=cache,
-        num_workers=workers)
+        num_workers=workers, click_rounds=click_rounds, click_mode=click_mode, click_feed_logits=click_feed_logits)
     run_training(values, out_dir, resume, json_out)
 
 
