@@ -101,15 +101,11 @@ def train_one(store: Path, out: Path, spec: ModelSpec, n: int | str, seed: int, 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
     """{model: {n: (mean, sd, count)}} of the held-out Dice over seeds."""
-    out: dict[str, dict[str, tuple[float, float, int]]] = {}
+    values: dict[str, dict[str, list[float]]] = {}
     for run in runs:
-        out.setdefault(run["model"], {}).setdefault(str(run["n"]), [])  # type: ignore[arg-type]
-        out[run["model"]][str(run["n"])].append(run["val_dice"])  # type: ignore[union-attr]
-    for model, per_n in out.items():
-        for n, values in per_n.items():
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0  # type: ignore[arg-type]
-            per_n[n] = (statistics.mean(values), sd, len(values))  # type: ignore[arg-type]
-    return out
+        values.setdefault(run["model"], {}).setdefault(str(run["n"]), []).append(run["val_dice"])
+    return {model: {n: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+                    for n, v in per_n.items()} for model, per_n in values.items()}
 
 
 def targets(table: dict[str, dict[str, tuple[float, float, int]]], specs: list[ModelSpec]) -> list[str]:
