@@ -19,6 +19,7 @@ import hashlib
 import json
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -188,14 +189,26 @@ def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: Inges
     """Worker part: prepare each case and write it into ``fork``; returns the fork and case_id → error
     ('' when written). A case that cannot be read or prepared is reported, not raised."""
     errors: dict[str, str] = {}
-    for case in cases:
-        try:
-            prepared = prepare_item(case.item, dataset, config, case.digest)
-        except Exception as err:  # one bad case must not stop the others; reported with file and problem
-            errors[case.item.case_id] = _describe(err, case.item)
-            continue
-        fork.write_case(prepared)
-        errors[case.item.case_id] = ""
+    # Case k+1 is read and prepared on a helper thread while case k is written: gzip inflation, numpy
+    # and the blosc/icechunk writes release the GIL, so reading overlaps writing (at most two cases
+    # in memory at once).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-prepare") as pool:
+        pending = [pool.submit(prepare_item, case.item, dataset, config, case.digest) for case in cases[:1]]
+        for k, case in enumerate(cases):
+            future = pending.pop()
+            try:
+                prepared = future.result()
+            except Exception as err:  # one bad case must not stop the others; reported with file and problem
+                errors[case.item.case_id] = _describe(err, case.item)
+                prepared = None
+            if k + 1 < len(cases):
+                following = cases[k + 1]
+                pending.append(pool.submit(prepare_item, following.item, dataset, config, following.digest))
+            if prepared is None:
+                continue
+            fork.write_case(prepared)
+            errors[case.item.case_id] = ""
+            del prepared
     return fork, errors
 
 
