@@ -185,6 +185,18 @@ class SamModel(nn.Module):
         return self
 
 
+def _upscale(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``MaskDecoder.output_upscaling`` with a contiguous input to each parameter-free layer (the GELUs).
+
+    The transposed tokens reach the first transposed convolution with channels-last strides, which it
+    keeps; GELU's backward on such an input with a contiguous gradient takes a slow strided path on
+    the CPU (0.28 s instead of 0.03 s per call for a batch of 4 at 256²). Same values; a LiteMedSAM
+    decoder-only step on one core: 3.05 → 2.4-2.65 s."""
+    for layer in layers:
+        x = layer(x.contiguous() if not any(True for _ in layer.parameters()) else x)
+    return x
+
+
 def _predict_masks_per_image(
     decoder: nn.Module, embeddings: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +207,7 @@ def _predict_masks_per_image(
     b, c, h, w = src.shape
     hs, src = decoder.transformer(src, image_pe.expand(b, -1, -1, -1), tokens)
     mask_tokens_out = hs[:, 1:1 + decoder.num_mask_tokens, :]
-    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    upscaled = _upscale(decoder.output_upscaling, src.transpose(1, 2).reshape(b, c, h, w))
     hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
                            dim=1)
     b, c, h, w = upscaled.shape
