@@ -44,6 +44,7 @@ class ClusterConfig:
     workers: int = 1
     scheduler: str | None = None
     batch: int = 0  # cases per checkpoint; 0 = 4 per worker (at least 4)
+    prefetch: bool = True  # in-process: read + prepare the next case on a thread while this one is written
 
 
 @dataclass
@@ -184,15 +185,16 @@ def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig 
     return plan, report
 
 
-def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter
-                 ) -> tuple[CaseWriter, dict[str, str]]:
+def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter,
+                 *, prefetch: bool = True) -> tuple[CaseWriter, dict[str, str]]:
     """Worker part: prepare each case and write it into ``fork``; returns the fork and case_id → error
-    ('' when written). A case that cannot be read or prepared is reported, not raised."""
+    ('' when written). A case that cannot be read or prepared is reported, not raised.
+
+    With ``prefetch``, case k+1 is read and prepared on a helper thread while case k is written (gzip
+    inflation, numpy and the blosc/icechunk writes release the GIL, so reading overlaps writing when a
+    second core is free); two cases are then in memory at once instead of one."""
     errors: dict[str, str] = {}
-    # Case k+1 is read and prepared on a helper thread while case k is written: gzip inflation, numpy
-    # and the blosc/icechunk writes release the GIL, so reading overlaps writing (at most two cases
-    # in memory at once).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-prepare") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-prepare") if prefetch else _Inline() as pool:
         pending = [pool.submit(prepare_item, case.item, dataset, config, case.digest) for case in cases[:1]]
         for k, case in enumerate(cases):
             future = pending.pop()
@@ -210,6 +212,29 @@ def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: Inges
             errors[case.item.case_id] = ""
             del prepared
     return fork, errors
+
+
+class _Inline:
+    """The executor interface run in the caller's thread, when it is the caller's turn (no prefetch)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Deferred:
+        return _Deferred(fn, args)
+
+
+class _Deferred:
+    """A call made when its result is asked for."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+
+    def result(self) -> Any:
+        return self.fn(*self.args)
 
 
 def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wave: int,
@@ -263,8 +288,8 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
     batch = cluster.batch or max(4, 4 * max(1, cluster.workers))
     with _client(cluster) as client:
         def run_wave(chunk: list[PlannedCase], writer: StoreWriter) -> list[tuple[CaseWriter | None, dict[str, str]]]:
-            if client is None:
-                return [prepare_into([case], plan.dataset, plan.config, writer.fork()) for case in chunk]
+            if client is None:  # one fork for the wave, so the next case's read can overlap this one's write
+                return [prepare_into(list(chunk), plan.dataset, plan.config, writer.fork(), prefetch=cluster.prefetch)]
             futures = [client.submit(prepare_into, [case], plan.dataset, plan.config, writer.fork(), pure=False)
                        for case in chunk]
             return client.gather(futures)

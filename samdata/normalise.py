@@ -285,12 +285,33 @@ def resample(vol: Volume, spacing: tuple[float, float, float], *, order: int) ->
     return Volume(sample_grid(vol.array, index_map, shape, order=order), affine, vol.path, dict(vol.meta))
 
 
+_SLAB_VOXELS = 1 << 22  # float32 working memory of _to_uint8: 16 MB, whatever the volume's size
+
+
 def _to_uint8(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``rint(clip((x - lo) / (hi - lo), 0, 1) * 255)`` as uint8, computed in float32."""
-    scaled = np.asarray(array, dtype=np.float32) - np.float32(lo)
+    """``rint(clip((x - lo) / (hi - lo), 0, 1) * 255)`` as uint8, computed in float32.
+
+    Done in slabs along the array's slowest axis, so a 512x512x100 int16 volume needs 16 MB of float
+    temporaries instead of two 105 MB float32 copies; the output keeps the input's memory order."""
+    array = np.asarray(array)
+    out = np.empty_like(array, dtype=np.uint8, order="K")
+    if array.ndim == 0 or array.size == 0:
+        out[...] = _scale(np.array(array, dtype=np.float32, ndmin=1), lo, hi).reshape(array.shape)
+        return out
+    axis = int(np.argmax(np.abs(array.strides)))
+    step = max(1, _SLAB_VOXELS // max(1, array.size // array.shape[axis]))
+    for start in range(0, array.shape[axis], step):
+        index = (slice(None),) * axis + (slice(start, start + step),)
+        out[index] = _scale(array[index].astype(np.float32), lo, hi)
+    return out
+
+
+def _scale(scaled: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """In place on a float32 array: shift, scale, clip to [0, 255] and round."""
+    scaled -= np.float32(lo)
     scaled *= np.float32(255.0 / (hi - lo))
     np.clip(scaled, 0.0, 255.0, out=scaled)
-    return np.rint(scaled).astype(np.uint8)
+    return np.rint(scaled, out=scaled)
 
 
 def normalise_intensity(array: np.ndarray, modality: str, config: IngestConfig) -> tuple[np.ndarray, Normalisation]:

@@ -95,6 +95,21 @@ def _corrupt_dataset(root: Path) -> dict[str, str]:
     return expected
 
 
+def test_prefetch_and_sequential_write_the_same_store(phantoms: Path, tmp_path: Path) -> None:
+    stores = {}
+    for prefetch in (True, False):
+        url = tmp_path / f"store-{prefetch}"
+        report = ingest(phantoms, url, CONFIG, cluster=ClusterConfig(prefetch=prefetch))
+        assert report.ok and len(report.added) == 4
+        stores[prefetch] = SliceStore.open(url)
+    with_prefetch, sequential = stores[True], stores[False]
+    assert with_prefetch.case_ids() == sequential.case_ids()
+    assert with_prefetch.objects().equals(sequential.objects())
+    for case_id in with_prefetch.case_ids():
+        a, b = with_prefetch.read_case(case_id), sequential.read_case(case_id)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+
+
 def test_bad_inputs_are_isolated_and_fixable(tmp_path: Path) -> None:
     root = write_phantoms(tmp_path / "src", cases=8, seed=5, shape=SHAPE)
     pristine = tmp_path / "pristine"

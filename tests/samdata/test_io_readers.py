@@ -306,3 +306,22 @@ def test_write_nifti_handles_bool_and_int64_and_refuses_other_suffixes(tmp_path)
     assert nib.load(big).get_data_dtype() == np.int32
     with pytest.raises(InputFileError, match="x.mha"):
         write_nifti(mask, np.eye(4), tmp_path / "x.mha")
+
+
+@pytest.mark.parametrize("dtype", [">i2", "<f4", "uint8"])
+def test_gzipped_nifti_is_inflated_in_pieces_like_nibabel(tmp_path, monkeypatch, dtype):
+    import samdata.io.readers as readers
+
+    monkeypatch.setattr(readers, "_GZ_CHUNK", 1000)  # many pieces, one ending mid-voxel
+    array = np.random.default_rng(4).integers(0, 200, (23, 17, 5)).astype(dtype)
+    image = nib.Nifti1Image(array, np.diag([0.7, 0.8, 2.0, 1.0]))
+    if dtype == ">i2":
+        image.header.set_slope_inter(0.5, -3.0)
+    nib.save(image, tmp_path / "x.nii.gz")
+    expected = np.asarray(nib.load(tmp_path / "x.nii.gz").dataobj)
+    volume = read_volume(tmp_path / "x.nii.gz")
+    assert volume.array.dtype == expected.dtype and np.array_equal(volume.array, expected)
+    raw = (tmp_path / "x.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(InputFileError, match="cut.nii.gz"):
+        read_volume(tmp_path / "cut.nii.gz")

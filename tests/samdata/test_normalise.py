@@ -222,3 +222,17 @@ def test_resample_keeps_dtype_labels_and_2d() -> None:
     flat = Volume(rng.random((24, 20, 1), dtype=np.float32), np.eye(4), "img.png")
     out = resample(flat, (2.0, 0.5, 5.0), order=1)
     assert out.array.shape == (12, 40, 1) and out.spacing == pytest.approx((2.0, 0.5, 1.0))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_uint8_scaling_in_slabs_equals_one_pass(monkeypatch, order):
+    import samdata.normalise as normalise
+
+    monkeypatch.setattr(normalise, "_SLAB_VOXELS", 50)  # several slabs, a short last one
+    array = np.asarray(np.random.default_rng(2).normal(40, 300, (9, 7, 11)), dtype=np.float32, order=order)
+    reference = np.asarray(array, dtype=np.float32) + np.float32(160)
+    reference *= np.float32(255.0 / 400.0)
+    reference = np.rint(np.clip(reference, 0, 255)).astype(np.uint8)
+    out = normalise._to_uint8(array, -160.0, 240.0)
+    assert np.array_equal(out, reference)
+    assert out.flags["F_CONTIGUOUS" if order == "F" else "C_CONTIGUOUS"]
