@@ -60,9 +60,13 @@ print(time.perf_counter() - t, n)
 
 
 # Every variant imports the same libraries first, so peak RSS growth over that baseline is the work's own.
+# Peak RSS is the kernel's VmHWM of the variant's own process (ru_maxrss would start at the RSS of the
+# forking bench process, which holds the phantoms it wrote); children's is ru_maxrss of RUSAGE_CHILDREN.
 PRELUDE = ("import resource as _r, nibabel, SimpleITK, storage, pipelines.ingest, samdata.io.layouts\n"
-           "_base = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss\n")
-RSS = "\nprint(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _base, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
+           "def _hwm():\n"
+           "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+           "_base = _hwm()\n")
+RSS = "\nprint(_hwm(), _base, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
 
 
 def run(code: str, *args: str) -> dict:
