@@ -13,11 +13,10 @@ Protocol (rerun with ``.venv/bin/python bench/synth_gain.py``; ``--quick`` for a
   same adapter (LiteMedSAM, ``--adapter``, same steps, same seed) is trained with
   ``training.train``; the score is the final mean Dice over the 15 held-out slices (box prompts
   drawn with ``object_rng(seed, ...)``, so the three ratios of one seed see identical prompts).
-* ``ratio`` is the synthetic : real share of training draws. Training splits a case's mixture weight
-  over *all* its objects before the ``train_slices`` filter, so the real volume keeps only
-  ``n / N`` of its weight (N = its white-matter objects); the bench sets the mixture's synthetic weight
-  to ``ratio * n / N`` to get the asked share and reports the share actually achieved
-  (from ``training.batches.build_data``).
+* ``ratio`` is the synthetic : real share of training draws. Training splits each case's mixture
+  weight over the objects it keeps after the ``train_slices`` filter, so the real volume keeps its
+  whole weight (1.0) and the mixture's synthetic weight is ``ratio`` itself (share ``ratio / (1 +
+  ratio)``); the share actually achieved (from ``training.batches.build_data``) is reported.
 
 Synthetic slices are 2D cases with z = 0; MNI152 z = 0 holds no white matter, so ``train_slices``
 lists 0 beside the real z to let them through. Results: ``<out>/results.json`` and ``results.md``.
@@ -87,15 +86,6 @@ def make_generator(store: Path, out: Path, n: int, seed: int, args: argparse.Nam
             "synth": summary}
 
 
-def real_share(store: Path, n: int) -> float:
-    """The fraction of the real case's training weight left after the train_slices filter (n / N)."""
-    from storage import SliceStore
-
-    objects = SliceStore.open(store).objects()
-    real = objects[(objects["origin"] == "real") & (objects["label_name"] == LABEL) & (objects["area"] >= 10)]
-    return n / len(real)
-
-
 def train_run(store: Path, out: Path, n: int, seed: int, ratio: float, args: argparse.Namespace) -> dict[str, Any]:
     """Mixture + adapter training of one (n, seed, ratio); final held-out Dice and the achieved synthetic share."""
     from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
@@ -104,8 +94,8 @@ def train_run(store: Path, out: Path, n: int, seed: int, ratio: float, args: arg
     from training.config import TrainConfig
     from training.train import train
 
-    gen_id, name = f"wm{n}s{seed}", f"n{n}-s{seed}-r{ratio:g}"
-    synthetic = ratio * real_share(store, n)
+    gen_id, name = f"wm{n}s{seed}", f"wm-n{n}-s{seed}-r{ratio:g}"
+    synthetic = ratio
     mixture = MixtureConfig(real=1.0, synthetic=synthetic, generators={gen_id: 1.0} if ratio > 0 else None,
                             labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0)
     if name not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
@@ -194,8 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
         (args.out / "results.md").write_text(table(runs, gens) + "\n")
 
-    for n in (int(v) for v in args.shots.split(",")):
-        for seed in (int(v) for v in args.seeds.split(",")):
+    for seed in (int(v) for v in args.seeds.split(",")):  # seed-major: a cut-short bench still has every n
+        for n in (int(v) for v in args.shots.split(",")):
             gens.append(make_generator(store, args.out, n, seed, args, gate))
             print(json.dumps({k: v for k, v in gens[-1].items() if k != "synth"}), flush=True)
             save()

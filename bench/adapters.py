@@ -1,0 +1,213 @@
+"""Every adapter type on one protocol: MNI152 white matter, Dice, trainable parameters and step time.
+
+Rerun with ``.venv/bin/python bench/adapters.py`` (``--quick`` for a minutes-long smoke run).
+
+Protocol (the adapter issue's, with its gap):
+
+* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench/synth_gain.py``).
+* Held out: axial z = 51, 57, ..., 135 (15 slices, the same as ``bench/low_data.py``).
+* Trained on (``--protocol gap``, the default): z = 54, 60, ..., 138 (15 slices), each 3 slices from
+  the nearest held-out slice, so no slice is in both and at least 2 slices lie between any training
+  and any held-out slice. ``--protocol interleaved`` uses ``low_data``'s pool (z = 50, 53, ..., 139;
+  adjacent to held-out slices) for comparison with that table.
+* Per (model, seed): one ``training.train`` run on the real-only mixture ``wm``, same slices, seed and
+  batch; score = the run's final held-out Dice (every held-out object, box prompts drawn with
+  ``object_rng(seed, ...)``; the U-Net reference row gets no prompt).
+* Step time: the median wall time of the run's logged optimiser steps after the first (by then
+  every training slice's frozen prefix is cached, so it is the steady-state cost of the adapted part);
+  "prefix s" is the time the run spent computing the frozen prefix of its slices once (training and
+  held-out), from the cache's own count.
+
+Rows (``--models``, ``;``-separated ``name|model|adapter|steps|lr|augment`` as in ``low_data``): by
+default decoder-only, serial, parallel and LoRA adapters in the last encoder stage (blocks 8-9 of
+LiteMedSAM's ten; earlier blocks stay frozen and cached, which is what makes them CPU-trainable), a
+mixed serial+LoRA row, and the U-Net for reference. Adapters placed in every block and full
+fine-tuning need the whole encoder forward and backward each step (~15-20 s per batch of 4 on two
+CPU cores): ``--rows gpu --device cuda --bf16`` runs those where a GPU is available (LoRA r=8,
+serial, parallel and serial+LoRA in all blocks, each with the decoder; full fine-tuning at lr 1e-5 as
+MedSAM's trainer; decoder-only again for a same-card reference).
+
+Writes ``<out>/results.json`` and ``results.md``; finished runs are reused, interrupted ones resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from low_data import MIXTURE, ModelSpec  # noqa: E402
+from synth_gain import LABEL, POOL, VAL_SLICES, build_store  # noqa: E402
+
+GAP_TRAIN = list(range(54, 139, 6))
+STAGE = "8-9"
+DEFAULT_MODELS = ";".join([
+    "decoder|litemedsam|decoder|300|1e-4|",
+    f"serial|litemedsam|serial:blocks={STAGE}+decoder|300|2e-4|",
+    f"parallel|litemedsam|parallel:blocks={STAGE}+decoder|300|2e-4|",
+    f"lora|litemedsam|lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
+    "unet|unet|full|1200|1e-3|flip",
+    f"serial+lora|litemedsam|serial:blocks={STAGE}+lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
+])
+#: Every block, and full fine-tuning: the whole encoder runs forward and backward each step (a GPU's job).
+GPU_MODELS = ";".join([
+    "decoder|litemedsam|decoder|300|1e-4|",
+    "serial-all|litemedsam|serial+decoder|300|2e-4|",
+    "parallel-all|litemedsam|parallel+decoder|300|2e-4|",
+    "lora-all|litemedsam|lora:r=8+decoder|300|2e-4|",
+    "serial+lora-all|litemedsam|serial+lora:r=8+decoder|300|2e-4|",
+    "full|litemedsam|full|300|1e-5|",
+])
+
+
+def train_slices(protocol: str) -> list[int]:
+    """The training z of a protocol, checked against the held-out slices."""
+    held_out = set(range(51, 136, 6))
+    chosen = GAP_TRAIN if protocol == "gap" else list(POOL)
+    assert not held_out & set(chosen)
+    return chosen
+
+
+def min_gap(chosen: list[int]) -> int:
+    """Slices strictly between the closest training and held-out z."""
+    return min(abs(a - b) for a in chosen for b in range(51, 136, 6)) - 1
+
+
+def step_times(run_dir: Path) -> tuple[float | None, float | None]:
+    """(median s/step, s spent computing the frozen prefix) of a finished run.
+
+    Every logged train record carries the wall time of its own step; the first one is left out (it may
+    still fill the prefix cache). The prefix time is the cache's own count from ``run.json``."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    seconds = [r["seconds"] for r in records if r.get("kind") == "train" and "seconds" in r]
+    if not seconds:
+        return None, None
+    steady = statistics.median(seconds[1:] or seconds)
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    found = re.search(r"([0-9.]+) s computing", str(info.get("cache", "")))
+    return steady, float(found.group(1)) if found else None
+
+
+def train_one(store: Path, out: Path, spec: ModelSpec, seed: int, chosen: list[int], args: argparse.Namespace
+              ) -> dict[str, Any]:
+    """Train (or reuse) one (spec, seed) run; its held-out Dice, parameters and timings."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    steps = max(2, spec.steps // (50 if args.quick else 1))
+    config = TrainConfig(store=str(store), mixture=MIXTURE, model=spec.model, adapter=spec.adapter, steps=steps,
+                         checkpoint=args.checkpoint if spec.model == "litemedsam" else None,
+                         batch_size=args.batch_size, lr=spec.lr, seed=seed, augment=spec.augment, labels=(LABEL,),
+                         train_slices=",".join(map(str, chosen)), val_slices=VAL_SLICES, val_max=0,
+                         save_every=steps, log_every=max(steps // 20, 1), device=args.device, bf16=args.bf16)
+    run_dir = out / "runs" / f"{spec.name}-{args.protocol}-s{seed}"
+    done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    if done.get("val_dice") is None:
+        result = train(config, run_dir, resume=run_dir.exists())
+        done = {**result.info, "val_dice": result.val_dice, "seconds": result.seconds}
+    steady, first = step_times(run_dir)
+    return {"model": spec.name, "adapter": done.get("adapter", spec.adapter), "seed": seed, "run": str(run_dir),
+            "val_dice": done["val_dice"], "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
+            "trainable": done.get("trainable"), "total": done.get("total"), "steps": steps,
+            "s_per_step": steady, "prefix_seconds": first, "seconds": round(float(done.get("seconds", 0)), 1),
+            "device": done.get("device", args.device)}
+
+
+def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec]) -> str:
+    """One row per model: Dice mean ± sd over seeds, trainable params (and share), step times, wall time."""
+    lines = ["| model | adapter | held-out Dice (mean ± sd) | per seed | trainable params | trainable share | "
+             "s/step (median) | prefix s (once) | s per run | steps, lr |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
+    if zero:
+        lines.append(f"| zero-shot LiteMedSAM (box) | – | {statistics.mean(zero):.4f} | – | 0 | 0 | – | – | – | – |")
+    for spec in specs:
+        mine = [r for r in runs if r["model"] == spec.name and r["val_dice"] is not None]
+        if not mine:
+            continue
+        dice = [r["val_dice"] for r in mine]
+        sd = statistics.stdev(dice) if len(dice) > 1 else 0.0
+        share = mine[0]["trainable"] / mine[0]["total"] if mine[0].get("total") else float("nan")
+        steady = statistics.mean(r["s_per_step"] for r in mine if r["s_per_step"] is not None)
+        prefix = [r["prefix_seconds"] for r in mine if r.get("prefix_seconds") is not None]
+        lines.append(f"| {spec.name} | `{spec.adapter}` | {statistics.mean(dice):.4f} ± {sd:.4f} | "
+                     f"{', '.join(f'{d:.4f}' for d in dice)} | {mine[0]['trainable']:,} | {share:.2%} | "
+                     f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} | "
+                     f"{mine[0]['steps']}, {spec.lr:g}{', ' + '+'.join(spec.augment) if spec.augment else ''} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every row and write the table under ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-output/adapters"))
+    parser.add_argument("--protocol", choices=("gap", "interleaved"), default="gap")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--models", default=None, help="';'-separated name|model|adapter|steps|lr|augment "
+                        "(default: --rows)")
+    parser.add_argument("--rows", choices=("cpu", "gpu"), default="cpu",
+                        help="cpu: adapters in blocks 8-9 + the U-Net; gpu: adapters in every block and full "
+                             "fine-tuning (whole encoder each step)")
+    parser.add_argument("--only", default="", help="comma-separated row names to run (default: every row)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--checkpoint", default=None, help="LiteMedSAM weights (default: the bundled ones)")
+    parser.add_argument("--quick", action="store_true", help="one seed, steps / 50")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds = "0"
+    if args.models is None:
+        args.models = DEFAULT_MODELS if args.rows == "cpu" else GPU_MODELS
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    specs = [ModelSpec.parse(t) for t in args.models.split(";") if t.strip()]
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",")}
+        unknown = wanted - {s.name for s in specs}
+        if unknown:
+            raise SystemExit(f"--only names no row: {', '.join(sorted(unknown))}")
+        specs = [s for s in specs if s.name in wanted]
+    chosen = train_slices(args.protocol)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    store = build_store(args.out)
+    from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
+    from storage import SliceStore
+
+    if MIXTURE not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
+        make_mixture(store, MIXTURE, MixtureConfig(labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
+    results_file = args.out / "results.json"
+    previous = json.loads(results_file.read_text())["runs"] if results_file.is_file() else []
+    runs: list[dict[str, Any]] = [r for r in previous if r["model"] not in {s.name for s in specs}]
+
+    def save() -> None:  # after every run, so an interrupted bench keeps what it measured
+        results = {"args": {k: str(v) for k, v in vars(args).items()}, "held_out": VAL_SLICES,
+                   "train_slices": chosen, "min_gap_slices": min_gap(chosen), "runs": runs,
+                   "seconds": round(time.perf_counter() - started, 1)}
+        results_file.write_text(json.dumps(results, indent=2, default=str))
+        every = list({spec.name: spec for text in (args.models, DEFAULT_MODELS, GPU_MODELS)  # rows of earlier runs too
+                      for spec in (ModelSpec.parse(t) for t in text.split(";") if t.strip())}.values())
+        header = (f"Protocol `{args.protocol}`: {len(chosen)} training slices z = {chosen[0]}..{chosen[-1]}, "
+                  f"15 held-out z = 51..135 step 6, at least {min_gap(chosen)} slices between them; "
+                  f"batch {args.batch_size}, device {args.device}.\n\n")
+        (args.out / "results.md").write_text(header + markdown(runs, every) + "\n")
+
+    for seed in (int(v) for v in args.seeds.split(",")):
+        for spec in specs:
+            runs.append(train_one(store, args.out, spec, seed, chosen, args))
+            print(json.dumps(runs[-1]), flush=True)
+            save()
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
