@@ -140,3 +140,15 @@ def test_sample_grid_png_and_seeded_generation(tmp_path: Path) -> None:
     assert np.array_equal(again[0], images[3])  # sample k does not depend on its batch
     assert not torch.equal(generate_raw(generator, 8, [3]), generate_raw(generator, 7, [3]))
     assert json.loads((tmp_path / "g" / "generator.json").read_text())["gan"]["seed"] == 0
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_larger_sizes_train_a_step_and_generate_store_grid_pairs(tmp_path: Path, size: int) -> None:
+    """64-128 px is the CPU setting, 256 px the GPU one: every size trains (one step here) and samples."""
+    settings = {**TINY, "size": size, "batch_size": 2}
+    result = train_gan(blob_pairs(n=3), tmp_path / f"g{size}", GanConfig(steps=1, **settings), generator_id="blob")
+    assert result.step == 1
+    generator, info, _ = load_generator(tmp_path / f"g{size}")
+    assert info.net.size == size
+    raw = generator(torch.randn(2, info.net.latent))
+    assert raw.shape == (2, 1 + len(info.label_values), size, size)
