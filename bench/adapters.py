@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from low_data import MIXTURE, ModelSpec  # noqa: E402
 from synth_gain import LABEL, POOL, VAL_SLICES, build_store  # noqa: E402
 
+HELD_OUT = list(range(51, 136, 6))  # VAL_SLICES "51-135:6" as z values
 GAP_TRAIN = list(range(54, 139, 6))
 STAGE = "8-9"
 DEFAULT_MODELS = ";".join([
@@ -68,15 +69,14 @@ GPU_MODELS = ";".join([
 
 def train_slices(protocol: str) -> list[int]:
     """The training z of a protocol, checked against the held-out slices."""
-    held_out = set(range(51, 136, 6))
     chosen = GAP_TRAIN if protocol == "gap" else list(POOL)
-    assert not held_out & set(chosen)
+    assert not set(HELD_OUT) & set(chosen)
     return chosen
 
 
 def min_gap(chosen: list[int]) -> int:
     """Slices strictly between the closest training and held-out z."""
-    return min(abs(a - b) for a in chosen for b in range(51, 136, 6)) - 1
+    return min(abs(a - b) for a in chosen for b in HELD_OUT) - 1
 
 
 def step_times(run_dir: Path) -> tuple[float | None, float | None]:
