@@ -71,7 +71,16 @@ class Floor(Dataset):
         return self.n
 
     def __getitem__(self, index: int) -> dict:
-        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in self.template.items()}
+        return {k: _copy(v) for k, v in self.template.items()}
+
+
+def _copy(value: object) -> object:
+    """A fresh copy of an item value; a tensor expanded along dim 0 (a one-channel image) stays expanded."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.ndim and value.shape[0] > 1 and value.stride(0) == 0:
+        return value[:1].clone().expand_as(value)
+    return value.clone()
 
 
 def build(work: Path, cases: int, shape: tuple[int, int, int]) -> tuple[str, str]:

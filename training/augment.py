@@ -115,7 +115,9 @@ class Augment:
 def resize_pad(image: np.ndarray, size: int, channels: int = 3, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(C, Y, X) uint8 (0..255) or float32 ([0, 1]) slice, C = 1 or ``channels`` → (channels, size, size)
     float32 in [0, 1] (or uint8 0..255): longest side resized to ``size`` (bilinear, antialiased when
-    shrinking), zero padding at bottom/right, one channel repeated."""
+    shrinking), zero padding at bottom/right. One channel is repeated as a view (channel stride 0, no
+    copy): :func:`training.dataset.collate_items` keeps it one channel through DataLoader workers;
+    ``torch.stack`` or ``.contiguous()`` make it three. Read-only in place (torch refuses writes)."""
     count, height, width = image.shape
     if count not in (1, channels):
         raise ValidationError(f"resize_pad: image has {count} channels; expected 1 or {channels}")
@@ -127,9 +129,17 @@ def resize_pad(image: np.ndarray, size: int, channels: int = 3, dtype: torch.dty
         source = F.interpolate(source[None], size=(new_h, new_w), mode="bilinear", align_corners=False,
                                antialias=new_h < height)[0]
     padded = (new_h, new_w) != (size, size)
-    out = (torch.zeros if padded else torch.empty)((channels, size, size), dtype=dtype)
-    out[:, :new_h, :new_w] = source  # converts dtype, broadcasts one channel
-    return out.mul_(1.0 / 255.0) if dtype != torch.uint8 and source.dtype == torch.uint8 else out
+    out = (torch.zeros if padded else torch.empty)((count, size, size), dtype=dtype)
+    out[:, :new_h, :new_w] = source  # converts dtype
+    if dtype != torch.uint8 and source.dtype == torch.uint8:
+        out.mul_(1.0 / 255.0)
+    return out.expand(channels, size, size) if count == 1 else out
+
+
+def pixel_frames(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) frames from :func:`resize_pad` on the 0..255 scale the models' ``preprocess`` takes:
+    uint8 as they are, float32 in [0, 1] times 255."""
+    return images if images.dtype == torch.uint8 else images * 255.0
 
 
 @lru_cache(maxsize=64)

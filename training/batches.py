@@ -10,6 +10,11 @@ cases (never trained on), prompts drawn by the training scheme with ``object_rng
 
 :class:`SeededMixture` hands a generator to :class:`MixtureDataset` per item by overriding its
 ``_train_rng`` hook (the dataset draws from one generator per process otherwise).
+
+Items are uint8 (image 0..255, mask {0, 1}) and collated by :func:`training.dataset.collate_items`:
+a quarter of float32's bytes through the loader workers (bench/loader.py); the trainer widens them on
+its device. The store holds uint8 pixels, so only augmented images (float until framed) are rounded
+back to 256 levels.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from samdata.errors import ValidationError
 from samdata.prompts import object_rng
 from training.config import TrainConfig, parse_slices
-from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset
+from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset, collate_items
 from training.loop import Dist
 
 
@@ -100,7 +105,7 @@ def _z_filter(dataset: MixtureDataset, keep: str | None, drop: str | None) -> np
 def _dataset_config(config: TrainConfig, augment: tuple[str, ...]) -> DatasetConfig:
     assert config.size is not None
     return DatasetConfig(size=config.size, context=config.context, min_area=config.min_area, augment=augment,
-                         labels=config.labels, scheme=config.scheme)
+                         labels=config.labels, scheme=config.scheme, dtype="uint8")
 
 
 @dataclass(frozen=True)
@@ -171,12 +176,12 @@ def val_batches(data: RunData, config: TrainConfig) -> Iterator[dict[str, Any]]:
                                                          int(row["label"]))))
             else:
                 items.append(data.val[i])
-        yield default_collate(items)
+        yield collate_items(items)
 
 
 def make_loader(data: RunData, config: TrainConfig, ranks: Dist, start: int) -> DataLoader:
     """The training DataLoader from step ``start + 1`` (workers by forkserver: Icechunk does not survive fork)."""
     return DataLoader(KeyedItems(data.train), batch_sampler=StepSampler(data.candidates, data.weights, config,
                                                                         ranks, start),
-                      num_workers=config.num_workers, collate_fn=default_collate,
+                      num_workers=config.num_workers, collate_fn=collate_items,
                       multiprocessing_context=WORKER_CONTEXT if config.num_workers else None)

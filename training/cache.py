@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from samdata.errors import ConfigError
+from training.augment import pixel_frames
 from training.checkpoint import atomic_write, write_json
 from training.models import SamModel
 
@@ -70,11 +71,11 @@ class PrefixCache:
         write_json(meta, want)
 
     def compute(self, images: torch.Tensor) -> torch.Tensor:
-        """The prefix output of (B, 3, S, S) float images in [0, 1]: without gradients, unless the prefix
+        """The prefix output of (B, 3, S, S) images (uint8, or float in [0, 1]): without gradients, unless the prefix
         trains (``trainable``: then the caller's grad mode applies)."""
         start = time.perf_counter()
         with nullcontext() if self.trainable else torch.no_grad():
-            out = self.model.encode_prefix(self.model.preprocess(images * 255.0), self.upto_block)
+            out = self.model.encode_prefix(self.model.preprocess(pixel_frames(images)), self.upto_block)
         self.compute_seconds += time.perf_counter() - start
         return out
 
@@ -96,7 +97,7 @@ class PrefixCache:
             self.nbytes += value.nbytes
 
     def __call__(self, images: torch.Tensor, keys: list[Key]) -> torch.Tensor:
-        """Prefix outputs (B, ...) of (B, 3, S, S) images in [0, 1] whose slices are ``keys``."""
+        """Prefix outputs (B, ...) of (B, 3, S, S) images (uint8, or float in [0, 1]) whose slices are ``keys``."""
         if self.mode == "off":
             self.misses += len(keys)
             return self.compute(images)

@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from samdata.errors import TrainingError, ValidationError
+from training.augment import pixel_frames
 from training.cache import PrefixCache
 from training.clicks import ClickRounds
 from training.config import TrainConfig
@@ -204,13 +205,13 @@ class Trainer:
         with self._autocast():
             if not is_promptable(self.model):
                 images = batch["image"].to(self.device, non_blocking=True)
-                return module(self.model.preprocess(images * 255.0), self.model.channels(batch["label_name"]))
+                return module(self.model.preprocess(pixel_frames(images)), self.model.channels(batch["label_name"]))
             return module(self._features(batch), *prompt_tensors(batch, self.model.low_res_size, self.device))
 
     def _click_loss(self, step: int, micro: int, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over the box decode and ``click_rounds`` corrective-click decodes (:mod:`training.clicks`),
         on features computed once; parts (6,): [total, dice, bce, iou_mse] means, train Dice of rounds 0 and last."""
-        target, valid = batch["mask"].to(self.device), batch["valid"].to(self.device)
+        target, valid = batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)
         seed = [self.config.seed, self.ranks.rank, step, micro]
         with self._autocast():
             rounds = self.clicks.run(partial(self.forward_module, self._features(batch)),
@@ -237,7 +238,7 @@ class Trainer:
                     loss, parts = self._click_loss(step, micro, batch)
                 else:
                     logits, iou = self._forward(self.forward_module, batch)
-                    loss, parts = self.loss(logits, iou, batch["mask"].to(self.device))
+                    loss, parts = self.loss(logits, iou, batch["mask"].to(self.device, torch.float32))
                 if self.ranks.active:
                     dist.all_reduce(parts)
                     parts /= self.ranks.world
@@ -267,7 +268,7 @@ class Trainer:
         for batch in batches:
             logits, _ = self._forward(self.segmenter, batch)
             full = self.model.postprocess(logits.float()) if is_promptable(self.model) else logits.float()
-            scores.append(dice_scores(full, batch["mask"].to(self.device), batch["valid"].to(self.device)).cpu())
+            scores.append(dice_scores(full, batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)).cpu())
         self.model.train()
         values = torch.cat(scores) if scores else torch.zeros(0)
         return {"val_dice": float(values.mean()) if len(values) else float("nan"), "val_n": len(values)}

@@ -310,6 +310,31 @@ def test_packed_batch_round_trip_keeps_every_field(val: MixtureDataset):
             assert again[key] == value
 
 
+def test_grey_image_is_collated_and_sent_as_one_channel(val: MixtureDataset):
+    items = [val[i] for i in range(4)]
+    assert items[0]["image"].stride(0) == 0  # one channel repeated as a view, not copied
+    batch = collate_items(items)
+    stacked = torch.stack([it["image"].contiguous() for it in items])
+    assert batch["image"].shape == stacked.shape and torch.equal(batch["image"], stacked)
+    assert batch["image"].stride(1) == 0 and batch["image"].untyped_storage().nbytes() == stacked[:, :1].nbytes
+    assert torch.equal(batch["valid"], torch.stack([it["valid"] for it in items])) and batch.derived_valid
+    again = pickle.loads(pickle.dumps(batch))
+    assert torch.equal(again["image"], stacked) and again["image"].untyped_storage().nbytes() == stacked[:, :1].nbytes
+    assert torch.equal(again["valid"], batch["valid"]) and again.derived_valid
+
+
+def test_a_changed_valid_region_is_sent_as_it_is(val: MixtureDataset):
+    items = [val[i] for i in range(3)]
+    items[1]["valid"] = items[1]["valid"].clone()
+    items[1]["valid"][0, 0] = False  # no longer the region of its input_size
+    batch = collate_items(items)
+    assert not batch.derived_valid and not bool(batch["valid"][1, 0, 0]) and bool(batch["valid"][0, 0, 0])
+    again = pickle.loads(pickle.dumps(batch))
+    assert torch.equal(again["valid"], batch["valid"])
+    contexts = [dict(it, image=it["image"].contiguous()) for it in items]  # three real channels: stacked as is
+    assert collate_items(contexts)["image"].is_contiguous()
+
+
 def test_uint8_items_match_float_items(store: str, val: MixtureDataset):
     small = MixtureDataset(store, "mix", "val", DatasetConfig(size=SIZE, dtype="uint8"))
     a, b = small[2], val[2]
