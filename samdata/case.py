@@ -169,15 +169,18 @@ def slice_objects(case_id: str, label: np.ndarray) -> list[ObjectRow]:
     from scipy import ndimage  # boxes and areas in C: one pass per slice instead of one per label
 
     rows: list[ObjectRow] = []
-    for z in range(label.shape[0]):
-        plane = label[z]
-        if not plane.any():
-            continue
+    labelled = label != 0
+    row_any, col_any = labelled.any(axis=2), labelled.any(axis=1)  # (Z, Y), (Z, X)
+    for z in np.flatnonzero(row_any.any(axis=1)).tolist():
+        # only the slice's labelled extent is scanned (organs cover a fraction of a CT slice)
+        ys, xs = np.flatnonzero(row_any[z]), np.flatnonzero(col_any[z])
+        y0, x0 = int(ys[0]), int(xs[0])
+        plane = label[z, y0:int(ys[-1]) + 1, x0:int(xs[-1]) + 1]
         areas = np.bincount(plane.ravel())
         for value, box in enumerate(ndimage.find_objects(plane), start=1):
             if box is None:
                 continue
-            ys, xs = box
-            rows.append(ObjectRow(case_id, z, value, int(xs.start), int(ys.start), int(xs.stop), int(ys.stop),
-                                  int(areas[value])))
+            by, bx = box
+            rows.append(ObjectRow(case_id, z, value, x0 + int(bx.start), y0 + int(by.start), x0 + int(bx.stop),
+                                  y0 + int(by.stop), int(areas[value])))
     return rows

@@ -70,11 +70,14 @@ def _small_components(mask: np.ndarray, structure: np.ndarray, min_size: int) ->
         return np.zeros(mask.shape, dtype=bool)
     small = np.bincount(components.ravel()) < min_size
     small[0] = False
+    if not small.any():  # the usual case: skip indexing the whole box
+        return np.zeros(mask.shape, dtype=bool)
     return small[components]
 
 
 def clean_labels(
-    label_zyx: np.ndarray, *, min_object_voxels: int, min_object_pixels: int
+    label_zyx: np.ndarray, *, min_object_voxels: int, min_object_pixels: int, copy: bool = True,
+    boxes: list[tuple[slice, ...] | None] | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Drop small objects from a (Z, Y, X) integer label map, per label value (MedSAM).
 
@@ -83,18 +86,23 @@ def clean_labels(
     than `min_object_pixels` pixels. Thresholds <= 1 disable a step. Returns the cleaned copy and
     the number of voxels set to 0 per label value (keys are the values as strings; labels that
     lost nothing are absent).
+
+    ``copy=False`` cleans a C-contiguous ``label_zyx`` in place (the caller owns it); ``boxes`` is
+    ``scipy.ndimage.find_objects(label_zyx)`` when the caller has it already (one pass over the map).
     """
     if label_zyx.ndim != 3 or not np.issubdtype(label_zyx.dtype, np.integer):
         raise ValidationError(
             f"label map of shape {label_zyx.shape} and dtype {label_zyx.dtype}; expected a (Z, Y, X) integer array"
         )
-    cleaned = label_zyx.copy()
+    if not copy and not label_zyx.flags.c_contiguous:
+        raise ValidationError("clean_labels(copy=False) needs a C-contiguous label map")
+    cleaned = label_zyx.copy() if copy else label_zyx
     dropped: dict[str, int] = {}
     use_3d = min_object_voxels > 1 and label_zyx.shape[0] > 1
     use_2d = min_object_pixels > 1
-    if not (use_3d or use_2d) or not cleaned.any():
+    if not (use_3d or use_2d):
         return cleaned, dropped
-    for index, box in enumerate(ndimage.find_objects(cleaned)):
+    for index, box in enumerate(ndimage.find_objects(cleaned) if boxes is None else boxes):
         if box is None:
             continue
         value = index + 1

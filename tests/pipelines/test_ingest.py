@@ -187,3 +187,45 @@ def test_dask_local_cluster_by_address(phantoms: Path, tmp_path: Path) -> None:
         a, b = store.read_case(case_id), other.read_case(case_id)
         np.testing.assert_array_equal(a.image, b.image)
         np.testing.assert_array_equal(a.label, b.label)
+
+
+def test_local_cluster_of_two_workers_matches_serial(phantoms: Path, tmp_path: Path) -> None:
+    report = ingest(phantoms, tmp_path / "store", CONFIG, cluster=ClusterConfig(workers=2))
+    serial = ingest(phantoms, tmp_path / "serial", CONFIG)
+    assert report.ok and sorted(report.added) == sorted(serial.added) and len(report.added) == 4
+    store, other = SliceStore.open(tmp_path / "store"), SliceStore.open(tmp_path / "serial")
+    assert store.verify() == [] and store.source_hashes() == other.source_hashes()
+    for case_id in serial.added:
+        np.testing.assert_array_equal(store.read_case(case_id).image, other.read_case(case_id).image)
+
+
+def test_local_workers_keep_glibc_malloc_defaults_and_import_ingest() -> None:
+    from contextlib import ExitStack
+
+    from pipelines.ingest import _start_client
+
+    with ExitStack() as stack:
+        client = _start_client(ClusterConfig(workers=2), stack)
+        env = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+        loaded = client.run(lambda: "pipelines.ingest" in __import__("sys").modules)
+    assert len(env) == 2 and set(env.values()) == {None}  # Dask's nanny would set 65536
+    assert set(loaded.values()) == {True}
+
+
+def test_a_source_that_fails_to_hash_is_reported_with_threads(phantoms: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.ingest as pipeline
+
+    real_hash, victim = pipeline.item_hash, _images(phantoms)[1]
+
+    def flaky(item):  # the file vanishes between discovery and hashing
+        if item.image == victim:
+            raise FileNotFoundError(2, "No such file or directory", str(victim))
+        return real_hash(item)
+
+    monkeypatch.setattr(pipeline, "item_hash", flaky)
+    serial, serial_report = pipeline.plan_ingest(phantoms, tmp_path / "a", CONFIG, threads=1)
+    threaded, threaded_report = pipeline.plan_ingest(phantoms, tmp_path / "b", CONFIG, threads=2)
+    assert len(threaded.todo) == 3 and [c.digest for c in threaded.todo] == [c.digest for c in serial.todo]
+    assert list(threaded_report.failed) == ["phantom_001"] and threaded_report.failed == serial_report.failed
+    assert str(victim) in threaded_report.failed["phantom_001"]
