@@ -48,6 +48,7 @@ from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
 from storage import SliceStore
 from storage.schema import MIXTURES
+from training.augment import pixel_frames
 from training.dataset import resize_pad
 from training.loop import is_promptable
 from training.models import SamModel, UNetModel
@@ -59,8 +60,9 @@ _BOX_SPEC = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s
 
 # ----------------------------------------------------------------------------- model plumbing
 def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
-    """(B, 3, S, S) float [0, 1] frames (as :func:`resize_pad` makes them) → the model's normalised input."""
-    return model.preprocess(frames.to(model.pixel_mean.device) * 255.0)
+    """(B, 3, S, S) frames as :func:`resize_pad` makes them (float in [0, 1], or uint8) → the model's
+    normalised input."""
+    return model.preprocess(pixel_frames(frames.to(model.pixel_mean.device)))
 
 
 def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[int, int],

@@ -335,6 +335,15 @@ def test_a_changed_valid_region_is_sent_as_it_is(val: MixtureDataset):
     assert collate_items(contexts)["image"].is_contiguous()
 
 
+def test_uint8_and_float_frames_reach_the_model_alike(store: str, val: MixtureDataset):
+    from training.augment import pixel_frames
+
+    small = MixtureDataset(store, "mix", "val", DatasetConfig(size=SIZE, dtype="uint8"))
+    u8, f32 = collate_items([small[0], small[1]])["image"], collate_items([val[0], val[1]])["image"]
+    assert pixel_frames(u8) is u8
+    assert torch.allclose(pixel_frames(f32), u8.float(), atol=1e-4)
+
+
 def test_uint8_items_match_float_items(store: str, val: MixtureDataset):
     small = MixtureDataset(store, "mix", "val", DatasetConfig(size=SIZE, dtype="uint8"))
     a, b = small[2], val[2]
