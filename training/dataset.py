@@ -323,16 +323,17 @@ class MixtureDataset(Dataset):
         labels[:framed.n_points] = framed.point_labels
         valid = np.zeros((size, size), dtype=bool)
         valid[:new_h, :new_w] = True
+        sizes = torch.from_numpy(np.array([(height, width), (new_h, new_w), (size - new_h, size - new_w)],
+                                          dtype=np.int64))  # original_size, input_size, pad: views of one array
         item: dict[str, Any] = {
             "image": resize_pad(image, size, dtype=getattr(torch, self.config.dtype)),
             "mask": resize_pad_mask(mask, size, np.dtype(self.config.dtype).type),
-            "box": torch.tensor(framed.box if framed.box is not None else _NO_BOX, dtype=torch.float32),
+            "box": torch.from_numpy(np.array(framed.box if framed.box is not None else _NO_BOX, dtype=np.float32)),
             "has_box": framed.box is not None,
             "points": torch.from_numpy(points), "point_labels": torch.from_numpy(labels),
             "valid": torch.from_numpy(valid),
             "scale": size / max(height, width),
-            "original_size": torch.tensor((height, width)), "input_size": torch.tensor((new_h, new_w)),
-            "pad": torch.tensor((size - new_h, size - new_w)),
+            "original_size": sizes[0], "input_size": sizes[1], "pad": sizes[2],
         }
         if framed.mask is not None:
             item["mask_prompt"] = torch.from_numpy(framed.mask[None].astype(np.float32))

@@ -59,19 +59,22 @@ def jitter_box(
 ) -> tuple[int, int, int, int]:
     """Jitter a tight box per ``params`` and clip it to the (Y, X) image ``shape``."""
     x0, y0, x1, y1 = tight
-    sides = np.array([x1 - x0, y1 - y0, x1 - x0, y1 - y0], dtype=np.float64)
-    outward = np.array([-1, -1, 1, 1])
-    if params.mode == "fixed":
-        shift = outward * rng.integers(0, params.jitter + 1, size=4)
-    elif params.mode == "relative":
-        shift = outward * np.rint(rng.uniform(0.0, params.frac, size=4) * sides).astype(np.int64)
+    if params.mode == "fixed":  # the default, drawn once per training item: plain ints, same draws
+        d0, d1, d2, d3 = rng.integers(0, params.jitter + 1, size=4).tolist()
+        shift = [-d0, -d1, d2, d3]
     else:
-        normal = rng.normal(0.0, 1.0, size=4) * params.sigma * sides
-        shift = np.rint(np.clip(normal, -params.cap, params.cap)).astype(np.int64)
+        sides = np.array([x1 - x0, y1 - y0, x1 - x0, y1 - y0], dtype=np.float64)
+        if params.mode == "relative":
+            outward = np.array([-1, -1, 1, 1])
+            moved = outward * np.rint(rng.uniform(0.0, params.frac, size=4) * sides).astype(np.int64)
+        else:
+            normal = rng.normal(0.0, 1.0, size=4) * params.sigma * sides
+            moved = np.rint(np.clip(normal, -params.cap, params.cap)).astype(np.int64)
+        shift = [int(v) for v in moved]
     mid_x, mid_y = x0 + (x1 - x0 - 1) // 2, y0 + (y1 - y0 - 1) // 2
-    moved = (min(x0 + int(shift[0]), mid_x), min(y0 + int(shift[1]), mid_y),
-             max(x1 + int(shift[2]), mid_x + 1), max(y1 + int(shift[3]), mid_y + 1))
-    return clip_box(moved, shape)
+    moved_box = (min(x0 + shift[0], mid_x), min(y0 + shift[1], mid_y),
+                 max(x1 + shift[2], mid_x + 1), max(y1 + shift[3], mid_y + 1))
+    return clip_box(moved_box, shape)
 
 
 def box_prompt(mask: np.ndarray, rng: np.random.Generator, params: BoxParams) -> Prompt:

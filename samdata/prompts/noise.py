@@ -82,7 +82,7 @@ def miss_edge(box: tuple[int, int, int, int], obj: np.ndarray, rng: np.random.Ge
 
 def apply_noise(prompt: Prompt, obj: np.ndarray, rng: np.random.Generator, noise: PromptNoise) -> Prompt:
     """Apply ``noise`` to a prompt of the (Y, X) bool object ``obj``: points first, then the box."""
-    if noise == PromptNoise(missed_frac=noise.missed_frac):
+    if not (noise.jitter_px or noise.misclick or noise.missed_edge):  # no noise (missed_frac alone does nothing)
         return prompt
     points, labels, box = prompt.points.astype(np.float64), prompt.point_labels, prompt.box
     if prompt.n_points and noise.jitter_px > 0:

@@ -32,6 +32,10 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return out
 
 
+_NO_POINTS = _frozen(np.zeros((0, 2), np.float32))
+_NO_LABELS = _frozen(np.zeros(0, np.int8))
+
+
 @dataclass(frozen=True, eq=False)
 class Prompt:
     """One object's prompt; any of box, points and mask may be absent (``None`` / zero points).
@@ -43,8 +47,8 @@ class Prompt:
     """
 
     box: tuple[int, int, int, int] | None = None
-    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
-    point_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    points: np.ndarray = field(default_factory=lambda: _NO_POINTS)
+    point_labels: np.ndarray = field(default_factory=lambda: _NO_LABELS)
     mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -55,6 +59,11 @@ class Prompt:
                     f"prompt box {self.box} is not (x0, y0, x1, y1) with 0 <= x0 < x1 and 0 <= y0 < y1"
                 )
             object.__setattr__(self, "box", box)
+        if np.size(self.points) == 0 and np.size(self.point_labels) == 0:  # a box or mask prompt: shared empties
+            object.__setattr__(self, "points", _NO_POINTS)
+            object.__setattr__(self, "point_labels", _NO_LABELS)
+            self._check_mask()
+            return
         points = np.asarray(self.points, dtype=np.float32)
         if points.size == 0:
             points = points.reshape(0, 2)
@@ -68,6 +77,9 @@ class Prompt:
             raise ValidationError(f"prompt points must be finite with labels 0/1; got labels {labels.tolist()}")
         object.__setattr__(self, "points", _frozen(points))
         object.__setattr__(self, "point_labels", _frozen(labels.astype(np.int8)))
+        self._check_mask()
+
+    def _check_mask(self) -> None:
         if self.mask is not None:
             mask = np.asarray(self.mask)
             if mask.ndim != 2:
