@@ -116,7 +116,7 @@ def resize_pad(image: np.ndarray, size: int, channels: int = 3, dtype: torch.dty
     """(C, Y, X) uint8 (0..255) or float32 ([0, 1]) slice, C = 1 or ``channels`` → (channels, size, size)
     float32 in [0, 1] (or uint8 0..255): longest side resized to ``size`` (bilinear, antialiased when
     shrinking), zero padding at bottom/right. One channel is repeated as a view (channel stride 0, no
-    copy): :func:`training.dataset.collate_items` keeps it one channel through DataLoader workers;
+    copy): :func:`training.collate.collate_items` keeps it one channel through DataLoader workers;
     ``torch.stack`` or ``.contiguous()`` make it three. Read-only in place (torch refuses writes)."""
     count, height, width = image.shape
     if count not in (1, channels):

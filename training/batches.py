@@ -11,7 +11,7 @@ cases (never trained on), prompts drawn by the training scheme with ``object_rng
 :class:`SeededMixture` hands a generator to :class:`MixtureDataset` per item by overriding its
 ``_train_rng`` hook (the dataset draws from one generator per process otherwise).
 
-Items are uint8 (image 0..255, mask {0, 1}) and collated by :func:`training.dataset.collate_items`:
+Items are uint8 (image 0..255, mask {0, 1}) and collated by :func:`training.collate.collate_items`:
 a quarter of float32's bytes through the loader workers (bench/loader.py); the trainer widens them on
 its device. The store holds uint8 pixels, so only augmented images (float until framed) are rounded
 back to 256 levels.
@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from samdata.errors import ValidationError
 from samdata.prompts import object_rng
 from training.config import TrainConfig, parse_slices
-from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset, collate_items
+from training.collate import collate_items
+from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset
 from training.loop import Dist
 
 
