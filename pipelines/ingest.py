@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import json
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
