@@ -177,12 +177,14 @@ def _predict(model: SamModel, batch: list[SliceBatch]) -> list[np.ndarray]:
         logits = model(model_input(model, frames))
         return [to_probabilities(model, logits[j][model.channels(piece.names).to(logits.device)][:, None],
                                  *piece.frame_geometry()) for j, piece in enumerate(batch)]
-    embeddings = model.encode(model_input(model, frames))
+    x = model_input(model, frames)
+    embeddings = model.encode(x)
     out = []
     for j, piece in enumerate(batch):
         prompts = [piece.prompt(i) for i in range(len(piece.items))]
         masks = piece.mask_inputs(model.low_res_size)
-        low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings))
+        low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings),
+                                 images=x[j:j + 1])
         out.append(to_probabilities(model, low_res, *piece.frame_geometry()))
     return out
 
@@ -263,9 +265,10 @@ class InteractiveResult:
     masks: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
 
 
-def _click_rounds(model: SamModel, embedding: torch.Tensor, piece: SliceBatch, rounds: int, seed: int,
-                  config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
-    """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels)."""
+def _click_rounds(model: SamModel, embedding: torch.Tensor, image: torch.Tensor, piece: SliceBatch, rounds: int,
+                  seed: int, config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
+    """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels);
+    ``image``: the (1, 3, S, S) model input ``embedding`` (1, C, h, w) came from."""
     n, size = len(piece.items), piece.items[0]["image"].shape[-1]
     frame_size, original = piece.frame_geometry()
     gts = [piece.gt(i) for i in range(n)]
@@ -280,7 +283,7 @@ def _click_rounds(model: SamModel, embedding: torch.Tensor, piece: SliceBatch, r
                 clicks[i].append(corrective_click(gts[i], history[i][-1], rngs[i], mode="interior"))
         prompts = [_clicked(piece.prompt(i), [c.to_frame(original, size) for c in clicks[i]]) for i in range(n)]
         feed = low_res if config.feed_logits or not round_ else None
-        low_res = decode_prompts(model, embedding, prompts, mask_inputs=feed)
+        low_res = decode_prompts(model, embedding, prompts, mask_inputs=feed, images=image)
         preds = to_probabilities(model, low_res, frame_size, original) > config.threshold
         for i in range(n):
             history[i].append(preds[i])
@@ -310,9 +313,10 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     rows: list[dict] = []
     masks: dict[tuple[str, int, int], np.ndarray] = {}
     for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
-        embeddings = model.encode(model_input(model, torch.stack([s.items[0]["image"] for s in batch])))
+        x = model_input(model, torch.stack([s.items[0]["image"] for s in batch]))
+        embeddings = model.encode(x)
         for j, piece in enumerate(batch):
-            history, added = _click_rounds(model, embeddings[j:j + 1], piece, counts[-1], seed, config)
+            history, added = _click_rounds(model, embeddings[j:j + 1], x[j:j + 1], piece, counts[-1], seed, config)
             for round_ in range(counts[-1] + 1):
                 for i, item in enumerate(piece.items):
                     click = added[i][round_ - 1] if round_ else None

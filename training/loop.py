@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from samdata.errors import TrainingError, ValidationError
+from training.adapters import parse_adapter
 from training.augment import pixel_frames
 from training.cache import PrefixCache
 from training.clicks import ClickRounds
@@ -98,9 +99,11 @@ class Segmenter(nn.Module):
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor | None = None,
                 points: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                masks: torch.Tensor | None = None, images: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode one prompt per item (see :func:`prompt_tensors` for the arguments); for a prompt-free model
-        ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64."""
+        ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64.
+        ``images``: the (N, 3, S, S) preprocessed frames, for a model with a refinement head."""
         if not is_promptable(self.model):
             return self.model.segment(features, boxes), None
         assert has_box is not None and points is not None and point_labels is not None and masks is not None
@@ -111,13 +114,14 @@ class Segmenter(nn.Module):
             raise ValidationError(f"item {kinds.index(0)} of the batch has no box, point or mask prompt")
         groups = sorted(set(kinds))
         if len(groups) == 1:
-            return self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()))
+            return self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()), images)
         logits: torch.Tensor | None = None
         iou: torch.Tensor | None = None
         for kind in groups:
             idx = torch.tensor([i for i, k in enumerate(kinds) if k == kind], device=emb.device)
             part = self._decode(emb[idx], boxes[idx], points[idx], point_labels[idx],
-                                masks[idx] if masks.numel() else masks, kind, int(counts[idx].max()))
+                                masks[idx] if masks.numel() else masks, kind, int(counts[idx].max()),
+                                None if images is None else images[idx])
             if logits is None:
                 logits = part[0].new_empty((len(kinds), *part[0].shape[1:]))
                 iou = part[1].new_empty((len(kinds), *part[1].shape[1:]))
@@ -126,12 +130,13 @@ class Segmenter(nn.Module):
         return logits, iou
 
     def _decode(self, emb: torch.Tensor, boxes: torch.Tensor, points: torch.Tensor, labels: torch.Tensor,
-                masks: torch.Tensor, kind: int, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+                masks: torch.Tensor, kind: int, n_points: int, images: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         with_points = kind & 1
         return self.model.decode(emb, boxes=boxes if kind & 2 else None,
                                  points=points[:, :n_points] if with_points else None,
                                  point_labels=labels[:, :n_points] if with_points else None,
-                                 mask_inputs=masks if masks.numel() else None)
+                                 mask_inputs=masks if masks.numel() else None, images=images)
 
 
 class SegLoss(nn.Module):
@@ -174,6 +179,19 @@ def dice_scores(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) 
     return torch.where(size > 0, 2 * inter / size.clamp(min=1), torch.ones_like(size))
 
 
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: every trainable weight at ``config.lr``, except a refinement head's
+    (``refine`` adapter) at ``lr_scale`` times it."""
+    head = getattr(model, "refiner", None)
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    base = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups: list[dict[str, Any]] = [{"params": base, "lr": config.lr}] if base else []
+    if head is not None:
+        scale = parse_adapter(config.adapter).refine_lr_scale
+        groups.append({"params": [p for p in head.parameters() if p.requires_grad], "lr": config.lr * scale})
+    return groups
+
+
 class Trainer:
     """Holds model, optimizer, scheduler, loss and cache; runs optimizer steps and validation."""
 
@@ -186,7 +204,7 @@ class Trainer:
             self.forward_module = DistributedDataParallel(
                 self.segmenter, device_ids=[device.index] if device.type == "cuda" else None)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(warmup_cosine, warmup=config.warmup, total=config.steps))
         self.loss = SegLoss(config.iou_loss)
@@ -201,12 +219,19 @@ class Trainer:
         images = batch["image"].to(self.device, non_blocking=True)
         return self.cache(images, list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True)))
 
+    def _frames(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """The batch's preprocessed frames when the model's refinement head reads them; None otherwise."""
+        if getattr(self.model, "refiner", None) is None:
+            return None
+        return self.model.preprocess(pixel_frames(batch["image"].to(self.device, non_blocking=True)))
+
     def _forward(self, module: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         with self._autocast():
             if not is_promptable(self.model):
                 images = batch["image"].to(self.device, non_blocking=True)
                 return module(self.model.preprocess(pixel_frames(images)), self.model.channels(batch["label_name"]))
-            return module(self._features(batch), *prompt_tensors(batch, self.model.low_res_size, self.device))
+            return module(self._features(batch), *prompt_tensors(batch, self.model.low_res_size, self.device),
+                          images=self._frames(batch))
 
     def _click_loss(self, step: int, micro: int, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over the box decode and ``click_rounds`` corrective-click decodes (:mod:`training.clicks`),
@@ -214,7 +239,7 @@ class Trainer:
         target, valid = batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)
         seed = [self.config.seed, self.ranks.rank, step, micro]
         with self._autocast():
-            rounds = self.clicks.run(partial(self.forward_module, self._features(batch)),
+            rounds = self.clicks.run(partial(self.forward_module, self._features(batch), images=self._frames(batch)),
                                      prompt_tensors(batch, self.model.low_res_size, self.device),
                                      self.model.postprocess, target[:, 0] > 0.5, valid,
                                      lambda r: np.random.default_rng([*seed, r]))

@@ -93,11 +93,12 @@ def prompt_tensors(prompts: list[Prompt], device: torch.device) -> dict[str, tor
 
 
 def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Prompt],
-                   mask_inputs: torch.Tensor | None = None) -> torch.Tensor:
+                   mask_inputs: torch.Tensor | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
     """Decode N framed prompts against one (1, C, h, w) embedding: (N, 1, L, L) logits in prompt order.
 
     Prompts with and without a box are decoded in two calls; ``mask_inputs`` (N, 1, L, L) are
-    previous logits fed back as SAM's mask prompt.
+    previous logits fed back as SAM's mask prompt; ``images``: the (1, 3, S, S) model input the
+    embedding came from (read by a refinement head, see ``SamModel.decode``).
     """
     out: torch.Tensor | None = None
     for has_box in (True, False):
@@ -106,7 +107,7 @@ def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Promp
             continue
         masks = None if mask_inputs is None else mask_inputs[index]
         low_res, _ = model.decode(embedding, **prompt_tensors([prompts[i] for i in index], embedding.device),
-                                  mask_inputs=masks)
+                                  mask_inputs=masks, images=images)
         if out is None:
             out = low_res.new_empty((len(prompts), *low_res.shape[1:]))
         out[index] = low_res
@@ -129,8 +130,8 @@ def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], 
     (default: the model's input size, as training does): (N, Y, X) float32 probabilities."""
     size = size or model.img_size
     height, width = channels.shape[1:]
-    embedding = model.encode(model_input(model, resize_pad(channels, size)[None]))
-    low_res = decode_prompts(model, embedding, [p.to_frame((height, width), size) for p in prompts])
+    x = model_input(model, resize_pad(channels, size)[None])
+    low_res = decode_prompts(model, model.encode(x), [p.to_frame((height, width), size) for p in prompts], images=x)
     return to_probabilities(model, low_res, frame_shape((height, width), size), (height, width))
 
 

@@ -155,7 +155,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(trainable_state(model).items()):
         digest.update(name.encode())
-        digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())  # 0-dim too
     return digest.hexdigest()
 
 

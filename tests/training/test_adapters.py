@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from samdata.errors import ConfigError, RegistryError
+from samdata.errors import ConfigError, RegistryError, ValidationError
 from training.adapters import (
     ADAPTERS,
     AdapterConfig,
@@ -25,8 +25,9 @@ from training.models import SamModel, build_model
 SPECS = {name: name for name in ADAPTERS if name != "full"} | {  # full: tests/training/test_unet.py
     "mixed": "serial:ratio=0.5,blocks=2,3+lora:r=2+decoder",
     "parallel_learn": "parallel:scale=learn,blocks=1-3",
+    "serial_refine": "serial:blocks=2,3+decoder+refine:width=4",
 }
-ADAPTER_NAMES = ("a_q", "a_v", "b_q", "b_v", ".adapter.", ".scale")
+ADAPTER_NAMES = ("a_q", "a_v", "b_q", "b_v", ".adapter.", ".scale", "refiner.")
 
 
 def _images(n: int, size: int) -> torch.Tensor:
@@ -64,6 +65,11 @@ def test_parse_examples():
     assert parse_adapter("decoder") == AdapterConfig((), train_decoder=True)
     plus = parse_adapter("lora:r=4,alpha=1,blocks=8-9+decoder")
     assert plus.train_decoder and plus.parts == (AdapterPart("lora", blocks=(8, 9), r=4, alpha=1.0),)
+    refined = parse_adapter("refine+serial:blocks=8-9+decoder")
+    assert refined.refine == 16 and refined.train_decoder and [p.kind for p in refined.parts] == ["serial"]
+    assert refined.to_spec() == "serial:ratio=0.25,blocks=8,9+refine:width=16,lr_scale=5+decoder"
+    assert parse_adapter("refine:width=8").refine == 8 and parse_adapter("decoder").refine == 0
+    assert parse_adapter("refine:lr_scale=2.5").refine_lr_scale == 2.5
     for spec in [*SPECS.values(), "serial:blocks=3,1,1-2"]:
         cfg = parse_adapter(spec)
         assert parse_adapter(cfg.to_spec()) == cfg
@@ -71,7 +77,8 @@ def test_parse_examples():
 
 @pytest.mark.parametrize("spec,match", [
     ("", "empty"), ("lora+", "empty"), ("lora:r=0", "out of range"), ("lora:r=2.5", "not an integer"),
-    ("serial:ratio=x", "not a number"),
+    ("serial:ratio=x", "not a number"), ("refine:width=2.5", "not an integer"), ("refine:width=0", "out of range"),
+    ("refine:r=4", "refine takes no option 'r'"), ("full+refine", "stands alone"),
     ("serial:r=4", "serial takes no option 'r'"), ("decoder:blocks=1", "takes no option"),
     ("lora+lora", "once"), ("serial:blocks=a", "bad block"), ("serial:blocks=3-1", "bad block range"),
     ("serial:ratio=0.5,0.25", "not key=value"), ("lora:r=4,r=8", "twice"),
@@ -122,6 +129,28 @@ def test_adapter_starts_as_identity_and_trains_only_itself(tiny, batch, key):
     for name, p in model.named_parameters():
         assert (p.grad is not None) == (name in trainable), name
     assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+
+
+def test_refine_head_reads_the_image_and_needs_it(tiny, batch):
+    x, boxes = batch
+    model = copy.deepcopy(tiny)
+    report = apply_adapters(model, parse_adapter("decoder+refine:width=4"), seed=0)
+    assert ("refine", sum(p.numel() for p in model.refiner.parameters())) in report.per_part
+    embeddings = model.encode(x)
+    with pytest.raises(ValidationError, match="refinement head: decode needs the preprocessed images"):
+        model.decode(embeddings, boxes)
+    with pytest.raises(ValidationError, match="1 images for 2 embeddings"):
+        model.decode(embeddings, boxes, images=x[:1])
+    with torch.no_grad():
+        model.refiner.out.weight.fill_(0.1)
+        plain, _ = tiny.decode(embeddings, boxes)
+        refined, _ = model.decode(embeddings, boxes, images=x)
+        other, _ = model.decode(embeddings, boxes, images=x.flip(-1))
+        shared, _ = model.decode(embeddings[:1], boxes, images=x[:1])  # one image, many prompts
+        single, _ = model.decode(embeddings[:1], boxes[1:], images=x[:1])
+    assert refined.shape == plain.shape and not torch.allclose(refined, plain)
+    assert not torch.allclose(refined, other)  # the correction depends on the image
+    assert torch.allclose(shared[1:], single, atol=1e-5)
 
 
 def test_adapter_parameter_counts(tiny):

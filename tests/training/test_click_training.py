@@ -14,6 +14,7 @@ from pipelines.mixtures import MixtureConfig, make_mixture
 from samdata.errors import ConfigError
 from samdata.io.sample_data import write_phantoms
 from samdata.normalise import IngestConfig
+from training.augment import pixel_frames
 from training.checkpoint import load_checkpoint
 from training.clicks import ClickRounds, append_clicks, draw_clicks
 from training.config import TrainConfig, check_resumable
@@ -99,7 +100,7 @@ def test_round_zero_is_the_plain_decode_and_later_rounds_see_the_clicks(store: s
     batch = next(val_batches(data, cfg))
     model = build_model("tiny", seed=0).eval()
     segmenter = Segmenter(model, len(model.encoder_blocks()))
-    features = model.encode(model.preprocess(batch["image"] * 255.0))
+    features = model.encode(model.preprocess(pixel_frames(batch["image"])))  # uint8 items
     prompts = prompt_tensors(batch, model.low_res_size, torch.device("cpu"))
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -143,7 +144,7 @@ def test_click_rounds_zero_trains_exactly_as_without_the_field(store: str, tmp_p
 
 
 def test_resume_with_clicks_continues_exactly(store: str, tmp_path: Path):
-    config = _config(store, steps=4, grad_accum=2, click_mode="random")
+    config = _config(store, steps=4, grad_accum=2, click_mode="random", adapter="decoder+refine:width=4")
     train(config, tmp_path / "whole")
 
     class Stop(Exception):

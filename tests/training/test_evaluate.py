@@ -29,7 +29,7 @@ from training.models import SamModel, build_model
 from training.predict import model_input, to_probabilities
 from training.run import LoadedRun, RunLayout, build_run_model
 
-ADAPTER = "lora:r=2,alpha=2+decoder"
+ADAPTER = "lora:r=2,alpha=2+refine:width=4+decoder"  # every evaluation path decodes through the refinement head
 SPACING = (0.8, 1.0, 2.5)  # X, Y, Z mm
 
 

@@ -71,7 +71,8 @@ def test_run_record_metrics_and_load_run(store: str, tmp_path: Path):
 
 
 def test_resume_continues_exactly(store: str, tmp_path: Path):
-    config = _config(store, adapter="lora:r=2,blocks=2-3+decoder", augment=("flip",), grad_accum=2, warmup=1)
+    config = _config(store, adapter="lora:r=2,blocks=2-3+decoder+refine:width=4", augment=("flip",), grad_accum=2,
+                     warmup=1)
     train(config, tmp_path / "whole")
 
     def stop_at_3(step: int, _: dict) -> None:
@@ -89,6 +90,16 @@ def test_resume_continues_exactly(store: str, tmp_path: Path):
     assert whole.keys() == cut.keys()
     for name in whole:
         torch.testing.assert_close(cut[name], whole[name], rtol=1e-6, atol=1e-7)
+
+
+def test_refinement_head_trains_at_its_own_learning_rate(store: str, tmp_path: Path):
+    config = _config(store, adapter="decoder+refine:width=4,lr_scale=3", steps=1, lr=1e-3)
+    train(config, tmp_path / "run")
+    state = load_checkpoint(RunLayout(tmp_path / "run").last)
+    groups = state["optimizer"]["param_groups"]
+    assert [g["initial_lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(3e-3)]
+    assert len(groups[1]["params"]) == sum(1 for k in state["trainable"] if k.startswith("refiner."))
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in state["trainable"].items() if k.startswith("refiner.out"))
 
 
 def test_prefix_cache_gives_the_same_training(store: str, tmp_path: Path):

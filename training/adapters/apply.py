@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from samdata.errors import ConfigError
-from training.adapters.modules import LoRAQKV, ParallelAdapter, SerialAdapter
+from training.adapters.modules import LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
 from training.adapters.registry import ADAPTERS, AdapterConfig
 from training.models.sam import SamModel
 
-_ADAPTER_TYPES = (SerialAdapter, ParallelAdapter, LoRAQKV)
+_ADAPTER_TYPES = (SerialAdapter, ParallelAdapter, LoRAQKV, RefineHead)
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
             ADAPTERS[part.kind].insert(model, blocks[i], part, generator)
         model.to(first.device, first.dtype)  # new layers are made on the CPU in float32
         per_part.append((part.kind, _count([p for p in model.parameters() if p.requires_grad]) - before))
+    if cfg.refine:
+        model.refiner = RefineHead(cfg.refine, generator).to(first.device, first.dtype)
+        per_part.append(("refine", _count(list(model.refiner.parameters()))))
     if cfg.train_all:
         model.image_encoder.requires_grad_(True)
         per_part.append(("encoder", _count(list(model.image_encoder.parameters()))))

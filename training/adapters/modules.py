@@ -117,3 +117,40 @@ class LoRAQKV(nn.Module):
             merged.bias.copy_(self.base.bias)
         merged.requires_grad_(self.base.weight.requires_grad)
         return merged
+
+
+class RefineHead(nn.Module):
+    """A small full-resolution CNN that corrects the mask decoder's logits from the image (``refine``).
+
+    SAM's logits are 4× upsampled from its embedding grid (64² for LiteMedSAM at 256²), so a structure
+    with 1–2 px detail such as white matter's gyri is drawn from tokens 4 px apart; on the MNI152
+    protocol the adapted LiteMedSAM fits its own training slices to Dice 0.937 only. The head reads
+    the (normalised) middle input channel and ``tanh(logits / 4)`` at the logits' resolution and adds
+    its output to the logits: a MONAI ``UNet`` (channels ``width``, 2·``width``, 4·``width``, strides 2,
+    one residual unit, ``width`` output channels; ~0.1 M parameters at width 16) and a 1×1 convolution
+    to one channel that starts at zero, so the head leaves the decoder's output unchanged until it trains
+    (ControlNet's zero convolution; a zero scalar gate learns too slowly at adapter learning rates under
+    Adam, whose step is ~lr whatever the gradient). The idea is HQ-SAM's (early high-resolution features
+    fused into the mask), reduced to the image itself because the trainer caches the frozen encoder
+    prefix and the image is what it still holds at full resolution.
+    """
+
+    def __init__(self, width: int, generator: torch.Generator) -> None:
+        super().__init__()
+        from monai.networks.nets import UNet  # imported here: ``import monai`` costs seconds
+
+        with torch.random.fork_rng(devices=[]):  # MONAI's initialisers draw from the global RNG
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+            self.net = UNet(spatial_dims=2, in_channels=2, out_channels=width, channels=(width, 2 * width, 4 * width),
+                            strides=(2, 2), num_res_units=1)
+        self.out = nn.Conv2d(width, 1, kernel_size=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1, L, L) logits and (N, 3, S, S) normalised model input → refined (N, 1, L, L) logits."""
+        image = images[:, 1:2]
+        if image.shape[-2:] != logits.shape[-2:]:
+            image = nn.functional.interpolate(image, size=logits.shape[-2:], mode="bilinear", align_corners=False)
+        x = torch.cat([image.to(logits.dtype), torch.tanh(logits / 4)], dim=1)
+        return logits + self.out(self.net(x))

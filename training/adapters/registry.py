@@ -4,14 +4,16 @@ A spec is one or more parts joined by ``+``; a part is ``name`` or ``name:key=va
 
     lora:r=8,blocks=all          serial:ratio=0.25,blocks=0,1,8-9      parallel:scale=learn
     serial+lora:r=4              decoder                               lora:r=4+decoder
-    full
+    serial:blocks=8-9+decoder+refine                                   full
 
 
 ``blocks`` lists encoder block indices (ints or ``a-b`` ranges, or ``all``, the default) and is the
 one option whose value may contain commas. ``decoder`` trains the mask decoder; alone it means
 decoder-only fine-tuning (encoder frozen, no adapter). ``full`` (alone) trains every weight of the
 image encoder and the mask decoder (full fine-tuning, as MedSAM's trainer does; and the only mode of
-a prompt-free baseline such as the U-Net). The prompt encoder is always frozen.
+a prompt-free baseline such as the U-Net). ``refine`` (options ``width``, default 16, and
+``lr_scale``, default 5: its learning rate as a multiple of the run's) adds a small full-resolution CNN
+after the mask decoder that corrects its logits from the image (:class:`training.adapters.modules.RefineHead`). The prompt encoder is always frozen.
 """
 
 from __future__ import annotations
@@ -37,29 +39,37 @@ class AdapterPart:
     scale: float | None = 0.5  # parallel: fixed output scale; None: learnable scalar starting at 1
     r: int = 4  # lora rank
     alpha: float | None = None  # lora: update scaled by alpha / r; None: alpha = r
+    width: int = 16  # refine: channels of the head's first level
+    lr_scale: float = 5.0  # refine: the head's learning rate as a multiple of the run's
 
     def to_spec(self) -> str:
         """This part as a canonical spec string (every option of its kind spelt out)."""
         values = {"blocks": "all" if self.blocks is None else ",".join(map(str, self.blocks)),
                   "ratio": f"{self.ratio:g}", "scale": "learn" if self.scale is None else f"{self.scale:g}",
-                  "r": str(self.r), "alpha": f"{self.r if self.alpha is None else self.alpha:g}"}
+                  "r": str(self.r), "alpha": f"{self.r if self.alpha is None else self.alpha:g}",
+                  "width": str(self.width), "lr_scale": f"{self.lr_scale:g}"}
         opts = [f"{k}={values[k]}" for k in ADAPTERS[self.kind].options]
         return self.kind + (":" + ",".join(opts) if opts else "")
 
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    """What to train: adapter parts in the encoder, and whether the mask decoder trains too."""
+    """What to train: adapter parts in the encoder, whether the mask decoder trains too, and the width of
+    a refinement head after the decoder (0: none) with its learning-rate multiple."""
 
     parts: tuple[AdapterPart, ...] = ()
     train_decoder: bool = False
     train_all: bool = False
+    refine: int = 0
+    refine_lr_scale: float = 5.0
 
     def to_spec(self) -> str:
         """The canonical spec string; ``parse_adapter(cfg.to_spec()) == cfg``."""
         if self.train_all:
             return "full"
-        items = [p.to_spec() for p in self.parts] + (["decoder"] if self.train_decoder else [])
+        head = AdapterPart("refine", width=self.refine, lr_scale=self.refine_lr_scale)
+        items = [p.to_spec() for p in self.parts] + ([head.to_spec()] if self.refine else [])
+        items += ["decoder"] if self.train_decoder else []
         return "+".join(items)
 
 
@@ -104,7 +114,13 @@ ADAPTERS: dict[str, AdapterKind] = {
                         ("r", "alpha", "blocks"), _insert_lora),
     "decoder": AdapterKind("train the mask decoder (alone: decoder-only, encoder frozen)", (), None),
     "full": AdapterKind("train every encoder and decoder weight (full fine-tuning; the U-Net baseline)", (), None),
+    "refine": AdapterKind("small full-resolution CNN after the decoder correcting its logits from the image "
+                          "(zero-initialised output; HQ-SAM's idea); lr_scale × the run's learning rate",
+                          ("width", "lr_scale"), None),
 }
+
+
+_INTEGERS = ("r", "width")
 
 
 def _parse_blocks(spec: str, text: str) -> tuple[int, ...] | None:
@@ -130,10 +146,10 @@ def _parse_value(spec: str, key: str, text: str) -> object:
     if key == "scale" and text == "learn":
         return None
     try:
-        value = int(text) if key == "r" else float(text)
+        value = int(text) if key in _INTEGERS else float(text)
     except ValueError as err:
         raise ConfigError(f"adapter spec {spec!r}: {key}={text!r} is not "
-                          f"{'an integer' if key == 'r' else 'a number'}") from err
+                          f"{'an integer' if key in _INTEGERS else 'a number'}") from err
     if value <= 0 or (key == "ratio" and value > 4):
         raise ConfigError(f"adapter spec {spec!r}: {key}={text!r} out of range "
                           f"(expected {'0 < ratio <= 4' if key == 'ratio' else f'{key} > 0'})")
@@ -183,6 +199,8 @@ def parse_adapter(spec: str) -> AdapterConfig:
             raise ConfigError(f"adapter spec {spec!r}: 'full' trains everything and stands alone")
         return AdapterConfig(train_decoder=True, train_all=True)
     train_decoder = "decoder" in kinds
+    head = next((p for p in parts if p.kind == "refine"), None)
     return AdapterConfig(parts=tuple(p for p in parts if ADAPTERS[p.kind].insert is not None),
-                         train_decoder=train_decoder)
+                         train_decoder=train_decoder, refine=0 if head is None else head.width,
+                         refine_lr_scale=AdapterPart.lr_scale if head is None else head.lr_scale)
 

@@ -67,6 +67,7 @@ class SamModel(nn.Module):
         self.mask_decoder = mask_decoder
         self.img_size = int(img_size)
         self.checkpoint_path: str | None = None
+        self.refiner: nn.Module | None = None  # the ``refine`` adapter's head (training.adapters.RefineHead)
         # non-persistent: state dicts keep exactly the official image_encoder/prompt_encoder/mask_decoder keys
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
@@ -135,13 +136,28 @@ class SamModel(nn.Module):
         points: torch.Tensor | None = None,
         point_labels: torch.Tensor | None = None,
         mask_inputs: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-res logits (N, 1, L, L) and IoU predictions (N, 1) for N prompts (L = ``low_res_size``).
 
         ``embeddings``: (N, C, h, w), one image per prompt, or (1, C, h, w) shared by all prompts.
         ``boxes``: (N, 4) float xyxy; ``points``: (N, K, 2) float xy with ``point_labels`` (N, K)
-        (1 foreground, 0 background, -1 padding); ``mask_inputs``: (N, 1, L, L) logits.
+        (1 foreground, 0 background, -1 padding); ``mask_inputs``: (N, 1, L, L) logits. ``images``: the
+        (N or 1, 3, S, S) preprocessed input the embeddings came from; needed (and only read) when the
+        model has a refinement head (:attr:`refiner`), which corrects the logits from it.
         """
+        if self.refiner is not None:
+            if images is None:
+                raise ValidationError(f"{self.name} has a refinement head: decode needs the preprocessed images")
+            if images.shape[0] != embeddings.shape[0]:
+                raise ValidationError(f"{self.name}: {images.shape[0]} images for {embeddings.shape[0]} embeddings")
+            logits, iou = self._decode(embeddings, boxes, points, point_labels, mask_inputs)
+            return self.refiner(logits, images.expand(logits.shape[0], -1, -1, -1)), iou
+        return self._decode(embeddings, boxes, points, point_labels, mask_inputs)
+
+    def _decode(self, embeddings: torch.Tensor, boxes: torch.Tensor | None, points: torch.Tensor | None,
+                point_labels: torch.Tensor | None, mask_inputs: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         if points is not None and point_labels is None:
             raise ValidationError(f"{self.name}: points given without point_labels")
         given = [t for t in (boxes, points, mask_inputs) if t is not None]
@@ -171,7 +187,7 @@ class SamModel(nn.Module):
         mask_inputs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode (B, 3, S, S) preprocessed images and decode one prompt per image (see :meth:`decode`)."""
-        return self.decode(self.encode(images), boxes, points, point_labels, mask_inputs)
+        return self.decode(self.encode(images), boxes, points, point_labels, mask_inputs, images=images)
 
     def train(self, mode: bool = True) -> SamModel:
         """Set train/eval mode; batch norms whose weights are all frozen stay in eval mode."""
