@@ -60,9 +60,10 @@ class DatasetConfig:
     ``augment``: names from :data:`training.augment.AUGMENTS` (train split only). ``labels``: label
     names to keep (None = the mixture's labels, else all). ``scheme``: training prompt scheme spec
     (None = the mixture's prompt-set scheme, else ``box:jitter=5``). ``cache_mb``: per-process slice cache.
-    ``dtype``: ``float32`` gives image in [0, 1] and mask {0., 1.}; ``uint8`` gives image 0..255 and
-    mask {0, 1} as uint8, a quarter of the bytes through the DataLoader's shared memory (the models'
-    ``preprocess`` takes uint8), which is what bounds throughput on CPU (see bench/loader.py).
+    ``dtype``: ``uint8`` (the default) gives image 0..255 and mask {0, 1} as uint8, a quarter of
+    float32's bytes through the DataLoader's workers, which is what bounds throughput on CPU (see
+    bench/loader.py); ``float32`` gives image in [0, 1] and mask {0., 1.}. Model inputs take either
+    (:func:`training.augment.pixel_frames` widens them on the model's device).
     """
 
     size: int = 256
@@ -73,7 +74,7 @@ class DatasetConfig:
     labels: tuple[str, ...] | None = None
     scheme: str | None = None
     cache_mb: int = 512
-    dtype: str = "float32"
+    dtype: str = "uint8"
 
     def __post_init__(self) -> None:
         for key in ("size", "min_area", "max_points", "cache_mb"):
