@@ -41,11 +41,14 @@ from samdata.prompts import frame_shape
 
 @dataclass(frozen=True)
 class AugmentEntry:
-    """One registered augmentation: a factory of its TorchIO transform, a summary, whether it moves pixels."""
+    """One registered augmentation: a factory of its TorchIO transform, a summary, whether it moves pixels,
+    and whether its outcomes are a few fixed views of the slice (``finite``: a flip), so that the frozen
+    encoder prefix of each view can be cached."""
 
     build: Callable[[], torchio.Transform]
     summary: str
     spatial: bool
+    finite: bool = False
 
 
 def tio():  # noqa: ANN201 - the torchio module
@@ -57,7 +60,7 @@ def tio():  # noqa: ANN201 - the torchio module
 
 AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType({
     "flip": AugmentEntry(lambda: tio().RandomFlip(axes=(0, 1), flip_probability=0.5, copy=False),
-                         "flip up-down and left-right, each with probability 0.5", True),
+                         "flip up-down and left-right, each with probability 0.5", True, finite=True),
     "affine": AugmentEntry(
         lambda: tio().RandomAffine(scales=(0.9, 1.1, 0.9, 1.1, 1.0, 1.0), degrees=(0, 0, 0, 0, -15, 15),
                                  translation=(-8, 8, -8, 8, 0, 0), default_pad_value=0.0, copy=False),
@@ -94,11 +97,19 @@ class Augment:
         order = [n for n in AUGMENTS if n in entries and entries[n].spatial]
         order += [n for n in AUGMENTS if n in entries and not entries[n].spatial]
         self.names = tuple(order)
+        self.finite = all(entries[n].finite for n in order)
         self._transform = tio().Compose([entries[n].build() for n in order], copy=False)
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Augment (C, Y, X) uint8 image and (Y, X) integer label: ((C, Y, X) float32 in [0, 1], (Y, X) int64)."""
+        out_image, out_label, _ = self.apply(image, label, rng)
+        return out_image, out_label
+
+    def apply(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray, int]:
+        """As :meth:`__call__`, plus the view drawn when every augmentation is ``finite``: bit 0 set when the
+        rows were flipped (up-down), bit 1 when the columns were (left-right), so 0..3; -1 otherwise."""
         t = tio()
         subject = t.Subject(
             image=t.ScalarImage(tensor=torch.from_numpy(image[..., None].astype(np.float32) / 255.0)),
@@ -109,7 +120,12 @@ class Augment:
             out = self._transform(subject)
         img = out["image"].data[..., 0].clamp_(0.0, 1.0).numpy().astype(np.float32, copy=False)
         lab = out["label"].data[0, ..., 0].round().to(torch.int64).numpy()
-        return img, lab
+        view = 0 if self.finite else -1
+        if self.finite:
+            for transform in out.get_applied_transforms():  # TorchIO records each Flip with its axes
+                for axis in getattr(transform, "axes", ()):
+                    view ^= 1 << int(axis)
+        return img, lab, view
 
 
 def resize_pad(image: np.ndarray, size: int, channels: int = 3, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""A cache of the frozen encoder prefix, keyed by slice ``(case_id, z)``.
+"""A cache of the frozen encoder prefix, keyed by slice and view ``(case_id, z, view)``.
 
 On a CPU the image encoder dominates a step (LiteMedSAM: ~1 s per slice forward), yet with the
 encoder frozen up to the first adapted block its output for a slice never changes: the trainer runs
@@ -6,8 +6,10 @@ encoder frozen up to the first adapted block its output for a slice never change
 embeddings for decoder-only runs, the activations entering the first adapted block otherwise).
 Prompts are not part of the key: they enter the decoder, after the cache, and still vary per step.
 
-The cache is only valid while the encoder's input is a fixed function of the slice, i.e. without
-image augmentation; the trainer turns it off then (and logs that it did). Modes:
+The cache is only valid while the encoder's input is a fixed function of the key: without image
+augmentation, or with flips only, whose four outcomes are the ``view`` of the key (0..3, see
+:meth:`training.augment.Augment.apply`); under any other augmentation the trainer turns it off (and
+logs that it did), and a key of None is computed without being cached. Modes:
 
 * ``memory``: tensors as computed, on the compute device, up to ``max_bytes`` (later slices are
   recomputed every time rather than evicting: a training epoch visits slices in random order, so an
@@ -36,7 +38,7 @@ from training.augment import pixel_frames
 from training.checkpoint import atomic_write, write_json
 from training.models import SamModel
 
-Key = tuple[str, int]
+Key = tuple  # (case_id, z, view): a slice as the encoder saw it (view: flips applied, see Augment.apply)
 
 
 class PrefixCache:
@@ -81,7 +83,7 @@ class PrefixCache:
 
     def _file(self, key: Key) -> Path:
         assert self.folder is not None
-        digest = hashlib.sha1(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
+        digest = hashlib.sha1("\0".join(map(str, key)).encode()).hexdigest()[:24]
         return self.folder / f"{digest}.pt"
 
     def _lookup(self, key: Key, device: torch.device) -> torch.Tensor | None:
@@ -96,18 +98,22 @@ class PrefixCache:
             self._memory[key] = value
             self.nbytes += value.nbytes
 
-    def __call__(self, images: torch.Tensor, keys: list[Key]) -> torch.Tensor:
-        """Prefix outputs (B, ...) of (B, 3, S, S) images (uint8, or float in [0, 1]) whose slices are ``keys``."""
+    def __call__(self, images: torch.Tensor, keys: list[Key | None]) -> torch.Tensor:
+        """Prefix outputs (B, ...) of (B, 3, S, S) images (uint8, or float in [0, 1]) whose slices are ``keys``
+        (None: an image that is not cached, e.g. one drawn by a random affine augmentation)."""
         if self.mode == "off":
             self.misses += len(keys)
             return self.compute(images)
-        found = [self._lookup(key, images.device) for key in keys]
+        found = [None if key is None else self._lookup(key, images.device) for key in keys]
         missing = [i for i, value in enumerate(found) if value is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
             computed = self.compute(images[missing])
             for i, value in zip(missing, computed, strict=True):
+                if keys[i] is None:
+                    found[i] = value.to(torch.float16) if self.mode == "disk" else value
+                    continue
                 value = value.clone() if self.mode == "memory" else value.to(torch.float16)
                 if self.mode == "disk":
                     file, cpu = self._file(keys[i]), value.cpu()

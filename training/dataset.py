@@ -1,7 +1,9 @@
 """The torch Dataset over a curated mixture: one item per object (case, slice, label) of a split.
 
 An item is the slice in SAM's model frame (:func:`training.augment.resize_pad`) as 3 channels, the
-object's mask, its prompt in model pixel coordinates and its provenance. With ``context`` the
+object's mask, its prompt in model pixel coordinates, its provenance and ``view`` (which flips
+augmentation applied, 0..3; -1 after any other augmentation: see
+:meth:`training.augment.Augment.apply`; the trainer caches the frozen encoder per view). With ``context`` the
 channels are slices ``[z-1, z, z+1]`` (SlideSAM), the edge slice repeated at the ends and for 2D
 images (Z = 1).
 
@@ -288,26 +290,29 @@ class MixtureDataset(Dataset):
         case = int(self._case_idx[index])
         case_id, z, value = self._cases[case], int(self._z[index]), int(self._label[index])
         image, label = self._slices(case_id, z, int(self._depth[case]))
+        view = 0
         if self.split == "train" and self._augment is not None:
-            image, label = self._augmented(image, label, value, self._train_rng())
+            image, label, view = self._augmented(image, label, value, self._train_rng())
         mask = label == value
         if self.split == "train":
             prompt = self._train_scheme(mask, self._train_rng())
         elif (prompt := self._fixed[index]) is None:  # type: ignore[assignment]
             prompt = self._eval_scheme(mask, object_rng(self._eval_seed, case_id, z, value))
         item = self._frame(image, mask, prompt)
-        item.update(case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case])
+        item.update(case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case],
+                    view=view)
         return item
 
     def _augmented(self, image: np.ndarray, label: np.ndarray, value: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Augment image and label together, redrawing (up to 8 times) while the object vanishes."""
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Augment image and label together, redrawing (up to 8 times) while the object vanishes; with the
+        view drawn (see :meth:`training.augment.Augment.apply`; 0 when every draw lost the object)."""
         assert self._augment is not None
         for _ in range(8):
-            out_image, out_label = self._augment(image, label, rng)
+            out_image, out_label, view = self._augment.apply(image, label, rng)
             if (out_label == value).any():
-                return out_image, out_label
-        return image, label
+                return out_image, out_label, view
+        return image, label, 0
 
     def _frame(self, image: np.ndarray, mask: np.ndarray, prompt: Prompt) -> dict[str, Any]:
         """Resize and pad image and mask to the model frame and map the prompt into it."""

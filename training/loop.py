@@ -217,7 +217,9 @@ class Trainer:
     def _features(self, batch: dict[str, Any]) -> torch.Tensor:
         """The cached frozen-prefix output of the batch's images (call under autocast)."""
         images = batch["image"].to(self.device, non_blocking=True)
-        return self.cache(images, list(zip(batch["case_id"], [int(z) for z in batch["z"]], strict=True)))
+        views = batch["view"].tolist() if "view" in batch else [0] * len(batch["case_id"])
+        return self.cache(images, [(case_id, int(z), view) if view >= 0 else None
+                                   for case_id, z, view in zip(batch["case_id"], batch["z"].tolist(), views, strict=True)])
 
     def _frames(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """The batch's preprocessed frames when the model's refinement head reads them; None otherwise."""

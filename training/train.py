@@ -33,6 +33,7 @@ import torch.distributed as dist
 from samdata.errors import ConfigError, TrainingError
 from training.batches import RunData, build_data, make_loader, val_batches
 from training.adapters import parse_adapter
+from training.augment import augment_entry
 from training.cache import PrefixCache
 from training.checkpoint import (load_checkpoint, load_trainable, rng_state, save_checkpoint, set_rng_state,
                                  trainable_state, write_json, write_text)
@@ -243,7 +244,7 @@ class Session:
             if mode != "off":
                 log.message("prefix cache off: full fine-tuning trains the whole encoder, stem included")
             mode = "off"
-        elif mode != "off" and cfg.augment:
+        elif mode != "off" and not all(augment_entry(name).finite for name in cfg.augment):
             log.message(f"prefix cache off: image augmentation {','.join(cfg.augment)} changes the encoder input "
                         "every step (prompts vary per step either way)")
             mode = "off"
@@ -253,7 +254,8 @@ class Session:
                             self.layout.cache if mode == "disk" else None, tag, trainable=full and is_promptable(model))
         if mode != "off":
             what = "image embeddings" if first >= len(model.encoder_blocks()) else f"activations entering block {first}"
-            log.message(f"prefix cache {mode}: the frozen encoder runs once per slice; cached {what}")
+            views = " (per flip view: up to 4 per slice)" if cfg.augment else ""
+            log.message(f"prefix cache {mode}: the frozen encoder runs once per slice{views}; cached {what}")
         return cache
 
     def _record(self, cfg: TrainConfig, report: Any, data: RunData, start: int, device: torch.device) -> None:

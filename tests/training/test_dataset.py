@@ -180,8 +180,12 @@ def test_flip_moves_image_and_mask_together(store: str):
                 if torch.allclose(item["image"][:, :rows, :cols], ref["image"][:, :rows, :cols].flip(f), atol=1.5 / 255)
                 and torch.equal(item["mask"][:, :rows, :cols], ref["mask"][:, :rows, :cols].flip(f))]
         assert same, i
+        view = {(): 0, (-2,): 1, (-1,): 2, (-2, -1): 3}  # bit 0: rows flipped, bit 1: columns
+        assert item["view"] in [view[f] for f in same] and ref["view"] == 0, i  # the prefix cache's key
         seen.add(same[0])
     assert len(seen) > 1
+    noisy = MixtureDataset(store, "mix", "train", DatasetConfig(size=32, augment=("flip", "noise")))
+    assert noisy[0]["view"] == -1  # not one of a few fixed views: never cached
 
 
 @pytest.mark.parametrize("name", list(AUGMENTS))

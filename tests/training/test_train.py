@@ -116,9 +116,21 @@ def test_prefix_cache_gives_the_same_training(store: str, tmp_path: Path):
     cached = list((tmp_path / "disk" / "cache").glob("*.pt"))
     assert cached and cached[0].stat().st_size > 0
     assert torch.load(cached[0], weights_only=True).dtype == torch.float16
-    off = train(_config(store, augment=("flip",), steps=1), tmp_path / "aug", hooks=TrainHooks(
+    off = train(_config(store, augment=("flip", "noise"), steps=1), tmp_path / "aug", hooks=TrainHooks(
         on_message=messages.append))
-    assert any("prefix cache off: image augmentation flip" in m for m in messages) and off.step == 1
+    assert any("prefix cache off: image augmentation flip,noise" in m for m in messages) and off.step == 1
+
+
+def test_flips_keep_the_prefix_cache_one_entry_per_view(store: str, tmp_path: Path):
+    results, messages = {}, []
+    for mode in ("off", "memory"):
+        results[mode] = train(_config(store, adapter="serial:blocks=3+decoder", augment=("flip",), cache=mode,
+                                      steps=4), tmp_path / mode, hooks=TrainHooks(on_message=messages.append))
+    off, memory = (_weights(tmp_path / mode) for mode in ("off", "memory"))
+    for name, value in off.items():
+        torch.testing.assert_close(memory[name], value, rtol=1e-4, atol=1e-5)
+    assert any("per flip view" in m for m in messages)
+    assert " 0 hits" not in results["memory"].info["cache"]
 
 
 def test_no_training_samples_is_a_clear_error(store: str, tmp_path: Path):

@@ -42,7 +42,7 @@ def test_cli_trains_resumes_and_reports_errors(store: str, tmp_path: Path):
     common = ["--model", "tiny", "--batch-size", "2", "--val-max", "2", "--save-every", "1", "--out", out]
     code, text = _train("--store", store, "--mixture", "mix", "--steps", "1", "--augment", "flip", *common)
     assert code == 0, text
-    assert "step 1" in text and "prefix cache off: image augmentation flip" in text
+    assert "step 1" in text and "prefix cache memory" in text and "per flip view" in text
     code, text = _train("--steps", "2", "--resume", "--out", out, "--json")  # the rest from config.json
     assert code == 0, text
     record = json.loads(text[text.index("{"):])
