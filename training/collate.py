@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import default_collate
 
 SMALL_BYTES = 65536  # a batch tensor up to this size is packed with the others rather than sent alone
+#: where each key lies in a batch buffer: byte offset, byte count, dtype, shape, and the shape it is expanded to
+Layout = dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]]
 
 
 def valid_region(input_size: torch.Tensor, size: int) -> torch.Tensor:
@@ -53,7 +55,7 @@ class PackedBatch(dict):
 
     derived_valid: bool = False
     _buffer: torch.Tensor | None = None
-    _layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]] | None = None
+    _layout: Layout | None = None
     _views: dict[str, torch.Tensor] | None = None
     _valid_size: int = 0
 
@@ -66,7 +68,7 @@ class PackedBatch(dict):
             rest = {k: v for k, v in self.items() if k not in tensors and k not in skip}
             return (_unpack, (rest, self._buffer, self._layout, valid_size))
         small = {k: self[k] for k in tensors if self[k].nbytes <= SMALL_BYTES}
-        layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]] = {}
+        layout: Layout = {}
         parts, offset = [], 0
         for key, value in small.items():
             raw = value.contiguous().reshape(-1).view(torch.uint8)
@@ -81,7 +83,7 @@ _ALIGN = 64  # byte alignment of each tensor in a batch buffer (8 suffices for e
 
 
 def _unpack(rest: dict[str, Any], buffer: torch.Tensor,
-            layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]],
+            layout: Layout,
             valid_size: int = 0) -> PackedBatch:
     """Rebuild a PackedBatch from its buffer (each tensor a view of it, re-expanded where it was), the
     rest and ``valid``."""
@@ -138,7 +140,7 @@ def collate_items(items: list[dict[str, Any]]) -> PackedBatch:
             plan.append((key, [v[:1] for v in values], (len(values), 1, *value.shape[1:]), tuple(value.shape)))
         else:
             plan.append((key, values, (len(values), *value.shape), None))
-    layout: dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]] = {}
+    layout: Layout = {}
     offset = 0
     for key, values, shape, expand in plan:
         nbytes = int(np.prod(shape, dtype=np.int64)) * values[0].element_size()

@@ -127,7 +127,7 @@ class RefineHead(nn.Module):
     protocol the adapted LiteMedSAM fits its own training slices to Dice 0.937 only. The head reads
     the (normalised) middle input channel and ``tanh(logits / 4)`` at the logits' resolution and adds
     its output to the logits: a MONAI ``UNet`` (channels ``width``, 2·``width``, 4·``width``, strides 2,
-    one residual unit, ``width`` output channels; ~0.1 M parameters at width 16) and a 1×1 convolution
+    one residual unit, ``width`` output channels; 53,623 parameters at width 16) and a 1×1 convolution
     to one channel that starts at zero, so the head leaves the decoder's output unchanged until it trains
     (ControlNet's zero convolution; a zero scalar gate learns too slowly at adapter learning rates under
     Adam, whose step is ~lr whatever the gradient). The idea is HQ-SAM's (early high-resolution features
