@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import default_collate
 
 SMALL_BYTES = 65536  # a batch tensor up to this size is packed with the others rather than sent alone
+_ALIGN = 64  # byte alignment of each tensor in a batch buffer (8 suffices for every dtype; 64 suits SIMD copies)
 #: where each key lies in a batch buffer: byte offset, byte count, dtype, shape, and the shape it is expanded to
 Layout = dict[str, tuple[int, int, torch.dtype, tuple[int, ...], tuple[int, ...] | None]]
 
@@ -77,9 +78,6 @@ class PackedBatch(dict):
             offset += raw.numel() + parts[-1].numel()
         rest = {k: v for k, v in self.items() if k not in small and k not in skip}
         return (_unpack, (rest, torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8), layout, valid_size))
-
-
-_ALIGN = 64  # byte alignment of each tensor in a batch buffer (8 suffices for every dtype; 64 suits SIMD copies)
 
 
 def _unpack(rest: dict[str, Any], buffer: torch.Tensor,

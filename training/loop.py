@@ -38,7 +38,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from samdata.errors import TrainingError, ValidationError
-from training.adapters import parse_adapter
 from training.augment import pixel_frames
 from training.cache import PrefixCache
 from training.clicks import ClickRounds
@@ -187,8 +186,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     base = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     groups: list[dict[str, Any]] = [{"params": base, "lr": config.lr}] if base else []
     if head is not None:
-        scale = parse_adapter(config.adapter).refine_lr_scale
-        groups.append({"params": [p for p in head.parameters() if p.requires_grad], "lr": config.lr * scale})
+        groups.append({"params": [p for p in head.parameters() if p.requires_grad], "lr": config.lr * head.lr_scale})
     return groups
 
 
@@ -214,26 +212,28 @@ class Trainer:
     def _autocast(self) -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
-    def _features(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The cached frozen-prefix output of the batch's images (call under autocast)."""
-        images = batch["image"].to(self.device, non_blocking=True)
+    def _features(self, batch: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
+        """The cached frozen-prefix output of the batch's ``images`` (on the device; call under autocast)."""
         views = batch["view"].tolist() if "view" in batch else [0] * len(batch["case_id"])
         return self.cache(images, [(case_id, int(z), view) if view >= 0 else None
                                    for case_id, z, view in zip(batch["case_id"], batch["z"].tolist(), views, strict=True)])
 
-    def _frames(self, batch: dict[str, Any]) -> torch.Tensor | None:
-        """The batch's preprocessed frames when the model's refinement head reads them; None otherwise."""
-        if getattr(self.model, "refiner", None) is None:
-            return None
-        return self.model.preprocess(pixel_frames(batch["image"].to(self.device, non_blocking=True)))
+    def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's images on the device, moved once: (cached prefix features, preprocessed frames when the
+        model's refinement head reads them, else None); call under autocast."""
+        images = batch["image"].to(self.device, non_blocking=True)
+        frames = None
+        if getattr(self.model, "refiner", None) is not None:
+            frames = self.model.preprocess(pixel_frames(images))
+        return self._features(batch, images), frames
 
     def _forward(self, module: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         with self._autocast():
             if not is_promptable(self.model):
                 images = batch["image"].to(self.device, non_blocking=True)
                 return module(self.model.preprocess(pixel_frames(images)), self.model.channels(batch["label_name"]))
-            return module(self._features(batch), *prompt_tensors(batch, self.model.low_res_size, self.device),
-                          images=self._frames(batch))
+            features, frames = self._inputs(batch)
+            return module(features, *prompt_tensors(batch, self.model.low_res_size, self.device), images=frames)
 
     def _click_loss(self, step: int, micro: int, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over the box decode and ``click_rounds`` corrective-click decodes (:mod:`training.clicks`),
@@ -241,7 +241,8 @@ class Trainer:
         target, valid = batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)
         seed = [self.config.seed, self.ranks.rank, step, micro]
         with self._autocast():
-            rounds = self.clicks.run(partial(self.forward_module, self._features(batch), images=self._frames(batch)),
+            features, frames = self._inputs(batch)
+            rounds = self.clicks.run(partial(self.forward_module, features, images=frames),
                                      prompt_tensors(batch, self.model.low_res_size, self.device),
                                      self.model.postprocess, target[:, 0] > 0.5, valid,
                                      lambda r: np.random.default_rng([*seed, r]))

@@ -87,7 +87,7 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
         model.to(first.device, first.dtype)  # new layers are made on the CPU in float32
         per_part.append((part.kind, _count([p for p in model.parameters() if p.requires_grad]) - before))
     if cfg.refine:
-        model.refiner = RefineHead(cfg.refine, generator).to(first.device, first.dtype)
+        model.refiner = RefineHead(cfg.refine, generator, cfg.refine_lr_scale).to(first.device, first.dtype)
         per_part.append(("refine", _count(list(model.refiner.parameters()))))
     if cfg.train_all:
         model.image_encoder.requires_grad_(True)

@@ -135,7 +135,7 @@ class RefineHead(nn.Module):
     prefix and the image is what it still holds at full resolution.
     """
 
-    def __init__(self, width: int, generator: torch.Generator) -> None:
+    def __init__(self, width: int, generator: torch.Generator, lr_scale: float = 1.0) -> None:
         super().__init__()
         from monai.networks.nets import UNet  # imported here: ``import monai`` costs seconds
 
@@ -143,6 +143,7 @@ class RefineHead(nn.Module):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
             self.net = UNet(spatial_dims=2, in_channels=2, out_channels=width, channels=(width, 2 * width, 4 * width),
                             strides=(2, 2), num_res_units=1)
+        self.lr_scale = float(lr_scale)  # its learning rate as a multiple of the run's (the trainer reads it)
         self.out = nn.Conv2d(width, 1, kernel_size=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
