@@ -2,7 +2,7 @@
 spec strings parsed by :func:`parse_adapter`, inserted by :func:`apply_adapters`."""
 
 from training.adapters.apply import AdapterReport, apply_adapters, first_adapted_block, merge_lora
-from training.adapters.modules import Bottleneck, LoRAQKV, ParallelAdapter, SerialAdapter
+from training.adapters.modules import Bottleneck, LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
 from training.adapters.registry import ADAPTERS, AdapterConfig, AdapterKind, AdapterPart, parse_adapter
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Bottleneck",
     "LoRAQKV",
     "ParallelAdapter",
+    "RefineHead",
     "SerialAdapter",
     "apply_adapters",
     "first_adapted_block",
