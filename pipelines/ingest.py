@@ -30,7 +30,9 @@ from typing import Any
 from samdata.case import Provenance
 from samdata.errors import SamdataError
 from samdata.io.layouts import SourceDataset, SourceItem, discover
-from samdata.io.readers import read_label, read_volume, source_hash
+from samdata.io.readers import (HASH_ALGORITHM, LEGACY_HASH_ALGORITHM, is_legacy_hash, match_label_grid, read_label,
+                                read_volume, source_hash)
+from samdata.malloc import return_large_blocks
 from samdata.normalise import IngestConfig
 from samdata.prepare import prepare_case
 from storage import CaseWriter, SliceStore, StoreWriter
@@ -78,16 +80,28 @@ def run_name_for(source: Path, config: IngestConfig) -> str:
     return "ingest-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def item_hash(item: SourceItem) -> str:
+def item_hash(item: SourceItem, algorithm: str = HASH_ALGORITHM) -> str:
     """Content hash of a source item (image bytes, then label bytes when present)."""
     paths = [item.image] + ([item.label] if item.label is not None else [])
-    return source_hash(*paths)
+    return source_hash(*paths, algorithm=algorithm)
 
 
 def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str):
-    """Read, validate and normalise one source item into a :class:`samdata.case.Case`."""
-    image = read_volume(item.image)
-    label = read_label(item.label, like=image) if item.label is not None else None
+    """Read, validate and normalise one source item into a :class:`samdata.case.Case`.
+
+    The label file is read on a helper thread while this one reads the image (zlib and numpy release
+    the GIL); an unreadable image is reported before a bad label, as when read one after the other."""
+    if item.label is None:
+        image, label = read_volume(item.image), None
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-label") as pool:
+            raw_label = pool.submit(read_label, item.label, None)
+            try:
+                image = read_volume(item.image)
+            finally:
+                if not raw_label.done():
+                    raw_label.cancel()
+            label = match_label_grid(raw_label.result(), image)
     provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash)
     return prepare_case(
         image,
@@ -98,6 +112,7 @@ def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig,
         provenance=provenance,
         split=item.split,
         modality=config.modality or dataset.modality,
+        consume_label=True,  # read for this call only
     )
 
 
@@ -187,12 +202,15 @@ class IngestPlan:
 WaveRunner = Callable[[list[PlannedCase], StoreWriter], list[tuple[CaseWriter | None, dict[str, str]]]]
 
 
-def _hashes(items: list[SourceItem], threads: int) -> Iterator[tuple[SourceItem, str | BaseException]]:
-    """Each item with its content hash, or the error hashing it raised; on ``threads`` threads
-    (hashlib and file reads release the GIL), in item order."""
-    def one(item: SourceItem) -> str | BaseException:
+def _hashes(items: list[SourceItem], threads: int, legacy: bool = False
+            ) -> Iterator[tuple[SourceItem, tuple[str, ...] | BaseException]]:
+    """Each item with its content hash (and, with ``legacy``, the bare SHA-256 that stores written
+    before the hash prefix hold), or the error hashing it raised; on ``threads`` threads (hashlib and
+    file reads release the GIL), in item order."""
+    def one(item: SourceItem) -> tuple[str, ...] | BaseException:
         try:
-            return item_hash(item)
+            digest = item_hash(item)
+            return (digest, item_hash(item, LEGACY_HASH_ALGORITHM)) if legacy else (digest,)
         except Exception as err:  # reported per item by the caller
             return err
 
@@ -218,13 +236,14 @@ def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig 
     known = store.source_hashes()
     existing = set(store.case_ids())
     todo = []
-    for item, digest in _hashes(list(dataset.items), threads):
-        if isinstance(digest, BaseException):
-            report.failed[item.case_id] = _describe(digest, item)
+    for item, digests in _hashes(list(dataset.items), threads, legacy=any(map(is_legacy_hash, known))):
+        if isinstance(digests, BaseException):
+            report.failed[item.case_id] = _describe(digests, item)
             if progress:
                 progress(item.case_id, "failed", report.failed[item.case_id])
             continue
-        if digest in known:
+        digest = digests[0]
+        if any(d in known for d in digests):
             report.skipped.append(item.case_id)
             if progress:
                 progress(item.case_id, "skipped", "same content already stored")
@@ -242,7 +261,9 @@ def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: Inges
 
     With ``prefetch``, case k+1 is read and prepared on a helper thread while case k is written (gzip
     inflation, numpy and the blosc/icechunk writes release the GIL, so reading overlaps writing when a
-    second core is free); two cases are then in memory at once instead of one."""
+    second core is free); two cases are then in memory at once instead of one. Volume-sized blocks are
+    returned to the system when freed (:func:`samdata.malloc.return_large_blocks`, in this process)."""
+    return_large_blocks()
     errors: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-prepare") if prefetch else _Inline() as pool:
         pending = [pool.submit(prepare_item, case.item, dataset, config, case.digest) for case in cases[:1]]
@@ -296,10 +317,12 @@ def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wa
     store = SliceStore.open(plan.store_url)
     message = f"ingest {len(plan.todo)} case(s) from {plan.source}"
     with store.writer(message, run_name=plan.run_name) as writer:
-        done = writer.done_case_ids()
+        # done: written by an interrupted run of this plan (the staging branch holds the case with this
+        # content); a case id that is merely stored (older content, being updated) is not done
+        done = writer.source_hashes()
         pending = []
         for case in plan.todo:
-            if case.item.case_id in done:
+            if done.get(case.digest) == case.item.case_id:
                 (report.updated if case.replaces else report.added).append(case.item.case_id)
                 if progress:
                     progress(case.item.case_id, "added", "resumed from an interrupted run")

@@ -65,7 +65,11 @@ def as_label_array(array: np.ndarray, *, path: str) -> np.ndarray:
 
 def _small_components(mask: np.ndarray, structure: np.ndarray, min_size: int) -> np.ndarray:
     """Boolean mask of the components of `mask` (given connectivity) with fewer than `min_size` voxels."""
-    components, count = ndimage.label(mask, structure=structure)
+    try:  # 16-bit component ids halve the largest temporary of an ingest (the organ's bounding box)
+        components = np.empty(mask.shape, dtype=np.uint16)
+        count = ndimage.label(mask, structure=structure, output=components)
+    except RuntimeError:  # more than 65,535 components: scipy refuses the narrow type
+        components, count = ndimage.label(mask, structure=structure)
     if count == 0:
         return np.zeros(mask.shape, dtype=bool)
     small = np.bincount(components.ravel()) < min_size

@@ -8,6 +8,7 @@ mask back on the source file's grid so it can be written with the source affine.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import nibabel as nib
@@ -106,6 +107,37 @@ def _present_values(boxes: list[tuple[slice, ...] | None]) -> np.ndarray:
     return np.array([v for v, box in enumerate(boxes, start=1) if box is not None], dtype=np.int64)
 
 
+def _normalise_zyx(array_xyz: np.ndarray, modality: str, config: IngestConfig):
+    """The stored (Z, Y, X) uint8 image of an (X, Y, Z) array and its Normalisation."""
+    stored, normalisation = normalise_intensity(array_xyz, modality, config)
+    return np.ascontiguousarray(stored.transpose(2, 1, 0)), normalisation
+
+
+def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: IngestConfig, case_id: str,
+                     consume: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The stored (Z, Y, X) label map (small objects dropped) and its present non-zero values; an
+    all-zero uint8 map for a case without labels. ``consume``: ``label.array`` may be cleaned in place
+    (a NIfTI label map read in Fortran order is C-ordered (Z, Y, X) once transposed)."""
+    if label is None:
+        return np.zeros(tuple(reversed(shape_xyz)), dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    transposed = label.array.transpose(2, 1, 0)
+    # cleaned in place: the caller's array when it gives it up and it is C-ordered this way, else our copy
+    in_place = consume and transposed.flags.c_contiguous and transposed.flags.writeable
+    label_zyx = transposed if in_place else np.array(transposed, order="C")
+    boxes = ndimage.find_objects(label_zyx)
+    present = _present_values(boxes)
+    label_zyx, dropped = clean_labels(
+        label_zyx,
+        min_object_voxels=config.min_object_voxels,
+        min_object_pixels=config.min_object_pixels,
+        copy=False,
+        boxes=boxes,
+    )
+    if dropped:
+        logger.info("%s: dropped small objects (voxels per label) %s", case_id, dropped)
+    return label_zyx, present
+
+
 def prepare_case(
     image: Volume,
     label: Volume | None,
@@ -116,6 +148,7 @@ def prepare_case(
     provenance: Provenance,
     split: str = "train",
     modality: str | None = None,
+    consume_label: bool = False,
 ) -> Case:
     """Build a stored Case from an (X, Y, Z) image Volume and optional label Volume on the same grid.
 
@@ -123,6 +156,8 @@ def prepare_case(
     overrides it (see :class:`~samdata.normalise.IngestConfig`). A missing label gives an all-zero
     map. Small objects dropped by :func:`~samdata.labels.clean_labels` are logged (INFO) per label.
     Raises :class:`~samdata.errors.ValidationError` naming the file for a bad image or label.
+    ``consume_label``: the caller gives up the label array, which is then cleaned in place when its
+    layout allows (no copy of the label map: the ingest path's largest saving).
     """
     if not case_id or "/" in case_id or "\\" in case_id:
         raise ValidationError(f"{image.path}: case id {case_id!r} must be non-empty and contain no path separator")
@@ -142,26 +177,14 @@ def prepare_case(
                 canon_label = resample(canon_label, config.spacing, order=0)
             resampled = True
 
-    stored, normalisation = normalise_intensity(np.asarray(canon.array), resolved, config)
+    # the intensities are normalised on a helper thread while this one cleans the labels (numpy and
+    # scipy's labelling release the GIL: the two overlap on two cores)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-normalise") as pool:
+        normalised = pool.submit(_normalise_zyx, np.asarray(canon.array), resolved, config)
+        label_zyx, present = _clean_label_zyx(canon_label, canon.array.shape, config, case_id, consume_label)
+        image_zyx, normalisation = normalised.result()
     if image.meta.get("rgb_to_grey"):  # set by the raster reader
         normalisation = replace(normalisation, params={**normalisation.params, "rgb_to_grey": True})
-    image_zyx = np.ascontiguousarray(stored.transpose(2, 1, 0))
-    if canon_label is None:
-        label_zyx = np.zeros(image_zyx.shape, dtype=np.uint8)
-        present = np.zeros(0, dtype=np.uint8)
-    else:
-        label_zyx = np.array(canon_label.array.transpose(2, 1, 0), order="C")  # our copy, cleaned in place
-        boxes = ndimage.find_objects(label_zyx)
-        present = _present_values(boxes)
-        label_zyx, dropped = clean_labels(
-            label_zyx,
-            min_object_voxels=config.min_object_voxels,
-            min_object_pixels=config.min_object_pixels,
-            copy=False,
-            boxes=boxes,
-        )
-        if dropped:
-            logger.info("%s: dropped small objects (voxels per label) %s", case_id, dropped)
 
     geometry = Geometry(
         affine=_matrix(canon.affine),

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import zarr
+from numcodecs import Blosc
+from zarr.codecs import BloscCodec
+from zarr.codecs.blosc import BloscShuffle
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from samdata.case import Case, CaseMeta
 from samdata.errors import CaseNotFoundError, ValidationError
@@ -30,16 +38,47 @@ def write_case_group(root: zarr.Group, case: Case) -> CaseEntry:
         del cases[cid]
     group = cases.create_group(cid, attributes={"meta": case.meta.to_json(), CASE_MARKER: LAYOUT_VERSION})
     _, height, width = case.image.shape
-    for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec())):
-        # write_empty_chunks: zarr would otherwise build a fill-value array per chunk and compare the
-        # chunk with it (~1 ms per 512² slice, a sixth of an ingest's write); an all-zero slice is then
-        # stored as a tiny compressed chunk instead of left absent, and reads the same.
-        arr = group.create_array(
-            name, shape=data.shape, dtype=data.dtype, chunks=(1, height, width), compressors=codec,
-            fill_value=0, dimension_names=("z", "y", "x"), config={"write_empty_chunks": True},
-        )
-        arr[:] = np.ascontiguousarray(data)
-    return CaseEntry.from_case(case)
+    # the index rows (a scan of the label map) are built on a helper thread while the chunks are
+    # encoded and stored here (blosc and the store release the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-index") as pool:
+        entry = pool.submit(CaseEntry.from_case, case)
+        for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec())):
+            arr = group.create_array(
+                name, shape=data.shape, dtype=data.dtype, chunks=(1, height, width), compressors=codec,
+                fill_value=0, dimension_names=("z", "y", "x"),
+            )
+            write_slice_chunks(arr, np.ascontiguousarray(data), codec)
+        return entry.result()
+
+
+_SHUFFLE = {BloscShuffle.noshuffle: Blosc.NOSHUFFLE, BloscShuffle.shuffle: Blosc.SHUFFLE,
+            BloscShuffle.bitshuffle: Blosc.BITSHUFFLE}
+
+
+def write_slice_chunks(arr: zarr.Array, data: np.ndarray, codec: BloscCodec) -> None:
+    """Store a (Z, Y, X) C-ordered array whose chunks are single z slices and whose only codec after
+    the byte layout is ``codec``: each slice blosc-encoded and all chunks set in one batch.
+
+    Why not ``arr[:] = data``: zarr's codec pipeline runs each chunk through its own asyncio task
+    (about 1 ms per chunk beyond blosc's own time: a third of a 512x512x100 case's ingest, measured with
+    the same codec on the same slices: 0.42 s → 0.13 s encode + 0.09 s storing per case); and it would
+    compare every chunk with the fill value. The chunks written here are exactly zarr's (the same blosc
+    frame, the chunk key from the array's metadata); every slice is stored, an all-zero one as a
+    ~100-byte chunk, and reads back through zarr like any other (tested against ``arr[:] = data``)."""
+    if data.shape != arr.shape or data.dtype != arr.dtype or arr.chunks != (1, *arr.shape[1:]) or not data.flags.c_contiguous:
+        raise ValidationError(f"write_slice_chunks: array {arr.shape} {arr.dtype} chunks {arr.chunks} cannot take "
+                              f"{data.shape} {data.dtype} slice by slice")
+    encoder = Blosc(cname=codec.cname.value, clevel=codec.clevel, shuffle=_SHUFFLE[codec.shuffle],
+                    blocksize=codec.blocksize)
+    prototype = default_buffer_prototype()
+    store, path = arr.store_path.store, arr.store_path.path
+    chunks = [(f"{path}/{arr.metadata.encode_chunk_key((z, 0, 0))}", prototype.buffer.from_bytes(encoder.encode(data[z])))
+              for z in range(data.shape[0])]
+
+    async def put() -> None:
+        await asyncio.gather(*(store.set(key, buffer) for key, buffer in chunks))
+
+    sync(put())
 
 
 def delete_case_group(root: zarr.Group, case_id: str, where: str) -> None:

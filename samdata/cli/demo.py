@@ -17,7 +17,8 @@ from typing import Annotated
 import typer
 
 from samdata.cli.common import guarded, out
-from samdata.cli.flows import keep_freed_memory, prefect_env
+from samdata.cli.flows import prefect_env
+from samdata.malloc import keep_freed_memory
 
 
 def demo(

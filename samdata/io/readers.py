@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,32 +35,52 @@ AFFINE_ATOL_MM = 1e-3
 LABEL_INTEGER_ATOL = 1e-3
 
 
-_GZ_CHUNK = 1 << 22  # bytes inflated per read of a .nii.gz
+_GZ_READ = 1 << 20  # compressed bytes read from a .nii.gz at a time
+_GZ_PIECE = 1 << 22  # at most this many bytes inflated per zlib call (the only temporary of the read)
 
 
 def _gzip_data(img: Any, path: Path) -> np.ndarray | None:
-    """The voxel array of a gzipped NIfTI, inflated in 4 MB pieces straight into the result.
+    """The voxel array of a gzipped NIfTI, inflated by zlib in 4 MB pieces straight into the result.
 
-    nibabel reads the whole data block with one ``readinto``, which Python's gzip module serves
-    through a temporary ``bytes`` of the same size (peak twice the volume: 100 MB for a 512x512x100
-    int16 case); this keeps the peak at the volume plus 4 MB. Header, offset, dtype, byte order and
-    scaling all come from nibabel's own proxy; None (use nibabel) for anything but a plain proxy on a
-    ``.gz`` file."""
+    Why not nibabel's own read: it fills the array with one ``readinto`` that Python's gzip module
+    serves through a temporary ``bytes`` of the volume's size (peak twice the volume: 100 MB for a
+    512x512x100 int16 case), inflating 8 kB of input per call and computing the CRC in a second pass
+    (Python 3.11): 0.65 s for that case against 0.36 s for zlib alone. Here zlib inflates 1 MB reads
+    (zlib checks the CRC and length of every gzip member itself; the stream is read to its end so a
+    corrupted trailer is caught too; concatenated members are followed). Header, offset, dtype, byte
+    order and scaling all come from nibabel's own proxy; None (use nibabel) for anything but a plain
+    proxy on a ``.gz`` file."""
     proxy = img.dataobj
     if not str(path).endswith(".gz") or not isinstance(proxy, nib.arrayproxy.ArrayProxy):
         return None
     dtype = img.header.get_data_dtype()
     out = np.empty(proxy.shape, dtype=dtype, order=proxy.order)
     view = memoryview(out.reshape(-1, order="A")).cast("B")
-    with nib.openers.ImageOpener(str(path)) as stream:
-        stream.seek(proxy.offset)
-        done = 0
-        while done < len(view):
-            read = stream.readinto(view[done:done + _GZ_CHUNK])
-            if not read:
-                raise InputFileError(f"{path}: data ends after {done} of {len(view)} bytes "
-                                     "(truncated NIfTI file?)")
-            done += read
+    skip, done, total = int(proxy.offset), 0, len(view)
+    inflater = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as stream:
+        while True:
+            if inflater.eof:  # a member ended: the data goes on in the next one, or the file is read
+                data = inflater.unused_data or stream.read(_GZ_READ)
+                if not data:
+                    break
+                inflater = zlib.decompressobj(wbits=31)
+            else:
+                data = inflater.unconsumed_tail or stream.read(_GZ_READ)
+            wanted = skip + total - done
+            piece = inflater.decompress(data, min(_GZ_PIECE, wanted) if wanted > 0 else _GZ_PIECE)
+            if not data and not piece:
+                break
+            if skip:
+                cut = min(skip, len(piece))
+                piece, skip = piece[cut:], skip - cut
+            take = min(len(piece), total - done)
+            view[done:done + take] = piece[:take]
+            done += take
+    if done < total:
+        raise InputFileError(f"{path}: data ends after {done} of {total} bytes (truncated NIfTI file?)")
+    if not inflater.eof:
+        raise InputFileError(f"{path}: the gzip stream has no end (truncated .gz file?)")
     slope, inter = proxy.slope, proxy.inter
     return out if (slope, inter) == (1.0, 0.0) else nib.volumeutils.apply_read_scaling(out, slope, inter)
 
@@ -160,7 +181,7 @@ def _label_dtype(array: np.ndarray, path: Path) -> np.ndarray:
         raise ValidationError(f"{path}: label map has negative value {lo}; expected ids >= 0")
     if hi > np.iinfo(np.uint16).max:
         raise ValidationError(f"{path}: label id {hi} exceeds 65535; expected a label map")
-    return array.astype(np.uint8 if hi <= 255 else np.uint16)
+    return array.astype(np.uint8 if hi <= 255 else np.uint16, copy=False)
 
 
 def _affine_text(affine: np.ndarray) -> str:
@@ -168,17 +189,23 @@ def _affine_text(affine: np.ndarray) -> str:
     return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in np.asarray(affine))
 
 
-def read_label(path: str | Path, like: Volume) -> Volume:
+def read_label(path: str | Path, like: Volume | None) -> Volume:
     """Read a label map for ``like`` as an (X, Y, Z) uint8/uint16 Volume; check its values and grid.
 
     Float storage of integer ids is cast; an all-background map is allowed. A raster mask with no
     geometry of its own (PNG, or TIFF without resolution) takes the image's affine
-    (``meta["affine_from_image"]``).
+    (``meta["affine_from_image"]``). ``like=None`` checks the values only (read beside its image,
+    then :func:`match_label_grid`).
     """
     label = _load(path, as_label=True)
-    array = _label_dtype(label.array, Path(path))
-    affine = label.affine
-    meta = dict(label.meta)
+    label = Volume(_label_dtype(label.array, Path(path)), label.affine, label.path, dict(label.meta))
+    return label if like is None else match_label_grid(label, like)
+
+
+def match_label_grid(label: Volume, like: Volume) -> Volume:
+    """Check a label Volume from :func:`read_label` lies on ``like``'s voxel grid (shape and affine);
+    a raster mask without geometry of its own takes the image's affine."""
+    path, array, affine, meta = label.path, label.array, label.affine, dict(label.meta)
     if array.shape != like.array.shape:
         raise ValidationError(
             f"label {path} shape {array.shape} != image {like.path} shape {like.array.shape}; "
@@ -205,15 +232,33 @@ def _files_of(path: Path) -> list[Path]:
     raise CaseNotFoundError(f"{path}: no such file or folder to hash")
 
 
-def source_hash(*paths: str | Path) -> str:
-    """Hex sha256 over the bytes of the given files in order (a folder: its files sorted by path)."""
-    digest = hashlib.sha256()
+#: The content hash of new cases: BLAKE2b-256, 3.4x faster than SHA-256 on these cores (no SHA
+#: instructions: 27 MB in 0.04 s against 0.14 s), written with its name so stores can hold both.
+HASH_ALGORITHM = "blake2b"
+#: Stores written before the prefix hold bare SHA-256 hex digests.
+LEGACY_HASH_ALGORITHM = "sha256"
+
+
+def source_hash(*paths: str | Path, algorithm: str = HASH_ALGORITHM) -> str:
+    """Content hash over the bytes of the given files in order (a folder: its files sorted by path):
+    ``"blake2b:<64 hex>"``; ``algorithm="sha256"`` gives the bare hex digest of older stores."""
+    if algorithm == HASH_ALGORITHM:
+        digest = hashlib.blake2b(digest_size=32)
+    elif algorithm == LEGACY_HASH_ALGORITHM:
+        digest = hashlib.sha256()
+    else:
+        raise ValueError(f"unknown content hash {algorithm!r}; expected {HASH_ALGORITHM!r} or {LEGACY_HASH_ALGORITHM!r}")
     for path in paths:
         for file in _files_of(Path(path)):
             with open(file, "rb") as fh:
                 while block := fh.read(1 << 20):
                     digest.update(block)
-    return digest.hexdigest()
+    return digest.hexdigest() if algorithm == LEGACY_HASH_ALGORITHM else f"{algorithm}:{digest.hexdigest()}"
+
+
+def is_legacy_hash(digest: str) -> bool:
+    """True for a bare SHA-256 hex digest (the content hash of stores written before the prefix)."""
+    return ":" not in digest
 
 
 def _nifti_dtype(array: np.ndarray) -> np.ndarray:

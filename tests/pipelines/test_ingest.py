@@ -58,6 +58,31 @@ def test_ingest_round_trip_and_idempotent(phantoms: Path, tmp_path: Path) -> Non
     assert SliceStore.open(store_url).snapshot_id == first.snapshot_id  # nothing new committed
 
 
+def test_stores_with_sha256_hashes_stay_idempotent(phantoms: Path, tmp_path: Path, monkeypatch) -> None:
+    """A store written before the ``blake2b:`` prefix holds bare SHA-256 digests: the same sources
+    are still recognised (and skipped); a changed case is re-ingested under the new hash."""
+    import pipelines.ingest as ingest_module
+    from samdata.io.readers import source_hash
+
+    store_url = tmp_path / "store"
+    legacy = ingest_module.item_hash
+    with monkeypatch.context() as patch:  # ingest as the older code did
+        patch.setattr(ingest_module, "item_hash", lambda item, algorithm="sha256": legacy(item, "sha256"))
+        first = ingest(phantoms, store_url, CONFIG)
+    hashes = SliceStore.open(store_url).source_hashes()
+    assert first.ok and len(hashes) == 4 and not any(":" in h for h in hashes)
+    again = ingest(phantoms, store_url, CONFIG)
+    assert again.added == [] and sorted(again.skipped) == sorted(first.added)
+    changed = _images(phantoms)[0]
+    nii = nib.load(changed)
+    nib.save(nib.Nifti1Image(np.asarray(nii.dataobj) + 1, nii.affine), changed)
+    third = ingest(phantoms, store_url, CONFIG)
+    assert len(third.updated) == 1 and len(third.skipped) == 3
+    new_hash = source_hash(changed, _label_for(phantoms, changed))
+    stored = SliceStore.open(store_url).source_hashes()
+    assert new_hash.startswith("blake2b:") and stored.get(new_hash) == third.updated[0], stored
+
+
 def _corrupt_dataset(root: Path) -> dict[str, str]:
     """Break five of eight cases in different ways; return case_id -> expected text in the error."""
     images = _images(root)

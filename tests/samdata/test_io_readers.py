@@ -15,7 +15,7 @@ from PIL import Image
 
 from samdata.errors import CaseNotFoundError, InputFileError, ValidationError
 from samdata.io.itk import sitk_from_xyz
-from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
+from samdata.io.readers import is_legacy_hash, read_label, read_volume, source_hash, write_nifti
 
 SHAPE = (7, 6, 5)
 
@@ -290,9 +290,17 @@ def test_source_hash_of_files_and_folders(tmp_path):
     (tmp_path / "d" / "b.dcm").write_bytes(b"bbb")
     (tmp_path / "d" / "s" / "a.dcm").write_bytes(b"aaa")
     (tmp_path / "f.nii").write_bytes(b"fff")
-    assert source_hash(tmp_path / "f.nii") == hashlib.sha256(b"fff").hexdigest()
-    assert source_hash(tmp_path / "d") == hashlib.sha256(b"bbbaaa").hexdigest()  # b.dcm < s/a.dcm
-    assert source_hash(tmp_path / "f.nii", tmp_path / "d") == hashlib.sha256(b"fffbbbaaa").hexdigest()
+    def blake(data: bytes) -> str:
+        return "blake2b:" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
+    assert source_hash(tmp_path / "f.nii") == blake(b"fff")
+    assert source_hash(tmp_path / "d") == blake(b"bbbaaa")  # b.dcm < s/a.dcm
+    assert source_hash(tmp_path / "f.nii", tmp_path / "d") == blake(b"fffbbbaaa")
+    # the bare SHA-256 of stores written before the prefix, for idempotent re-ingest into them
+    assert source_hash(tmp_path / "f.nii", tmp_path / "d", algorithm="sha256") == hashlib.sha256(b"fffbbbaaa").hexdigest()
+    assert is_legacy_hash(hashlib.sha256(b"x").hexdigest()) and not is_legacy_hash(blake(b"x"))
+    with pytest.raises(ValueError, match="md5"):
+        source_hash(tmp_path / "f.nii", algorithm="md5")
     with pytest.raises(CaseNotFoundError, match="missing"):
         source_hash(tmp_path / "missing")
 
@@ -312,7 +320,8 @@ def test_write_nifti_handles_bool_and_int64_and_refuses_other_suffixes(tmp_path)
 def test_gzipped_nifti_is_inflated_in_pieces_like_nibabel(tmp_path, monkeypatch, dtype):
     import samdata.io.readers as readers
 
-    monkeypatch.setattr(readers, "_GZ_CHUNK", 1000)  # many pieces, one ending mid-voxel
+    monkeypatch.setattr(readers, "_GZ_READ", 97)  # many reads and pieces, pieces ending mid-voxel
+    monkeypatch.setattr(readers, "_GZ_PIECE", 1000)
     array = np.random.default_rng(4).integers(0, 200, (23, 17, 5)).astype(dtype)
     image = nib.Nifti1Image(array, np.diag([0.7, 0.8, 2.0, 1.0]))
     if dtype == ">i2":
@@ -325,3 +334,11 @@ def test_gzipped_nifti_is_inflated_in_pieces_like_nibabel(tmp_path, monkeypatch,
     (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) * 2 // 3])
     with pytest.raises(InputFileError, match="cut.nii.gz"):
         read_volume(tmp_path / "cut.nii.gz")
+    # the gzip trailer (CRC-32, then length) is checked although the voxels end before it
+    (tmp_path / "crc.nii.gz").write_bytes(raw[:-8] + bytes([raw[-8] ^ 0xFF]) + raw[-7:])
+    with pytest.raises(InputFileError, match="crc.nii.gz"):
+        read_volume(tmp_path / "crc.nii.gz")
+    # concatenated gzip members (as bgzip and `cat a.gz b.gz` write) read as one stream
+    plain = gzip.decompress(raw)
+    (tmp_path / "members.nii.gz").write_bytes(gzip.compress(plain[:500]) + gzip.compress(plain[500:]))
+    assert np.array_equal(read_volume(tmp_path / "members.nii.gz").array, expected)

@@ -99,3 +99,14 @@ def test_clean_labels_thresholds_off_and_bad_input() -> None:
         clean_labels(label.astype(np.float32), min_object_voxels=10, min_object_pixels=10)
     with pytest.raises(ValidationError, match=r"\(Z, Y, X\)"):
         clean_labels(label[0], min_object_voxels=10, min_object_pixels=10)
+
+
+def test_clean_labels_with_more_components_than_uint16_ids() -> None:
+    """Components are numbered in 16 bits when they fit; 90,000 one-pixel specks (scipy refuses the
+    narrow type) take the 32-bit path and are all dropped, the one large object kept."""
+    label = np.zeros((1, 600, 640), dtype=np.uint8)
+    label[0, ::2, ::2] = 1  # isolated pixels (8-connectivity never joins pixels two apart)
+    label[0, :, 601:] = 1  # one 600 x 39 block, apart from the specks
+    cleaned, dropped = clean_labels(label, min_object_voxels=1, min_object_pixels=2)
+    assert dropped == {"1": 300 * 300}  # the specks at x = 600 touch the block and stay with it
+    assert cleaned[0, :, :600].sum() == 0 and (cleaned[0, :, 601:] == 1).all()

@@ -69,6 +69,24 @@ def test_prepare_case_shapes_dtypes_and_meta() -> None:
     assert CaseMeta.from_json(meta.to_json()) == meta
 
 
+@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS])
+def test_consume_label_cleans_in_place_with_the_same_result(affine: np.ndarray) -> None:
+    """consume_label=True gives the same case; a Fortran-ordered map in RAS+ (as NIfTI is read) is
+    cleaned in place without a copy, one needing reorientation is copied; without it the input is
+    never touched."""
+    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
+    image, label = _pair(affine)
+    fortran = Volume(np.asfortranarray(label.array), affine, label.path)
+    kept = fortran.array.copy()
+    expected = _prepare(image, fortran, config=config)
+    assert np.array_equal(fortran.array, kept)  # not consumed: untouched
+    consumed = _prepare(image, fortran, config=config, consume_label=True)
+    assert consumed.meta == expected.meta and np.array_equal(consumed.label, expected.label)
+    assert np.array_equal(consumed.image, expected.image)
+    shares = np.shares_memory(consumed.label, fortran.array)
+    assert shares == (affine is not LPS)  # LPS is flipped to RAS+: a view that cleaning cannot use in place
+
+
 def test_prepare_case_without_label_and_with_large_label_values() -> None:
     image, label = _pair(PERMUTED)
     case = _prepare(image, None)

@@ -1,0 +1,54 @@
+"""glibc's malloc thresholds, set for the work a process does (Linux; a no-op elsewhere).
+
+glibc serves a block above its mmap threshold with its own ``mmap`` (returned to the system on free,
+page-faulted in on first touch) and smaller ones from heap arenas (kept for reuse). By default the
+threshold adapts: it rises to the size of the largest block freed, up to 32 MB. The two workloads of
+samdata want opposite settings, so each front end chooses (no library module sets them on import):
+
+* training (:func:`keep_freed_memory`): CPU torch frees and reallocates tens of MB per layer; keeping
+  them avoids re-faulting every buffer on each forward pass.
+* ingest (:func:`return_large_blocks`): a case is a handful of 26-105 MB arrays; after the threshold
+  has risen, the ones under 32 MB come from the heap, and with helper threads (one arena each) the
+  freed space stays resident: peak RSS growth 10x the largest volume instead of ~3x (measured on 8
+  cases of 512x512x100 int16, ``bench/ingest.py``).
+
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+_ENV = "MALLOC_MMAP_THRESHOLD_"
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """Apply ``(parameter, value)`` pairs with glibc's mallopt; whether every one was applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return all(bool(libc.mallopt(parameter, value)) for parameter, value in settings)
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """Let glibc keep freed blocks up to ``limit`` bytes for reuse instead of unmapping them.
+
+    Measured on the 2-core box, LiteMedSAM's encoder at 256x256: 2.5 s per slice with 1.7 s of it
+    system time by default, 1.6 s with this setting (0.04 s system). Returns whether it was applied.
+    """
+    return _mallopt((_M_MMAP_THRESHOLD, limit), (_M_TRIM_THRESHOLD, limit))
+
+
+def return_large_blocks(threshold: int = 4 << 20) -> bool:
+    """Serve every block of ``threshold`` bytes or more with its own mmap, so a freed volume goes back
+    to the system at once; slice-sized temporaries (a 512x512 slice is 0.25-1 MB) stay in the heap,
+    where a fixed 128 kB threshold would page-fault each one in (Dask's nanny default: system time
+    3 s → 16 s on 20 cases). Not applied where ``MALLOC_MMAP_THRESHOLD_`` is set (the flows set it for
+    training, which wants the opposite, in their own process and its children). Returns whether it was
+    applied."""
+    return not os.environ.get(_ENV) and _mallopt((_M_MMAP_THRESHOLD, threshold))
