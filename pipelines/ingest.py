@@ -23,18 +23,18 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from samdata.case import Provenance
+from samdata.case import Provenance, Volume
 from samdata.errors import SamdataError
 from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.readers import (HASH_ALGORITHM, LEGACY_HASH_ALGORITHM, is_legacy_hash, match_label_grid, read_label,
                                 read_volume, source_hash)
 from samdata.malloc import return_large_blocks
-from samdata.normalise import IngestConfig
-from samdata.prepare import prepare_case
+from samdata.normalise import IngestConfig, planned_window, window_transform
+from samdata.prepare import CleanedLabel, clean_label, prepare_case
 from storage import CaseWriter, SliceStore, StoreWriter
 
 #: Called after each case with (case_id, status, detail); status is added/updated/skipped/failed.
@@ -48,7 +48,10 @@ class ClusterConfig:
     workers: int = 1
     scheduler: str | None = None
     batch: int = 0  # cases per checkpoint; 0 = 4 per worker (at least 4)
-    prefetch: bool = True  # in-process: read + prepare the next case on a thread while this one is written
+    # in-process: read + prepare the next case on a thread while this one is written (off: each case is
+    # read on two threads already, and on two cores overlapping cases gained nothing steady for a
+    # second case in memory; bench/ingest.py measures both)
+    prefetch: bool = False
 
 
 @dataclass
@@ -86,22 +89,38 @@ def item_hash(item: SourceItem, algorithm: str = HASH_ALGORITHM) -> str:
     return source_hash(*paths, algorithm=algorithm)
 
 
+def _read_clean_label(path: Path, config: IngestConfig, case_id: str) -> tuple[Volume, CleanedLabel | None]:
+    """A label file read (values checked) and cleaned on its own; see :func:`prepare_item`."""
+    raw = read_label(path, None)
+    return raw, clean_label(raw, config, case_id)
+
+
 def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str):
     """Read, validate and normalise one source item into a :class:`samdata.case.Case`.
 
-    The label file is read on a helper thread while this one reads the image (zlib and numpy release
-    the GIL); an unreadable image is reported before a bad label, as when read one after the other."""
+    The label file is read and its small objects dropped (:func:`samdata.prepare.clean_label`) on a
+    helper thread while this one reads the image (zlib, numpy and scipy's labelling release the GIL);
+    an unreadable image is reported before a bad label, as when read one after the other."""
+    label: Volume | CleanedLabel | None = None
+    modality = config.modality or dataset.modality
+    # a CT window (or an explicit one) is known before the image is read: the reader applies it block by
+    # block as it inflates, so the native volume is never whole in memory (not when resampling, which
+    # interpolates native values)
+    window = planned_window(config, modality) if modality and config.spacing is None else None
+    transform = window_transform(window) if window is not None else None
     if item.label is None:
-        image, label = read_volume(item.image), None
+        image = read_volume(item.image, transform)
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-label") as pool:
-            raw_label = pool.submit(read_label, item.label, None)
+            early = pool.submit(_read_clean_label, item.label, config, item.case_id)
             try:
-                image = read_volume(item.image)
+                image = read_volume(item.image, transform)
             finally:
-                if not raw_label.done():
-                    raw_label.cancel()
-            label = match_label_grid(raw_label.result(), image)
+                if not early.done():
+                    early.cancel()
+            raw, cleaned = early.result()
+        matched = match_label_grid(raw, image)  # a raster mask without geometry takes the image's affine
+        label = matched if cleaned is None else replace(cleaned, volume=matched)
     provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash)
     return prepare_case(
         image,
@@ -111,8 +130,9 @@ def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig,
         label_names=dataset.label_names,
         provenance=provenance,
         split=item.split,
-        modality=config.modality or dataset.modality,
-        consume_label=True,  # read for this call only
+        modality=modality,
+        consume=True,  # read for this call only
+        normalised=window if image.meta.get("transformed") else None,
     )
 
 
@@ -255,7 +275,7 @@ def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig 
 
 
 def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter,
-                 *, prefetch: bool = True) -> tuple[CaseWriter, dict[str, str]]:
+                 *, prefetch: bool = False) -> tuple[CaseWriter, dict[str, str]]:
     """Worker part: prepare each case and write it into ``fork``; returns the fork and case_id → error
     ('' when written). A case that cannot be read or prepared is reported, not raised.
 
@@ -357,8 +377,10 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
     cluster = cluster or ClusterConfig()
     batch = cluster.batch or max(4, 4 * max(1, cluster.workers))
     with _client(cluster) as get_client:  # a local cluster starts while the sources are hashed
+        # the sources are hashed before any case is read: on every core here (hashlib and file reads
+        # release the GIL), also for one worker; a remote cluster's start-up needs none of ours
         plan, report = plan_ingest(source, store_url, config, progress=progress,
-                                   threads=cluster.workers if cluster.scheduler is None else 1)
+                                   threads=max(cluster.workers, min(4, os.cpu_count() or 1)))
         if not plan.todo:
             return report
         client = get_client()

@@ -169,8 +169,7 @@ def slice_objects(case_id: str, label: np.ndarray) -> list[ObjectRow]:
     from scipy import ndimage  # boxes and areas in C: one pass per slice instead of one per label
 
     rows: list[ObjectRow] = []
-    labelled = label != 0
-    row_any, col_any = labelled.any(axis=2), labelled.any(axis=1)  # (Z, Y), (Z, X)
+    row_any, col_any = label.any(axis=2), label.any(axis=1)  # (Z, Y), (Z, X); no volume-sized temporary
     for z in np.flatnonzero(row_any.any(axis=1)).tolist():
         # only the slice's labelled extent is scanned (organs cover a fraction of a CT slice)
         ys, xs = np.flatnonzero(row_any[z]), np.flatnonzero(col_any[z])

@@ -10,6 +10,8 @@ works on nibabel-ordered (X, Y, Z) arrays without a round trip through LPS image
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 
 import numpy as np
@@ -314,6 +316,22 @@ def _scale(scaled: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.rint(scaled, out=scaled)
 
 
+def planned_window(config: IngestConfig, modality: str | None) -> Normalisation | None:
+    """The window normalisation of a CT image, or of any image under an explicit ``config.window``,
+    known before its intensities are read (None otherwise: percentiles need the values). ``modality``
+    is the one resolved without looking at the values (``config.modality`` or the declared one)."""
+    if config.window is None and (modality is None or canonical_modality(modality) != "CT"):
+        return None
+    method, level, width = resolve_window(config.window if config.window is not None else DEFAULT_CT_WINDOW)
+    return Normalisation(method, level - width / 2.0, level + width / 2.0, {"level": level, "width": width})
+
+
+def window_transform(window: Normalisation) -> Callable[[np.ndarray], np.ndarray]:
+    """The intensities → uint8 map of a window, for any block of voxels (a reader applies it block by
+    block while it inflates a file); the same values as :func:`normalise_intensity`."""
+    return partial(_to_uint8, lo=window.lo, hi=window.hi)
+
+
 def normalise_intensity(array: np.ndarray, modality: str, config: IngestConfig) -> tuple[np.ndarray, Normalisation]:
     """Map an image array (any shape, numeric, finite) to uint8 [0, 255] and record how.
 
@@ -323,11 +341,10 @@ def normalise_intensity(array: np.ndarray, modality: str, config: IngestConfig) 
     ``hi = lo + 1`` so the transform stays invertible.
     """
     modality = canonical_modality(modality)
-    if config.window is not None or modality == "CT":
-        method, level, width = resolve_window(config.window if config.window is not None else DEFAULT_CT_WINDOW)
-        lo, hi = level - width / 2.0, level + width / 2.0
-        params: dict[str, object] = {"level": level, "width": width}
-    elif config.keep_uint8 and array.dtype == np.uint8:
+    window = planned_window(config, modality)
+    if window is not None:
+        return _to_uint8(array, window.lo, window.hi), window
+    if config.keep_uint8 and array.dtype == np.uint8:
         return np.array(array, dtype=np.uint8), Normalisation("none", 0.0, 255.0, {"input_dtype": "uint8"})
     else:
         values = array[array != 0]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff
 from scipy import ndimage
 
-from samdata.case import Case, CaseMeta, Geometry, Provenance, Volume
+from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance, Volume
 from samdata.errors import ValidationError
 from samdata.labels import as_label_array, clean_labels
 from samdata.normalise import (
@@ -107,23 +107,66 @@ def _present_values(boxes: list[tuple[slice, ...] | None]) -> np.ndarray:
     return np.array([v for v, box in enumerate(boxes, start=1) if box is not None], dtype=np.int64)
 
 
-def _normalise_zyx(array_xyz: np.ndarray, modality: str, config: IngestConfig):
-    """The stored (Z, Y, X) uint8 image of an (X, Y, Z) array and its Normalisation."""
+def zyx_in_place(array_xyz: np.ndarray) -> np.ndarray | None:
+    """The C-ordered (Z, Y, X) array of an (X, Y, Z) view, made in the view's own memory, or None.
+
+    Works when the view only flips the axes of a Fortran-ordered array, which is what reorienting a
+    NIfTI volume to RAS+ does unless it permutes axes (LPS, LAS, RAS...): the flips are undone slice
+    by slice, so the cost is one slice-sized temporary instead of a copy of the volume. The view (and
+    the array under it) must be the caller's to give up: their values are rearranged. None for a
+    view that permutes axes, is read-only, or does not cover its memory exactly (then copy)."""
+    view = array_xyz.transpose(2, 1, 0)
+    if view.ndim != 3 or not view.flags.writeable:
+        return None
+    undo = tuple(slice(None, None, -1) if stride < 0 else slice(None) for stride in view.strides)
+    base = view[undo]  # the same memory with positive strides
+    if not base.flags.c_contiguous:
+        return None
+    flip_z = undo[0].step == -1
+    flip_plane = tuple(s if s.step == -1 else slice(None) for s in undo[1:])
+    depth = base.shape[0]
+    if flip_z:
+        for z in range(depth // 2):
+            top = base[z].copy()
+            base[z] = base[depth - 1 - z]
+            base[depth - 1 - z] = top
+    if any(s.step == -1 for s in flip_plane):
+        for z in range(depth):
+            base[z] = base[z][flip_plane].copy()
+    return base
+
+
+def _as_zyx(array_xyz: np.ndarray, consume: bool) -> np.ndarray:
+    """The C-ordered (Z, Y, X) array of an (X, Y, Z) array: in its own memory when ``consume`` allows
+    (:func:`zyx_in_place`), else a copy unless it already is one."""
+    if consume:
+        owned = zyx_in_place(array_xyz)
+        if owned is not None:
+            return owned
+    return np.ascontiguousarray(array_xyz.transpose(2, 1, 0))
+
+
+def _normalise_zyx(array_xyz: np.ndarray, modality: str, config: IngestConfig, done: Normalisation | None,
+                   consume: bool):
+    """The stored (Z, Y, X) uint8 image of an (X, Y, Z) array and its Normalisation (``done``: the
+    array holds the stored values already; ``consume``: it may be rearranged in place)."""
+    if done is not None:
+        return _as_zyx(array_xyz, consume), done
     stored, normalisation = normalise_intensity(array_xyz, modality, config)
-    return np.ascontiguousarray(stored.transpose(2, 1, 0)), normalisation
+    return _as_zyx(stored, consume=True), normalisation  # ours: a new array
 
 
 def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: IngestConfig, case_id: str,
                      consume: bool) -> tuple[np.ndarray, np.ndarray]:
     """The stored (Z, Y, X) label map (small objects dropped) and its present non-zero values; an
-    all-zero uint8 map for a case without labels. ``consume``: ``label.array`` may be cleaned in place
-    (a NIfTI label map read in Fortran order is C-ordered (Z, Y, X) once transposed)."""
+    all-zero uint8 map for a case without labels. ``consume``: ``label.array`` may be rearranged and
+    cleaned in place (:func:`zyx_in_place`)."""
     if label is None:
         return np.zeros(tuple(reversed(shape_xyz)), dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    # cleaned in place: the caller's array when it gives it up (rearranged to (Z, Y, X) in its own
+    # memory where the layout allows), else always our copy
     transposed = label.array.transpose(2, 1, 0)
-    # cleaned in place: the caller's array when it gives it up and it is C-ordered this way, else our copy
-    in_place = consume and transposed.flags.c_contiguous and transposed.flags.writeable
-    label_zyx = transposed if in_place else np.array(transposed, order="C")
+    label_zyx = _as_zyx(label.array, consume=True) if consume else np.array(transposed, order="C")
     boxes = ndimage.find_objects(label_zyx)
     present = _present_values(boxes)
     label_zyx, dropped = clean_labels(
@@ -138,9 +181,38 @@ def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: I
     return label_zyx, present
 
 
+@dataclass(frozen=True)
+class CleanedLabel:
+    """A label map whose small objects :func:`clean_label` dropped before its image was read: the label
+    Volume as read (for the grid checks), the cleaned (Z, Y, X) map in the RAS+ layout of ``ornt``
+    (the orientation of the label's own affine) and the values present before cleaning."""
+
+    volume: Volume
+    ornt: np.ndarray
+    label_zyx: np.ndarray
+    present: np.ndarray
+
+
+def clean_label(label: Volume, config: IngestConfig, case_id: str) -> CleanedLabel | None:
+    """Clean a label map on its own, before or while its image is read (ingest does this on the
+    label's reader thread, so the cleaning overlaps the image's inflation); the map is given up and
+    cleaned in place where its layout allows. :func:`prepare_case` takes the result as ``label`` and
+    uses the cleaned map when the image's orientation is the label's (always, for a label on the
+    image's grid, except near-45° obliques where the two affines may pick different axes: then the
+    map is cleaned again on the image's layout). None when ``config.spacing`` asks for resampling
+    (labels are cleaned after it)."""
+    if config.spacing is not None:
+        return None
+    array = as_label_array(label.array, path=label.path)
+    ornt = canonical_ornt(label.affine, array.shape)
+    canon = reorient(Volume(array, label.affine, label.path), ornt)
+    label_zyx, present = _clean_label_zyx(canon, canon.array.shape, config, case_id, consume=True)
+    return CleanedLabel(Volume(array, label.affine, label.path, dict(label.meta)), ornt, label_zyx, present)
+
+
 def prepare_case(
     image: Volume,
-    label: Volume | None,
+    label: Volume | CleanedLabel | None,
     *,
     case_id: str,
     config: IngestConfig,
@@ -148,7 +220,8 @@ def prepare_case(
     provenance: Provenance,
     split: str = "train",
     modality: str | None = None,
-    consume_label: bool = False,
+    consume: bool = False,
+    normalised: Normalisation | None = None,
 ) -> Case:
     """Build a stored Case from an (X, Y, Z) image Volume and optional label Volume on the same grid.
 
@@ -156,19 +229,30 @@ def prepare_case(
     overrides it (see :class:`~samdata.normalise.IngestConfig`). A missing label gives an all-zero
     map. Small objects dropped by :func:`~samdata.labels.clean_labels` are logged (INFO) per label.
     Raises :class:`~samdata.errors.ValidationError` naming the file for a bad image or label.
-    ``consume_label``: the caller gives up the label array, which is then cleaned in place when its
-    layout allows (no copy of the label map: the ingest path's largest saving).
+    ``consume``: the caller gives up the image and label arrays, which are then rearranged and cleaned
+    in place where their layout allows (no copy of either volume: the ingest path's largest saving). ``label`` may be the
+    :class:`CleanedLabel` of :func:`clean_label` (its small objects already dropped). ``normalised``:
+    the image already holds its stored uint8 values under this normalisation (a window the reader
+    applied while inflating; :func:`~samdata.normalise.planned_window`); not with resampling.
     """
     if not case_id or "/" in case_id or "\\" in case_id:
         raise ValidationError(f"{image.path}: case id {case_id!r} must be non-empty and contain no path separator")
+    cleaned = label if isinstance(label, CleanedLabel) else None
+    if cleaned is not None:
+        label = cleaned.volume
     source = _check_image(image)
     labels = None if label is None else _check_label(label, image, config.affine_tolerance)
     resolved = resolve_modality(source, config.modality, modality, image.meta.get("modality"))
 
     ornt = canonical_ornt(image.affine, source.shape)
     canon = reorient(image, ornt)
+    if cleaned is not None and (config.spacing is not None or not np.array_equal(cleaned.ornt, ornt)):
+        cleaned = None  # cleaned on another layout: clean again on this one
     canon_label = None if labels is None else reorient(Volume(labels, image.affine, label.path), ornt)  # type: ignore[union-attr]
     resampled = False
+    if normalised is not None and (config.spacing is not None or source.dtype != np.uint8):
+        raise ValidationError(f"{image.path}: an image normalised while read ({normalised.method}) must be uint8 "
+                              f"(is {source.dtype}) and is not resampled (spacing {config.spacing})")
     if config.spacing is not None:
         new_affine, new_shape, _ = resample_grid(canon.affine, canon.array.shape, config.spacing)
         if new_shape != canon.array.shape or not np.allclose(new_affine, canon.affine, rtol=0.0, atol=1e-9):
@@ -180,9 +264,12 @@ def prepare_case(
     # the intensities are normalised on a helper thread while this one cleans the labels (numpy and
     # scipy's labelling release the GIL: the two overlap on two cores)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-normalise") as pool:
-        normalised = pool.submit(_normalise_zyx, np.asarray(canon.array), resolved, config)
-        label_zyx, present = _clean_label_zyx(canon_label, canon.array.shape, config, case_id, consume_label)
-        image_zyx, normalisation = normalised.result()
+        pending = pool.submit(_normalise_zyx, np.asarray(canon.array), resolved, config, normalised, consume)
+        if cleaned is not None:
+            label_zyx, present = cleaned.label_zyx, cleaned.present
+        else:
+            label_zyx, present = _clean_label_zyx(canon_label, canon.array.shape, config, case_id, consume)
+        image_zyx, normalisation = pending.result()
     if image.meta.get("rgb_to_grey"):  # set by the raster reader
         normalisation = replace(normalisation, params={**normalisation.params, "rgb_to_grey": True})
 

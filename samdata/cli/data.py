@@ -44,7 +44,7 @@ def ingest(
     workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes (1 = in-process).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler.")] = None,
     prefetch: Annotated[bool, typer.Option(help="In-process: read the next case while this one is written "
-                                           "(faster with a free core; two cases in memory).")] = True,
+                                           "(each case is already read on two threads; two cases in memory).")] = False,
     min_voxels: Annotated[int, typer.Option(help="Drop 3D objects smaller than this (voxels).")] = 1000,
     min_pixels: Annotated[int, typer.Option(help="Drop 2D objects smaller than this (pixels per slice).")] = 100,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

@@ -13,6 +13,8 @@ import hashlib
 import os
 import tempfile
 import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +41,15 @@ _GZ_READ = 1 << 20  # compressed bytes read from a .nii.gz at a time
 _GZ_PIECE = 1 << 22  # at most this many bytes inflated per zlib call (the only temporary of the read)
 
 
-def _gzip_data(img: Any, path: Path) -> np.ndarray | None:
-    """The voxel array of a gzipped NIfTI, inflated by zlib in 4 MB pieces straight into the result.
+#: Maps an (X, Y, k) block of intensities (nibabel's scaling applied) to the stored values, same shape.
+SlabTransform = Callable[[np.ndarray], np.ndarray]
 
-    Why not nibabel's own read: it fills the array with one ``readinto`` that Python's gzip module
-    serves through a temporary ``bytes`` of the volume's size (peak twice the volume: 100 MB for a
-    512x512x100 int16 case), inflating 8 kB of input per call and computing the CRC in a second pass
-    (Python 3.11): 0.65 s for that case against 0.36 s for zlib alone. Here zlib inflates 1 MB reads
-    (zlib checks the CRC and length of every gzip member itself; the stream is read to its end so a
-    corrupted trailer is caught too; concatenated members are followed). Header, offset, dtype, byte
-    order and scaling all come from nibabel's own proxy; None (use nibabel) for anything but a plain
-    proxy on a ``.gz`` file."""
-    proxy = img.dataobj
-    if not str(path).endswith(".gz") or not isinstance(proxy, nib.arrayproxy.ArrayProxy):
-        return None
-    dtype = img.header.get_data_dtype()
-    out = np.empty(proxy.shape, dtype=dtype, order=proxy.order)
-    view = memoryview(out.reshape(-1, order="A")).cast("B")
-    skip, done, total = int(proxy.offset), 0, len(view)
+
+def _inflated(path: Path, skip: int, total: int) -> Iterator[bytes]:
+    """The ``total`` bytes after the first ``skip`` of a gzip file's uncompressed stream, in pieces of at
+    most 4 MB; the stream is read to its end (zlib checks every member's CRC and length; concatenated
+    members are followed). InputFileError naming ``path`` if it ends early."""
+    done = 0
     inflater = zlib.decompressobj(wbits=31)
     with open(path, "rb") as stream:
         while True:
@@ -75,21 +68,96 @@ def _gzip_data(img: Any, path: Path) -> np.ndarray | None:
                 cut = min(skip, len(piece))
                 piece, skip = piece[cut:], skip - cut
             take = min(len(piece), total - done)
-            view[done:done + take] = piece[:take]
-            done += take
+            if take:
+                yield piece if take == len(piece) else piece[:take]
+                done += take
     if done < total:
         raise InputFileError(f"{path}: data ends after {done} of {total} bytes (truncated NIfTI file?)")
     if not inflater.eof:
         raise InputFileError(f"{path}: the gzip stream has no end (truncated .gz file?)")
+
+
+def _gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> np.ndarray | None:
+    """The voxel array of a gzipped NIfTI, inflated by zlib in 4 MB pieces straight into the result;
+    with ``transform``, each block of whole z slices is checked and transformed as it arrives (the
+    native array is never whole in memory: a 512x512x100 int16 CT case stored as uint8 peaks at
+    26 MB + 4 MB instead of 52 + 26 MB).
+
+    Why not nibabel's own read: it fills the array with one ``readinto`` that Python's gzip module
+    serves through a temporary ``bytes`` of the volume's size (peak twice the volume: 100 MB for a
+    512x512x100 int16 case), inflating 8 kB of input per call and computing the CRC in a second pass
+    (Python 3.11): 0.65 s for that case against 0.36 s for zlib alone. Header, offset, dtype, byte
+    order and scaling all come from nibabel's own proxy; None (use nibabel) for anything but a plain
+    proxy on a ``.gz`` file, and, with ``transform``, anything but a 3D Fortran-ordered one."""
+    proxy = img.dataobj
+    if not str(path).endswith(".gz") or not isinstance(proxy, nib.arrayproxy.ArrayProxy):
+        return None
+    dtype = img.header.get_data_dtype()
     slope, inter = proxy.slope, proxy.inter
-    return out if (slope, inter) == (1.0, 0.0) else nib.volumeutils.apply_read_scaling(out, slope, inter)
+
+    def scaled(raw: np.ndarray) -> np.ndarray:
+        return raw if (slope, inter) == (1.0, 0.0) else nib.volumeutils.apply_read_scaling(raw, slope, inter)
+
+    total = int(np.prod(proxy.shape)) * dtype.itemsize
+    if transform is None:
+        out = np.empty(proxy.shape, dtype=dtype, order=proxy.order)
+        view = memoryview(out.reshape(-1, order="A")).cast("B")
+        done = 0
+        for piece in _inflated(path, int(proxy.offset), total):
+            view[done:done + len(piece)] = piece
+            done += len(piece)
+        return scaled(out)
+    if len(proxy.shape) != 3 or proxy.order != "F" or 0 in proxy.shape:
+        return None
+    nx, ny, nz = proxy.shape
+    slice_bytes = nx * ny * dtype.itemsize
+    depth = max(1, min(nz, _GZ_PIECE // slice_bytes))  # whole z slices per block
+    blocks = [np.empty((nx, ny, depth), dtype=dtype, order="F") for _ in range(2)]
+    views = [memoryview(block.reshape(-1, order="F")).cast("B") for block in blocks]
+    result: list[np.ndarray] = []
+    bounds = [np.inf, -np.inf]
+
+    def finish(block: np.ndarray, z: int) -> None:
+        """Check, transform and store one block (on the helper thread, while the next one inflates)."""
+        values = _check_values(scaled(block), path, as_label=False, constant_ok=True)
+        bounds[:] = min(bounds[0], float(values.min())), max(bounds[1], float(values.max()))
+        stored = transform(values)
+        if not result:
+            result.append(np.empty(proxy.shape, dtype=stored.dtype, order="F"))
+        result[0][:, :, z:z + block.shape[2]] = stored
+
+    # two blocks: this thread inflates into one while a helper transforms the other (zlib and numpy
+    # release the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-block") as pool:
+        pending: Future[None] | None = None
+        current = z = filled = 0
+        for data in _inflated(path, int(proxy.offset), total):
+            piece, offset = memoryview(data), 0  # slices of a memoryview copy nothing
+            while offset < len(piece):
+                view = views[current]
+                take = min(len(piece) - offset, len(view) - filled)
+                view[filled:filled + take] = piece[offset:offset + take]
+                filled, offset = filled + take, offset + take
+                if filled == len(view) or z * slice_bytes + filled == total:
+                    if pending is not None:
+                        pending.result()  # the other block is free again, and its errors come out here
+                    k = filled // slice_bytes
+                    pending = pool.submit(finish, blocks[current][:, :, :k], z)
+                    current, z, filled = 1 - current, z + k, 0
+        if pending is not None:
+            pending.result()
+    if bounds[0] == bounds[1]:
+        raise InputFileError(f"{path}: empty volume, every voxel is {bounds[0]:g}; expected an image")
+    return result[0]
 
 
-def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read a NIfTI file with nibabel (scaling applied): array, affine, meta."""
+def _read_nifti(path: Path, transform: SlabTransform | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a NIfTI file with nibabel (scaling applied): array, affine, meta (``meta["transformed"]``:
+    ``transform`` was applied while reading)."""
     with reading(path, "NIfTI"):
         img = nib.load(path)
-        array = _gzip_data(img, path)
+        array = _gzip_data(img, path, transform)
+        transformed = array is not None and transform is not None
         if array is None:
             array = np.asarray(img.dataobj)
         affine = np.asarray(img.affine, dtype=np.float64)
@@ -99,6 +167,8 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         "qform_code": int(header["qform_code"]),
         "sform_code": int(header["sform_code"]),
     }
+    if transformed:
+        meta.update(transformed=True, source_dtype=str(header.get_data_dtype()))
     return array, affine, meta
 
 
@@ -116,8 +186,9 @@ def _as_3d(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
-def _check_values(array: np.ndarray, path: Path, as_label: bool) -> np.ndarray:
-    """Refuse non-numeric, NaN/inf and (for images) all-constant data; bool becomes uint8.
+def _check_values(array: np.ndarray, path: Path, as_label: bool, constant_ok: bool = False) -> np.ndarray:
+    """Refuse non-numeric, NaN/inf and (for images, unless ``constant_ok``: a block of one) all-constant
+    data; bool becomes uint8.
 
     NaN/inf is an InputFileError in an image and a ValidationError in a label map.
     """
@@ -131,15 +202,16 @@ def _check_values(array: np.ndarray, path: Path, as_label: bool) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(array)))
         error = ValidationError if as_label else InputFileError
         raise error(f"{path}: {bad} voxels are NaN or infinite; expected finite values")
-    if not as_label:
+    if not as_label and not constant_ok:
         lo, hi = array.min(), array.max()
         if lo == hi:
             raise InputFileError(f"{path}: empty volume, every voxel is {lo}; expected an image")
     return array
 
 
-def _load(path: str | Path, as_label: bool) -> Volume:
-    """Dispatch on the path's suffix (or folder = DICOM) and return a checked (X, Y, Z) Volume."""
+def _load(path: str | Path, as_label: bool, transform: SlabTransform | None = None) -> Volume:
+    """Dispatch on the path's suffix (or folder = DICOM) and return a checked (X, Y, Z) Volume,
+    ``transform``-ed if given (while reading a .nii.gz, else after the checks)."""
     path = Path(path)
     if not path.exists():
         raise CaseNotFoundError(f"{path}: no such file or folder")
@@ -147,22 +219,30 @@ def _load(path: str | Path, as_label: bool) -> Volume:
     if path.is_dir():
         array, affine, meta = itk.read_dicom_series(path)
     elif suffix in NIFTI_SUFFIXES:
-        array, affine, meta = _read_nifti(path)
+        array, affine, meta = _read_nifti(path, transform)
     elif suffix in ITK_SUFFIXES:
         array, affine, meta = itk.read_itk_file(path)
     elif suffix in RASTER_SUFFIXES:
         array, affine, meta = raster.read_raster(path, as_label)
     else:
         raise InputFileError(f"{path}: unknown extension {suffix!r}; supported: {SUPPORTED_TEXT}")
-    meta["source_dtype"] = str(array.dtype)
+    meta.setdefault("source_dtype", str(array.dtype))
     meta.setdefault("rgb_to_grey", False)
-    array = _check_values(_as_3d(array, path), path, as_label)
+    array = _as_3d(array, path)
+    if not meta.get("transformed"):  # a transformed read checked every block as it came
+        array = _check_values(array, path, as_label)
+        if transform is not None:
+            array, meta["transformed"] = transform(array), True
     return Volume(array=array, affine=affine, path=str(path), meta=meta)
 
 
-def read_volume(path: str | Path) -> Volume:
-    """Read an image file or DICOM folder as an (X, Y, Z) Volume (native dtype) with a RAS+ affine."""
-    return _load(path, as_label=False)
+def read_volume(path: str | Path, transform: SlabTransform | None = None) -> Volume:
+    """Read an image file or DICOM folder as an (X, Y, Z) Volume (native dtype) with a RAS+ affine.
+
+    ``transform`` maps intensities to the stored values (ingest passes a fixed CT window to uint8); a
+    .nii.gz is then transformed block by block as it is inflated, so its native array is never whole
+    in memory (``meta["transformed"]`` is True and ``meta["source_dtype"]`` names the file's type)."""
+    return _load(path, as_label=False, transform=transform)
 
 
 def _label_dtype(array: np.ndarray, path: Path) -> np.ndarray:

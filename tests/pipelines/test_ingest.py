@@ -136,6 +136,27 @@ def test_prefetch_and_sequential_write_the_same_store(phantoms: Path, tmp_path: 
         assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
 
 
+def test_window_applied_while_reading_writes_the_same_store(phantoms: Path, tmp_path: Path, monkeypatch) -> None:
+    """The CT window applied block by block while the image is inflated, and the label cleaned on
+    its reader thread, give the store that reading everything first and normalising after gives."""
+    import pipelines.ingest as ingest_module
+    import samdata.prepare as prepare_module
+
+    called = []
+    original = prepare_module.normalise_intensity
+    monkeypatch.setattr(prepare_module, "normalise_intensity", lambda *a: called.append(1) or original(*a))
+    fused = SliceStore.open(ingest(phantoms, tmp_path / "fused", CONFIG).store)
+    assert called == []  # every image came windowed from its reader
+    monkeypatch.setattr(ingest_module, "window_transform", lambda window: None)
+    monkeypatch.setattr(ingest_module, "clean_label", lambda label, config, case_id: None)
+    plain = SliceStore.open(ingest(phantoms, tmp_path / "plain", CONFIG).store)
+    assert len(called) == 4  # read whole, then normalised
+    assert fused.case_ids() == plain.case_ids() and fused.objects().equals(plain.objects())
+    for case_id in fused.case_ids():
+        a, b = fused.read_case(case_id), plain.read_case(case_id)
+        assert a.meta == b.meta and np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+
+
 def test_bad_inputs_are_isolated_and_fixable(tmp_path: Path) -> None:
     root = write_phantoms(tmp_path / "src", cases=8, seed=5, shape=SHAPE)
     pristine = tmp_path / "pristine"

@@ -11,7 +11,7 @@ import pytest
 from samdata.case import Case, CaseMeta, Provenance, Volume
 from samdata.errors import ValidationError
 from samdata.normalise import IngestConfig, normalise_intensity, to_canonical
-from samdata.prepare import invert_intensity, prepare_case, to_source_grid
+from samdata.prepare import clean_label, invert_intensity, prepare_case, to_source_grid, zyx_in_place
 
 SHAPE = (24, 20, 10)
 LPS = np.array([[-1.0, 0, 0, 10], [0, -1.5, 0, 20], [0, 0, 2.5, -30], [0, 0, 0, 1]])
@@ -69,22 +69,55 @@ def test_prepare_case_shapes_dtypes_and_meta() -> None:
     assert CaseMeta.from_json(meta.to_json()) == meta
 
 
-@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS])
-def test_consume_label_cleans_in_place_with_the_same_result(affine: np.ndarray) -> None:
-    """consume_label=True gives the same case; a Fortran-ordered map in RAS+ (as NIfTI is read) is
-    cleaned in place without a copy, one needing reorientation is copied; without it the input is
-    never touched."""
+@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
+def test_consume_cleans_in_place_with_the_same_result(affine: np.ndarray) -> None:
+    """consume=True gives the same case; a Fortran-ordered map (as NIfTI is read) whose reorientation
+    only flips axes is rearranged and cleaned in place without a copy, one whose axes are permuted is
+    copied; without it the input is never touched."""
     config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
     image, label = _pair(affine)
     fortran = Volume(np.asfortranarray(label.array), affine, label.path)
     kept = fortran.array.copy()
     expected = _prepare(image, fortran, config=config)
     assert np.array_equal(fortran.array, kept)  # not consumed: untouched
-    consumed = _prepare(image, fortran, config=config, consume_label=True)
+    consumed = _prepare(image, fortran, config=config, consume=True)
     assert consumed.meta == expected.meta and np.array_equal(consumed.label, expected.label)
     assert np.array_equal(consumed.image, expected.image)
-    shares = np.shares_memory(consumed.label, fortran.array)
-    assert shares == (affine is not LPS)  # LPS is flipped to RAS+: a view that cleaning cannot use in place
+    assert np.shares_memory(consumed.label, fortran.array) == (affine is not PERMUTED)
+
+
+@pytest.mark.parametrize("flips", [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)])
+def test_zyx_in_place_undoes_flips_in_the_arrays_own_memory(flips: tuple[int, ...]) -> None:
+    volume = np.asfortranarray(np.random.default_rng(1).integers(0, 255, (6, 5, 7), dtype=np.uint8))
+    view = np.flip(volume, flips) if flips else volume
+    expected = np.ascontiguousarray(view.transpose(2, 1, 0))
+    got = zyx_in_place(view)
+    assert got is not None and got.flags.c_contiguous and np.shares_memory(got, volume)
+    assert np.array_equal(got, expected)
+    assert zyx_in_place(np.asfortranarray(volume).transpose(1, 0, 2)) is None  # a permutation: copy
+    frozen = np.asfortranarray(volume)
+    frozen.flags.writeable = False
+    assert zyx_in_place(frozen) is None
+
+
+@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
+def test_a_label_cleaned_before_its_image_gives_the_same_case(affine: np.ndarray) -> None:
+    """clean_label (ingest's label thread) + prepare_case = prepare_case on the raw label; a result
+    cleaned on another layout is cleaned again; resampling configs are left to prepare_case."""
+    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
+    image, label = _pair(affine)
+    expected = _prepare(image, Volume(label.array.copy(), affine, label.path), config=config)
+    early = clean_label(Volume(np.asfortranarray(label.array), affine, label.path), config, "ct_001")
+    assert early is not None and early.present.tolist() == [1, 2, 3]
+    got = _prepare(image, early, config=config)
+    assert got.meta == expected.meta
+    assert np.array_equal(got.label, expected.label) and np.array_equal(got.image, expected.image)
+    assert np.shares_memory(got.label, early.label_zyx)  # used as cleaned, not cleaned again
+    other = clean_label(Volume(label.array.copy(), affine, label.path), config, "ct_001")
+    forged = replace(other, ornt=other.ornt[::-1].copy())  # as if the label's affine had picked other axes
+    again = _prepare(image, forged, config=config, consume=True)
+    assert again.meta == expected.meta and np.array_equal(again.label, expected.label)
+    assert clean_label(label, replace(config, spacing=(1.0, 1.0, 1.0)), "ct_001") is None
 
 
 def test_prepare_case_without_label_and_with_large_label_values() -> None:
