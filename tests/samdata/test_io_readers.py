@@ -344,18 +344,19 @@ def test_gzipped_nifti_is_inflated_in_pieces_like_nibabel(tmp_path, monkeypatch,
     assert np.array_equal(read_volume(tmp_path / "members.nii.gz").array, expected)
 
 
-@pytest.mark.parametrize("dtype", [">i2", "<f4", "uint8"])
+@pytest.mark.parametrize("dtype", [">i2", "<i2", "<u2", "<f4", "uint8"])
 def test_a_transform_applied_while_inflating_equals_one_applied_after(tmp_path, monkeypatch, dtype):
     """read_volume(path, transform) on a .nii.gz transforms blocks of whole z slices as they are
     inflated (here 3 slices per block, the last one short): the same values as transforming the
-    whole array, the checks of a normal read (NaN/inf, a constant image) still made, the file's type
-    recorded; formats read whole are transformed after the read."""
+    whole array (by table lookup for native 8/16-bit integers, scaled or not), the checks of a
+    normal read (NaN/inf, a constant image) still made, the file's type recorded; formats read
+    whole are transformed after the read."""
     import samdata.io.readers as readers
     from samdata.normalise import IngestConfig, planned_window, window_transform
 
     array = np.random.default_rng(5).integers(0, 200, (23, 17, 11)).astype(dtype)
     image = nib.Nifti1Image(array, np.diag([0.7, 0.8, 2.0, 1.0]))
-    if dtype == ">i2":
+    if dtype in (">i2", "<i2"):
         image.header.set_slope_inter(0.5, -3.0)
     nib.save(image, tmp_path / "x.nii.gz")
     monkeypatch.setattr(readers, "_GZ_PIECE", 23 * 17 * np.dtype(dtype).itemsize * 3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samdata.errors import ValidationError
-from samdata.labels import as_label_array, clean_labels, label_dtype
+from samdata.labels import as_label_array, clean_labels, label_boxes, label_dtype
 
 ZYX = (10, 20, 24)
 
@@ -110,3 +110,18 @@ def test_clean_labels_with_more_components_than_uint16_ids() -> None:
     cleaned, dropped = clean_labels(label, min_object_voxels=1, min_object_pixels=2)
     assert dropped == {"1": 300 * 300}  # the specks at x = 600 touch the block and stay with it
     assert cleaned[0, :, :600].sum() == 0 and (cleaned[0, :, 601:] == 1).all()
+
+
+def test_label_boxes_equal_find_objects_over_the_whole_map() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+    label = np.zeros((9, 30, 40), dtype=np.uint8)
+    label[2:5, 10:14, 20:31] = 3
+    label[6, 25, 5] = 1
+    label[3:8, 4:6, 33:39] = 5
+    label[4, 12, 22] = 1  # inside label 3's box
+    assert label_boxes(label) == ndimage.find_objects(label)
+    noise = (rng.random((5, 16, 16)) < 0.05).astype(np.uint16) * rng.integers(1, 300, (5, 16, 16)).astype(np.uint16)
+    assert label_boxes(noise) == ndimage.find_objects(noise)
+    assert label_boxes(np.zeros((3, 4, 5), np.uint8)) == []
