@@ -38,16 +38,17 @@ def write_case_group(root: zarr.Group, case: Case) -> CaseEntry:
         del cases[cid]
     group = cases.create_group(cid, attributes={"meta": case.meta.to_json(), CASE_MARKER: LAYOUT_VERSION})
     _, height, width = case.image.shape
-    # the index rows (a scan of the label map) are built on a helper thread while the chunks are
-    # encoded and stored here (blosc and the store release the GIL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-index") as pool:
+    arrays = [(group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(1, height, width),
+                                  compressors=codec, fill_value=0, dimension_names=("z", "y", "x")),
+               np.ascontiguousarray(data), codec)
+              for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec()))]
+    # the label's chunks and the index rows (a scan of the label map) on helper threads while the
+    # image's chunks are encoded and stored here (blosc and the store release the GIL)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="samdata-write") as pool:
         entry = pool.submit(CaseEntry.from_case, case)
-        for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec())):
-            arr = group.create_array(
-                name, shape=data.shape, dtype=data.dtype, chunks=(1, height, width), compressors=codec,
-                fill_value=0, dimension_names=("z", "y", "x"),
-            )
-            write_slice_chunks(arr, np.ascontiguousarray(data), codec)
+        label_done = pool.submit(write_slice_chunks, *arrays[1])
+        write_slice_chunks(*arrays[0])
+        label_done.result()
         return entry.result()
 
 
