@@ -192,6 +192,7 @@ def _start_client(cluster: ClusterConfig, stack: ExitStack) -> Any:
         client = Client(local, set_as_default=False)
     stack.callback(client.close)
     client.run(importlib.import_module, __name__)
+    client.run(return_large_blocks)  # in each worker before a store session starts its threads there
     return client
 
 
@@ -375,6 +376,8 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
            cluster: ClusterConfig | None = None, progress: ProgressFn | None = None) -> IngestReport:
     """Ingest every case of ``source`` into the store at ``store_url``; returns the per-case report."""
     cluster = cluster or ClusterConfig()
+    if cluster.scheduler is None and cluster.workers <= 1:
+        return_large_blocks()  # before the store's runtime starts its threads (each would get its own arena)
     batch = cluster.batch or max(4, 4 * max(1, cluster.workers))
     with _client(cluster) as get_client:  # a local cluster starts while the sources are hashed
         # the sources are hashed before any case is read: on every core here (hashlib and file reads
