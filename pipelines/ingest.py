@@ -380,8 +380,8 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
         return_large_blocks()  # before the store's runtime starts its threads (each would get its own arena)
     batch = cluster.batch or max(4, 4 * max(1, cluster.workers))
     with _client(cluster) as get_client:  # a local cluster starts while the sources are hashed
-        # the sources are hashed before any case is read: on every core here (hashlib and file reads
-        # release the GIL), also for one worker; a remote cluster's start-up needs none of ours
+        # the sources are hashed here before any case is read, on up to four threads whatever the number
+        # of workers (hashlib and file reads release the GIL)
         plan, report = plan_ingest(source, store_url, config, progress=progress,
                                    threads=max(cluster.workers, min(4, os.cpu_count() or 1)))
         if not plan.todo:

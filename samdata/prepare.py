@@ -229,8 +229,9 @@ def prepare_case(
     map. Small objects dropped by :func:`~samdata.labels.clean_labels` are logged (INFO) per label.
     Raises :class:`~samdata.errors.ValidationError` naming the file for a bad image or label.
     ``consume``: the caller gives up the image and label arrays, which are then rearranged and cleaned
-    in place where their layout allows (no copy of either volume: the ingest path's largest saving). ``label`` may be the
-    :class:`CleanedLabel` of :func:`clean_label` (its small objects already dropped). ``normalised``:
+    in place where their layout allows (no copy of either volume: the ingest path's largest saving).
+    ``label`` may be the :class:`CleanedLabel` of :func:`clean_label` (its small objects already
+    dropped). ``normalised``:
     the image already holds its stored uint8 values under this normalisation (a window the reader
     applied while inflating; :func:`~samdata.normalise.planned_window`); not with resampling.
     """
@@ -245,8 +246,12 @@ def prepare_case(
 
     ornt = canonical_ornt(image.affine, source.shape)
     canon = reorient(image, ornt)
+    present_as_read = None
     if cleaned is not None and (config.spacing is not None or not np.array_equal(cleaned.ornt, ornt)):
-        cleaned = None  # cleaned on another layout: clean again on this one
+        # cleaned on another layout: back to the file's index order (the map's memory may hold the
+        # label's own RAS+ layout by now) and cleaned again on this one; the values read are kept
+        restored = apply_orientation(cleaned.label_zyx.transpose(2, 1, 0), inverse_ornt(cleaned.ornt))
+        labels, present_as_read, cleaned = as_label_array(restored, path=label.path), cleaned.present, None
     canon_label = None if labels is None else reorient(Volume(labels, image.affine, label.path), ornt)  # type: ignore[union-attr]
     resampled = False
     if normalised is not None and (config.spacing is not None or source.dtype != np.uint8):
@@ -268,6 +273,7 @@ def prepare_case(
             label_zyx, present = cleaned.label_zyx, cleaned.present
         else:
             label_zyx, present = _clean_label_zyx(canon_label, canon.array.shape, config, case_id, consume)
+            present = present if present_as_read is None else present_as_read
         image_zyx, normalisation = pending.result()
     if image.meta.get("rgb_to_grey"):  # set by the raster reader
         normalisation = replace(normalisation, params={**normalisation.params, "rgb_to_grey": True})

@@ -94,7 +94,7 @@ def _gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> 
     """The voxel array of a gzipped NIfTI, inflated by zlib in 4 MB pieces straight into the result;
     with ``transform``, each block of whole z slices is checked and transformed as it arrives (the
     native array is never whole in memory: a 512x512x100 int16 CT case stored as uint8 peaks at
-    26 MB + 4 MB instead of 52 + 26 MB).
+    26 MB + two 4 MB blocks instead of 52 + 26 MB).
 
     Why not nibabel's own read: it fills the array with one ``readinto`` that Python's gzip module
     serves through a temporary ``bytes`` of the volume's size (peak twice the volume: 100 MB for a

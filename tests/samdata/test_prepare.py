@@ -113,11 +113,34 @@ def test_a_label_cleaned_before_its_image_gives_the_same_case(affine: np.ndarray
     assert got.meta == expected.meta
     assert np.array_equal(got.label, expected.label) and np.array_equal(got.image, expected.image)
     assert np.shares_memory(got.label, early.label_zyx)  # used as cleaned, not cleaned again
-    other = clean_label(Volume(label.array.copy(), affine, label.path), config, "ct_001")
-    forged = replace(other, ornt=other.ornt[::-1].copy())  # as if the label's affine had picked other axes
-    again = _prepare(image, forged, config=config, consume=True)
-    assert again.meta == expected.meta and np.array_equal(again.label, expected.label)
     assert clean_label(label, replace(config, spacing=(1.0, 1.0, 1.0)), "ct_001") is None
+
+
+def _rotated(degrees: float) -> np.ndarray:
+    """An affine rotated about S by ``degrees``, with its origin away from zero."""
+    theta = np.deg2rad(degrees)
+    affine = np.eye(4)
+    affine[:2, :2] = [[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]
+    affine[:3, 3] = [5.0, -7.0, 3.0]
+    return affine
+
+
+@pytest.mark.parametrize("angle", [45.0, 225.0])
+def test_a_label_cleaned_on_another_layout_is_cleaned_again_on_the_images(angle: float) -> None:
+    """At 45° the image's and the label's affines (1e-4 apart, within tolerance) pick different axes
+    for RAS+; the label, cleaned in place on its own layout (at 225° its axes are flipped: the map is
+    rearranged in its own memory), goes back to the file's order and is cleaned again on the image's:
+    the same case as the plain path, its values as read kept."""
+    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
+    image, label = _pair()
+    image = Volume(image.array, _rotated(angle + 0.006), image.path)
+    label_affine = _rotated(angle - 0.006)
+    assert not np.array_equal(nib.orientations.io_orientation(image.affine), nib.orientations.io_orientation(label_affine))
+    expected = _prepare(image, Volume(label.array.copy(), label_affine, label.path), config=config)
+    early = clean_label(Volume(np.asfortranarray(label.array), label_affine, label.path), config, "ct_001")
+    got = _prepare(image, early, config=config, consume=True)
+    assert got.meta == expected.meta and got.meta.label_names == {1: "liver", 2: "label_2", 3: "spleen"}
+    assert np.array_equal(got.label, expected.label) and np.array_equal(got.image, expected.image)
 
 
 def test_prepare_case_without_label_and_with_large_label_values() -> None:
