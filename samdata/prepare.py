@@ -164,8 +164,7 @@ def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: I
         return np.zeros(tuple(reversed(shape_xyz)), dtype=np.uint8), np.zeros(0, dtype=np.uint8)
     # cleaned in place: the caller's array when it gives it up (rearranged to (Z, Y, X) in its own
     # memory where the layout allows), else always our copy
-    transposed = label.array.transpose(2, 1, 0)
-    label_zyx = _as_zyx(label.array, consume=True) if consume else np.array(transposed, order="C")
+    label_zyx = _as_zyx(label.array, consume=True) if consume else np.array(label.array.transpose(2, 1, 0), order="C")
     boxes = label_boxes(label_zyx)
     present = _present_values(boxes)
     label_zyx, dropped = clean_labels(
