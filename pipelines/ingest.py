@@ -282,9 +282,9 @@ def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: Inges
 
     With ``prefetch``, case k+1 is read and prepared on a helper thread while case k is written (gzip
     inflation, numpy and the blosc/icechunk writes release the GIL, so reading overlaps writing when a
-    second core is free); two cases are then in memory at once instead of one. Volume-sized blocks are
-    returned to the system when freed (:func:`samdata.malloc.return_large_blocks`, in this process)."""
-    return_large_blocks()
+    second core is free); two cases are then in memory at once instead of one. The process's malloc
+    setting (:func:`samdata.malloc.return_large_blocks`) is its front end's to make, before a store
+    session starts its threads: :func:`ingest` does it for itself and for each Dask worker."""
     errors: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-prepare") if prefetch else _Inline() as pool:
         pending = [pool.submit(prepare_item, case.item, dataset, config, case.digest) for case in cases[:1]]
