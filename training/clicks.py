@@ -8,8 +8,10 @@ positive), appends it to the item's points, and decodes box + every click so far
 features, with the previous round's low-res logits as mask input when ``feed_logits`` is on (as
 SAM's training and :func:`training.evaluate.evaluate_interactive` do). An item whose prediction is
 already exact gets no click that round (a padding point, label -1). The trainer adds the loss of
-every round (:meth:`training.loop.Trainer.step`). The frozen prefix is computed once per batch; each
-round reruns the trainable Segmenter (the decoder, plus the encoder suffix of encoder-adapted runs).
+every round (:meth:`training.loop.Trainer.step`). The frozen prefix and the trainable encoder suffix
+of encoder-adapted runs are computed once per batch (the image embedding does not depend on the
+prompt; the suffix's gradient sums every round's); each round reruns the prompt encoder, the mask
+decoder and a refinement head.
 
 Clicks are drawn in model-frame pixels on the frame-size mask the loss also sees; evaluation draws
 them on the stored slice and maps them into the frame (``Prompt.to_frame``); the two differ only by

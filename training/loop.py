@@ -14,9 +14,10 @@
   ``promptable = False``; :class:`Segmenter` then gets the preprocessed frames and each item's output
   channel (its label name's) instead of prompts, and the trainer skips the prefix cache.
 * With ``click_rounds`` > 0 (promptable models), each micro-batch is an interactive session
-  (:class:`training.clicks.ClickRounds`): the features are computed once, the box decode is followed
-  by that many corrective-click decodes, and the loss is the mean over all decodes, backpropagated
-  once (under DDP one gradient all-reduce per step, as without clicks). Validation stays box-only.
+  (:class:`training.clicks.ClickRounds`): the features (and the trainable encoder suffix) are computed
+  once, the box decode is followed by that many corrective-click decodes, and the loss is the mean
+  over all decodes, backpropagated once (under DDP one gradient all-reduce per step, as without
+  clicks). Validation stays box-only.
 * Non-finite loss or gradient norm stops training with :class:`~samdata.errors.TrainingError`
   naming the step; under DDP the check uses the all-reduced loss, so every rank stops together.
 """
@@ -95,25 +96,33 @@ class Segmenter(nn.Module):
         super().__init__()
         self.model, self.from_block = model, from_block
         self.n_blocks = len(model.encoder_blocks()) if is_promptable(model) else 0
+        encoder = getattr(model, "prompt_encoder", None) if is_promptable(model) else None
+        self.prompt_params = [p for p in encoder.parameters() if p.requires_grad] if encoder is not None else []
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The image embeddings of frozen-prefix ``features``: the trainable encoder suffix applied (if any)."""
+        return features if self.from_block >= self.n_blocks else self.model.encode_suffix(features, self.from_block)
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor | None = None,
                 points: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None, images: torch.Tensor | None = None
+                masks: torch.Tensor | None = None, images: torch.Tensor | None = None, embedded: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode one prompt per item (see :func:`prompt_tensors` for the arguments); for a prompt-free model
         ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64.
-        ``images``: the (N, 3, S, S) preprocessed frames, for a model with a refinement head."""
+        ``images``: the (N, 3, S, S) preprocessed frames, for a model with a refinement head. ``embedded``:
+        ``features`` are already :meth:`embed`'s output (several decodes of one batch share one suffix pass)."""
         if not is_promptable(self.model):
             return self.model.segment(features, boxes), None
         assert has_box is not None and points is not None and point_labels is not None and masks is not None
-        emb = features if self.from_block >= self.n_blocks else self.model.encode_suffix(features, self.from_block)
+        emb = features if embedded else self.embed(features)
         counts = (point_labels >= 0).sum(1)
         kinds = (has_box.long() * 2 + (counts > 0).long()).tolist()
         if not masks.numel() and 0 in kinds:
             raise ValidationError(f"item {kinds.index(0)} of the batch has no box, point or mask prompt")
         groups = sorted(set(kinds))
         if len(groups) == 1:
-            return self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()), images)
+            return self._touch(*self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()),
+                                             images))
         logits: torch.Tensor | None = None
         iou: torch.Tensor | None = None
         for kind in groups:
@@ -126,7 +135,15 @@ class Segmenter(nn.Module):
                 iou = part[1].new_empty((len(kinds), *part[1].shape[1:]))
             logits, iou = logits.index_copy(0, idx, part[0]), iou.index_copy(0, idx, part[1])  # type: ignore[union-attr]
         assert logits is not None and iou is not None
-        return logits, iou
+        return self._touch(logits, iou)
+
+    def _touch(self, logits: torch.Tensor, iou: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With a trainable prompt encoder (adapter ``prompt``), ``logits`` plus zero times each of its weights:
+        a decode uses only some of them (point or box embeddings, mask input or not), and DDP needs every
+        trainable weight in every step's graph; the unused ones get a zero gradient, in one process too."""
+        if not self.prompt_params or not torch.is_grad_enabled():
+            return logits, iou
+        return logits + 0.0 * sum(p.sum() for p in self.prompt_params), iou
 
     def _decode(self, emb: torch.Tensor, boxes: torch.Tensor, points: torch.Tensor, labels: torch.Tensor,
                 masks: torch.Tensor, kind: int, n_points: int, images: torch.Tensor | None
@@ -242,7 +259,8 @@ class Trainer:
         seed = [self.config.seed, self.ranks.rank, step, micro]
         with self._autocast():
             features, frames = self._inputs(batch)
-            rounds = self.clicks.run(partial(self.forward_module, features, images=frames),
+            emb = self.segmenter.embed(features)  # the image's embedding is the same in every round: one suffix pass
+            rounds = self.clicks.run(partial(self.forward_module, emb, images=frames, embedded=True),
                                      prompt_tensors(batch, self.model.low_res_size, self.device),
                                      self.model.postprocess, target[:, 0] > 0.5, valid,
                                      lambda r: np.random.default_rng([*seed, r]))

@@ -116,8 +116,10 @@ def test_adapter_starts_as_identity_and_trains_only_itself(tiny, batch, key):
 
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     decoder = {n for n, _ in model.named_parameters() if n.startswith("mask_decoder.")}
+    prompt = {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
     assert (decoder <= trainable) if cfg.train_decoder else not (decoder & trainable)
-    assert all(any(k in n for k in ADAPTER_NAMES) for n in trainable - decoder)
+    assert (prompt <= trainable) if cfg.train_prompt else not (prompt & trainable)
+    assert all(any(k in n for k in ADAPTER_NAMES) for n in trainable - decoder - prompt)
     assert report.trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
     assert report.total == sum(p.numel() for p in model.parameters())
     assert 0 < report.fraction < 1 and report.spec == cfg.to_spec() and cfg.to_spec() in report.describe()
@@ -126,9 +128,41 @@ def test_adapter_starts_as_identity_and_trains_only_itself(tiny, batch, key):
     model.train()
     logits, iou = model(x, boxes)
     (logits.mean() + iou.mean()).backward()
-    for name, p in model.named_parameters():
-        assert (p.grad is not None) == (name in trainable), name
+    for name, p in model.named_parameters():  # a box decode uses only some prompt-encoder weights
+        assert (p.grad is not None) == (name in trainable) or (name in prompt and p.grad is None), name
     assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+
+
+def test_prompt_encoder_trains_only_with_the_prompt_part(tiny, batch):
+    from training.loop import Segmenter
+
+    x, boxes = batch
+    assert parse_adapter("decoder+prompt").to_spec() == "decoder+prompt" and parse_adapter("prompt").train_prompt
+    with pytest.raises(ConfigError, match="stands alone"):
+        parse_adapter("full+prompt")
+    model = copy.deepcopy(tiny)
+    report = apply_adapters(model, parse_adapter("decoder+prompt"))
+    prompt = {n: p for n, p in model.named_parameters() if n.startswith("prompt_encoder.")}
+    assert dict(report.per_part)["prompt"] == sum(p.numel() for p in prompt.values()) > 0
+    assert all(p.requires_grad for p in prompt.values())
+    model.train()
+    segmenter = Segmenter(model, len(model.encoder_blocks()))
+    features = model.encode(x).detach()
+    n = len(boxes)
+    no_points, no_labels = torch.zeros((n, 1, 2)), torch.full((n, 1), -1)
+    logits, _ = segmenter(features, boxes, torch.ones(n, dtype=torch.bool), no_points, no_labels, torch.empty(0))
+    with torch.no_grad():  # the zero term that keeps unused prompt weights in the graph changes no value
+        assert torch.equal(logits, segmenter(features, boxes, torch.ones(n, dtype=torch.bool), no_points,
+                                             no_labels, torch.empty(0))[0])
+    logits.mean().backward()
+    assert all(p.grad is not None for p in prompt.values())  # every weight in the graph (DDP needs it)
+    assert not prompt["prompt_encoder.point_embeddings.1.weight"].grad.any()  # a box decode: no point gradient
+    assert prompt["prompt_encoder.point_embeddings.2.weight"].grad.any()  # the box's top-left corner
+    model.zero_grad()
+    points, labels = torch.tensor([[[50.0, 50.0]], [[30.0, 60.0]]]), torch.ones((n, 1), dtype=torch.long)
+    logits, _ = segmenter(features, boxes, torch.ones(n, dtype=torch.bool), points, labels, torch.empty(0))
+    logits.mean().backward()
+    assert prompt["prompt_encoder.point_embeddings.1.weight"].grad.any()  # a positive click now trains
 
 
 def test_refine_head_reads_the_image_and_needs_it(tiny, batch):

@@ -59,10 +59,13 @@ def test_cli_trains_resumes_and_reports_errors(store: str, tmp_path: Path):
 
 
 def test_torchrun_two_processes_end_with_equal_weights(store: str, tmp_path: Path):
+    """Two gloo processes, an encoder adapter, a trainable prompt encoder and click rounds (several decodes of
+    one shared embedding per step, each using only some prompt weights) end with one set of weights."""
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "samdata.cli.main", "train", "--store", store, "--mixture", "mix", "--model", "tiny",
-               "--adapter", "lora:r=2,blocks=3+decoder", "--steps", "3", "--batch-size", "2", "--grad-accum", "2",
+               "--adapter", "lora:r=2,blocks=3+decoder+prompt", "--click-rounds", "2", "--steps", "3", "--batch-size", "2",
+               "--grad-accum", "2",
                "--save-every", "2", "--val-max", "2", "--device", "cpu", "--out", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)

@@ -95,6 +95,9 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
     if cfg.train_decoder:
         model.mask_decoder.requires_grad_(True)
         per_part.append(("decoder", _count(list(model.mask_decoder.parameters()))))
+    if cfg.train_prompt:
+        model.prompt_encoder.requires_grad_(True)
+        per_part.append(("prompt", _count(list(model.prompt_encoder.parameters()))))
     model.train(model.training)  # re-apply the frozen batch-norm rule to the new trainable set
     params = list(model.parameters())
     return AdapterReport(

@@ -5,6 +5,7 @@ A spec is one or more parts joined by ``+``; a part is ``name`` or ``name:key=va
     lora:r=8,blocks=all          serial:ratio=0.25,blocks=0,1,8-9      parallel:scale=learn
     serial+lora:r=4              decoder                               lora:r=4+decoder
     serial:blocks=8-9+decoder+refine                                   full
+    serial:blocks=8-9+decoder+refine+prompt
 
 
 ``blocks`` lists encoder block indices (ints or ``a-b`` ranges, or ``all``, the default) and is the
@@ -13,7 +14,11 @@ decoder-only fine-tuning (encoder frozen, no adapter). ``full`` (alone) trains e
 image encoder and the mask decoder (full fine-tuning, as MedSAM's trainer does; and the only mode of
 a prompt-free baseline such as the U-Net). ``refine`` (options ``width``, default 16, and
 ``lr_scale``, default 5: its learning rate as a multiple of the run's) adds a small full-resolution CNN
-after the mask decoder that corrects its logits from the image (:class:`training.adapters.modules.RefineHead`). The prompt encoder is always frozen.
+after the mask decoder that corrects its logits from the image (:class:`training.adapters.modules.RefineHead`).
+``prompt`` trains SAM's prompt encoder (point, box-corner and not-a-point embeddings, the mask-input
+downscaling convolutions, the no-mask embedding; 6,220 weights in LiteMedSAM); it is frozen otherwise,
+as in MedSAM. LiteMedSAM's prompt encoder was trained on boxes only, so a run that adds corrective
+clicks (``--click-rounds``) needs it to learn what a point means (micro-sam trains it for the same reason).
 """
 
 from __future__ import annotations
@@ -54,14 +59,16 @@ class AdapterPart:
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    """What to train: adapter parts in the encoder, whether the mask decoder trains too, and the width of
-    a refinement head after the decoder (0: none) with its learning-rate multiple."""
+    """What to train: adapter parts in the encoder, whether the mask decoder trains too, the width of a
+    refinement head after the decoder (0: none) with its learning-rate multiple, whether the prompt
+    encoder trains."""
 
     parts: tuple[AdapterPart, ...] = ()
     train_decoder: bool = False
     train_all: bool = False
     refine: int = 0
     refine_lr_scale: float = 5.0
+    train_prompt: bool = False
 
     def to_spec(self) -> str:
         """The canonical spec string; ``parse_adapter(cfg.to_spec()) == cfg``."""
@@ -70,6 +77,7 @@ class AdapterConfig:
         head = AdapterPart("refine", width=self.refine, lr_scale=self.refine_lr_scale)
         items = [p.to_spec() for p in self.parts] + ([head.to_spec()] if self.refine else [])
         items += ["decoder"] if self.train_decoder else []
+        items += ["prompt"] if self.train_prompt else []
         return "+".join(items)
 
 
@@ -117,6 +125,8 @@ ADAPTERS: dict[str, AdapterKind] = {
     "refine": AdapterKind("small full-resolution CNN after the decoder correcting its logits from the image "
                           "(zero-initialised output; HQ-SAM's idea); lr_scale × the run's learning rate",
                           ("width", "lr_scale"), None),
+    "prompt": AdapterKind("train the prompt encoder (point / box / mask-input embeddings; frozen otherwise)",
+                          (), None),
 }
 
 
@@ -196,11 +206,12 @@ def parse_adapter(spec: str) -> AdapterConfig:
         raise ConfigError(f"adapter spec {spec!r}: each adapter may appear once, got {'+'.join(kinds)}")
     if "full" in kinds:
         if len(kinds) > 1:
-            raise ConfigError(f"adapter spec {spec!r}: 'full' trains everything and stands alone")
+            raise ConfigError(f"adapter spec {spec!r}: 'full' trains the encoder and decoder and stands alone")
         return AdapterConfig(train_decoder=True, train_all=True)
     train_decoder = "decoder" in kinds
     head = next((p for p in parts if p.kind == "refine"), None)
     return AdapterConfig(parts=tuple(p for p in parts if ADAPTERS[p.kind].insert is not None),
                          train_decoder=train_decoder, refine=0 if head is None else head.width,
-                         refine_lr_scale=AdapterPart.lr_scale if head is None else head.lr_scale)
+                         refine_lr_scale=AdapterPart.lr_scale if head is None else head.lr_scale,
+                         train_prompt="prompt" in kinds)
 
