@@ -9,12 +9,15 @@ real-only and a real + synthetic mixture of one store compare (synthetic cases o
 Scores: :func:`training.evaluate.evaluate_models` (per object, then per case & label, then the mean
 over case & label pairs); each promptable model also runs the interactive clicks protocol
 (:func:`training.evaluate.evaluate_interactive`; LiteMedSAM without fed-back logits, its mask
-encoder never trained), and ``out_dir`` receives:
+encoder never trained, unless the run trained with fed-back click rounds: :func:`default_feed`), and
+``out_dir`` receives:
 
 * ``compare.json``: reference data and settings, one row per model (see :class:`CompareResult`),
   Dice per label per model;
-* ``compare.md``: the model table and the clicks table (a baseline's one Dice as a reference row);
-* ``compare.png``: Dice per model with the sd over case & label pairs, and Dice against clicks;
+* ``compare.md``: the model table and the clicks table (each adapted model's region ceiling after it:
+  :func:`training.evaluate.region_ceiling`; a baseline's one Dice as a reference row);
+* ``compare.png``: Dice per model with the sd over case & label pairs, and Dice against clicks (the
+  region ceilings dotted);
 * ``errors.png`` (with a baseline and an adapted SAM only): the slices where the best adapted SAM
   and the best baseline differ on most pixels, coloured by who is right.
 
@@ -44,8 +47,8 @@ from storage.schema import MIXTURES
 from training.batches import build_data
 from training.checkpoint import write_json
 from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
-                                      error_map, table_cells)
-from training.config import parse_slices
+                                      error_map, json_row, table_cells)
+from training.config import TrainConfig, parse_slices
 from training.dataset import MixtureDataset
 from training.eval_report import EMPTY_RULE, open_split, zero_shot_model
 from training.evaluate import (EvalConfig, aggregate, check_clicks, evaluate_interactive, evaluate_models,
@@ -222,26 +225,34 @@ def _open_frames(models: list[_Model], reference: LoadedRun, split: str, store_u
 
 
 def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indices: list[int] | None,
-                 config: CompareConfig, seed: int, say: Callable[[str], None]) -> dict[str, tuple[bool, dict]]:
-    """(feed_logits, Dice per click count) of every promptable model."""
-    out: dict[str, tuple[bool, dict]] = {}
+                 config: CompareConfig, seed: int, say: Callable[[str], None]) -> dict[str, tuple[bool, dict, dict]]:
+    """(feed_logits, Dice per click count, region ceiling per click count) of every promptable model."""
+    out: dict[str, tuple[bool, dict, dict]] = {}
     for m in models:
         if not config.clicks or not is_promptable(m.module):
             continue
-        feed = config.feed_logits if config.feed_logits is not None else m.run.config.model not in NO_FED_LOGITS
+        feed = config.feed_logits if config.feed_logits is not None else default_feed(m.run.config)
         say(f"interactive protocol: {m.name}, clicks {','.join(map(str, config.clicks))}, fed-back logits {feed}")
         found = evaluate_interactive(m.module, frames[m.frame], config.clicks, seed=seed,
                                      config=config.eval_config(seed, feed), indices=indices)
-        out[m.name] = feed, found.summary
+        out[m.name] = feed, found.summary, found.ceiling
     return out
 
 
-def _row(m: _Model, overall: pd.DataFrame, sd: pd.Series, count: int, clicks: dict[str, tuple[bool, dict]],
+def default_feed(config: TrainConfig) -> bool:
+    """Whether the interactive protocol feeds a run's previous logits back by default: yes for a run trained
+    with fed-back click rounds, and for models whose mask input was trained (not LiteMedSAM's: boxes only)."""
+    if config.click_rounds > 0 and config.click_feed_logits:
+        return True
+    return config.model not in NO_FED_LOGITS
+
+
+def _row(m: _Model, overall: pd.DataFrame, sd: pd.Series, count: int, clicks: dict[str, tuple[bool, dict, dict]],
          seconds: float, store_url: str | None) -> dict[str, Any]:
     """The table row of one model (numbers from the scores, run.json and the clicks protocol)."""
     trained, info = m.kind != ZERO_SHOT, m.run.info
     total = sum(p.numel() for p in m.module.parameters())
-    feed, summary = clicks.get(m.name, (None, {}))
+    feed, summary, ceiling = clicks.get(m.name, (None, {}, {}))
     return {"name": m.name, "kind": m.kind, "model": m.run.config.model,
             "adapter": m.run.config.adapter if trained else None,
             "synthetic": trains_synthetic(m.run, store_url) if trained else False,
@@ -251,6 +262,7 @@ def _row(m: _Model, overall: pd.DataFrame, sd: pd.Series, count: int, clicks: di
             "train_seconds": info.get("seconds") if trained else 0.0,
             "steps": int(info.get("step", 0)) if trained else 0,
             "clicks": {int(c): float(d) for c, d in summary.items()},
+            "click_ceiling": {int(c): float(d) for c, d in ceiling.items()},
             "dice_sd_over_cases": _number(sd.get(m.name, float("nan"))), "objects": count,
             "mixture": (info.get("mixture") or m.run.config.mixture) if trained else None, "feed_logits": feed,
             "run_dir": str(m.run_dir) if trained else None, "eval_seconds": round(seconds, 3)}
@@ -363,7 +375,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
                  "slices": n_slices, "objects": len(keys)},
         "settings": {**asdict(config), "device": device},
         "aggregation": AGGREGATION, "dice_sd_over_cases": SD_RULE, "empty_masks": EMPTY_RULE,
-        "rows": [{**r, "clicks": {str(c): d for c, d in r["clicks"].items()}} for r in rows],
+        "rows": [json_row(r) for r in rows],
         "per_label_dice": {name: {str(k): float(v) for k, v in zip(g["label_name"], g["dice"])}
                            for name, g in per_label.groupby("model", sort=False)},
         "figures": {"scores": figure.name, "errors": error_figure.name if error_figure else None},

@@ -68,6 +68,10 @@ def draw_scores(rows: Sequence[Mapping[str, Any]], clicks: Sequence[int], path: 
             colour = KIND_COLOURS[ZERO_SHOT] if row["kind"] == ZERO_SHOT else CURVE_COLOURS[i % len(CURVE_COLOURS)]
             right.plot(counts, [row["clicks"][c] for c in counts], marker="o", linewidth=1.4, color=colour,
                        label=str(row["name"]))
+            ceiling = row.get("click_ceiling") or {}
+            if ceiling and row["kind"] != ZERO_SHOT:
+                right.plot(counts, [ceiling[c] for c in counts], linestyle=":", linewidth=1.2, color=colour,
+                           label=f"{row['name']}: region ceiling")
         for row in rows:
             if row["kind"] == BASELINE:
                 right.axhline(row["dice"], color=KIND_COLOURS[BASELINE], linestyle="--", linewidth=1.4,
@@ -161,10 +165,24 @@ def table_cells(row: dict[str, Any]) -> list[str]:
             _duration(row["train_seconds"])]
 
 
+def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A model row with its click-count keys as strings (for JSON)."""
+    return {**row, **{key: {str(c): d for c, d in row[key].items()} for key in ("clicks", "click_ceiling")
+                      if key in row}}
+
+
 def click_table(rows: Sequence[dict[str, Any]], clicks: Sequence[int]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the clicks table; a baseline's single Dice repeats as a reference row."""
+    """Header and rows of the clicks table; each adapted model's region ceiling (k largest error regions of
+    its 0-click mask fixed, :func:`training.evaluate.region_ceiling`) follows it; a baseline's single Dice
+    repeats as a reference row."""
     header = ["model", *[f"{c} click{'s' if c != 1 else ''}" for c in clicks]]
-    body = [[r["name"], *[_num(r["clicks"].get(c)) for c in clicks]] for r in rows if r["clicks"]]
+    body = []
+    for r in rows:
+        if r["clicks"]:
+            body.append([r["name"], *[_num(r["clicks"].get(c)) for c in clicks]])
+            if r.get("click_ceiling") and r["kind"] != ZERO_SHOT:
+                body.append([f"{r['name']} (ceiling: k largest error regions fixed)",
+                             *[_num(r["click_ceiling"].get(c)) for c in clicks]])
     body += [[f"{r['name']} (no prompts; reference)", *[_num(r["dice"])] * len(clicks)]
              for r in rows if r["kind"] == BASELINE]
     return header, body

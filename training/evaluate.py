@@ -13,7 +13,11 @@ of each patient weighs the same, however many slices it spans).
 :func:`evaluate_interactive` runs the interactive protocol (RITM / micro-sam): the initial prompt,
 then one corrective click at a time (:func:`samdata.prompts.corrective_click`, ``interior`` mode:
 positive in a miss, negative in a false alarm), each decode fed the previous low-res logits as mask
-input, Dice recorded after every click.
+input, Dice recorded after every click. Beside it, the *region ceiling* of each click count k: the Dice
+of the 0-click prediction with its k largest connected error regions (8-connected, misses and false
+alarms alike) set right and nothing else changed (:func:`region_ceiling`) — what k clicks reach if each
+fixes one whole error region, the most a local correction can give. On a structure whose error is
+hundreds of boundary slivers (white matter) this ceiling, not the model, bounds what clicks can add.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from samdata.case import CaseMeta
 from samdata.errors import ConfigError
@@ -255,14 +260,29 @@ def _clicked(prompt: Prompt, clicks: list[Prompt]) -> Prompt:
     return Prompt(prompt.box, points, labels)
 
 
+def region_ceiling(gt: np.ndarray, pred: np.ndarray, counts: tuple[int, ...]) -> list[float]:
+    """Dice of (Y, X) bool ``pred`` against ``gt`` after its k largest 8-connected error regions are set right,
+    for each k of ``counts`` (k = 0: the Dice of ``pred``; ties in size: the region met first in raster order)."""
+    wrong = pred != gt
+    regions, _ = ndimage.label(wrong, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(regions.ravel())[1:]
+    order = np.argsort(-sizes, kind="stable") + 1  # region ids, largest first
+    rank = np.zeros(len(sizes) + 1, dtype=np.int64)
+    rank[order] = np.arange(1, len(sizes) + 1)  # 1 = largest; background keeps 0
+    pixel_rank = rank[regions]
+    return [dice(np.where((pixel_rank > 0) & (pixel_rank <= k), gt, pred), gt) for k in counts]
+
+
 @dataclass(frozen=True)
 class InteractiveResult:
-    """Rows per object and round (Dice after ``clicks`` clicks and the click just added, in slice pixels),
-    mean Dice per requested count, and (with ``keep_masks``) each object's (rounds + 1, Y, X) predictions."""
+    """Rows per object and round (Dice after ``clicks`` clicks and the click just added, in slice pixels, and
+    ``ceiling_dice``: the 0-click prediction with that many largest error regions fixed), mean Dice and mean
+    ceiling per requested count, and (with ``keep_masks``) each object's (rounds + 1, Y, X) predictions."""
 
     rows: pd.DataFrame
     summary: dict[int, float]
     masks: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
+    ceiling: dict[int, float] = field(default_factory=dict)
 
 
 def _click_rounds(model: SamModel, embedding: torch.Tensor, image: torch.Tensor, piece: SliceBatch, rounds: int,
@@ -317,12 +337,14 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
         embeddings = model.encode(x)
         for j, piece in enumerate(batch):
             history, added = _click_rounds(model, embeddings[j:j + 1], x[j:j + 1], piece, counts[-1], seed, config)
-            for round_ in range(counts[-1] + 1):
+            rounds = tuple(range(counts[-1] + 1))
+            ceilings = [region_ceiling(piece.gt(i), history[i][0], rounds) for i in range(len(piece.items))]
+            for round_ in rounds:
                 for i, item in enumerate(piece.items):
                     click = added[i][round_ - 1] if round_ else None
                     rows.append({"case_id": piece.case_id, "z": piece.z, "label": int(item["label"]),
                                  "label_name": piece.names[i], "clicks": round_,
-                                 "dice": dice(history[i][round_], piece.gt(i)),
+                                 "dice": dice(history[i][round_], piece.gt(i)), "ceiling_dice": ceilings[i][round_],
                                  "click_x": float(click.points[0, 0]) if click is not None else np.nan,
                                  "click_y": float(click.points[0, 1]) if click is not None else np.nan,
                                  "click_label": int(click.point_labels[0]) if click is not None else -1})
@@ -330,6 +352,7 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
                 for i, item in enumerate(piece.items):
                     masks[(piece.case_id, piece.z, int(item["label"]))] = np.stack(history[i])
     frame = pd.DataFrame(rows)
-    _, _, overall = aggregate(frame[frame["clicks"].isin(counts)], "clicks", ("dice",))
+    _, _, overall = aggregate(frame[frame["clicks"].isin(counts)], "clicks", ("dice", "ceiling_dice"))
     summary = {int(c): float(d) for c, d in zip(overall["clicks"], overall["dice"])}
-    return InteractiveResult(frame, summary, masks)
+    ceiling = {int(c): float(d) for c, d in zip(overall["clicks"], overall["ceiling_dice"])}
+    return InteractiveResult(frame, summary, masks, ceiling)

@@ -31,7 +31,8 @@ def compare(
         "--zero-shot/--no-zero-shot", help="Add the first SAM run's base model without adapters.")] = True,
     feed_logits: Annotated[Optional[bool], typer.Option(
         "--feed-logits/--no-feed-logits",
-        help="Feed the previous logits back as mask prompt after a click (default: off for litemedsam).")] = None,
+        help="Feed the previous logits back as mask prompt after a click (default: off for litemedsam unless "
+             "the run trained with fed-back click rounds).")] = None,
     tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
     batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch.")] = 8,
     device: DeviceOpt = "cpu",
@@ -41,7 +42,7 @@ def compare(
     from rich.table import Table
 
     from training.compare import CompareConfig, compare_runs
-    from training.compare_figures import TABLE_HEADER, click_table, table_cells
+    from training.compare_figures import TABLE_HEADER, click_table, json_row, table_cells
 
     def work():  # noqa: ANN202
         counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
@@ -55,7 +56,7 @@ def compare(
     files = [str(p) for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
              if p is not None]
     if json_out:
-        rows = [{**r, "clicks": {str(c): d for c, d in r["clicks"].items()}} for r in result.rows]
+        rows = [json_row(r) for r in result.rows]
         out.print_json(json.dumps({"rows": rows, "files": files}))
         return
     table = Table(*TABLE_HEADER, title="models on the same objects and prompts")

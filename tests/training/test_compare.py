@@ -101,14 +101,21 @@ def test_rows_kinds_files_and_run_records(compared: tuple[CompareResult, list[st
     for row in rows:
         assert 0 <= row["dice"] <= 1 and row["hd95"] >= 0 and row["dice_sd_over_cases"] is not None
         assert all(0 <= d <= 1 for d in row["clicks"].values())
+        assert set(row["click_ceiling"]) == set(row["clicks"])
+        if row["clicks"]:  # the ceiling starts at the 0-click Dice and never falls
+            assert row["click_ceiling"][0] == pytest.approx(row["clicks"][0])
+            assert row["click_ceiling"][0] <= row["click_ceiling"][1] <= 1
     saved = json.loads(result.json_path.read_text())
     assert [r["name"] for r in saved["rows"]] == [r["name"] for r in rows]
     assert saved["rows"][1]["clicks"] == {str(c): d for c, d in rows[1]["clicks"].items()}
+    assert saved["rows"][1]["click_ceiling"] == {str(c): d for c, d in rows[1]["click_ceiling"].items()}
     assert saved["data"]["split"] == "test" and saved["data"]["mixture"] == "real"
     assert saved["figures"] == {"scores": "compare.png", "errors": "errors.png"}
     markdown = result.markdown_path.read_text()
     assert "| model | kind | data | Dice ± sd | IoU | NSD | HD95 (mm) | trainable params | train time |" in markdown
     assert "| lora | adapted | real + synthetic |" in markdown and "| unet (no prompts; reference) |" in markdown
+    assert "| decoder (ceiling: k largest error regions fixed) |" in markdown
+    assert "zero-shot tiny (ceiling" not in markdown
     for figure in (result.figure_path, result.error_figure_path):
         assert figure is not None and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 5000
     assert any(m.startswith("scoring") for m in messages) and any("errors.png" in m for m in messages)
@@ -172,3 +179,14 @@ def test_cli_prints_the_tables_and_refuses_a_folder_that_is_not_a_run(runs: dict
     assert "object_rng" in saved["data"]["protocol"] and not (tmp_path / "cmp" / "errors.png").exists()
     bad = CliRunner().invoke(app, ["compare", str(tmp_path), str(runs["decoder"]), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "not a samdata run directory" in bad.output and str(tmp_path) in bad.output
+
+
+def test_fed_back_logits_follow_how_the_run_trained():
+    from training.compare import default_feed
+    from training.config import TrainConfig
+
+    base = dict(store="s", mixture="m")
+    assert not default_feed(TrainConfig(**base))  # LiteMedSAM trained on boxes: its mask input never learnt
+    assert default_feed(TrainConfig(**base, click_rounds=3))  # trained with fed-back click rounds
+    assert not default_feed(TrainConfig(**base, click_rounds=3, click_feed_logits=False))
+    assert default_feed(TrainConfig(**base, model="tiny"))

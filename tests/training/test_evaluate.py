@@ -24,7 +24,8 @@ from training.checkpoint import save_checkpoint, trainable_state, write_json
 from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset
 from training.eval_report import ADAPTED, ZERO_SHOT, evaluate_run
-from training.evaluate import EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects
+from training.evaluate import (EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects,
+                               region_ceiling)
 from training.models import SamModel, build_model
 from training.predict import model_input, to_probabilities
 from training.run import LoadedRun, RunLayout, build_run_model
@@ -198,6 +199,12 @@ def test_interactive_clicks_land_in_the_error_of_the_previous_prediction(test_se
         else:
             assert gt[y, x] and row.click_label == 1
     assert checked > 0
+    assert set(result.ceiling) == {0, 1, 3} and result.ceiling[0] == pytest.approx(result.summary[0])
+    assert result.ceiling[0] <= result.ceiling[1] <= result.ceiling[3] <= 1.0  # more regions fixed: never worse
+    for row in rows.itertuples():  # each row's ceiling: its own 0-click mask with that many regions fixed
+        gt = store.read_slice(row.case_id, row.z)[1] == row.label
+        first = result.masks[(row.case_id, row.z, row.label)][0]
+        assert row.ceiling_dice == region_ceiling(gt, first, (row.clicks,))[0]
     again = evaluate_interactive(build_model("tiny"), test_set, clicks=(0, 1), seed=5, indices=first_case).rows
     pd.testing.assert_frame_equal(again, rows[rows["clicks"] <= 1].reset_index(drop=True))  # reproducible
     plain = evaluate_interactive(build_model("tiny"), test_set, clicks=(0, 1), seed=5, indices=first_case,
@@ -205,6 +212,24 @@ def test_interactive_clicks_land_in_the_error_of_the_previous_prediction(test_se
     start, later = plain["clicks"] == 0, plain["clicks"] == 1
     assert plain.loc[start, "dice"].tolist() == again.loc[start, "dice"].tolist()  # the same start
     assert plain.loc[later, "dice"].tolist() != again.loc[later, "dice"].tolist()  # fed-back logits matter
+
+
+def test_region_ceiling_fixes_the_largest_error_regions_first():
+    gt = np.zeros((12, 12), dtype=bool)
+    gt[2:10, 2:10] = True  # 64 pixels
+    pred = gt.copy()
+    pred[2:10, 2:5] = False  # a 24-pixel miss
+    pred[0, 11] = pred[11, 0] = True  # two 1-pixel false alarms
+    pred[11, 10:12] = True  # a 2-pixel false alarm (8-connected to nothing else)
+    values = region_ceiling(gt, pred, (0, 1, 2, 4, 10))
+    assert values[0] == pytest.approx(2 * 40 / (44 + 64))  # 40 of 64 found, 4 false alarms
+    assert values[1] == pytest.approx(2 * 64 / (68 + 64))  # the miss fixed first (largest)
+    assert values[2] == pytest.approx(2 * 64 / (66 + 64))  # then the 2-pixel alarm
+    assert values[3] == values[4] == 1.0
+    diagonal = np.zeros((4, 4), dtype=bool)
+    diagonal[[0, 1, 2], [0, 1, 2]] = True  # one 8-connected region, not three
+    assert region_ceiling(np.zeros((4, 4), dtype=bool), diagonal, (1,)) == [1.0]
+    assert region_ceiling(gt, gt, (0, 3)) == [1.0, 1.0]
 
 
 def test_config_errors_name_the_value(test_set: MixtureDataset):
