@@ -231,7 +231,7 @@ def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indi
     for m in models:
         if not config.clicks or not is_promptable(m.module):
             continue
-        feed = config.feed_logits if config.feed_logits is not None else default_feed(m.run.config)
+        feed = config.feed_logits if config.feed_logits is not None else default_feed(m.run.config, m.kind != ZERO_SHOT)
         say(f"interactive protocol: {m.name}, clicks {','.join(map(str, config.clicks))}, fed-back logits {feed}")
         found = evaluate_interactive(m.module, frames[m.frame], config.clicks, seed=seed,
                                      config=config.eval_config(seed, feed), indices=indices)
@@ -239,10 +239,11 @@ def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indi
     return out
 
 
-def default_feed(config: TrainConfig) -> bool:
+def default_feed(config: TrainConfig, trained: bool = True) -> bool:
     """Whether the interactive protocol feeds a run's previous logits back by default: yes for a run trained
-    with fed-back click rounds, and for models whose mask input was trained (not LiteMedSAM's: boxes only)."""
-    if config.click_rounds > 0 and config.click_feed_logits:
+    with fed-back click rounds, and for models whose mask input was trained (not LiteMedSAM's: boxes only).
+    ``trained`` False: the run's base model without its adapters (the zero-shot row), by its model alone."""
+    if trained and config.click_rounds > 0 and config.click_feed_logits:
         return True
     return config.model not in NO_FED_LOGITS
 

@@ -188,5 +188,6 @@ def test_fed_back_logits_follow_how_the_run_trained():
     base = dict(store="s", mixture="m")
     assert not default_feed(TrainConfig(**base))  # LiteMedSAM trained on boxes: its mask input never learnt
     assert default_feed(TrainConfig(**base, click_rounds=3))  # trained with fed-back click rounds
+    assert not default_feed(TrainConfig(**base, click_rounds=3), trained=False)  # its zero-shot base model
     assert not default_feed(TrainConfig(**base, click_rounds=3, click_feed_logits=False))
     assert default_feed(TrainConfig(**base, model="tiny"))
