@@ -81,7 +81,7 @@ def draw_scores(rows: Sequence[Mapping[str, Any]], clicks: Sequence[int], path: 
         right.set_ylabel("Dice")
         right.set_ylim(0.0, 1.05)
         right.grid(alpha=0.3)
-        right.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
+        right.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
         right.set_title("Interactive: Dice after corrective clicks", fontsize=10)
     return _save(fig, path)
 
