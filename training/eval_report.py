@@ -34,7 +34,8 @@ from training.batches import SeededMixture
 from training.checkpoint import write_json
 from training.config import parse_slices
 from training.dataset import DatasetConfig, MixtureDataset
-from training.evaluate import EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects
+from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, aggregate, evaluate_interactive, evaluate_models,
+                               predict_objects)
 from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
@@ -129,7 +130,7 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
     result = evaluate_models(models, dataset, config, indices=indices)
     interactive = {}
     if config.clicks:
-        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices).summary
+        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices)
                        for name, model in models.items() if is_promptable(model)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
 
 
 def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
-                interactive: dict[str, dict[int, float]]) -> dict[str, Any]:
+                interactive: dict[str, InteractiveResult]) -> dict[str, Any]:
     """The JSON-safe report of one evaluation (see the module docstring)."""
     per_case, per_label, overall = aggregate(result.rows, "model")
     n_slices = result.rows[["case_id", "z"]].drop_duplicates().shape[0]
@@ -169,7 +170,8 @@ def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, con
         "missed_objects": {m: int(((result.rows["model"] == m) & (result.rows["pred_area"] == 0)).sum())
                            for m in result.models},
         "interactive": {"clicks": list(config.clicks), "feed_logits": config.feed_logits,
-                        "dice": {m: {str(c): d for c, d in v.items()} for m, v in interactive.items()}},
+                        "dice": {m: {str(c): d for c, d in v.summary.items()} for m, v in interactive.items()},
+                        "ceiling": {m: {str(c): d for c, d in v.ceiling.items()} for m, v in interactive.items()}},
         "seconds": {m: round(s, 3) for m, s in result.seconds.items()},
         "seconds_per_slice": {m: round(s / max(n_slices, 1), 4) for m, s in result.seconds.items()},
     }
@@ -215,7 +217,10 @@ def report_markdown(report: dict[str, Any]) -> str:
     if clicks["dice"]:
         parts += ["## Interactive (Dice after corrective clicks)", _table(
             ["model", *[f"{c} clicks" for c in clicks["clicks"]]],
-            [[name, *[_num(v[str(c)]) for c in clicks["clicks"]]] for name, v in clicks["dice"].items()])]
+            [row for name, v in clicks["dice"].items() for row in (
+                [name, *[_num(v[str(c)]) for c in clicks["clicks"]]],
+                [f"{name} (ceiling: k largest error regions fixed)",
+                 *[_num(clicks.get("ceiling", {}).get(name, {}).get(str(c))) for c in clicks["clicks"]]])])]
     parts.append(f"Missed objects (empty prediction): {report['missed_objects']}. "
                  f"Seconds per slice: {report['seconds_per_slice']}.")
     return "\n\n".join(parts) + "\n"

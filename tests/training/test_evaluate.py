@@ -145,11 +145,13 @@ def test_evaluate_run_writes_json_markdown_and_figure(run: LoadedRun, tmp_path: 
     first = data["per_case_label"][0]
     assert {ZERO_SHOT, ADAPTED, "n_slices", "case_id", "label_name"} <= set(first)
     assert len(data["per_object"]) == data["data"]["objects"]
-    assert set(data["interactive"]["dice"][ADAPTED]) == {"0", "1"}
+    assert set(data["interactive"]["dice"][ADAPTED]) == {"0", "1"} == set(data["interactive"]["ceiling"][ADAPTED])
+    assert data["interactive"]["ceiling"][ADAPTED]["0"] == pytest.approx(data["interactive"]["dice"][ADAPTED]["0"])
     assert "HD95 = the slice diagonal" in data["empty_masks"]
     markdown = Path(report.markdown_path).read_text()
     assert "| metric | zero_shot | adapted | adapted - zero-shot |" in markdown
     assert "## Per case and label" in markdown and "## Interactive" in markdown
+    assert f"| {ADAPTED} (ceiling: k largest error regions fixed) |" in markdown
     figure = Path(report.figure_path)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
     assert report.overall == data["overall"]
