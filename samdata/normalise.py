@@ -346,14 +346,12 @@ def normalise_intensity(array: np.ndarray, modality: str, config: IngestConfig) 
         return _to_uint8(array, window.lo, window.hi), window
     if config.keep_uint8 and array.dtype == np.uint8:
         return np.array(array, dtype=np.uint8), Normalisation("none", 0.0, 255.0, {"input_dtype": "uint8"})
-    else:
-        values = array[array != 0]
-        nonzero = bool(values.size)
-        if not nonzero:
-            values = np.ravel(array)
-        lo, hi = (float(v) for v in np.percentile(values, config.percentiles))
-        if hi <= lo:
-            hi = lo + 1.0
-        method = "percentile"
-        params = {"percentiles": [float(p) for p in config.percentiles], "nonzero": nonzero}
-    return _to_uint8(array, lo, hi), Normalisation(method, float(lo), float(hi), params)
+    values = array[array != 0]
+    nonzero = bool(values.size)
+    if not nonzero:
+        values = np.ravel(array)
+    lo, hi = (float(v) for v in np.percentile(values, config.percentiles))
+    if hi <= lo:
+        hi = lo + 1.0
+    params = {"percentiles": [float(p) for p in config.percentiles], "nonzero": nonzero}
+    return _to_uint8(array, lo, hi), Normalisation("percentile", float(lo), float(hi), params)

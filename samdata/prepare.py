@@ -230,9 +230,9 @@ def prepare_case(
     ``consume``: the caller gives up the image and label arrays, which are then rearranged and cleaned
     in place where their layout allows (no copy of either volume: the ingest path's largest saving).
     ``label`` may be the :class:`CleanedLabel` of :func:`clean_label` (its small objects already
-    dropped). ``normalised``:
-    the image already holds its stored uint8 values under this normalisation (a window the reader
-    applied while inflating; :func:`~samdata.normalise.planned_window`); not with resampling.
+    dropped). ``normalised``: the image already holds its stored uint8 values under this normalisation
+    (a window the reader applied while inflating; :func:`~samdata.normalise.planned_window`); not with
+    resampling.
     """
     if not case_id or "/" in case_id or "\\" in case_id:
         raise ValidationError(f"{image.path}: case id {case_id!r} must be non-empty and contain no path separator")

@@ -215,12 +215,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         for r in report["per_case_label"]])]
     clicks = report["interactive"]
     if clicks["dice"]:
-        parts += ["## Interactive (Dice after corrective clicks)", _table(
-            ["model", *[f"{c} clicks" for c in clicks["clicks"]]],
-            [row for name, v in clicks["dice"].items() for row in (
-                [name, *[_num(v[str(c)]) for c in clicks["clicks"]]],
-                [f"{name} (ceiling: k largest error regions fixed)",
-                 *[_num(clicks.get("ceiling", {}).get(name, {}).get(str(c))) for c in clicks["clicks"]]])])]
+        rows = []
+        for name, dice in clicks["dice"].items():
+            ceiling = clicks["ceiling"][name]
+            rows += [[name, *[_num(dice[str(c)]) for c in clicks["clicks"]]],
+                     [f"{name} (ceiling: k largest error regions fixed)", *[_num(ceiling[str(c)]) for c in clicks["clicks"]]]]
+        parts += ["## Interactive (Dice after corrective clicks)",
+                  _table(["model", *[f"{c} clicks" for c in clicks["clicks"]]], rows)]
     parts.append(f"Missed objects (empty prediction): {report['missed_objects']}. "
                  f"Seconds per slice: {report['seconds_per_slice']}.")
     return "\n\n".join(parts) + "\n"
