@@ -50,7 +50,7 @@ from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT
                                       error_map, json_row, table_cells)
 from training.config import TrainConfig, parse_slices
 from training.dataset import MixtureDataset
-from training.eval_report import EMPTY_RULE, open_split, zero_shot_model
+from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
 from training.evaluate import (EvalConfig, aggregate, check_clicks, evaluate_interactive, evaluate_models,
                                predict_objects)
 from training.loop import is_promptable
@@ -67,7 +67,8 @@ class CompareConfig:
     """What to compare on: ``split`` (``slices``, a z spec, as :func:`open_split` takes them), click counts of the
     interactive protocol (``()`` skips it), NSD tolerance, slices per encoder batch, torch device (``auto``: CUDA if
     present), whether to add the first SAM run's zero-shot base, the prompt and click seed (None: the first run's
-    seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise) and slices shown in ``errors.png``."""
+    seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
+    the test-time mirroring of the model table (:mod:`training.tta`; the clicks protocol decodes slices as they are)."""
 
     split: str = "test"
     slices: str | None = None
@@ -79,6 +80,7 @@ class CompareConfig:
     prompt_seed: int | None = None
     feed_logits: bool | None = None
     figure_slices: int = 3
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "val", "test"):
@@ -98,7 +100,7 @@ class CompareConfig:
     def eval_config(self, seed: int, feed_logits: bool = True) -> EvalConfig:
         """The evaluation settings with prompt (train split) and click seed ``seed``."""
         return EvalConfig(tolerance_mm=self.tolerance_mm, batch_slices=self.batch_slices, clicks=self.clicks,
-                          feed_logits=feed_logits, prompt_seed=seed)
+                          feed_logits=feed_logits, prompt_seed=seed, tta=self.tta)
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,8 @@ def _markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]], clicks: Se
              f"Store `{d['store']}` at `{d['snapshot_id']}`, mixture `{d['mixture']}` of the reference run, prompts "
              f"`{d['prompt_set'] or d['scheme']}` (seed {d['prompt_seed']}); {d['cases']} cases, {d['slices']} slices, "
              f"{d['objects']} objects ({d['protocol']}); every model scored on the same objects and prompts. "
-             f"NSD tolerance {report['settings']['tolerance_mm']:g} mm; HD95 in mm.",
+             f"NSD tolerance {report['settings']['tolerance_mm']:g} mm; HD95 in mm."
+             f"{tta_sentence(report['settings'].get('tta'))}",
              f"Aggregation: {AGGREGATION}; ± {SD_RULE}. Empty masks: {EMPTY_RULE}.",
              "## Models", table(TABLE_HEADER, [table_cells(r) for r in rows])]
     if clicks and any(r["clicks"] for r in rows):

@@ -39,6 +39,7 @@ from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, aggreg
 from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
+from training.tta import tta_views
 
 ZERO_SHOT, ADAPTED = "zero_shot", "adapted"
 EMPTY_RULE = ("an object the model misses (empty prediction) scores Dice = IoU = NSD = 0 and HD95 = the slice "
@@ -158,7 +159,7 @@ def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, con
                  "objects": int(len(result.rows) // len(result.models))},
         "settings": {"tolerance_mm": config.tolerance_mm, "threshold": config.threshold,
                      "batch_slices": config.batch_slices, "context": dataset.config.context,
-                     "size": dataset.config.size},
+                     "size": dataset.config.size, "tta": config.tta},
         "aggregation": "per object (label on a slice) → mean per case & label → mean over case & label pairs",
         "empty_masks": EMPTY_RULE,
         "models": list(result.models),
@@ -175,6 +176,15 @@ def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, con
         "seconds": {m: round(s, 3) for m, s in result.seconds.items()},
         "seconds_per_slice": {m: round(s / max(n_slices, 1), 4) for m, s in result.seconds.items()},
     }
+
+
+def tta_sentence(tta: str | None) -> str:
+    """The reports' note on test-time mirroring (empty without it)."""
+    if tta in (None, "none"):
+        return ""
+    views = len(tta_views(tta))
+    return (f" Test-time mirroring `{tta}`: probabilities averaged over {views} mirrored views"
+            " (the interactive protocol decodes the slice as it is).")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -197,7 +207,7 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"Store `{data['store']}` at `{data['snapshot_id']}`, mixture `{data['mixture']}`, prompts "
              f"`{data['prompt_set'] or data['scheme']}`; {data['cases']} cases, {data['slices']} slices, "
              f"{data['objects']} objects ({data.get('protocol', data['split'])}). NSD tolerance "
-             f"{report['settings']['tolerance_mm']:g} mm; HD95 in mm.",
+             f"{report['settings']['tolerance_mm']:g} mm; HD95 in mm.{tta_sentence(report['settings'].get('tta'))}",
              f"Aggregation: {report['aggregation']}. Empty masks: {report['empty_masks']}.", "## Overall"]
     header = ["metric", *models] + (["adapted - zero-shot"] if both else [])
     rows = []

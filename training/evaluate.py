@@ -42,13 +42,16 @@ from training.dataset import MixtureDataset
 from training.loop import MASK_PROMPT_LOGIT, is_promptable
 from training.models import SamModel
 from training.predict import decode_prompts, model_input, to_probabilities
+from training.tta import View, flip_frames, flip_prompts, mean_of_views, tta_views, unflip
 
 @dataclass(frozen=True)
 class EvalConfig:
     """NSD tolerance (mm), probability threshold, slices per encoder batch, objects per figure end, click
     counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
     ``prompt_seed``: the seed of the prompts of train-split items (``object_rng(seed, case, z, label)``,
-    as a run's held-out ``val_slices`` validation draws them; pass the run's seed)."""
+    as a run's held-out ``val_slices`` validation draws them; pass the run's seed), and ``tta``: the
+    test-time mirroring of the prompt scores (:mod:`training.tta`: none, lr or flip; the interactive
+    protocol always decodes the slice as it is, since each click answers the previous prediction)."""
 
     tolerance_mm: float = 2.0
     threshold: float = 0.5
@@ -57,9 +60,11 @@ class EvalConfig:
     clicks: tuple[int, ...] = ()
     feed_logits: bool = True
     prompt_seed: int = 0
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         MetricConfig(self.tolerance_mm, self.threshold)
+        tta_views(self.tta)
         for key in ("batch_slices", "figure_objects"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -101,12 +106,16 @@ class SliceBatch:
         box = tuple(int(v) for v in item["box"].tolist()) if item["has_box"] else None
         return Prompt(box, item["points"][keep].numpy(), item["point_labels"][keep].numpy())  # type: ignore[arg-type]
 
-    def mask_inputs(self, low_res: int) -> torch.Tensor | None:
-        """The items' mask prompts as (n, 1, L, L) logits, as training feeds them; None without mask prompts."""
+    def mask_inputs(self, low_res: int, size: tuple[int, int] | None = None, view: View = (False, False)
+                    ) -> torch.Tensor | None:
+        """The items' mask prompts as (n, 1, L, L) logits, as training feeds them, mirrored as ``view`` says
+        within the unpadded (h, w) ``size`` of the frame; None without mask prompts."""
         if "mask_prompt" not in self.items[0]:
             return None
-        masks = F.interpolate(torch.stack([it["mask_prompt"] for it in self.items]), size=(low_res, low_res),
-                              mode="area")
+        frames = torch.stack([it["mask_prompt"] for it in self.items])
+        if any(view):
+            frames = flip_frames(frames, [size or self.frame_geometry()[0]] * len(frames), view)
+        masks = F.interpolate(frames, size=(low_res, low_res), mode="area")
         return (masks - 0.5) * (2.0 * MASK_PROMPT_LOGIT)
 
     def gt(self, i: int) -> np.ndarray:
@@ -173,25 +182,35 @@ class _Slices:
             yield out
 
 
-@torch.no_grad()
-def _predict(model: SamModel, batch: list[SliceBatch]) -> list[np.ndarray]:
-    """Encode a batch of slices once and decode each slice's prompts: per slice (n, Y, X) probabilities.
-    A prompt-free model (the U-Net) segments each slice once; an object gets its label's channel."""
-    frames = torch.stack([s.items[0]["image"] for s in batch])
-    if not is_promptable(model):
-        logits = model(model_input(model, frames))
-        return [to_probabilities(model, logits[j][model.channels(piece.names).to(logits.device)][:, None],
-                                 *piece.frame_geometry()) for j, piece in enumerate(batch)]
-    x = model_input(model, frames)
-    embeddings = model.encode(x)
+def _predict_view(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor, view: View) -> list[np.ndarray]:
+    """Per slice (n, Y, X) probabilities of one mirrored view (:mod:`training.tta`) of the batch's (B, 3, S, S)
+    ``frames``, flipped back onto the slice grid. A prompt-free model (the U-Net) segments each slice
+    once and an object gets its label's channel; a SAM encodes each slice once and decodes its prompts."""
+    sizes = [piece.frame_geometry()[0] for piece in batch]
+    x = model_input(model, flip_frames(frames, sizes, view))  # flipped in the frame: the model may resize it
     out = []
+    if not is_promptable(model):
+        logits = model(x)
+        for j, piece in enumerate(batch):
+            chosen = logits[j][model.channels(piece.names).to(logits.device)][:, None]
+            out.append(unflip(to_probabilities(model, chosen, *piece.frame_geometry()), view))
+        return out
+    embeddings = model.encode(x)
     for j, piece in enumerate(batch):
-        prompts = [piece.prompt(i) for i in range(len(piece.items))]
-        masks = piece.mask_inputs(model.low_res_size)
+        prompts = flip_prompts([piece.prompt(i) for i in range(len(piece.items))], sizes[j], view)
+        masks = piece.mask_inputs(model.low_res_size, sizes[j], view)
         low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings),
                                  images=x[j:j + 1])
-        out.append(to_probabilities(model, low_res, *piece.frame_geometry()))
+        out.append(unflip(to_probabilities(model, low_res, *piece.frame_geometry()), view))
     return out
+
+
+@torch.no_grad()
+def _predict(model: SamModel, batch: list[SliceBatch], tta: str = "none") -> list[np.ndarray]:
+    """Per slice (n, Y, X) probabilities of a batch of slices: the mean over the ``tta`` views."""
+    frames = torch.stack([s.items[0]["image"] for s in batch])
+    views = [_predict_view(model, batch, frames, view) for view in tta_views(tta)]
+    return [mean_of_views([probs[j] for probs in views]) for j in range(len(batch))]
 
 
 def predict_objects(models: Mapping[str, SamModel], dataset: MixtureDataset, indices: list[int],
@@ -199,7 +218,7 @@ def predict_objects(models: Mapping[str, SamModel], dataset: MixtureDataset, ind
     """Predictions of chosen dataset items: (case, z, label) → (SliceBatch, object index, {model: (Y, X) probs})."""
     out: dict[tuple[str, int, int], tuple[SliceBatch, int, dict]] = {}
     for batch in _Slices(dataset, config.prompt_seed).batches(sorted(set(indices)), config.batch_slices):
-        probs = {name: _predict(model.eval(), batch) for name, model in models.items()}
+        probs = {name: _predict(model.eval(), batch, config.tta) for name, model in models.items()}
         for j, piece in enumerate(batch):
             for i, item in enumerate(piece.items):
                 out[(piece.case_id, piece.z, int(item["label"]))] = (piece, i, {n: p[j][i] for n, p in probs.items()})
@@ -226,7 +245,7 @@ def evaluate_models(models: Mapping[str, SamModel], dataset: MixtureDataset,
     for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
         for name, model in models.items():
             start = time.perf_counter()
-            probs = _predict(model.eval(), batch)
+            probs = _predict(model.eval(), batch, config.tta)
             seconds[name] += time.perf_counter() - start
             for piece, prob in zip(batch, probs):
                 for i, item in enumerate(piece.items):

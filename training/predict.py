@@ -53,6 +53,7 @@ from training.dataset import resize_pad
 from training.loop import is_promptable
 from training.models import SamModel, UNetModel
 from training.run import LoadedRun
+from training.tta import flip_frames, flip_prompts, mean_of_views, tta_views, unflip
 
 Box = tuple[int, int, int, int]
 _BOX_SPEC = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*@\s*(-?\d+)\s*$")
@@ -124,33 +125,46 @@ def slice_channels(image_zyx: np.ndarray, z: int, context: bool) -> np.ndarray:
 
 
 @torch.no_grad()
-def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], size: int | None = None
-                  ) -> np.ndarray:
-    """Encode one (C, Y, X) uint8 slice once and decode every prompt (slice pixels) in a ``size`` frame
-    (default: the model's input size, as training does): (N, Y, X) float32 probabilities."""
+def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], size: int | None = None,
+                  tta: str = "none") -> np.ndarray:
+    """Encode one (C, Y, X) uint8 slice once (once per mirrored view of ``tta``, :mod:`training.tta`) and
+    decode every prompt (slice pixels) in a ``size`` frame (default: the model's input size, as training
+    does): (N, Y, X) float32 probabilities, averaged over the views."""
     size = size or model.img_size
     height, width = channels.shape[1:]
-    x = model_input(model, resize_pad(channels, size)[None])
-    low_res = decode_prompts(model, model.encode(x), [p.to_frame((height, width), size) for p in prompts], images=x)
-    return to_probabilities(model, low_res, frame_shape((height, width), size), (height, width))
+    frame = frame_shape((height, width), size)
+    frames = resize_pad(channels, size)[None]
+    framed = [p.to_frame((height, width), size) for p in prompts]
+    per_view = []
+    for view in tta_views(tta):
+        seen = model_input(model, flip_frames(frames, [frame], view))  # flipped in the frame: the model may resize it
+        low_res = decode_prompts(model, model.encode(seen), flip_prompts(framed, frame, view), images=seen)
+        per_view.append(unflip(to_probabilities(model, low_res, frame, (height, width)), view))
+    return mean_of_views(per_view)
 
 
 @torch.no_grad()
 def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = False, size: int | None = None,
-                   z_range: tuple[int, int] | None = None, batch: int = 8) -> np.ndarray:
+                   z_range: tuple[int, int] | None = None, batch: int = 8, tta: str = "none") -> np.ndarray:
     """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
-    per voxel 1 + the most probable channel if its probability > 0.5, else 0."""
+    per voxel 1 + the most probable channel if its probability > 0.5, else 0 (probabilities averaged over
+    the mirrored views of ``tta``)."""
     size = size or model.img_size
     depth, height, width = image_zyx.shape
     lo, hi = z_range if z_range is not None else (0, depth - 1)
+    views = tta_views(tta)
     out = np.zeros(image_zyx.shape, dtype=np.uint8)
     frame = frame_shape((height, width), size)
     for start in range(lo, hi + 1, batch):
         zs = range(start, min(start + batch, hi + 1))
         frames = torch.stack([resize_pad(slice_channels(image_zyx, z, context), size) for z in zs])
-        logits = model(model_input(model, frames))
+        per_view = []
+        for view in views:
+            logits = model(model_input(model, flip_frames(frames, [frame] * len(zs), view)))
+            per_view.append([unflip(to_probabilities(model, logits[j][:, None], frame, (height, width)), view)
+                             for j in range(len(zs))])
         for j, z in enumerate(zs):
-            probs = to_probabilities(model, logits[j][:, None], frame, (height, width))  # (C, Y, X)
+            probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
             best = probs.argmax(0)
             out[z] = np.where(probs.max(0) > 0.5, best + 1, 0)
     return out
@@ -179,9 +193,10 @@ def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None
 
 
 def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, context: bool = False,
-                  threshold: float = 0.5, size: int | None = None, z_range: tuple[int, int] | None = None
-                  ) -> np.ndarray:
-    """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool.
+                  threshold: float = 0.5, size: int | None = None, z_range: tuple[int, int] | None = None,
+                  tta: str = "none") -> np.ndarray:
+    """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool
+    (each slice through :func:`segment_slice` with test-time mirroring ``tta``).
 
     Slice ``z`` uses ``box``; each further slice up and down uses the tight box of its neighbour's
     prediction, and each direction stops at the first empty prediction (MedSAM's 3D inference) or
@@ -198,7 +213,7 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
     def segment(k: int, prompt_box: Box) -> np.ndarray:
         channels = slice_channels(image_zyx, k, context)
-        return segment_slice(model, channels, [Prompt(box=prompt_box)], size)[0] > threshold
+        return segment_slice(model, channels, [Prompt(box=prompt_box)], size, tta)[0] > threshold
 
     out[z] = segment(z, box)
     for step in (1, -1):
@@ -212,8 +227,9 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
 
 def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.ndarray, *, context: bool = False,
-                       threshold: float = 0.5, size: int | None = None) -> np.ndarray:
-    """Segment every (slice, label) of a (Z, Y, X) integer prompt map from its tight box: a label map like it.
+                       threshold: float = 0.5, size: int | None = None, tta: str = "none") -> np.ndarray:
+    """Segment every (slice, label) of a (Z, Y, X) integer prompt map from its tight box: a label map like it
+    (test-time mirroring ``tta`` as :func:`segment_slice`).
 
     Each slice is encoded once and all its labels' boxes decoded together; where two predictions
     overlap, the label with the higher probability wins.
@@ -222,7 +238,8 @@ def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.nd
     for z in np.flatnonzero(prompt_zyx.reshape(prompt_zyx.shape[0], -1).any(axis=1)):
         labels = [int(v) for v in np.unique(prompt_zyx[z]) if v != 0]
         boxes = [tight_box(prompt_zyx[z] == value) for value in labels]
-        probs = segment_slice(model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size)
+        probs = segment_slice(model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size,
+                              tta)
         best = probs.argmax(axis=0)
         keep = probs.max(axis=0) > threshold
         out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
@@ -311,13 +328,17 @@ class PredictReport:
     slices: tuple[int, ...]
     seconds: float
     labels: dict[int, str] = field(default_factory=dict)  # label value → name, for a prompt-free run
+    tta: str = "none"
 
 
 def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tuple[Box, int] | None = None,
                  prompt_mask: Path | str | None = None, context: bool | None = None,
-                 store_url: str | None = None, z_range: tuple[int, int] | None = None) -> PredictReport:
+                 store_url: str | None = None, z_range: tuple[int, int] | None = None, tta: str = "none"
+                 ) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
-    boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI)."""
+    boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI); ``tta``: test-time
+    mirroring (:mod:`training.tta`)."""
+    tta_views(tta)  # a bad mode fails before the image is read
     promptable = is_promptable(run.model)
     if not promptable and (box is not None or prompt_mask is not None):
         raise ConfigError(f"run of model {run.config.model!r} takes no prompt (it segments its labels "
@@ -334,16 +355,16 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
     use_context = run.config.context if context is None else bool(context)
     model, size = run.model.eval(), run.config.size or run.model.img_size
     if not promptable:
-        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range)
+        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range, tta=tta)
     elif box is not None:
         check_box(box[0], box[1], case.image.shape, f"image {str(image)!r}")
         mask = propagate_box(model, case.image, box[0], box[1], context=use_context, size=size,
-                             z_range=z_range).astype(np.uint8)
+                             z_range=z_range, tta=tta).astype(np.uint8)
     else:
         if not case.label.any():
             raise ValidationError(f"prompt mask {str(prompt_mask)!r} is empty (all background); expected at least "
                                   "one labelled voxel to take boxes from")
-        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size)
+        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size, tta=tta)
     source = to_source_grid(mask, case.meta)
     written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
     values, counts = np.unique(mask[mask != 0], return_counts=True)
@@ -354,5 +375,5 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
         voxels={int(v): int(c) for v, c in zip(values, counts)},
         slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
         seconds=time.perf_counter() - start,
-        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)},
+        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)}, tta=tta,
     )

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import console, guarded, out
-from samdata.cli.evaluate import DeviceOpt, StoreOpt, parse_clicks, resolve_device
+from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, parse_clicks, resolve_device
 from samdata.cli.train import parse_list
 
 
@@ -35,6 +35,7 @@ def compare(
              "the run trained with fed-back click rounds).")] = None,
     tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
     batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch.")] = 8,
+    tta: TtaOpt = "none",
     device: DeviceOpt = "cpu",
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
@@ -48,7 +49,7 @@ def compare(
         counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
         config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
                                batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
-                               feed_logits=feed_logits)
+                               feed_logits=feed_logits, tta=tta)
         return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
                             on_message=lambda text: console.print(text, markup=False, highlight=False))
 

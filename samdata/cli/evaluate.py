@@ -16,6 +16,9 @@ RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata 
 DeviceOpt = Annotated[str, typer.Option(help="Torch device for the model: auto (CUDA if present), cpu, cuda, cuda:N.")]
 StoreOpt = Annotated[Optional[str], typer.Option(
     help="Store folder or s3://bucket/prefix (default: the store the run trained on).")]
+TtaOpt = Annotated[str, typer.Option(
+    help="Test-time mirroring, probabilities averaged: none; lr (as is + left-right, 2 passes); flip (all 4 "
+         "mirror views, nnU-Net's default, 4 passes).")]
 
 
 def resolve_device(name: str) -> str:
@@ -55,6 +58,7 @@ def evaluate(
         "--feed-logits/--no-feed-logits", help="With --clicks: feed the previous logits back as mask prompt.")] = True,
     batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch.")] = 8,
     figure_objects: Annotated[int, typer.Option(min=1, help="Best and worst objects shown in the figure.")] = 3,
+    tta: TtaOpt = "none",
     device: DeviceOpt = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
@@ -65,7 +69,7 @@ def evaluate(
 
     def work():  # noqa: ANN202
         config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
-                            clicks=parse_clicks(clicks), feed_logits=feed_logits)
+                            clicks=parse_clicks(clicks), feed_logits=feed_logits, tta=tta)
         loaded = load_run(run, device=resolve_device(device))
         return evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
                             zero_shot=zero_shot, config=config, slices=slices)
@@ -95,6 +99,7 @@ def predict(
              "with a U-Net run: segment only those slices.")] = None,
     context: Annotated[Optional[bool], typer.Option(
         "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
+    tta: TtaOpt = "none",
     store: StoreOpt = None,
     device: DeviceOpt = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -103,8 +108,10 @@ def predict(
     run takes no prompt and segments every slice."""
     from training.predict import parse_box, parse_z_range, predict_file
     from training.run import load_run
+    from training.tta import tta_views
 
     def work():  # noqa: ANN202
+        tta_views(tta)  # a bad mode fails before the (slow) model load
         if box is not None and prompt_from_mask is not None:  # none at all: fine for a U-Net run (checked on load)
             raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
         parsed = parse_box(box) if box is not None else None
@@ -112,7 +119,7 @@ def predict(
         if not image.exists():  # before the (slow) model load
             raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
         return predict_file(load_run(run, device=resolve_device(device)), image, out_path, box=parsed,
-                            prompt_mask=prompt_from_mask, context=context, store_url=store, z_range=limits)
+                            prompt_mask=prompt_from_mask, context=context, store_url=store, z_range=limits, tta=tta)
 
     report = guarded(work)
     if json_out:
@@ -121,7 +128,8 @@ def predict(
     voxels = ", ".join(f"label {k}{' (' + report.labels[k] + ')' if k in report.labels else ''}: {v}"
                        for k, v in report.voxels.items()) or "nothing"
     out.print(f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
-              f"{report.normalisation.method}; context {report.context}", highlight=False)
+              f"{report.normalisation.method}; context {report.context}; test-time mirroring {report.tta}",
+              highlight=False)
     out.print(f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "
               f"wrote {report.out} on the source grid {report.source_shape}", highlight=False)
 

@@ -125,6 +125,36 @@ class Prompt:
         points = (self.points.astype(np.float64) + 0.5) * scale - 0.5 + np.array([ox, oy])
         return Prompt(box, points.astype(np.float32), self.point_labels, self.mask)
 
+    def mirrored(self, shape: tuple[int, int], x: bool = False, y: bool = False) -> Prompt:
+        """The prompt of the same object after its (Y, X) image of ``shape`` is flipped left-right (``x``)
+        and/or up-down (``y``): box edges map as ``w - x`` (so ``(x0, x1)`` becomes ``(w - x1, w - x0)``),
+        points as pixel centres ``w - 1 - x``; a mask prompt is flipped in its top-left ``shape`` part (a
+        model-frame mask keeps its padding at bottom/right). A box beyond the image is clipped to it first."""
+        height, width = int(shape[0]), int(shape[1])
+        if height < 1 or width < 1:
+            raise ValidationError(f"mirrored needs a positive image shape; got {shape}")
+        box = self.box
+        if box is not None:
+            x0, y0, x1, y1 = min(box[0], width - 1), min(box[1], height - 1), min(box[2], width), min(box[3], height)
+            if x:
+                x0, x1 = width - x1, width - x0
+            if y:
+                y0, y1 = height - y1, height - y0
+            box = (x0, y0, x1, y1)
+        points = self.points.astype(np.float64, copy=True)
+        if x:
+            points[:, 0] = width - 1 - points[:, 0]
+        if y:
+            points[:, 1] = height - 1 - points[:, 1]
+        mask = self.mask
+        if mask is not None and (x or y):
+            if mask.shape[0] < height or mask.shape[1] < width:
+                raise ValidationError(f"mask prompt of shape {mask.shape} is smaller than the image {shape}")
+            mask = np.array(mask, copy=True)
+            part = mask[:height, :width]
+            mask[:height, :width] = part[::-1 if y else 1, ::-1 if x else 1]
+        return Prompt(box, points.astype(np.float32), self.point_labels, mask)
+
     def to_frame(self, shape: tuple[int, int], target: int) -> Prompt:
         """Map a prompt on a (Y, X) slice into the model frame (longest side resized to ``target``)."""
         new_h, new_w = frame_shape(shape, target)

@@ -16,7 +16,7 @@ from pipelines.ingest import ingest
 from pipelines.mixtures import MixtureConfig, make_mixture
 from samdata.case import Case, Provenance
 from samdata.cli.main import app
-from samdata.errors import ConfigError
+from samdata.errors import ConfigError, RegistryError
 from samdata.io.sample_data import write_phantoms
 from samdata.metrics import METRICS
 from samdata.normalise import IngestConfig
@@ -179,6 +179,25 @@ def test_cli_prints_the_tables_and_refuses_a_folder_that_is_not_a_run(runs: dict
     assert "object_rng" in saved["data"]["protocol"] and not (tmp_path / "cmp" / "errors.png").exists()
     bad = CliRunner().invoke(app, ["compare", str(tmp_path), str(runs["decoder"]), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "not a samdata run directory" in bad.output and str(tmp_path) in bad.output
+
+
+def test_mirroring_scores_every_model_of_the_table_and_is_recorded(runs: dict[str, Path], tmp_path: Path):
+    result = CliRunner().invoke(app, ["compare", str(runs["decoder"]), str(runs["unet"]), "--out", str(tmp_path / "cmp"),
+                                      "--clicks", "none", "--no-zero-shot", "--tta", "lr", "--json"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert saved["settings"]["tta"] == "lr"
+    assert "Test-time mirroring `lr`: probabilities averaged over 2 mirrored views" in (
+        tmp_path / "cmp" / "compare.md").read_text()
+    rows = {r["name"]: r for r in saved["rows"]}
+    for name in ("decoder", "unet"):
+        loaded = load_run(runs[name])
+        dataset, indices, _ = open_split(loaded, "test", None, None)
+        config = EvalConfig(prompt_seed=loaded.config.seed, tta="lr")
+        alone = aggregate(evaluate_models({name: loaded.model}, dataset, config, indices=indices).rows, "model")[2]
+        assert rows[name]["dice"] == pytest.approx(float(alone.set_index("model").loc[name, "dice"]), rel=1e-6)
+    with pytest.raises(RegistryError, match="unknown test-time augmentation"):
+        CompareConfig(tta="mirror")
 
 
 def test_fed_back_logits_follow_how_the_run_trained():

@@ -19,6 +19,7 @@ from samdata.cli.main import app
 from samdata.errors import ConfigError
 from samdata.io.readers import write_nifti
 from samdata.metrics import METRICS
+from samdata.prompts import Prompt
 from storage import SliceStore
 from training.checkpoint import save_checkpoint, trainable_state, write_json
 from training.config import TrainConfig
@@ -29,6 +30,7 @@ from training.evaluate import (EvalConfig, EvalResult, aggregate, evaluate_inter
 from training.models import SamModel, build_model
 from training.predict import model_input, to_probabilities
 from training.run import LoadedRun, RunLayout, build_run_model
+from training.tta import TTA_VIEWS, flip_frames, unflip
 
 ADAPTER = "lora:r=2,alpha=2+refine:width=4+decoder"  # every evaluation path decodes through the refinement head
 SPACING = (0.8, 1.0, 2.5)  # X, Y, Z mm
@@ -123,6 +125,43 @@ def test_one_shared_embedding_per_slice_matches_one_forward_per_object(test_set:
         piece, i, probs = found[(item["case_id"], item["z"], item["label"])]
         assert piece.items[i]["label"] == item["label"]
         np.testing.assert_allclose(probs["m"], single, atol=1e-4)
+
+
+def test_mirroring_averages_the_plain_decode_and_the_mirrored_one_brought_back(test_set: MixtureDataset):
+    model = build_model("tiny")
+    found = predict_objects({"m": model}, test_set, [0, 1], EvalConfig(batch_slices=2, tta="lr"))
+    for index in (0, 1):
+        item = test_set[index]
+        size, original = tuple(item["input_size"].tolist()), tuple(item["original_size"].tolist())
+        box = Prompt(tuple(int(v) for v in item["box"].tolist()))
+        views = []
+        for view in TTA_VIEWS["lr"]:
+            seen = model_input(model, flip_frames(item["image"][None], [size], view))
+            mirrored = box.mirrored(size, x=view[0]).box if view[0] else box.box
+            with torch.no_grad():
+                low_res, _ = model(seen, boxes=torch.tensor([mirrored], dtype=torch.float32))
+            views.append(unflip(to_probabilities(model, low_res, size, original)[0], view))
+        np.testing.assert_allclose(found[(item["case_id"], item["z"], item["label"])][2]["m"],
+                                   (views[0] + views[1]) / 2, atol=1e-4)
+
+
+def test_evaluate_with_mirroring_records_it_and_the_cli_refuses_an_unknown_mode(run: LoadedRun, run_dir: Path,
+                                                                                  tmp_path: Path):
+    report = evaluate_run(run, tmp_path / "eval", split="test", zero_shot=False,
+                          config=EvalConfig(figure_objects=1, tta="flip"))
+    data = json.loads(Path(report.json_path).read_text())
+    assert data["settings"]["tta"] == "flip"
+    assert "Test-time mirroring `flip`: probabilities averaged over 4 mirrored views" in Path(
+        report.markdown_path).read_text()
+    plain = evaluate_run(run, tmp_path / "plain", split="test", zero_shot=False, config=EvalConfig(figure_objects=1))
+    assert plain.overall[ADAPTED]["dice"] != pytest.approx(report.overall[ADAPTED]["dice"], abs=1e-6)
+    assert "mirroring" not in Path(plain.markdown_path).read_text()
+    for command in (["evaluate", str(run_dir), "--split", "test"],
+                    ["predict", str(run_dir), "--image", str(tmp_path / "none.nii.gz"), "--box", "1,1,5,5@0",
+                     "--out", str(tmp_path / "o.nii.gz")]):
+        result = CliRunner().invoke(app, [*command, "--tta", "mirror"])
+        assert result.exit_code == 2 and "unknown test-time augmentation 'mirror'" in result.output, result.output
+        assert "flip, lr, none" in result.output
 
 
 def test_aggregate_means_slices_per_structure_before_the_overall_mean():

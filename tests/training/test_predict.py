@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipelines.mixtures import MixtureConfig, make_mixture
 from samdata.case import CaseMeta, Geometry, Normalisation, Provenance, Volume
 from samdata.cli.main import app
-from samdata.errors import CaseNotFoundError, ConfigError, ValidationError
+from samdata.errors import CaseNotFoundError, ConfigError, RegistryError, ValidationError
 from samdata.io.readers import read_volume, write_nifti
 from samdata.metrics import dice
 from samdata.normalise import IngestConfig
@@ -107,6 +107,25 @@ def test_box_prediction_round_trips_to_the_source_grid(run: LoadedRun, image: Pa
     assert 4 in report.slices and len(report.slices) > 1  # propagated beyond the start slice
     assert report.slices == tuple(range(report.slices[0], report.slices[-1] + 1))
     assert report.voxels == {1: int(expected.sum())}
+
+
+def test_mirroring_reaches_every_slice_of_a_box_and_of_a_prompt_mask(run: LoadedRun, image: Path, tmp_path: Path):
+    report = predict_file(run, image, tmp_path / "pred.nii.gz", box=((6, 5, 24, 20), 4), tta="lr")
+    assert report.tta == "lr"
+    config, _ = run_normalisation(run)
+    case = prepare_case(read_volume(image), None, case_id="patient", config=config, label_names={},
+                        provenance=Provenance("real", str(image), "h"))
+    expected = propagate_box(run.model, case.image, (6, 5, 24, 20), 4, size=128, tta="lr")
+    np.testing.assert_array_equal(_canonical(tmp_path / "pred.nii.gz"), expected.astype(np.uint8))
+    start = segment_slice(run.model, slice_channels(case.image, 4, False), [Prompt(box=(6, 5, 24, 20))], 128, "lr")
+    np.testing.assert_array_equal(expected[4], start[0] > 0.5)
+    prompt = np.zeros(SOURCE_SHAPE, dtype=np.uint8)
+    prompt[2, 8:20, 6:18] = 1
+    write_nifti(prompt, AFFINE, tmp_path / "prompt.nii.gz")
+    masked = predict_file(run, image, tmp_path / "masked.nii.gz", prompt_mask=tmp_path / "prompt.nii.gz", tta="flip")
+    assert masked.tta == "flip" and set(masked.slices) <= {2}
+    with pytest.raises(RegistryError, match="unknown test-time augmentation"):
+        predict_file(run, image, tmp_path / "x.nii.gz", box=((6, 5, 24, 20), 4), tta="mirror")
 
 
 def test_propagation_uses_the_previous_slice_box_and_stops_on_empty(run: LoadedRun):
