@@ -3,7 +3,8 @@
 Frames. The model sees each slice as training did (:func:`training.dataset.resize_pad`: longest
 side to the run's size, zero pad at bottom/right, 3 channels, ``[z-1, z, z+1]`` with context) and
 prompts mapped by :meth:`samdata.prompts.Prompt.to_frame`. Logits are upsampled to the frame,
-cropped to the unpadded part and resized to the slice, so probabilities are on the stored slice grid.
+cropped to the unpadded part, turned into probabilities and those resized to the slice, so
+probabilities are on the stored slice grid.
 
 Coordinates. Boxes given to :func:`predict_file` (``samdata predict --box x0,y0,x1,y1@z``) are in the
 *stored (canonical) slice frame*: the image reoriented to RAS+ (and resampled if the training store
@@ -68,10 +69,17 @@ def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
 
 def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[int, int],
                      original: tuple[int, int]) -> np.ndarray:
-    """(N, 1, L, L) logits → (N, Y, X) float32 foreground probabilities on the original slice grid."""
+    """(N, 1, L, L) logits → (N, Y, X) float32 foreground probabilities on the original slice grid.
+
+    The model's own upsampling (SAM: its low-res logits to the frame) stays on logits; the frame → slice
+    resampling is done on probabilities, as MedSAM's inference and nnU-Net's export do. Resampling logits
+    there moves the 0.5 boundary towards the less confident side (a U-Net's background logits are smaller
+    than its white-matter ones): on MNI152 white matter it added 6.5% area to a U-Net's masks and cost it
+    0.6 Dice points (BENCHMARKS.md)."""
     up = model.postprocess(low_res.float())[..., :input_size[0], :input_size[1]]
-    up = F.interpolate(up, size=tuple(int(v) for v in original), mode="bilinear", align_corners=False)
-    return torch.sigmoid(up[:, 0]).cpu().numpy()
+    probs = F.interpolate(torch.sigmoid(up), size=tuple(int(v) for v in original), mode="bilinear",
+                          align_corners=False)
+    return probs[:, 0].cpu().numpy()
 
 
 def prompt_tensors(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from pipelines.mixtures import MixtureConfig, make_mixture
@@ -31,6 +32,7 @@ from training.predict import (
     segment_slice,
     slice_channels,
     tight_box,
+    to_probabilities,
 )
 from training.run import LoadedRun
 
@@ -163,6 +165,16 @@ def test_prompt_mask_gives_one_label_per_prompt_label(run: LoadedRun, image: Pat
     assert out.shape == SOURCE_SHAPE and set(np.unique(out)) <= {0, 1, 3} and report.context
     assert set(np.flatnonzero(out.reshape(SOURCE_SHAPE[0], -1).any(axis=1))) <= {2, 5}
     assert set(report.voxels) <= {1, 3} and report.voxels
+
+
+def test_the_frame_to_slice_resampling_mixes_probabilities_not_logits():
+    model = build_model("unet", labels=("wm",), seed=0)
+    logits = torch.full((1, 1, 256, 256), -1.0)
+    logits[..., :128] = 8.0  # confident inside, unsure outside, as a U-Net's white matter and background
+    probs = to_probabilities(model, logits, (256, 256), (256, 99))  # grid column 49 sits halfway between 127 and 128
+    mixed = (torch.sigmoid(torch.tensor(8.0)) + torch.sigmoid(torch.tensor(-1.0))) / 2
+    assert probs[0, 0, 49] == pytest.approx(float(mixed), abs=1e-4)  # 0.634; mixing logits would give 0.971
+    assert probs[0, 0, 48] > 0.99 and probs[0, 0, 50] < 0.27
 
 
 def test_context_channels_repeat_the_edge_slices():
