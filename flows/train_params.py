@@ -20,13 +20,15 @@ from training.evaluate import EvalConfig
 
 class EvalParams(Params):
     """Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as
-    ``51-135:6``, NSD tolerance (mm), corrective-click counts and slices per encoder batch."""
+    ``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time
+    mirroring (:mod:`training.tta`: none, lr or flip)."""
 
     split: Literal["test", "val", "train"] = "test"
     slices: str | None = None
     tolerance_mm: float = Field(2.0, gt=0)
     clicks: tuple[int, ...] = ()
     batch_slices: int = Field(8, ge=1)
+    tta: Literal["none", "lr", "flip"] = "none"
 
     @model_validator(mode="after")
     def _valid(self) -> EvalParams:
@@ -37,7 +39,8 @@ class EvalParams(Params):
 
     def config(self) -> EvalConfig:
         """The training package's EvalConfig (ConfigError on a bad value)."""
-        return EvalConfig(tolerance_mm=self.tolerance_mm, clicks=self.clicks, batch_slices=self.batch_slices)
+        return EvalConfig(tolerance_mm=self.tolerance_mm, clicks=self.clicks, batch_slices=self.batch_slices,
+                          tta=self.tta)
 
 
 class _TrainFields(Params):

@@ -92,6 +92,10 @@ def test_parameters_are_validated_before_the_run(phantoms: Path, tmp_path: Path)
                         train={"adapter": "lora:r=x"})
     with pytest.raises(ParameterTypeError, match="sources"):
         build_and_train(sources=[], store=str(tmp_path / "s"), out=str(tmp_path / "o"))
+    with pytest.raises(ParameterTypeError, match="tta"):
+        build_and_train(sources=[{"path": str(phantoms)}], store=str(tmp_path / "s"), out=str(tmp_path / "o"),
+                        evaluate={"tta": "mirror"})
+    assert EvalParams(tta="lr").config().tta == "lr"
     assert not (tmp_path / "store").exists() and not (tmp_path / "o").exists()  # nothing ran
 
 
