@@ -106,15 +106,17 @@ class SliceBatch:
         box = tuple(int(v) for v in item["box"].tolist()) if item["has_box"] else None
         return Prompt(box, item["points"][keep].numpy(), item["point_labels"][keep].numpy())  # type: ignore[arg-type]
 
-    def mask_inputs(self, low_res: int, size: tuple[int, int] | None = None, view: View = (False, False)
-                    ) -> torch.Tensor | None:
+    def mask_inputs(self, low_res: int, view: View = (False, False)) -> torch.Tensor | None:
         """The items' mask prompts as (n, 1, L, L) logits, as training feeds them, mirrored as ``view`` says
-        within the unpadded (h, w) ``size`` of the frame; None without mask prompts."""
+        (:mod:`training.tta`; a mask prompt covers the padded frame at its own size, so it is brought to the
+        frame's S x S by nearest neighbour and flipped there); None without mask prompts."""
         if "mask_prompt" not in self.items[0]:
             return None
         frames = torch.stack([it["mask_prompt"] for it in self.items])
         if any(view):
-            frames = flip_frames(frames, [size or self.frame_geometry()[0]] * len(frames), view)
+            side = self.items[0]["image"].shape[-1]
+            frames = flip_frames(F.interpolate(frames, size=(side, side), mode="nearest-exact"),
+                                 [self.frame_geometry()[0]] * len(self.items), view)
         masks = F.interpolate(frames, size=(low_res, low_res), mode="area")
         return (masks - 0.5) * (2.0 * MASK_PROMPT_LOGIT)
 
@@ -198,7 +200,7 @@ def _predict_view(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor
     embeddings = model.encode(x)
     for j, piece in enumerate(batch):
         prompts = flip_prompts([piece.prompt(i) for i in range(len(piece.items))], sizes[j], view)
-        masks = piece.mask_inputs(model.low_res_size, sizes[j], view)
+        masks = piece.mask_inputs(model.low_res_size, view)
         low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings),
                                  images=x[j:j + 1])
         out.append(unflip(to_probabilities(model, low_res, *piece.frame_geometry()), view))

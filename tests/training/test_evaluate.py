@@ -25,8 +25,8 @@ from training.checkpoint import save_checkpoint, trainable_state, write_json
 from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset
 from training.eval_report import ADAPTED, ZERO_SHOT, evaluate_run
-from training.evaluate import (EvalConfig, EvalResult, aggregate, evaluate_interactive, evaluate_models, predict_objects,
-                               region_ceiling)
+from training.evaluate import (EvalConfig, EvalResult, SliceBatch, aggregate, evaluate_interactive, evaluate_models,
+                               predict_objects, region_ceiling)
 from training.models import SamModel, build_model
 from training.predict import model_input, to_probabilities
 from training.run import LoadedRun, RunLayout, build_run_model
@@ -143,6 +143,20 @@ def test_mirroring_averages_the_plain_decode_and_the_mirrored_one_brought_back(t
             views.append(unflip(to_probabilities(model, low_res, size, original)[0], view))
         np.testing.assert_allclose(found[(item["case_id"], item["z"], item["label"])][2]["m"],
                                    (views[0] + views[1]) / 2, atol=1e-4)
+
+
+def test_mask_prompts_are_mirrored_with_their_frame():
+    rng = np.random.default_rng(0)
+    mask = torch.from_numpy((rng.random((2, 1, 32, 32)) > 0.5).astype(np.float32))
+    mask[..., 24:, :] = 0  # the frame's padding rows (content 96 x 128 of 128)
+    items = [{"mask_prompt": mask[i], "image": torch.zeros(3, 128, 128), "input_size": torch.tensor([96, 128]),
+              "original_size": torch.tensor([48, 64])} for i in range(2)]
+    piece = SliceBatch("c", 0, [0, 1], items, np.zeros((48, 64), np.uint8), np.zeros((48, 64), np.uint8),
+                       (1.0, 1.0), ["a", "b"])
+    plain, left_right, up_down = (piece.mask_inputs(64, view) for view in ((False, False), (True, False), (False, True)))
+    torch.testing.assert_close(left_right, plain.flip(-1))  # the content spans the full width
+    torch.testing.assert_close(up_down[..., :48, :], plain[..., :48, :].flip(-2))  # rows 0..95 of 128: 48 of 64
+    torch.testing.assert_close(up_down[..., 48:, :], plain[..., 48:, :])  # the padding stays
 
 
 def test_evaluate_with_mirroring_records_it_and_the_cli_refuses_an_unknown_mode(run: LoadedRun, run_dir: Path,
