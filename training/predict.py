@@ -75,7 +75,7 @@ def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[i
     resampling is done on probabilities, as MedSAM's inference and nnU-Net's export do. Resampling logits
     there moves the 0.5 boundary towards the less confident side (a U-Net's background logits are smaller
     than its white-matter ones): on MNI152 white matter it added 6.5% area to a U-Net's masks and cost it
-    0.6 Dice points (BENCHMARKS.md)."""
+    0.4-0.6 Dice points (BENCHMARKS.md)."""
     up = model.postprocess(low_res.float())[..., :input_size[0], :input_size[1]]
     probs = F.interpolate(torch.sigmoid(up), size=tuple(int(v) for v in original), mode="bilinear",
                           align_corners=False)
