@@ -68,7 +68,7 @@ class CompareConfig:
     interactive protocol (``()`` skips it), NSD tolerance, slices per encoder batch, torch device (``auto``: CUDA if
     present), whether to add the first SAM run's zero-shot base, the prompt and click seed (None: the first run's
     seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
-    the test-time mirroring of the model table (:mod:`training.tta`; the clicks protocol decodes slices as they are)."""
+    the test-time mirroring of every prediction (:mod:`training.tta`)."""
 
     split: str = "test"
     slices: str | None = None

@@ -184,7 +184,7 @@ def tta_sentence(tta: str | None) -> str:
         return ""
     views = len(tta_views(tta))
     return (f" Test-time mirroring `{tta}`: probabilities averaged over {views} mirrored views"
-            " (the interactive protocol decodes the slice as it is).")
+            " (box scores and corrective clicks alike).")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

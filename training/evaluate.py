@@ -13,7 +13,9 @@ of each patient weighs the same, however many slices it spans).
 :func:`evaluate_interactive` runs the interactive protocol (RITM / micro-sam): the initial prompt,
 then one corrective click at a time (:func:`samdata.prompts.corrective_click`, ``interior`` mode:
 positive in a miss, negative in a false alarm), each decode fed the previous low-res logits as mask
-input, Dice recorded after every click. Beside it, the *region ceiling* of each click count k: the Dice
+input, Dice recorded after every click (with test-time mirroring, ``EvalConfig.tta``, each view is decoded
+with its mirrored prompt and its own previous logits, and each click answers the mean of the views,
+flipped back). Beside it, the *region ceiling* of each click count k: the Dice
 of the 0-click prediction with its k largest connected error regions (8-connected, misses and false
 alarms alike) set right and nothing else changed (:func:`region_ceiling`) — what k clicks reach if each
 fixes one whole error region, the most a local correction can give. On a structure whose error is
@@ -50,8 +52,7 @@ class EvalConfig:
     counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
     ``prompt_seed``: the seed of the prompts of train-split items (``object_rng(seed, case, z, label)``,
     as a run's held-out ``val_slices`` validation draws them; pass the run's seed), and ``tta``: the
-    test-time mirroring of the prompt scores (:mod:`training.tta`: none, lr or flip; the interactive
-    protocol always decodes the slice as it is, since each click answers the previous prediction)."""
+    test-time mirroring of every prediction (:mod:`training.tta`: none, lr or flip)."""
 
     tolerance_mm: float = 2.0
     threshold: float = 0.5
@@ -306,26 +307,34 @@ class InteractiveResult:
     ceiling: dict[int, float] = field(default_factory=dict)
 
 
-def _click_rounds(model: SamModel, embedding: torch.Tensor, image: torch.Tensor, piece: SliceBatch, rounds: int,
-                  seed: int, config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
-    """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels);
-    ``image``: the (1, 3, S, S) model input ``embedding`` (1, C, h, w) came from."""
+def _click_rounds(model: SamModel, views: list[tuple[View, torch.Tensor, torch.Tensor]], piece: SliceBatch,
+                  rounds: int, seed: int, config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
+    """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels).
+    ``views``: (mirror view, (1, 3, S, S) model input, its (1, C, h, w) embedding) per view of ``config.tta``;
+    each round decodes every view with its mirrored prompt and its own previous logits, and the clicks answer
+    the mean of the views' probabilities, flipped back."""
     n, size = len(piece.items), piece.items[0]["image"].shape[-1]
     frame_size, original = piece.frame_geometry()
     gts = [piece.gt(i) for i in range(n)]
     rngs = [object_rng(seed, piece.case_id, piece.z, int(it["label"])) for it in piece.items]
     history: list[list[np.ndarray]] = [[] for _ in range(n)]
     clicks: list[list[Prompt]] = [[] for _ in range(n)]
-    low_res = piece.mask_inputs(model.low_res_size)
-    low_res = None if low_res is None else low_res.to(embedding)
+    low_res = []
+    for view, _, embedding in views:
+        masks = piece.mask_inputs(model.low_res_size, view)
+        low_res.append(None if masks is None else masks.to(embedding))
     for round_ in range(rounds + 1):
         if round_:
             for i in range(n):
                 clicks[i].append(corrective_click(gts[i], history[i][-1], rngs[i], mode="interior"))
         prompts = [_clicked(piece.prompt(i), [c.to_frame(original, size) for c in clicks[i]]) for i in range(n)]
-        feed = low_res if config.feed_logits or not round_ else None
-        low_res = decode_prompts(model, embedding, prompts, mask_inputs=feed, images=image)
-        preds = to_probabilities(model, low_res, frame_size, original) > config.threshold
+        per_view = []
+        for k, (view, image, embedding) in enumerate(views):
+            feed = low_res[k] if config.feed_logits or not round_ else None
+            low_res[k] = decode_prompts(model, embedding, flip_prompts(prompts, frame_size, view), mask_inputs=feed,
+                                        images=image)
+            per_view.append(unflip(to_probabilities(model, low_res[k], frame_size, original), view))
+        preds = mean_of_views(per_view) > config.threshold
         for i in range(n):
             history[i].append(preds[i])
     return history, clicks
@@ -354,10 +363,15 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     rows: list[dict] = []
     masks: dict[tuple[str, int, int], np.ndarray] = {}
     for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
-        x = model_input(model, torch.stack([s.items[0]["image"] for s in batch]))
-        embeddings = model.encode(x)
+        frames = torch.stack([s.items[0]["image"] for s in batch])
+        sizes = [piece.frame_geometry()[0] for piece in batch]
+        seen = []
+        for view in tta_views(config.tta):
+            x = model_input(model, flip_frames(frames, sizes, view))
+            seen.append((view, x, model.encode(x)))
         for j, piece in enumerate(batch):
-            history, added = _click_rounds(model, embeddings[j:j + 1], x[j:j + 1], piece, counts[-1], seed, config)
+            views = [(view, x[j:j + 1], embeddings[j:j + 1]) for view, x, embeddings in seen]
+            history, added = _click_rounds(model, views, piece, counts[-1], seed, config)
             rounds = tuple(range(counts[-1] + 1))
             ceilings = [region_ceiling(piece.gt(i), history[i][0], rounds) for i in range(len(piece.items))]
             for round_ in rounds:

@@ -269,6 +269,30 @@ def test_interactive_clicks_land_in_the_error_of_the_previous_prediction(test_se
     assert plain.loc[later, "dice"].tolist() != again.loc[later, "dice"].tolist()  # fed-back logits matter
 
 
+def test_clicks_with_mirroring_start_from_the_mirrored_box_score_and_answer_the_averaged_mask(
+        test_set: MixtureDataset):
+    model, first_case = build_model("tiny"), list(range(6))
+    config = EvalConfig(tta="lr")
+    result = evaluate_interactive(model, test_set, clicks=(0, 1, 2), seed=5, keep_masks=True, indices=first_case,
+                                  config=config)
+    boxes = evaluate_models({"m": model}, test_set, config, indices=first_case).rows
+    start = result.rows[result.rows["clicks"] == 0].set_index(["case_id", "z", "label"])["dice"]
+    np.testing.assert_allclose(start.sort_index().to_numpy(),
+                               boxes.set_index(["case_id", "z", "label"])["dice"].sort_index().to_numpy(), atol=1e-6)
+    plain = evaluate_interactive(model, test_set, clicks=(0, 1, 2), seed=5, indices=first_case)
+    assert not np.allclose(plain.rows["dice"].to_numpy(), result.rows["dice"].to_numpy())
+    store = SliceStore.open(test_set.store_url, snapshot=test_set.snapshot_id)
+    checked = 0
+    for row in result.rows[result.rows["clicks"] > 0].itertuples():  # each click answers the averaged mask
+        gt = store.read_slice(row.case_id, row.z)[1] == row.label
+        error = gt ^ result.masks[(row.case_id, row.z, row.label)][row.clicks - 1]
+        if error.any():
+            x, y = int(row.click_x), int(row.click_y)
+            assert error[y, x] and row.click_label == int(gt[y, x])
+            checked += 1
+    assert checked > 0
+
+
 def test_region_ceiling_fixes_the_largest_error_regions_first():
     gt = np.zeros((12, 12), dtype=bool)
     gt[2:10, 2:10] = True  # 64 pixels
