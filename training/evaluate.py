@@ -185,12 +185,17 @@ class _Slices:
             yield out
 
 
+def _view_input(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor, view: View) -> torch.Tensor:
+    """The model input of the batch's (B, 3, S, S) ``frames`` in mirror view ``view``: each frame flipped inside
+    its unpadded part before preprocessing (the model may resize it)."""
+    return model_input(model, flip_frames(frames, [piece.frame_geometry()[0] for piece in batch], view))
+
+
 def _predict_view(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor, view: View) -> list[np.ndarray]:
     """Per slice (n, Y, X) probabilities of one mirrored view (:mod:`training.tta`) of the batch's (B, 3, S, S)
     ``frames``, flipped back onto the slice grid. A prompt-free model (the U-Net) segments each slice
     once and an object gets its label's channel; a SAM encodes each slice once and decodes its prompts."""
-    sizes = [piece.frame_geometry()[0] for piece in batch]
-    x = model_input(model, flip_frames(frames, sizes, view))  # flipped in the frame: the model may resize it
+    x = _view_input(model, batch, frames, view)
     out = []
     if not is_promptable(model):
         logits = model(x)
@@ -200,7 +205,7 @@ def _predict_view(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor
         return out
     embeddings = model.encode(x)
     for j, piece in enumerate(batch):
-        prompts = flip_prompts([piece.prompt(i) for i in range(len(piece.items))], sizes[j], view)
+        prompts = flip_prompts([piece.prompt(i) for i in range(len(piece.items))], piece.frame_geometry()[0], view)
         masks = piece.mask_inputs(model.low_res_size, view)
         low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings),
                                  images=x[j:j + 1])
@@ -364,10 +369,9 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     masks: dict[tuple[str, int, int], np.ndarray] = {}
     for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
         frames = torch.stack([s.items[0]["image"] for s in batch])
-        sizes = [piece.frame_geometry()[0] for piece in batch]
         seen = []
         for view in tta_views(config.tta):
-            x = model_input(model, flip_frames(frames, sizes, view))
+            x = _view_input(model, batch, frames, view)
             seen.append((view, x, model.encode(x)))
         for j, piece in enumerate(batch):
             views = [(view, x[j:j + 1], embeddings[j:j + 1]) for view, x, embeddings in seen]

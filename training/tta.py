@@ -36,8 +36,6 @@ TTA_VIEWS: MappingProxyType[str, tuple[View, ...]] = MappingProxyType({
     "lr": ((False, False), (True, False)),
     "flip": ((False, False), (True, False), (False, True), (True, True)),
 })
-TTA_HELP = ("test-time mirroring: none; lr (as is + left-right, 2 passes); flip (all 4 mirror views, "
-            "nnU-Net's default; 4 passes); probabilities averaged")
 
 
 def tta_views(name: str) -> tuple[View, ...]:
