@@ -213,6 +213,7 @@ class Trainer:
     def __init__(self, model: SamModel, first_block: int, config: TrainConfig, device: torch.device,
                  cache: PrefixCache, ranks: Dist) -> None:
         self.model, self.config, self.device, self.cache, self.ranks = model, config, device, cache, ranks
+        self.val_scores: list[float] = []
         self.segmenter = Segmenter(model, first_block)
         self.forward_module: nn.Module = self.segmenter
         if ranks.active:
@@ -308,7 +309,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
-        """Mean Dice (at model input size, padding excluded) of the model over validation batches."""
+        """Mean Dice (at model input size, padding excluded) of the model over validation batches; the Dice of
+        each object, in order, is kept in ``val_scores``."""
         self.model.eval()
         scores = []
         for batch in batches:
@@ -317,6 +319,7 @@ class Trainer:
             scores.append(dice_scores(full, batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)).cpu())
         self.model.train()
         values = torch.cat(scores) if scores else torch.zeros(0)
+        self.val_scores = [round(float(v), 6) for v in values]
         return {"val_dice": float(values.mean()) if len(values) else float("nan"), "val_n": len(values)}
 
     def state_dict(self) -> dict[str, Any]:

@@ -271,7 +271,7 @@ class Session:
             "total": report.total, "first_adapted_block": report.first_block, "versions": package_versions(),
             "steps": cfg.steps, "step": start, "world_size": self.ranks.world, "device": str(device),
             "train_objects": int(len(data.candidates)), "val_objects": int(len(data.val_indices)),
-            "validation": data.protocol,
+            "validation": data.protocol, "val_keys": _val_keys(data),
         }
         if start:
             self.info["resumed"] = [*old.get("resumed", []), {"step": start, "at": now}]
@@ -286,6 +286,7 @@ class Session:
         result = None
         if self.ranks.rank == 0:
             values = trainer.validate(val_batches(data, cfg))
+            self.info["val_object_dice"] = trainer.val_scores
             log.metrics(step, values, "val")
             log.message(f"step {step}: val Dice {values['val_dice']:.4f} over {int(values['val_n'])} objects"
                         + (" (before training)" if step == 0 else ""))
@@ -346,6 +347,14 @@ class Session:
                                 f"{str(self.layout.root)!r}")
         return TrainResult(self.layout.root, self.last_saved, self.info.get("zero_shot_dice"), val_dice, seconds,
                            dict(self.info))
+
+
+def _val_keys(data: RunData) -> list[list[Any]]:
+    """(case_id, z, label) of each validation object, in the order of ``val_object_dice``."""
+    if data.val is None or not len(data.val_indices):
+        return []
+    rows = data.val.objects().iloc[data.val_indices]
+    return [[str(c), int(z), int(v)] for c, z, v in zip(rows["case_id"], rows["z"], rows["label"])]
 
 
 def report_checkpoint(cfg: TrainConfig) -> str | None:
