@@ -14,12 +14,17 @@ sample = typer.Typer(help="Write embedded sample datasets (no download).", no_ar
 
 
 @sample.command("mni152")
-def sample_mni152(dest: Annotated[Path, typer.Argument(help="Folder to write (MSD layout).")]) -> None:
-    """The real MNI152 2009c T1 template with white-matter, grey-matter and brain labels (from nilearn)."""
+def sample_mni152(
+    dest: Annotated[Path, typer.Argument(help="Folder to write (MSD layout).")],
+    contrast: Annotated[str, typer.Option(help="t1 (the template), or the same anatomy drawn from its tissue maps: "
+                                               "t2, flair, t1inv (T1 inverted).")] = "t1",
+) -> None:
+    """The real MNI152 2009a T1 template with white-matter, grey-matter and brain labels (from nilearn), or the same
+    anatomy in another contrast (to test a model on a contrast it never saw)."""
     from samdata.io.sample_data import write_mni152
 
-    path = guarded(lambda: write_mni152(dest))
-    out.print(f"wrote MNI152 T1 + labels (1 white_matter, 2 grey_matter, 3 other_brain) to {path}")
+    path = guarded(lambda: write_mni152(dest, contrast))
+    out.print(f"wrote MNI152 {contrast.upper()} + labels (1 white_matter, 2 grey_matter, 3 other_brain) to {path}")
 
 
 @sample.command("phantom")

@@ -71,25 +71,63 @@ def mni152_labels(wm: np.ndarray, gm: np.ndarray, brain: np.ndarray) -> np.ndarr
     return label
 
 
-def write_mni152(dest: str | Path) -> Path:
-    """Write the bundled MNI152 T1 and its WM/GM/other-brain label map as a one-case MSD dataset."""
+#: MR contrasts :func:`write_mni152` can write; all but ``t1`` are drawn here from the tissue maps, so a
+#: model can be tested on the same anatomy in a contrast it never saw.
+CONTRASTS: tuple[str, ...] = ("t1", "t2", "flair", "t1inv")
+#: (white matter, grey matter, CSF) intensities 0..255 of the contrasts rendered from tissue maps
+_TISSUE_LEVELS = {"t2": (70.0, 115.0, 230.0), "flair": (110.0, 165.0, 25.0)}
+
+
+def mni152_contrast(t1: np.ndarray, wm: np.ndarray, gm: np.ndarray, brain: np.ndarray, contrast: str,
+                    seed: int = 0) -> np.ndarray:
+    """(X, Y, Z) uint8 image of the MNI152 anatomy in ``contrast``: ``t1`` as bundled; ``t2`` / ``flair`` drawn
+    from the WM / GM probabilities and CSF = the brain mask's rest (partial volume, mild noise); ``t1inv``
+    the T1 inverted inside the brain (its texture, the opposite tissue order)."""
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"unknown MNI152 contrast {contrast!r}; expected one of {', '.join(CONTRASTS)}")
+    t1 = np.asarray(t1, dtype=np.float32)
+    if contrast == "t1":
+        return np.clip(np.rint(t1), 0, 255).astype(np.uint8)
+    inside = brain > 0
+    if contrast == "t1inv":
+        top = float(np.percentile(t1[inside], 99.5))
+        return np.where(inside, np.clip(top - t1, 0, None) / top * 255.0, 0.0).round().astype(np.uint8)
+    csf = np.clip(inside.astype(np.float32) - wm - gm, 0.0, 1.0)
+    level_wm, level_gm, level_csf = _TISSUE_LEVELS[contrast]
+    image = wm * level_wm + gm * level_gm + csf * level_csf
+    noise = np.random.default_rng(seed).normal(0.0, 4.0, image.shape).astype(np.float32)
+    return np.clip(np.rint(np.where(inside, image + noise, 0.0)), 0, 255).astype(np.uint8)
+
+
+def write_mni152(dest: str | Path, contrast: str = "t1") -> Path:
+    """Write the bundled MNI152 anatomy in ``contrast`` (default the T1 template itself) with its WM/GM/other-brain
+    label map as a one-case MSD dataset (case ``mni152``, or ``mni152_<contrast>`` for the drawn contrasts)."""
     from nilearn import datasets  # slow import (~2 s): only when asked for
 
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"unknown MNI152 contrast {contrast!r}; expected one of {', '.join(CONTRASTS)}")
     dest = Path(dest)
+    case = "mni152" if contrast == "t1" else f"mni152_{contrast}"
     for sub in ("imagesTr", "labelsTr"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     t1 = nib.load(datasets.MNI152_FILE_PATH)
     brain = np.asarray(datasets.load_mni152_brain_mask(resolution=1).dataobj)
     wm, gm = _probabilities(datasets.WM_MNI152_FILE_PATH), _probabilities(datasets.GM_MNI152_FILE_PATH)
     label = mni152_labels(wm, gm, brain)
-    fd, tmp = tempfile.mkstemp(dir=dest / "imagesTr", prefix=".mni152.", suffix=".nii.gz")
-    os.close(fd)
-    shutil.copyfile(datasets.MNI152_FILE_PATH, tmp)  # the template as bundled, bytes unchanged
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest / "imagesTr" / "mni152.nii.gz")
-    write_nifti(label, t1.affine, dest / "labelsTr" / "mni152.nii.gz")
-    description = "ICBM152 2009a symmetric T1 template (bundled with nilearn), WM/GM maps thresholded at 0.5"
-    _write_dataset_json(dest, "MNI152", description, "MR", MNI152_LABELS, ["mni152"])
+    if contrast == "t1":
+        fd, tmp = tempfile.mkstemp(dir=dest / "imagesTr", prefix=".mni152.", suffix=".nii.gz")
+        os.close(fd)
+        shutil.copyfile(datasets.MNI152_FILE_PATH, tmp)  # the template as bundled, bytes unchanged
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest / "imagesTr" / f"{case}.nii.gz")
+        description = "ICBM152 2009a symmetric T1 template (bundled with nilearn), WM/GM maps thresholded at 0.5"
+    else:
+        image = mni152_contrast(np.asarray(t1.dataobj), wm, gm, brain, contrast)
+        write_nifti(image, t1.affine, dest / "imagesTr" / f"{case}.nii.gz")
+        description = (f"MNI152 anatomy in a {contrast} contrast drawn from the ICBM152 2009a tissue maps "
+                       "(bundled with nilearn); labels as the T1 template's")
+    write_nifti(label, t1.affine, dest / "labelsTr" / f"{case}.nii.gz")
+    _write_dataset_json(dest, "MNI152", description, "MR", MNI152_LABELS, [case])
     return dest
 
 

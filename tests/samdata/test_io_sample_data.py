@@ -12,8 +12,10 @@ from samdata.errors import ConfigError
 from samdata.io.layouts import discover
 from samdata.io.readers import read_label, read_volume
 from samdata.io.sample_data import (
+    CONTRASTS,
     PHANTOM_LABELS,
     PHANTOM_ORIENTATIONS,
+    mni152_contrast,
     mni152_labels,
     write_mni152,
     write_phantoms,
@@ -73,6 +75,34 @@ def test_mni152_labels_rule():
     gm = np.array([0.1, 0.7, 0.5, 0.6, 0.2, 0.0])
     brain = np.array([1, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(mni152_labels(wm, gm, brain), [1, 2, 1, 2, 3, 0])
+
+
+def test_mni152_contrasts_reorder_the_tissues():
+    rng = np.random.default_rng(0)
+    wm, gm = np.zeros((6, 5, 4), np.float32), np.zeros((6, 5, 4), np.float32)
+    wm[:2], gm[2:4] = 1.0, 1.0  # rows 4-5 of the brain: CSF (the mask's rest)
+    brain = np.ones((6, 5, 4), np.uint8)
+    brain[:, :, 0] = 0
+    t1 = (np.where(wm > 0, 210, np.where(gm > 0, 160, 60)) + rng.normal(0, 2, wm.shape)) * brain  # 0 outside
+    order = {}
+    for contrast in CONTRASTS:
+        image = mni152_contrast(t1, wm, gm, brain, contrast)
+        assert image.dtype == np.uint8 and image.shape == wm.shape and not image[:, :, 0].any()
+        order[contrast] = [float(image[rows, :, 1:].mean()) for rows in (slice(0, 2), slice(2, 4), slice(4, 6))]
+    assert order["t1"][0] > order["t1"][1] > order["t1"][2]          # WM > GM > CSF
+    assert order["t2"][2] > order["t2"][1] > order["t2"][0]          # CSF > GM > WM
+    assert order["flair"][1] > order["flair"][0] > order["flair"][2]  # GM > WM > CSF
+    assert order["t1inv"][2] > order["t1inv"][1] > order["t1inv"][0]
+    with pytest.raises(ConfigError, match="unknown MNI152 contrast"):
+        mni152_contrast(t1, wm, gm, brain, "dwi")
+
+
+@pytest.mark.slow
+def test_write_mni152_in_another_contrast_keeps_the_labels(tmp_path):
+    t1 = _arrays(write_mni152(tmp_path / "t1"), "mni152")[1].array
+    root = write_mni152(tmp_path / "t2", "t2")
+    image, label = _arrays(root, "mni152_t2")
+    assert np.array_equal(label.array, t1) and image.array[label.array == 2].mean() > image.array[label.array == 1].mean()
 
 
 @pytest.mark.slow
