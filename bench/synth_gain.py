@@ -1,35 +1,36 @@
-"""Does synthetic data help? Few-shot white matter on MNI152, real only vs real + synthetic pairs.
+"""Do synthetic pairs earn their place? MNI152 white matter with n labelled slices, arms A-F, U-Net and SAM.
 
-Protocol (rerun with ``.venv/bin/python bench/synth_gain.py``; ``--quick`` for a minutes-long smoke run):
+Protocol (``.venv/bin/python bench/synth_gain.py``; ``--quick`` for a minutes-long smoke run):
 
-* Store: the MNI152 T1 template with its white-matter label (``samdata.io.sample_data``), ingested as MR.
-* Held out for evaluation: axial slices z = 51, 57, ..., 135 (15 slices, ``val_slices``), never trained on.
-* Labelled real slices: ``n`` in {4, 8}, evenly spaced in the pool z = 50, 53, ..., 139 (disjoint from
-  the held-out ones).
-* Per (n, seed): a paired GAN (``samdata.synth``) is trained on those n slices only, ``--count``
-  pairs are drawn and put through the gate (LiteMedSAM consistency, memorisation, mask checks),
-  accepted pairs are committed as synthetic cases.
-* Per (n, seed, ratio): a mixture of the real case and that generator's synthetic cases, then the
-  same adapter (LiteMedSAM, ``--adapter``, same steps, same seed) is trained with
-  ``training.train``; the score is the final mean Dice over the 15 held-out slices (box prompts
-  drawn with ``object_rng(seed, ...)``, so the three ratios of one seed see identical prompts).
-* ``ratio`` is the synthetic : real share of training draws. Training splits each case's mixture
-  weight over the objects it keeps after the ``train_slices`` filter, so the real volume keeps its
-  whole weight (1.0) and the mixture's synthetic weight is ``ratio`` itself (share ``ratio / (1 +
-  ratio)``); the share actually achieved (from ``training.batches.build_data``) is reported.
+* Store: the MNI152 T1 template with its WM / GM / other-brain labels, ingested as MR.
+* Held out: axial z = 51, 57, ..., 135 (15 slices); no generator, registration or gate ever sees them
+  (generators read only the n labelled slices, ``SliceQuery(slices=shots(n))``).
+* Labelled slices: n in {4, 8}, evenly spaced in the pool z = 50, 53, ..., 139.
+* Arms, every one with the same steps, seed and prompts: A real only (no augmentation); B real + the
+  ordinary augmentation ``--augment`` (the U-Net screen ``--screen`` picks it); C B + ``fastgan``;
+  D B + ``deform``; E B + ``labels2image`` (near-real); F B + ``cgan``; R B + ``labels2image`` in
+  random-contrast mode. Synthetic arms draw a ``share`` of training objects from their generator's
+  pairs (``--shares``; share s = synthetic weight s / (1 - s) beside the real case's 1).
+* Per (n, seed) each generator is built (or trained) on those n slices, ``--count`` pairs go
+  through the gate and the accepted ones are committed; per (model, arm, n, seed, share) one run of
+  ``training.train``; the score is its final validation over the 15 held-out objects (box prompts
+  from ``object_rng(seed, ...)``: identical across arms), per object in ``run.json``.
+* Models (``--models``): ``unet`` (MONAI U-Net, 600 steps at n < 10, lr 1e-3) and ``sam`` (LiteMedSAM
+  serial adapter blocks 8-9 + decoder + refinement head, 300 steps, lr 2e-4).
 
-Synthetic slices are 2D cases with z = 0; MNI152 z = 0 holds no white matter, so ``train_slices``
-lists 0 beside the real z to let them through. Results: ``<out>/results.json`` and ``results.md``.
+Reports mean ± sd over seeds, the paired difference against B with a bootstrap 95% interval over
+(seed, held-out object) pairs, Dice against n per arm (``dice_vs_n.png``), pairs/s per generator
+and the gate's rejections. Finished runs and generators are reused; interrupted ones resume.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,13 @@ import numpy as np
 LABEL = "white_matter"
 VAL_SLICES = "51-135:6"
 POOL = list(range(50, 140, 3))
-MODEL_SIZES = {"litemedsam": 256, "tiny": 128}
+MODELS = {"unet": ("unet", "full", 1200, 1e-3), "sam": ("litemedsam", "serial:blocks=8-9+decoder+refine", 300, 2e-4)}
+#: arm → (generator kind spec or None, uses B's augmentation)
+ARMS: dict[str, tuple[str | None, bool]] = {
+    "A": (None, False), "B": (None, True), "C": ("fastgan", True), "D": ("deform", True),
+    "E": ("labels2image", True), "F": ("cgan", True), "R": ("labels2image:mode=random", True),
+}
+SCREEN = ("flip", "flip,affine", "flip,affine,elastic", "flip,affine,bias,noise", "flip,affine,elastic,bias,noise")
 
 
 def shots(n: int) -> list[int]:
@@ -58,142 +65,242 @@ def build_store(out: Path) -> Path:
     return store
 
 
-def make_generator(store: Path, out: Path, n: int, seed: int, args: argparse.Namespace, gate: Any) -> dict[str, Any]:
-    """Train the GAN of (n, seed), generate ``args.count`` pairs through the gate; the run's numbers."""
-    from pipelines.synthesize import (GateModels, SliceQuery, SynthConfig, TrainedSource, reference_for, synthesize,
-                                      train_generator)
-    from samdata.synth.gate import GateConfig
-    from samdata.synth.train import GanConfig
+@dataclass(frozen=True)
+class Run:
+    """One training run of the table."""
 
-    gen_id = f"wm{n}s{seed}"
-    gen_dir = out / "generators" / gen_id
-    config = GanConfig(size=args.gan_size, width=args.gan_width, steps=args.gan_steps, batch_size=args.gan_batch,
-                       seed=seed, sample_every=max(args.gan_steps // 4, 1), save_every=args.gan_steps,
-                       device=args.device)
-    reused = (gen_dir / "generator.pt").is_file()
-    t0 = time.perf_counter()
-    trained = train_generator(store, gen_dir, SliceQuery(labels=(LABEL,), slices=tuple(shots(n))), config,
-                              generator_id=gen_id, resume=True)
-    gan_seconds = math.nan if reused else time.perf_counter() - t0  # a finished generator is reused, not timed
-    source = TrainedSource(gen_dir, args.device)
-    models = GateModels(segment=gate.segment, features=gate.features)
-    report = synthesize(store, source, reference_for(store, source.info),
-                        SynthConfig(count=args.count, seed=seed, batch_size=args.gen_batch, gate=GateConfig()), models)
+    model: str
+    arm: str
+    n: int
+    seed: int
+    share: float
+    augment: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        aug = "+".join(self.augment) or "none"
+        return f"{self.model}-{self.arm}-n{self.n}-s{self.seed}-r{self.share:g}-{aug}"
+
+
+def generator_id(kind: str, n: int, seed: int) -> str:
+    """The store generator id of a kind spec for (n, seed)."""
+    return f"{kind.replace(':mode=', '_').replace(':', '_')}_n{n}s{seed}"
+
+
+def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Build or train the generator of (kind, n, seed) on the n labelled slices and commit ``--count`` gated pairs."""
+    from pipelines.synthesize import SliceQuery, SynthConfig, build_source, open_trained, synthesize, train_generator
+
+    gid = generator_id(kind, n, seed)
+    query = SliceQuery(labels=(LABEL,), slices=tuple(shots(n)))
+    started = time.perf_counter()
+    train_seconds = 0.0
+    if kind in ("cgan", "fastgan"):
+        gen_dir = out / "generators" / gid
+        if kind == "cgan":
+            from samdata.synth.cgan import CganConfig
+
+            config: Any = CganConfig(size=args.cgan_size, steps=args.cgan_steps, seed=seed, device=args.device)
+        else:
+            from samdata.synth.train import GanConfig
+
+            config = GanConfig(size=64, width=8, steps=args.fastgan_steps, batch_size=8, seed=seed, sample_every=0,
+                               save_every=args.fastgan_steps, device=args.device)
+        done = (gen_dir / "generator.pt").is_file()
+        if not done:
+            train_generator(store, gen_dir, query, kind, config, generator_id=gid, resume=True)
+            train_seconds = time.perf_counter() - started
+        source, reference = open_trained(store, gen_dir, args.device)
+    else:
+        source, reference = build_source(store, query, kind, generator_id=gid)
+    build_seconds = time.perf_counter() - started - train_seconds
+    report = synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
     summary = report.to_json()
     summary.pop("case_ids")
-    return {"generator": gen_id, "gan_seconds": round(gan_seconds, 1), "gan_steps": trained.step,
-            "gan_s_per_step": round(gan_seconds / max(trained.step, 1), 4), "accepted_cases": report.accepted,
-            "synth": summary}
+    return {"kind": kind, "generator": gid, "n": n, "seed": seed, "train_seconds": round(train_seconds, 1),
+            "build_seconds": round(build_seconds, 1), "accepted": report.accepted, "synth": summary}
 
 
-def train_run(store: Path, out: Path, n: int, seed: int, ratio: float, args: argparse.Namespace) -> dict[str, Any]:
-    """Mixture + adapter training of one (n, seed, ratio); final held-out Dice and the achieved synthetic share."""
+def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    """Mixture + training of one run (reused when finished); its held-out Dice per object."""
     from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
+    from samdata.errors import RegistryError
     from storage import SliceStore
-    from training.batches import build_data
     from training.config import TrainConfig
     from training.train import train
 
-    gen_id, name = f"wm{n}s{seed}", f"wm-n{n}-s{seed}-r{ratio:g}"
-    synthetic = ratio
-    mixture = MixtureConfig(real=1.0, synthetic=synthetic, generators={gen_id: 1.0} if ratio > 0 else None,
-                            labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0)
-    if name not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
-        make_mixture(store, name, mixture)
-    config = TrainConfig(store=str(store), mixture=name, model=args.model, adapter=args.adapter,
-                         steps=args.train_steps, batch_size=args.batch_size, lr=args.lr, seed=seed,
-                         train_slices=",".join(str(z) for z in [0, *shots(n)]), val_slices=VAL_SLICES, val_max=0,
-                         save_every=args.train_steps, log_every=max(args.train_steps // 10, 1), device=args.device)
-    data = build_data(config.with_values({"size": MODEL_SIZES.get(args.model, 1024)}), None)
-    origins = data.train.objects()["origin"].astype(str).to_numpy()[data.candidates]
-    achieved = float(data.weights[origins == "synthetic"].sum() / data.weights.sum())
-    run_dir = out / "runs" / name
+    kind = ARMS[run.arm][0]
+    weight = run.share / (1 - run.share) if kind else 0.0
+    mixture = f"m-{run.arm}-n{run.n}-s{run.seed}-r{run.share:g}"
+    entry = {"model": run.model, "arm": run.arm, "n": run.n, "seed": run.seed, "share": run.share,
+             "augment": list(run.augment), "val_dice": None, "objects": None, "run": None}
+    if mixture not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
+        try:
+            make_mixture(store, mixture, MixtureConfig(
+                real=1.0, synthetic=weight, generators={generator_id(kind, run.n, run.seed): 1.0} if kind else None,
+                labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
+        except RegistryError as err:  # the gate accepted no pair of this generator: nothing to train on
+            return {**entry, "note": str(err)}
+    model, adapter, steps, lr = MODELS[run.model]
+    if run.model == "unet" and run.n < 10:
+        steps //= 2
+    steps = max(1, steps // (50 if args.quick else 1))
+    config = TrainConfig(store=str(store), mixture=mixture, model=model, adapter=adapter, steps=steps,
+                         batch_size=4, lr=lr, seed=run.seed, augment=run.augment, labels=(LABEL,),
+                         train_slices=",".join(str(z) for z in [0, *shots(run.n)]), val_slices=VAL_SLICES, val_max=0,
+                         save_every=steps, log_every=max(steps // 10, 1), device=args.device)
+    run_dir = out / "runs" / run.name
     done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    if "val_dice" not in done:  # a finished run is reused; an interrupted one resumes
+    if done.get("val_dice") is None:
         result = train(config, run_dir, resume=run_dir.exists())
-        done = {"val_dice": result.val_dice, "zero_shot_dice": result.zero_shot_dice, "seconds": result.seconds}
-    return {"n": n, "seed": seed, "ratio": ratio, "val_dice": done["val_dice"],
-            "zero_shot_dice": done.get("zero_shot_dice"), "synthetic_share": round(achieved, 4),
-            "train_objects": int(len(data.candidates)), "seconds": round(float(done.get("seconds", 0)), 1)}
+        done = dict(result.info)
+    return {**entry, "val_dice": done["val_dice"], "objects": done.get("val_object_dice"),
+            "train_objects": done.get("train_objects"), "seconds": round(float(done.get("seconds", 0)), 1),
+            "run": str(run_dir)}
 
 
-def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]]) -> str:
-    """Markdown: mean ± sd held-out Dice per (n, ratio), and the generators' gate numbers."""
-    lines = ["| real slices | ratio | synthetic share of draws | held-out Dice (mean ± sd over seeds) | per seed |",
-             "|---|---|---|---|---|"]
-    for n in sorted({r["n"] for r in runs}):
-        for ratio in sorted({r["ratio"] for r in runs}):
-            rows = [r for r in runs if r["n"] == n and r["ratio"] == ratio and r["val_dice"] is not None]
-            if not rows:
-                continue
-            dice = [r["val_dice"] for r in rows]
-            sd = statistics.stdev(dice) if len(dice) > 1 else 0.0
-            share = statistics.mean(r["synthetic_share"] for r in rows)
-            lines.append(f"| {n} | {ratio:g} | {share:.2f} | {statistics.mean(dice):.4f} ± {sd:.4f} | "
-                         f"{', '.join(f'{d:.4f}' for d in dice)} |")
-    lines += ["", "| generator | GAN s/step | generated | accepted | rejections | Fréchet (per batch) | "
-              "gen pairs/s | gate pairs/s |", "|---|---|---|---|---|---|---|---|"]
+def bootstrap(diffs: dict[int, np.ndarray], reps: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean paired difference, resampling seeds and objects within each."""
+    rng = np.random.default_rng(seed)
+    seeds = list(diffs)
+    means = np.empty(reps)
+    for r in range(reps):
+        chosen = rng.choice(seeds, size=len(seeds))
+        means[r] = np.mean([diffs[s][rng.integers(0, len(diffs[s]), len(diffs[s]))].mean() for s in chosen])
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str) -> str:
+    """Markdown: per (model, n, arm, share) mean ± sd, per seed, paired difference to B with its interval."""
+    lines = [f"B's augmentation: `{b_augment}`.", "",
+             "| model | n | arm | augmentation | share | Dice (mean ± sd) | per seed | vs B | 95% interval |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    aug = lambda r: ",".join(r["augment"]) or "none"  # noqa: E731
+    keyed = {(r["model"], r["n"], r["arm"], aug(r), r["share"], r["seed"]): r for r in runs if r["val_dice"] is not None}
+    for group in sorted({k[:5] for k in keyed}):
+        model, n, arm, augment, share = group
+        rows = [keyed[k] for k in sorted(keyed) if k[:5] == group]
+        dice = [r["val_dice"] for r in rows]
+        sd = statistics.stdev(dice) if len(dice) > 1 else 0.0
+        diffs = {}
+        for r in rows:
+            base = keyed.get((model, n, "B", b_augment, 0.0, r["seed"]))
+            if base is not None and base is not r and r["objects"] and base["objects"]:
+                diffs[r["seed"]] = np.asarray(r["objects"]) - np.asarray(base["objects"])
+        delta = ci = "–"
+        if diffs:
+            delta = f"{np.mean([d.mean() for d in diffs.values()]):+.4f}"
+            lo, hi = bootstrap(diffs)
+            ci = f"[{lo:+.4f}, {hi:+.4f}]"
+        lines.append(f"| {model} | {n} | {arm} | {augment} | {share:g} | {statistics.mean(dice):.4f} ± {sd:.4f} | "
+                     f"{', '.join(f'{d:.4f}' for d in dice)} | {delta} | {ci} |")
+    lines += ["", "| generator | n | seed | train s | build s | generated | accepted | rejections | Fréchet | "
+              "pairs/s | gate pairs/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in gens:
         s = g["synth"]
-        fids = ", ".join("n/a" if b["frechet"] is None else f"{b['frechet']:.2f}" for b in s["batches"])
-        lines.append(f"| {g['generator']} | {g['gan_s_per_step']} | {s['generated']} | {s['accepted']} | "
-                     f"{s['reasons'] or '-'} | {fids} | {s['pairs_per_s'] or 0:.1f} | "
-                     f"{s['gate_pairs_per_s'] or 0:.2f} |")
+        fids = [b["frechet"] for b in s["batches"] if b["frechet"] is not None]
+        lines.append(f"| {g['kind']} | {g['n']} | {g['seed']} | {g['train_seconds']} | {g['build_seconds']} | "
+                     f"{s['generated']} | {s['accepted']} | {s['reasons'] or '-'} | "
+                     f"{np.mean(fids) if fids else float('nan'):.2f} | {s['pairs_per_s'] or 0:.1f} | "
+                     f"{s['gate_pairs_per_s'] or 0:.1f} |")
     return "\n".join(lines)
 
 
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Held-out Dice against n, one line per (model, arm, share), error bars = sd over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
+    for ax, model in zip(axes, ("unet", "sam")):
+        series: dict[tuple[str, float], dict[int, list[float]]] = {}
+        for r in runs:
+            if r["model"] == model and r["val_dice"] is not None:
+                series.setdefault((r["arm"], r["share"]), {}).setdefault(r["n"], []).append(r["val_dice"])
+        for (arm, share), per_n in sorted(series.items()):
+            ns = sorted(per_n)
+            ax.errorbar(ns, [np.mean(per_n[n]) for n in ns], yerr=[np.std(per_n[n]) for n in ns], marker="o",
+                        capsize=3, label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""))
+        ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: MNI152 white matter")
+        ax.set_xlabel("labelled real slices")
+        ax.set_ylabel("held-out Dice (15 slices)")
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the protocol and write results.json / results.md under ``--out``."""
+    """Run the protocol and write results.json / results.md / dice_vs_n.png under ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-output/synth_gain"))
     parser.add_argument("--shots", default="4,8")
-    parser.add_argument("--ratios", default="0,0.5,1.0")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--gan-steps", type=int, default=1500)
-    parser.add_argument("--gan-size", type=int, default=64)
-    parser.add_argument("--gan-width", type=int, default=8)
-    parser.add_argument("--gan-batch", type=int, default=8)
-    parser.add_argument("--count", type=int, default=64, help="pairs generated per generator")
-    parser.add_argument("--gen-batch", type=int, default=32)
-    parser.add_argument("--model", default="litemedsam", help="gate and adapter model")
-    parser.add_argument("--adapter", default="decoder")
-    parser.add_argument("--train-steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--quick", action="store_true", help="tiny settings: one seed, 4 shots, few steps")
+    parser.add_argument("--models", default="unet", help="unet, sam or unet,sam")
+    parser.add_argument("--arms", default="A,B,C,D,E,F")
+    parser.add_argument("--shares", default="0.5", help="synthetic shares of training objects")
+    parser.add_argument("--augment", default="flip", help="B's ordinary augmentation (--screen picks it)")
+    parser.add_argument("--screen", action="store_true", help="screen B's augmentation with the U-Net (first seed)")
+    parser.add_argument("--count", type=int, default=200, help="pairs generated per generator")
+    parser.add_argument("--cgan-size", type=int, default=256)
+    parser.add_argument("--cgan-steps", type=int, default=600)
+    parser.add_argument("--fastgan-steps", type=int, default=500)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="one seed, n = 4, steps / 50, few pairs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.shots, args.seeds, args.gan_steps, args.count, args.train_steps = "4", "0", 20, 8, 4
-        args.gan_size, args.gan_width = 32, 4
-    from samdata.cli.synth import SamGate
-    from samdata.synth.train import resolve_device
-
-    args.device = str(resolve_device(args.device))
+        args.shots, args.seeds, args.count, args.cgan_steps, args.fastgan_steps = "4", "0", 16, 5, 5
+        args.cgan_size = 64
     args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    gens: list[dict[str, Any]] = previous.get("generators", [])
+    runs: list[dict[str, Any]] = previous.get("runs", [])
     started = time.perf_counter()
     store = build_store(args.out)
-    gate = SamGate(args.model, device=args.device)
-    gens: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
         results = {"args": {k: str(v) for k, v in vars(args).items()}, "held_out": VAL_SLICES,
                    "shots": {n: shots(int(n)) for n in args.shots.split(",")}, "generators": gens, "runs": runs,
                    "seconds": round(time.perf_counter() - started, 1)}
-        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        (args.out / "results.md").write_text(table(runs, gens) + "\n")
+        results_path.write_text(json.dumps(results, indent=2, default=str))
+        (args.out / "results.md").write_text(table(runs, gens, args.augment) + "\n")
 
-    for seed in (int(v) for v in args.seeds.split(",")):  # seed-major: a cut-short bench still has every n
-        for n in (int(v) for v in args.shots.split(",")):
-            gens.append(make_generator(store, args.out, n, seed, args, gate))
-            print(json.dumps({k: v for k, v in gens[-1].items() if k != "synth"}), flush=True)
-            save()
-            for ratio in (float(v) for v in args.ratios.split(",")):
-                runs.append(train_run(store, args.out, n, seed, ratio, args))
-                print(json.dumps(runs[-1]), flush=True)
-                save()
-    print(table(runs, gens))
+    def record(entry: dict[str, Any], into: list[dict[str, Any]], key: tuple[str, ...]) -> None:
+        into[:] = [e for e in into if tuple(e[k] for k in key) != tuple(entry[k] for k in key)] + [entry]
+        print(json.dumps({k: v for k, v in entry.items() if k not in ("synth", "objects")}), flush=True)
+        save()
+
+    seeds = [int(v) for v in args.seeds.split(",")]
+    ns = [int(v) for v in args.shots.split(",")]
+    augment_b = tuple(a for a in args.augment.split(",") if a)
+    if args.screen:
+        for n in ns:
+            for aug in SCREEN:
+                record(train_run(store, args.out, Run("unet", "B", n, seeds[0], 0.0, tuple(aug.split(","))), args),
+                       runs, ("model", "arm", "n", "seed", "share", "augment"))
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    models = [m.strip() for m in args.models.split(",")]
+    shares = [float(v) for v in args.shares.split(",")]
+    made = {(g["kind"], g["n"], g["seed"]) for g in gens}
+    for seed in seeds:  # seed-major: a cut-short bench still has every n
+        for n in ns:
+            for arm in arms:
+                kind, uses_b = ARMS[arm]
+                if kind and (kind, n, seed) not in made:
+                    record(make_generator(store, args.out, kind, n, seed, args), gens, ("kind", "n", "seed"))
+                    made.add((kind, n, seed))
+                for model in models:
+                    for share in (shares if kind else [0.0]):
+                        run = Run(model, arm, n, seed, share, augment_b if uses_b else ())
+                        record(train_run(store, args.out, run, args), runs, ("model", "arm", "n", "seed", "share",
+                                                                              "augment"))
+    plot([r for r in runs if tuple(r["augment"]) in (augment_b, ()) or r["arm"] != "B"], args.out / "dice_vs_n.png")
+    print(table(runs, gens, args.augment))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``demo_flow``: the whole pipeline on the embedded sample data with small CPU settings.
 
 Sample data (the real MNI152 T1 with WM/GM/brain labels, and seeded CT phantoms) → ingest both →
-train a few-shot paired generator on axial white-matter slices and add gated synthetic pairs →
+synthetic pairs from the 30 labelled axial slices (``deform`` by default: smooth deformations and
+in-between morphs at the store's resolution) through the quality gate →
 a box prompt set → a white-matter mixture (real and synthetic) → LiteMedSAM with a fine-tuned mask
 decoder (frozen encoder, embeddings cached), ``steps`` steps on 30 axial slices → adapted vs
 zero-shot on 15 held-out axial slices (z 51..135 step 6, never trained on; the generator never
@@ -53,15 +54,18 @@ def sample_data_task(out: str, phantoms: int, seed: int) -> tuple[str, str]:
 
 @flow(name="demo", validate_parameters=True)
 def demo_flow(out: str, phantoms: Annotated[int, Field(ge=1)] = 4, seed: Annotated[int, Field(ge=0)] = 0,
-              steps: Annotated[int, Field(ge=1)] = 100, gan_steps: Annotated[int, Field(ge=1)] = 150,
-              synthetic: Annotated[int, Field(ge=0)] = 16) -> dict[str, Any]:
+              steps: Annotated[int, Field(ge=1)] = 100, generator: str = "deform",
+              generator_steps: Annotated[int, Field(ge=1)] = 300,
+              synthetic: Annotated[int, Field(ge=0)] = 32) -> dict[str, Any]:
     """Run build_and_train on the sample data into ``out`` (store, run, report in ``out/demo-report``);
-    ``synthetic`` pairs are drawn from a generator trained ``gan_steps`` steps (0: no synthetic step)."""
+    ``synthetic`` pairs come from a ``generator`` kind (trained ``generator_steps`` steps if it trains;
+    0 pairs: no synthetic step)."""
     mni, ct = sample_data_task(out, phantoms, seed)
     synth = None
     if synthetic:
-        synth = SynthParams(generator_id="fastgan_wm", labels=WM, slices=TRAIN_SLICES, steps=gan_steps,
-                            count=synthetic, seed=seed)
+        synth = SynthParams(kind=generator, labels=WM, slices=TRAIN_SLICES, steps=generator_steps, count=synthetic,
+                            seed=seed)
+        synth = synth.model_copy(update={"generator_id": f"{synth.name}_wm"})
     train = TrainParams(model="litemedsam", adapter="decoder", steps=steps, batch_size=4, lr=1e-4, seed=seed,
                         labels=WM, train_slices=TRAIN_WITH_SYNTHETIC if synthetic else TRAIN_SLICES,
                         val_slices=HELD_OUT, val_max=0,

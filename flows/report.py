@@ -92,23 +92,40 @@ def data_section(store: SliceStore, frame: pd.DataFrame | None, folder: Path) ->
 
 
 def synthetic_section(store: SliceStore, folder: Path) -> ReportSection | None:
-    """A grid of synthetic slices and their generators' gate scores (None if the store has none)."""
+    """Synthetic pairs at the store's resolution beside the real slice each was made from, and their gate
+    scores (None if the store has none)."""
     objects = store.objects()
     synthetic = sorted(set(objects.loc[objects["origin"] == "synthetic", "case_id"].astype(str)))
     if not synthetic:
         return None
     shown = synthetic[:: max(1, len(synthetic) // MAX_SYNTHETIC)][:MAX_SYNTHETIC]
     metas = {cid: store.case_meta(cid) for cid in shown}
-    samples = [_sample(store, cid, _busiest_slice(objects, cid), None, metas[cid].provenance.generator or "synthetic")
-               for cid in shown]
-    draw_grid(samples, folder / SYNTHETIC, cols=min(4, len(samples)), label_names=_names(store, shown))
-    keys = sorted({k for meta in metas.values() for k in meta.provenance.scores})
+    samples = []
+    for cid in shown:
+        prov = metas[cid].provenance
+        recipe = prov.recipe
+        what = f"{prov.generator or 'synthetic'} #{cid.rsplit('-', 1)[-1]}"
+        if recipe.get("op") == "morph":
+            what += f": morph {recipe['from'][1]}→{recipe['to'][1]}, t={float(recipe.get('t', 0)):.2f}"
+        elif recipe.get("op"):
+            what += f": {recipe['op']}"
+        if prov.parents:
+            parent_case, parent_z = prov.parents[0]
+            samples.append(_sample(store, parent_case, parent_z, None, "")[:3] + (f"real {parent_case} z={parent_z}",))
+        samples.append(_sample(store, cid, _busiest_slice(objects, cid), None, "")[:3] + (what,))
+    cols = 4 if all(metas[c].provenance.parents for c in shown) else min(4, len(samples))
+    draw_grid(samples, folder / SYNTHETIC, cols=cols, label_names=_names(store, shown))
+    keys = [k for k in ("distance", "min_jacobian", "frechet_batch")
+            if any(k in metas[c].provenance.scores for c in shown)]
     rows = tuple((cid, metas[cid].provenance.generator or "-", str(metas[cid].provenance.seed),
+                  " ".join(f"{c}:{z}" for c, z in metas[cid].provenance.parents) or "-",
                   *(fmt(metas[cid].provenance.scores.get(k)) for k in keys)) for cid in shown)
     return ReportSection("Synthetic pairs", (f"{len(synthetic)} synthetic case(s) passed the quality gate and are "
                                              "in the store; synthetic cases only ever train.",),
-                         (ReportTable("shown synthetic cases", ("case", "generator", "seed", *keys), rows),),
-                         (ReportFigure(SYNTHETIC, "Generated image/mask pairs (label outlines)."),))
+                         (ReportTable("shown synthetic cases", ("case", "generator", "seed", "made from", *keys),
+                                      rows),),
+                         (ReportFigure(SYNTHETIC, "Each generated pair at the store's resolution (right) beside "
+                                                  "the real slice it was made from (left); label outlines."),))
 
 
 def curation_section(store: SliceStore, inputs: ReportInputs, attrs: dict | None) -> ReportSection:

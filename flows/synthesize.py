@@ -1,13 +1,12 @@
-"""``synthesize_flow``: train a few-shot paired generator on the store's real slices, then generate
-synthetic image/mask pairs through the quality gate and commit the accepted ones.
+"""``synthesize_flow``: synthetic image/mask pairs from the store's labelled slices, gated and committed.
 
-Two tasks, both compute in the flow's own process (one generator, one gate model; not retried):
-``train-generator`` (:func:`pipelines.synthesize.train_generator`, resuming the generator folder's
-last checkpoint, so a re-run after a crash continues and a finished generator is reused) and
-``generate`` (:func:`pipelines.synthesize.synthesize`: batches of pairs gated against the real
-slices, accepted pairs committed in one commit; sample ids already stored are not drawn again, so
-a re-run adds nothing twice). The gate's segmenter and feature extractor are the same
-:class:`~samdata.cli.synth.SamGate` that ``samdata synth generate`` uses (LiteMedSAM by default).
+``kind`` names the generator (:mod:`samdata.synth.kinds`): a kind without training (``deform``,
+the default; ``labels2image[:mode=random]``) is built on the real slices inside the ``generate``
+task; a kind that trains (``cgan``, ``fastgan``) is first trained by ``train-generator`` in the
+generator folder (resuming its last checkpoint, so a re-run after a crash continues and a finished
+generator is reused). ``generate`` (:func:`pipelines.synthesize.synthesize`) gates every batch
+against the real slices and commits the accepted pairs in one commit; sample ids already stored are
+not drawn again, so a re-run adds nothing twice. Both tasks compute in the flow's own process.
 """
 
 from __future__ import annotations
@@ -21,101 +20,122 @@ from pydantic import Field, model_validator
 
 from flows.artifacts import markdown_table, publish
 from flows.params import Params
-from pipelines.synthesize import (GateModels, SliceQuery, SynthConfig, SynthReport, TrainedSource, reference_for,
-                                  synthesize, train_generator)
+from pipelines.synthesize import (SliceQuery, SynthConfig, SynthReport, build_source, open_trained, synthesize,
+                                  train_generator)
+from samdata.prompts.spec import split_spec
 from samdata.synth.gate import GateConfig
-from samdata.synth.train import GanConfig, GanResult
+from samdata.synth.kinds import kind_entry, parse_kind
 from training.config import parse_slices
 
-GATE_MODELS: tuple[str, ...] = ("litemedsam", "tiny", "none")
+DEFAULT_KIND = "deform"
 
 
 class SynthParams(Params):
-    """A generator (id, real slices it learns from, GAN settings) and a generation run (count, seed, gate)."""
+    """A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a
+    generation run (count, seed, gate's Fréchet limit)."""
 
-    generator_id: str = "fastgan"
+    kind: str = DEFAULT_KIND
+    generator_id: str | None = None
     labels: tuple[str, ...] = Field(min_length=1)
     slices: str | None = None
     max_slices: int | None = Field(None, ge=1)
     steps: int = Field(1000, ge=1)
-    size: int = 64
-    width: int = 8
-    batch_size: int = Field(8, ge=1)
-    count: int = Field(32, ge=1)
+    size: int | None = None
+    count: int = Field(64, ge=1)
     seed: int = Field(0, ge=0)
-    gate_model: str = "litemedsam"
+    frechet_max: float | None = Field(2.0, gt=0)
     device: str = "cpu"
 
     @model_validator(mode="after")
     def _valid(self) -> SynthParams:
-        if self.gate_model not in GATE_MODELS:
-            raise ValueError(f"gate_model {self.gate_model!r}; expected one of {', '.join(GATE_MODELS)}")
-        self.query(), self.gan(), self.synth()
+        self.query(), self.synth()
+        if not self.trains:
+            parse_kind(self.kind)
+        else:
+            self.train_config()
         return self
 
+    @property
+    def name(self) -> str:
+        """The kind's name (the spec before ':')."""
+        return split_spec(self.kind)[0]
+
+    @property
+    def trains(self) -> bool:
+        """Whether the kind needs training before it generates."""
+        return kind_entry(self.name).trains
+
+    @property
+    def gid(self) -> str:
+        """The generator id in case ids: ``generator_id`` or the kind's name."""
+        return self.generator_id or self.name
+
     def query(self) -> SliceQuery:
-        """The real slices the generator learns from (train split)."""
+        """The real slices the generator starts from (train split)."""
         return SliceQuery(labels=self.labels, slices=parse_slices(self.slices) if self.slices else None,
                           max_slices=self.max_slices)
 
-    def gan(self) -> GanConfig:
-        """The GAN training config."""
+    def train_config(self) -> Any:
+        """The training config of a kind that trains (small CPU defaults; ``size`` overrides the frame)."""
         every = max(1, self.steps // 4)
-        return GanConfig(size=self.size, width=self.width, steps=self.steps, batch_size=self.batch_size,
-                         seed=self.seed, sample_every=0, save_every=every, log_every=max(1, self.steps // 20),
-                         device=self.device)
+        if self.name == "cgan":
+            from samdata.synth.cgan import CganConfig
+
+            return CganConfig(size=self.size or 128, steps=self.steps, seed=self.seed, save_every=every,
+                              log_every=max(1, self.steps // 20), device=self.device)
+        from samdata.synth.train import GanConfig
+
+        return GanConfig(size=self.size or 64, width=8, steps=self.steps, batch_size=8, seed=self.seed,
+                         sample_every=0, save_every=every, log_every=max(1, self.steps // 20), device=self.device)
 
     def synth(self) -> SynthConfig:
-        """The generation config: ``count`` samples of ``seed``, gate thresholds calibrated on the real slices."""
-        gate = GateConfig(consistency=self.gate_model != "none")
-        return SynthConfig(count=self.count, seed=self.seed, batch_size=min(16, self.count), gate=gate)
+        """The generation config: ``count`` samples of ``seed`` through the gate."""
+        return SynthConfig(count=self.count, seed=self.seed, batch_size=min(32, self.count),
+                           gate=GateConfig(frechet_max=self.frechet_max))
 
 
 @task(name="train-generator", cache_policy=NONE)
-def train_generator_task(store: str, gen_dir: str, params: SynthParams) -> GanResult:
-    """Train (or resume, or reuse when finished) the paired generator in ``gen_dir``."""
+def train_generator_task(store: str, gen_dir: str, params: SynthParams) -> dict[str, Any]:
+    """Train (or resume, or reuse when finished) the generator of a training kind in ``gen_dir``."""
     logger = get_run_logger()
-    every = max(1, params.steps // 10)
+    total = params.steps
+    every = max(1, total // 10)
 
-    def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-        if step % every == 0 or step == total:
-            logger.info(f"generator step {step}/{total}: D {metrics['loss_d']:.3f}, G {metrics['loss_g']:.3f}")
+    def on_step(step: int, steps: int, metrics: dict[str, float]) -> None:
+        if step % every == 0 or step == steps:
+            logger.info(f"{params.name} step {step}/{steps}: D {metrics['loss_d']:.3f}, G {metrics['loss_g']:.3f}")
 
-    return train_generator(store, gen_dir, params.query(), params.gan(), generator_id=params.generator_id,
-                           resume=True, on_step=on_step)
-
-
-def gate_models(name: str, device: str) -> GateModels:
-    """The gate's segmenter and feature extractor from model ``name`` (``none``: mask checks only)."""
-    if name == "none":
-        return GateModels()
-    from samdata.cli.synth import SamGate
-
-    gate = SamGate(name, device=device)
-    return GateModels(segment=gate.segment, features=gate.features)
+    result = train_generator(store, gen_dir, params.query(), params.name, params.train_config(),
+                             generator_id=params.gid, resume=True, on_step=on_step)
+    return {"gen_dir": str(result.gen_dir), "steps": result.step, "checkpoint_hash": result.checkpoint_hash,
+            "seconds": result.seconds}
 
 
 @task(name="generate", cache_policy=NONE)
-def generate_task(store: str, gen_dir: str, params: SynthParams) -> SynthReport:
-    """Generate ``count`` pairs, gate them against the generator's real slices, commit the accepted ones."""
+def generate_task(store: str, gen_dir: str | None, params: SynthParams) -> SynthReport:
+    """Generate ``count`` pairs, gate them against the real slices, commit the accepted ones."""
     logger = get_run_logger()
-    source = TrainedSource(gen_dir, params.device)
 
     def progress(done: int, total: int, batch: dict[str, Any]) -> None:
         logger.info(f"generated {done}/{total}: batch accepted {batch['accepted']}/{batch['generated']}")
 
-    return synthesize(store, source, reference_for(store, source.info), params.synth(),
-                      gate_models(params.gate_model, params.device), progress=progress)
+    if gen_dir is not None:
+        source, reference = open_trained(store, gen_dir, params.device)
+    else:
+        source, reference = build_source(store, params.query(), params.kind, generator_id=params.gid)
+    return synthesize(store, source, reference, params.synth(), progress=progress)
 
 
-def synth_markdown(store: str, gan: GanResult, report: SynthReport) -> str:
+def synth_markdown(store: str, params: SynthParams, trained: dict[str, Any] | None, report: SynthReport) -> str:
     """The artifact: generator, counts, rejections by reason, thresholds and per-batch Fréchet distance."""
-    rows = [[report.generator_id, report.seed, report.requested, report.already_stored, report.generated,
-             report.accepted, report.rejected, report.snapshot_id]]
-    text = (f"## Synthetic pairs in `{store}`\n\nGenerator `{gan.gen_dir}`: {gan.step} steps, checkpoint sha256 "
-            f"`{gan.checkpoint_hash[:16]}`.\n\n"
-            + markdown_table(["generator", "seed", "requested", "already stored", "generated", "accepted",
-                              "rejected", "snapshot"], rows))
+    rows = [[report.generator_id, params.kind, report.seed, report.requested, report.already_stored,
+             report.generated, report.accepted, report.rejected, report.snapshot_id]]
+    text = f"## Synthetic pairs in `{store}`\n\n"
+    if trained is not None:
+        text += (f"Generator `{trained['gen_dir']}`: {trained['steps']} steps, checkpoint sha256 "
+                 f"`{trained['checkpoint_hash'][:16]}`.\n\n")
+    text += markdown_table(["generator", "kind", "seed", "requested", "already stored", "generated", "accepted",
+                            "rejected", "snapshot"], rows)
     if report.reasons:
         text += "\n\nRejected by reason:\n\n" + markdown_table(["reason", "pairs"], sorted(report.reasons.items()))
     frechet = [b.get("frechet") for b in report.batches]
@@ -125,13 +145,15 @@ def synth_markdown(store: str, gan: GanResult, report: SynthReport) -> str:
 
 @flow(name="synthesize", validate_parameters=True)
 def synthesize_flow(store: str, generator_dir: str, synth: SynthParams) -> dict[str, Any]:
-    """Train the generator in ``generator_dir`` on ``store``'s real slices and commit gated synthetic pairs
-    (artifact ``synthesize-<store>``)."""
+    """Build (or train into ``generator_dir``) the generator of ``synth.kind`` on ``store``'s real slices and
+    commit gated synthetic pairs (artifact ``synthesize-<store>``)."""
     logger = get_run_logger()
-    gan = train_generator_task(store, generator_dir, synth)
-    logger.info(f"generator {gan.gen_dir}: {gan.step} steps ({gan.seconds:.0f} s this run)")
-    report = generate_task(store, str(Path(generator_dir)), synth)
-    publish("synthesize", store, synth_markdown(store, gan, report), f"synthetic pairs of {synth.generator_id}")
+    trained = None
+    if synth.trains:
+        trained = train_generator_task(store, generator_dir, synth)
+        logger.info(f"generator {trained['gen_dir']}: {trained['steps']} steps ({trained['seconds']:.0f} s this run)")
+    report = generate_task(store, str(Path(generator_dir)) if synth.trains else None, synth)
+    publish("synthesize", store, synth_markdown(store, synth, trained, report), f"synthetic pairs of {synth.gid}")
     logger.info(f"synthetic pairs: {report.accepted} accepted, {report.rejected} rejected "
                 f"{dict(report.reasons) or ''}, {report.already_stored} already stored; snapshot {report.snapshot_id}")
     return report.to_json()

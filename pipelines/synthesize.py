@@ -1,19 +1,18 @@
-"""Synthetic pairs for the store: train a paired generator on store slices, generate, gate, commit.
+"""Synthetic pairs for the store: read the real slices, train or build a generator, generate, gate, commit.
 
-* :func:`load_real_pairs` reads the real slices of chosen labels (one channel per label) from a
-  snapshot: the training set of a generator and the reference the gate compares against.
-* :func:`train_generator` trains :mod:`samdata.synth`'s paired GAN on them.
-* :func:`synthesize` draws pairs from a :class:`PairSource` (a trained generator,
-  :class:`TrainedSource`, or a medigan package, :class:`MediganSource`), puts every batch through
-  the quality gate (:mod:`samdata.synth.gate`) and writes the accepted pairs as cases with origin
-  ``synthetic`` in **one** commit (nothing on failure). Each case is a 2D pair (Z = 1) with id
-  ``syn-<generator>-<seed>-<k>``, a diagonal affine with the spacing of the real slices it
-  imitates, normalisation ``synthetic`` (values are already uint8 0..255) and provenance
-  (generator id, checkpoint hash, seed, gate scores). Re-running with the same seed adds nothing:
-  samples whose case id is present are not generated again. Mixtures put these cases in train only.
-
-The segmenter and feature extractor the gate needs (LiteMedSAM in the CLI) are injected as
-callables (:class:`GateModels`); this module does not import ``training``.
+* :func:`load_real_pairs` reads the real slices of chosen labels from a snapshot, with their full
+  label maps: what a generator starts from and what the gate compares against.
+* :func:`build_source` builds a generator that needs no training (``deform``, ``labels2image``) on
+  them; :func:`train_generator` trains one that does (``cgan``, ``fastgan``) into a folder GEN, and
+  :func:`open_trained` opens it again (:mod:`samdata.synth.kinds` is the registry).
+* :func:`synthesize` draws pairs from a :class:`~samdata.synth.source.PairSource`, puts every batch
+  through the quality gate (:mod:`samdata.synth.gate`) and writes the accepted pairs as cases with
+  origin ``synthetic`` in **one** commit (nothing on failure). Each case is a 2D pair (Z = 1) with
+  id ``syn-<generator>-<seed>-<k>``, a diagonal affine with the spacing of the real slices it
+  imitates, normalisation ``synthetic`` (values are already uint8 0..255) and provenance (generator
+  id, checkpoint hash, seed, gate scores, the real slices it came from). Re-running with the same
+  seed adds nothing: samples whose case id is present are not generated again. Mixtures put these
+  cases in train only.
 """
 
 from __future__ import annotations
@@ -25,18 +24,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
-from samdata.synth.checkpoint import GeneratorInfo, check_generator_id, load_generator
-from samdata.synth.gate import Featurizer, GateConfig, Segmenter, calibrate, run_gate
-from samdata.synth.medigan_io import MediganModel
-from samdata.synth.pairs import RealPairs, grey_uint8, resize_pair
-from samdata.synth.sample import generate_pairs
-from samdata.synth.train import GanConfig, GanResult, StepFn, resolve_device, train_gan
+from samdata.synth.checkpoint import read_info
+from samdata.synth.gate import GateConfig, calibrate, run_gate
+from samdata.synth.kinds import open_trained as _open_trained
+from samdata.synth.kinds import build_source as _build_source
+from samdata.synth.kinds import train_kind
+from samdata.synth.medigan_source import resize_nearest
+from samdata.synth.pairs import RealPairs, resize_pair
+from samdata.synth.source import PairSource
+from samdata.synth.train import StepFn
 from storage import SliceStore
 
 #: Called after each batch with (samples done, samples in all, batch summary).
@@ -78,21 +80,36 @@ def _label_values(objects: Any, labels: tuple[str, ...], where: str) -> tuple[in
 
 def read_pairs(store: SliceStore, keys: list[tuple[str, int]], labels: tuple[str, ...], values: tuple[int, ...]
                ) -> RealPairs:
-    """Real pairs of the (case_id, z) ``keys``: one mask channel per label name, resized to the commonest grid."""
+    """Real pairs of the (case_id, z) ``keys``: one mask channel per label name and the full label maps (values
+    unified by label name across cases), resized to the commonest grid."""
     if not keys:
         raise ValidationError(f"no real slices to read from store {store.url!r} at {store.snapshot_id}")
     slices = [(cid, z, *store.read_slice(cid, z)) for cid, z in keys]
     metas = {cid: store.case_meta(cid) for cid in dict.fromkeys(cid for cid, *_ in slices)}
     grid = Counter(img.shape for *_, img, _ in slices).most_common(1)[0][0]
-    images, masks = [], []
+    table: dict[str, int] = {name: value for value, name in zip(values, labels)}
+    for meta in metas.values():
+        for value, name in sorted(meta.label_names.items()):
+            if name not in table and value not in table.values():
+                table[name] = int(value)
+            elif name not in table:
+                table[name] = max(table.values(), default=0) + 1
+    images, masks, full = [], [], []
     for cid, _z, image, label in slices:
         by_name = {name: value for value, name in metas[cid].label_names.items()}
         masks.append([resize_pair(image, label == by_name.get(name, -1), grid)[1] for name in labels])
         images.append(resize_pair(image, None, grid)[0])
+        lookup = np.zeros(int(label.max()) + 1, dtype=np.int64)
+        for value, name in metas[cid].label_names.items():
+            if value < len(lookup):
+                lookup[value] = table[name]
+        full.append(resize_nearest(lookup[label], grid))
     first = metas[next(cid for cid, *_, img, _l in slices if img.shape == grid)]
     modality = Counter(m.modality for m in metas.values()).most_common(1)[0][0]
+    dtype = np.uint8 if max(table.values(), default=0) < 256 else np.uint16
     return RealPairs(np.stack(images), np.asarray(masks, dtype=bool), values, labels, first.geometry.spacing,
-                     modality, tuple((c, int(z)) for c, z in keys), store.url, store.snapshot_id)
+                     modality, tuple((c, int(z)) for c, z in keys), store.url, store.snapshot_id,
+                     np.stack(full).astype(dtype), tuple(sorted((v, n) for n, v in table.items())))
 
 
 def load_real_pairs(store_url: str | Path, query: SliceQuery) -> RealPairs:
@@ -116,85 +133,30 @@ def load_real_pairs(store_url: str | Path, query: SliceQuery) -> RealPairs:
     return read_pairs(store, keys, query.labels, values)
 
 
-def train_generator(store_url: str | Path, gen_dir: Path | str, query: SliceQuery, config: GanConfig, *,
-                    generator_id: str, resume: bool = False, on_step: StepFn | None = None) -> GanResult:
-    """Train a paired generator on the real slices of ``query`` into ``gen_dir``."""
-    return train_gan(load_real_pairs(store_url, query), gen_dir, config, generator_id=generator_id,
-                     resume=resume, on_step=on_step)
+def train_generator(store_url: str | Path, gen_dir: Path | str, query: SliceQuery, kind: str, config: Any, *,
+                    generator_id: str, resume: bool = False, on_step: StepFn | None = None) -> Any:
+    """Train a generator of ``kind`` (``cgan``, ``fastgan``) on the real slices of ``query`` into ``gen_dir``."""
+    return train_kind(kind, load_real_pairs(store_url, query), gen_dir, config, generator_id=generator_id,
+                      resume=resume, on_step=on_step)
 
 
-# ----------------------------------------------------------------------------------- sources
-class PairSource(Protocol):
-    """Where generated pairs come from: identity for provenance and a seeded batch draw on the store grid."""
-
-    generator_id: str
-    checkpoint_hash: str
-    description: str
-    seeded: bool
-
-    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
-        """Samples ``indices`` of ``seed``: ((n, H, W) uint8 images, (n, H, W) label maps or None)."""
-        ...
+def build_source(store_url: str | Path, query: SliceQuery, spec: str, *, generator_id: str | None = None
+                 ) -> tuple[PairSource, RealPairs]:
+    """A generator that needs no training (spec ``deform[:key=value,...]`` or ``labels2image:...``) built on
+    the real slices of ``query``, and those slices."""
+    reference = load_real_pairs(store_url, query)
+    return _build_source(spec, reference, generator_id=generator_id), reference
 
 
-class TrainedSource:
-    """A generator trained by ``samdata synth train`` (folder GEN)."""
-
-    seeded = True
-
-    def __init__(self, gen_dir: Path | str, device: str = "cpu") -> None:
-        self.generator, self.info, self.checkpoint_hash = load_generator(Path(gen_dir), resolve_device(device))
-        self.generator_id = self.info.generator_id
-        self.description = f"samdata:{Path(gen_dir).resolve()}"
-
-    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
-        """Draw samples ``indices`` of ``seed`` at the training grid (the store grid of its slices)."""
-        return generate_pairs(self.generator, self.info, seed, indices)
+def open_trained(store_url: str | Path, gen_dir: Path | str, device: str = "cpu") -> tuple[PairSource, RealPairs]:
+    """A trained generator folder as a pair source, with the real slices it learnt from."""
+    reference = reference_for(store_url, gen_dir)
+    return _open_trained(gen_dir, reference, device), reference
 
 
-class MediganSource:
-    """An opened :class:`~samdata.synth.medigan_io.MediganModel`; outputs are brought to the reference grid."""
-
-    def __init__(self, model: MediganModel, work: Path | str) -> None:
-        self.model, self.work = model, Path(work)
-        self.generator_id = check_generator_id("medigan." + model.model_id)
-        ex = model.entry["execution"]
-        weights = [model.workdir / "models" / model.model_id / p / f"{ex['model_name']}{ex['extension']}"
-                   for p in (model.package_name, ".")]
-        found = next((w for w in weights if w.is_file()), None)
-        self.checkpoint_hash = hashlib.sha256(found.read_bytes()).hexdigest() if found else "unknown"
-        self.description = f"medigan:{model.model_id}:{model.package.resolve()}"
-        custom = ex.get("generate_method", {}).get("args", {}).get("custom", {}) or {}
-        self._custom_keys = set(custom)
-        self.seeded = "seed" in custom
-
-    def batch(self, seed: int, indices: list[int], reference: RealPairs) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run the model for ``len(indices)`` samples and map images (grey) and masks (labels) to the grid."""
-        custom = {k: v for k, v in {"seed": seed, "start_index": indices[0]}.items() if k in self._custom_keys}
-        pairs = self.model.generate(len(indices), self.work / f"seed{seed}-{indices[0]}", custom)
-        if len(pairs) < len(indices):
-            raise ValidationError(f"medigan model {self.model.model_id!r} returned {len(pairs)} samples for "
-                                  f"{len(indices)} asked")
-        images, labels, values = [], [], np.asarray((0, *reference.label_values))
-        for pair in pairs[:len(indices)]:
-            image, _ = resize_pair(grey_uint8(pair.image), None, reference.grid)
-            images.append(image)
-            if pair.mask is not None:
-                index = np.minimum(pair.mask, len(reference.label_values))
-                labels.append(values[resize_nearest(index, reference.grid)])
-        has_masks = len(labels) == len(images)
-        return np.stack(images), (np.stack(labels).astype(np.uint16) if has_masks else None)
-
-
-def resize_nearest(index: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an (h, w) integer map to ``grid``."""
-    rows = (np.arange(grid[0]) * index.shape[0] // grid[0]).clip(0, index.shape[0] - 1)
-    cols = (np.arange(grid[1]) * index.shape[1] // grid[1]).clip(0, index.shape[1] - 1)
-    return index[rows][:, cols]
-
-
-def reference_for(store_url: str | Path, info: GeneratorInfo) -> RealPairs:
+def reference_for(store_url: str | Path, gen_dir: Path | str) -> RealPairs:
     """The real slices a trained generator learnt from (its snapshot; else this store's head)."""
+    info = read_info(Path(gen_dir))
     store = SliceStore.open(store_url)
     try:
         store = store.at(info.snapshot_id)
@@ -208,14 +170,6 @@ def reference_for(store_url: str | Path, info: GeneratorInfo) -> RealPairs:
 
 
 # ----------------------------------------------------------------------------------- generation
-@dataclass(frozen=True)
-class GateModels:
-    """The injected gate models: a box-prompted segmenter and an image feature extractor (None = skip)."""
-
-    segment: Segmenter | None = None
-    features: Featurizer | None = None
-
-
 @dataclass(frozen=True)
 class SynthConfig:
     """How many pairs to draw (``count``, indices 0..count-1 of ``seed``), per batch, with which gate."""
@@ -267,7 +221,8 @@ def case_id_for(generator_id: str, seed: int, k: int) -> str:
 
 
 def synthetic_case(source: PairSource, reference: RealPairs, seed: int, k: int, image: np.ndarray,
-                   label: np.ndarray | None, scores: dict[str, float]) -> Case:
+                   label: np.ndarray | None, scores: dict[str, float], parents: tuple[tuple[str, int], ...] = (),
+                   recipe: dict[str, Any] | None = None) -> Case:
     """A generated (H, W) pair as a store case: Z = 1, diagonal affine, 'synthetic' normalisation, provenance."""
     sx, sy, sz = reference.spacing
     affine = tuple(tuple(float(v) for v in row) for row in np.diag([sx, sy, sz, 1.0]))
@@ -277,25 +232,24 @@ def synthetic_case(source: PairSource, reference: RealPairs, seed: int, k: int, 
     provenance = Provenance("synthetic", source.description,
                             hashlib.sha256(f"{source.checkpoint_hash}:{seed}:{k}".encode()).hexdigest(),
                             source.generator_id, source.checkpoint_hash, int(seed),
-                            {key: float(v) for key, v in scores.items() if math.isfinite(v)})
-    dtype = np.uint8 if max(reference.label_values) < 256 else np.uint16
+                            {key: float(v) for key, v in scores.items() if math.isfinite(v)},
+                            tuple(parents), dict(recipe or {}))
+    names = reference.label_table()
+    dtype = np.uint8 if max(names) < 256 else np.uint16
     label_map = np.zeros_like(image, dtype=dtype) if label is None else label.astype(dtype)
-    meta = CaseMeta(case_id_for(source.generator_id, seed, k), reference.modality,
-                    dict(zip(reference.label_values, reference.label_names)), geometry, normalisation, provenance)
+    meta = CaseMeta(case_id_for(source.generator_id, seed, k), reference.modality, names, geometry, normalisation,
+                    provenance)
     return Case(meta, image[None].astype(np.uint8), label_map[None])
 
 
-def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, config: SynthConfig,
-               models: GateModels, *, progress: BatchFn | None = None) -> SynthReport:
+def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, config: SynthConfig, *,
+               progress: BatchFn | None = None) -> SynthReport:
     """Draw ``config.count`` pairs from ``source``, gate each batch against ``reference`` and commit the
     accepted ones in one commit (none with ``dry_run``); see the module docstring."""
     store = SliceStore.open(store_url)
     report = SynthReport(source.generator_id, source.checkpoint_hash, config.seed, config.count)
-    gate_cfg, ref = calibrate(config.gate, reference.images, reference.label_map(), reference.label_values,
-                              models.segment, models.features)
-    report.thresholds, report.reference = asdict(gate_cfg), {"slices": len(reference.images),
-                                                             "real_dice": list(ref.real_dice),
-                                                             "real_nn_distance": ref.real_nn_distance}
+    gate_cfg, ref = calibrate(config.gate, reference.images, reference.label_map())
+    report.thresholds, report.reference = asdict(gate_cfg), ref.describe()
     present = set(store.case_ids())
     todo = [k for k in range(config.count) if case_id_for(source.generator_id, config.seed, k) not in present]
     report.already_stored = config.count - len(todo)
@@ -304,15 +258,17 @@ def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, 
     for start in range(0, len(todo), config.batch_size):
         indices = todo[start:start + config.batch_size]
         t0 = time.perf_counter()
-        images, labels = source.batch(config.seed, indices, reference)
+        batch = source.batch(config.seed, indices)
         report.generate_seconds += time.perf_counter() - t0
-        gated = run_gate(images, labels, reference.label_values, gate_cfg, ref, models.segment, models.features)
+        gated = run_gate(batch.images, batch.labels, gate_cfg, ref, jacobians=batch.min_jacobian,
+                         realistic=source.realistic)
         report.gate_seconds += gated.seconds
         for i, (k, verdict) in enumerate(zip(indices, gated.verdicts)):
             if verdict.accepted:
                 scores = {**verdict.scores, "frechet_batch": gated.frechet}
-                accepted.append(synthetic_case(source, reference, config.seed, k, images[i],
-                                               None if labels is None else labels[i], scores))
+                accepted.append(synthetic_case(
+                    source, reference, config.seed, k, batch.images[i], None if batch.labels is None else batch.labels[i],
+                    scores, batch.parents[i] if batch.parents else (), batch.recipes[i] if batch.recipes else None))
         reasons.update(gated.reasons())
         summary = {"indices": [indices[0], indices[-1]], **gated.summary()}
         summary.pop("thresholds"), summary.pop("reference")

@@ -81,7 +81,11 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a case came from: a real source file (with content hash) or a generator run."""
+    """Where a case came from: a real source file (with content hash) or a generator run.
+
+    A synthetic case also names the real slices it was made from (``parents``, (case_id, z)) and how
+    (``recipe``, JSON-safe: e.g. a morph's end slices and fraction).
+    """
 
     origin: str
     source: str
@@ -90,6 +94,8 @@ class Provenance:
     checkpoint_hash: str | None = None
     seed: int | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    parents: tuple[tuple[str, int], ...] = ()
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,8 @@ class CaseMeta:
             label_names={int(k): v for k, v in d["label_names"].items()},
             geometry=geometry,
             normalisation=Normalisation(**d["normalisation"]),
-            provenance=Provenance(**d["provenance"]),
+            provenance=Provenance(**{**d["provenance"], "parents": tuple(
+                (str(c), int(z)) for c, z in d["provenance"].get("parents", ()))}),
             split=d.get("split", "train"),
         )
 

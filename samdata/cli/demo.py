@@ -27,8 +27,10 @@ def demo(
     phantoms: Annotated[int, typer.Option(min=1, help="CT phantom cases to add beside MNI152.")] = 4,
     seed: Annotated[int, typer.Option(min=0, help="Seed of phantoms, generator, prompts, mixture and training.")] = 0,
     steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps (batch 4).")] = 100,
-    gan_steps: Annotated[int, typer.Option(min=1, help="Training steps of the synthetic-pair generator.")] = 150,
-    synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs to draw and gate (0: skip the step).")] = 16,
+    generator: Annotated[str, typer.Option(help="Synthetic-pair generator kind (`samdata synth kinds`).")] = "deform",
+    generator_steps: Annotated[int, typer.Option(min=1, help="Training steps, for a generator kind that trains.")
+                               ] = 300,
+    synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs to draw and gate (0: skip the step).")] = 32,
     workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes for ingest (1 = in-process).")] = 2,
 ) -> None:
     """Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → HTML report."""
@@ -40,7 +42,8 @@ def demo(
 
     with prefect_api():
         result = guarded(lambda: demo_flow(out=str(out_dir.resolve()), phantoms=phantoms, seed=seed, steps=steps,
-                                           gan_steps=gan_steps, synthetic=synthetic))
+                                           generator=generator, generator_steps=generator_steps,
+                                           synthetic=synthetic))
     trained = result.get("train") or {}
     overall = (trained.get("evaluation") or {}).get("overall", {})
     out.print(f"\nDemo finished in {time.perf_counter() - started:.0f} s.", highlight=False)

@@ -1,4 +1,4 @@
-"""Spec strings ``name:key=value,...`` for prompt schemes, and the checks every params class uses.
+"""Spec strings ``name:key=value,...`` for prompt schemes and generators, and the checks every params class uses.
 
 A params class is a frozen dataclass whose fields are int, float or ``Literal[...]`` strings, or a
 nested params dataclass. A field's spec key is its name unless ``metadata={"key": ...}`` says
@@ -40,22 +40,22 @@ def check_choice(scheme: str, key: str, value: Any, choices: tuple[str, ...]) ->
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``name:key=value,...`` into the name and its raw key/value strings (whitespace trimmed)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"prompt spec {spec!r} is empty; expected 'name' or 'name:key=value,...'")
+        raise ConfigError(f"spec {spec!r} is empty; expected 'name' or 'name:key=value,...'")
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if not name:
-        raise ConfigError(f"prompt spec {spec!r} has no scheme name before ':'")
+        raise ConfigError(f"spec {spec!r} has no scheme name before ':'")
     values: dict[str, str] = {}
     if not rest.strip():
         if ":" in spec:
-            raise ConfigError(f"prompt spec {spec!r} has ':' but no key=value after it")
+            raise ConfigError(f"spec {spec!r} has ':' but no key=value after it")
         return name, values
     for item in rest.split(","):
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or not key or not value:
-            raise ConfigError(f"prompt spec {spec!r}: item {item.strip()!r} is not key=value")
+            raise ConfigError(f"spec {spec!r}: item {item.strip()!r} is not key=value")
         if key in values:
-            raise ConfigError(f"prompt spec {spec!r}: key {key!r} given twice")
+            raise ConfigError(f"spec {spec!r}: key {key!r} given twice")
         values[key] = value
     return name, values
 
@@ -80,15 +80,15 @@ def parse_value(spec: str, key: str, raw: str, hint: Any) -> Any:
     if typing.get_origin(hint) is Literal:
         choices = typing.get_args(hint)
         if raw not in choices:
-            raise ConfigError(f"prompt spec {spec!r}: {key}={raw!r}; expected one of {', '.join(choices)}")
+            raise ConfigError(f"spec {spec!r}: {key}={raw!r}; expected one of {', '.join(choices)}")
         return raw
     try:
         value = hint(raw)
     except ValueError as err:
         what = "a number" if hint is float else "an integer"
-        raise ConfigError(f"prompt spec {spec!r}: {key}={raw!r} is not {what}") from err
+        raise ConfigError(f"spec {spec!r}: {key}={raw!r} is not {what}") from err
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"prompt spec {spec!r}: {key}={raw!r} is not a finite number")
+        raise ConfigError(f"spec {spec!r}: {key}={raw!r} is not a finite number")
     return value
 
 
@@ -98,7 +98,7 @@ def build_params(cls: type, raw: dict[str, str], spec: str, extra_keys: tuple[st
     unknown = [key for key in raw if key not in fields]
     if unknown:
         valid = ", ".join([*fields, *extra_keys])
-        raise ConfigError(f"prompt spec {spec!r}: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
+        raise ConfigError(f"spec {spec!r}: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
     nested: dict[str, Any] = {}
     for key, value in raw.items():
         path, hint = fields[key]

@@ -2,8 +2,9 @@
 
 Layout::
 
-    GEN/generator.json          GeneratorInfo: id, network shape, labels, store grid and spacing,
-                                the store snapshot and (case, z) slices it learnt from, GAN config
+    GEN/generator.json          GeneratorInfo: kind (fastgan, cgan), id, network shape, labels, store
+                                grid and spacing, the store snapshot and (case, z) slices it learnt
+                                from, training config
     GEN/generator.pt            the EMA generator's state dict (torch.save; read with weights_only)
     GEN/checkpoints/step-NNNNNN.pt   full training state (G, D, EMA, optimisers, RNG) for --resume
     GEN/samples/step-NNNNNN.png      sample grids written during training
@@ -50,7 +51,7 @@ class GeneratorInfo:
     """What a trained generator makes and what it learnt from (``GEN/generator.json``)."""
 
     generator_id: str
-    net: NetConfig
+    net: NetConfig | None
     label_values: tuple[int, ...]
     label_names: tuple[str, ...]
     grid: tuple[int, int]
@@ -61,6 +62,7 @@ class GeneratorInfo:
     train_keys: tuple[tuple[str, int], ...]
     gan: dict[str, Any]
     steps_done: int = 0
+    kind: str = "fastgan"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict."""
@@ -71,7 +73,7 @@ class GeneratorInfo:
         """Rebuild from :meth:`to_json` output; ConfigError naming ``where`` if fields are missing."""
         try:
             return cls(
-                generator_id=str(data["generator_id"]), net=NetConfig(**data["net"]),
+                generator_id=str(data["generator_id"]), net=NetConfig(**data["net"]) if data.get("net") else None,
                 label_values=tuple(int(v) for v in data["label_values"]),
                 label_names=tuple(str(v) for v in data["label_names"]),
                 grid=(int(data["grid"][0]), int(data["grid"][1])),
@@ -79,6 +81,7 @@ class GeneratorInfo:
                 modality=str(data["modality"]), source=str(data["source"]), snapshot_id=str(data["snapshot_id"]),
                 train_keys=tuple((str(c), int(z)) for c, z in data["train_keys"]),
                 gan=dict(data["gan"]), steps_done=int(data.get("steps_done", 0)),
+                kind=str(data.get("kind", "fastgan")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{where} is not a samdata generator description: {err!r}") from err
@@ -106,10 +109,15 @@ def save_generator(gen_dir: Path, generator: PairedGenerator, info: GeneratorInf
     gen_dir = Path(gen_dir)
     state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
     atomic_save(state, gen_dir / GENERATOR_FILE)
-    tmp = gen_dir / (INFO_FILE + ".tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2))
-    os.replace(tmp, gen_dir / INFO_FILE)
+    write_info(gen_dir, info)
     return file_sha256(gen_dir / GENERATOR_FILE)
+
+
+def write_info(gen_dir: Path, info: GeneratorInfo) -> None:
+    """Write ``generator.json`` through a temporary file."""
+    tmp = Path(gen_dir) / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(info.to_json(), indent=2))
+    os.replace(tmp, Path(gen_dir) / INFO_FILE)
 
 
 def read_info(gen_dir: Path) -> GeneratorInfo:
@@ -126,9 +134,11 @@ def read_info(gen_dir: Path) -> GeneratorInfo:
 
 
 def load_generator(gen_dir: Path, device: torch.device | str = "cpu") -> tuple[PairedGenerator, GeneratorInfo, str]:
-    """The trained (EMA) generator in eval mode on ``device``, its info and its checkpoint hash."""
+    """The trained (EMA) noise-to-pair generator in eval mode on ``device``, its info and its checkpoint hash."""
     gen_dir = Path(gen_dir)
     info = read_info(gen_dir)
+    if info.net is None:
+        raise ConfigError(f"{str(gen_dir)!r} holds a {info.kind} generator, not a noise-to-pair GAN")
     weights = gen_dir / GENERATOR_FILE
     if not weights.is_file():
         raise CaseNotFoundError(f"generator folder {str(gen_dir)!r} has {INFO_FILE} but no {GENERATOR_FILE}; "
@@ -155,3 +165,24 @@ def latest_checkpoint(gen_dir: Path) -> Path | None:
     """The newest training-state file of a generator folder, or None."""
     found = sorted((Path(gen_dir) / CHECKPOINTS).glob("step-*.pt"))
     return found[-1] if found else None
+
+
+def resume_state(gen_dir: Path, config: dict[str, Any], resumable: tuple[str, ...], resume: bool
+                 ) -> dict[str, Any] | None:
+    """The training state to resume from (None for a fresh run): ConfigError when ``gen_dir`` already holds a
+    run and ``resume`` is off, or when the saved config differs from ``config`` outside ``resumable`` fields."""
+    latest = latest_checkpoint(gen_dir)
+    if not resume:
+        if latest is not None or (Path(gen_dir) / INFO_FILE).exists():
+            raise ConfigError(f"generator folder {str(gen_dir)!r} already holds a run; pass --resume to "
+                              "continue it or choose another --out")
+        return None
+    if latest is None:
+        return None
+    state = torch.load(latest, map_location="cpu", weights_only=True)
+    saved = json.loads(state["config"])
+    changed = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in config.items() if k not in resumable and saved.get(k) != v]
+    if changed:
+        raise ConfigError(f"cannot resume {str(latest)!r} with another configuration ({'; '.join(changed)}); "
+                          f"only {', '.join(resumable)} may change")
+    return state

@@ -1,4 +1,4 @@
-"""medigan model packages: export a samdata generator as one, and run one from a local folder or zip.
+"""medigan model packages: run one from a local folder or zip (export is :mod:`samdata.synth.medigan_export`).
 
 This module reads and writes files (packages, zips, generated PNGs) although the rest of
 ``samdata.synth`` only takes arrays: a medigan model *is* a folder of files that medigan imports
@@ -35,21 +35,15 @@ import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
-from samdata.synth import medigan_package
-from samdata.synth.checkpoint import INFO_FILE, load_generator
 
 METADATA_FILE = "metadata.json"
-MODEL_NAME = "generator"
-MODEL_EXTENSION = ".pt2"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 _ROLE = re.compile(r"^(?P<key>.*?)[_-]?(?P<role>img|image|mask|label|seg)$", re.IGNORECASE)
 PUT_IT_THERE = ("a medigan model package: a folder (or .zip) with __init__.py (defining the generate "
@@ -65,75 +59,6 @@ class GeneratedPair:
     image: np.ndarray
     mask: np.ndarray | None
     name: str
-
-
-def model_id_for(generator_id: str) -> str:
-    """The medigan model id (and package name) of an exported samdata generator."""
-    return "SAMDATA_" + re.sub(r"[^A-Za-z0-9_]", "_", generator_id).upper()
-
-
-# ----------------------------------------------------------------------------------- export
-def _metadata(model_id: str, info: Any, checkpoint_hash: str, link: str) -> dict[str, Any]:
-    """medigan's config entry (``template.json`` fields) for an exported generator."""
-    names = list(info.label_names)
-    return {model_id: {
-        "execution": {
-            "package_name": model_id, "package_link": link, "model_name": MODEL_NAME,
-            "extension": MODEL_EXTENSION, "image_size": [info.net.size, info.net.size],
-            "dependencies": ["numpy", "torch", "pillow"],
-            "generate_method": {"name": "generate", "args": {
-                "base": ["model_file", "num_samples", "output_path", "save_images"],
-                "custom": {"seed": 0, "start_index": 0, "device": "cpu"}}},
-        },
-        "selection": {
-            "performance": {"SSIM": None, "MSE": None, "NSME": None, "PSNR": None, "IS": None, "FID": None,
-                            "turing_test": None, "downstream_task": {}},
-            "use_cases": ["segmentation"], "organ": names, "modality": [info.modality], "vendors": [],
-            "centres": [], "function": ["noise_to_image", "noise_to_mask"], "condition": [],
-            "dataset": [info.source], "augmentations": list(info.gan.get("augment", "").split(",")),
-            "generates": ["image", "mask"], "height": info.net.size, "width": info.net.size, "depth": None,
-            "type": info.net.arch, "license": "", "dataset_type": "", "privacy_preservation": None,
-            "tags": ["samdata", info.net.arch, *names], "year": datetime.now(UTC).year,
-        },
-        "description": {
-            "title": f"samdata {info.net.arch} paired generator '{info.generator_id}' ({', '.join(names)})",
-            "provided_date": datetime.now(UTC).date().isoformat(), "trained_date": "",
-            "provided_after_epoch": info.steps_done, "version": "1", "published": False, "doi": [],
-            "comment": f"samdata checkpoint sha256 {checkpoint_hash}; store {info.source} snapshot "
-                       f"{info.snapshot_id}; outputs <k>_img.png and <k>_mask.png",
-        },
-    }}
-
-
-def export_medigan(gen_dir: Path | str, out_dir: Path | str, *, model_id: str | None = None,
-                   as_zip: bool = False) -> Path:
-    """Write generator ``gen_dir`` as a medigan package ``out_dir/<model_id>/`` (or ``.zip``); returns it."""
-    generator, info, checkpoint_hash = load_generator(Path(gen_dir))
-    model_id = model_id or model_id_for(info.generator_id)
-    if not re.fullmatch(r"[A-Za-z0-9_]+", model_id):
-        raise ConfigError(f"medigan model id {model_id!r}: expected letters, digits and '_' (it is a module name)")
-    out_dir = Path(out_dir)
-    package = out_dir / model_id
-    target = package.with_suffix(".zip") if as_zip else package
-    if target.exists():
-        raise ConfigError(f"{str(target)!r} already exists; remove it or choose another OUT folder")
-    package.mkdir(parents=True)
-    example = torch.zeros(2, info.net.latent)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(generator, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1,
-                                                                                                  max=65536)},))
-        torch.export.save(program, package / f"{MODEL_NAME}{MODEL_EXTENSION}")
-    shutil.copyfile(medigan_package.__file__, package / "__init__.py")
-    shutil.copyfile(Path(gen_dir) / INFO_FILE, package / medigan_package.SIDECAR)
-    link = target.name
-    (package / METADATA_FILE).write_text(json.dumps(_metadata(model_id, info, checkpoint_hash, link), indent=2))
-    if as_zip:
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(package.iterdir()):
-                zf.write(path, f"{model_id}/{path.name}")
-        shutil.rmtree(package)
-    return target
 
 
 # ----------------------------------------------------------------------------------- metadata

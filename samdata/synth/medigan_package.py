@@ -1,6 +1,6 @@
 """The ``__init__.py`` of a samdata generator exported as a medigan model package.
 
-This file is copied verbatim into the package by :func:`samdata.synth.medigan_io.export_medigan`,
+This file is copied verbatim into the package by :func:`samdata.synth.medigan_export.export_medigan`,
 so it imports nothing from samdata: only numpy, torch and Pillow (the package's declared
 dependencies). samdata itself draws latents with :func:`latents`, so a sample ``k`` of seed ``s``
 is the same pair whether it comes from ``samdata synth generate`` or from medigan.
@@ -46,7 +46,6 @@ def generate(model_file: str, num_samples: int, output_path: str, save_images: b
              start_index: int = 0, device: str = "cpu"):
     """medigan entry point: draw ``num_samples`` image/mask pairs (see the module docstring)."""
     import torch
-    from PIL import Image
 
     if int(num_samples) <= 0:
         return None if save_images else []
@@ -58,9 +57,16 @@ def generate(model_file: str, num_samples: int, output_path: str, save_images: b
     pairs = decode(output.float().cpu().numpy())
     if not save_images:
         return pairs
+    save_pairs(pairs, indices, output_path)
+    return None
+
+
+def save_pairs(pairs: list, indices: range | list[int], output_path: str) -> None:
+    """Write ``<k>_img.png`` and ``<k>_mask.png`` of each (image, mask) pair under ``output_path``."""
+    from PIL import Image
+
     out = Path(output_path)
     out.mkdir(parents=True, exist_ok=True)
     for k, (image, mask) in zip(indices, pairs):
         Image.fromarray(image).save(out / f"{k}_img.png")
         Image.fromarray(mask).save(out / f"{k}_mask.png")
-    return None

@@ -30,6 +30,8 @@ class RealPairs:
 
     ``label_values`` / ``label_names``: the K store labels; ``spacing``: (X, Y, Z) mm of the slices;
     ``keys``: (case_id, z) of each slice; ``source`` / ``snapshot_id``: the store and snapshot read.
+    ``full_labels``: (N, H, W) the slices' whole label maps (every label of the case, values of
+    ``all_labels`` = ((value, name), ...)); None = only the K chosen labels are known.
     """
 
     images: np.ndarray
@@ -41,6 +43,8 @@ class RealPairs:
     keys: tuple[tuple[str, int], ...] = ()
     source: str = ""
     snapshot_id: str = ""
+    full_labels: np.ndarray | None = None
+    all_labels: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self) -> None:
         images, masks = np.asarray(self.images), np.asarray(self.masks)
@@ -52,6 +56,9 @@ class RealPairs:
                                   f"label(s); got {masks.shape}")
         if len(self.label_names) != len(self.label_values):
             raise ValidationError(f"label names {self.label_names} and values {self.label_values} differ in length")
+        if self.full_labels is not None and np.shape(self.full_labels) != images.shape:
+            raise ValidationError(f"real pairs need full label maps shaped like the images {images.shape}; "
+                                  f"got {np.shape(self.full_labels)}")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -59,11 +66,19 @@ class RealPairs:
         return int(self.images.shape[1]), int(self.images.shape[2])
 
     def label_map(self) -> np.ndarray:
-        """(N, H, W) uint16 label maps with the store's label values (later channels win overlaps)."""
+        """(N, H, W) label maps: the full maps when known, else the K chosen labels' values (later win overlaps)."""
+        if self.full_labels is not None:
+            return np.asarray(self.full_labels)
         out = np.zeros((self.images.shape[0], *self.grid), dtype=np.uint16)
         for channel, value in enumerate(self.label_values):
             out[self.masks[:, channel]] = value
         return out
+
+    def label_table(self) -> dict[int, str]:
+        """Label value → name of every label the maps of :meth:`label_map` hold (0 = background)."""
+        table = dict(self.all_labels) if self.full_labels is not None else dict(zip(self.label_values,
+                                                                                   self.label_names))
+        return {0: table.get(0, "background"), **{v: n for v, n in sorted(table.items()) if v}}
 
 
 def to_model(images: np.ndarray, masks: np.ndarray, size: int) -> torch.Tensor:

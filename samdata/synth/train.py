@@ -12,7 +12,6 @@ every checkpoint, so ``resume`` continues the same sequence. Same seed, same dev
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -26,9 +25,10 @@ import torch
 
 from samdata.errors import ConfigError, TrainingError
 from samdata.figures import draw_grid
+from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
-from samdata.synth.checkpoint import (CHECKPOINTS, INFO_FILE, LOG_FILE, SAMPLES, GeneratorInfo, atomic_save,
-                                      check_generator_id, checkpoint_path, latest_checkpoint, save_generator)
+from samdata.synth.checkpoint import (CHECKPOINTS, LOG_FILE, SAMPLES, GeneratorInfo, atomic_save, check_generator_id,
+                                      checkpoint_path, resume_state, save_generator)
 from samdata.synth.losses import d_hinge, g_hinge
 from samdata.synth.networks import NetConfig, PairedGenerator, build_networks
 from samdata.synth.pairs import RealPairs, to_model, to_store_grid
@@ -112,40 +112,15 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device {name!r} is not a torch device; expected cpu, cuda, cuda:N or auto") from err
 
 
-class _Run:
+class _Run(AdversarialRun):
     """The mutable state of one training run (networks, optimisers, generators)."""
 
     def __init__(self, pairs: RealPairs, config: GanConfig, device: torch.device) -> None:
-        self.config, self.device = config, device
         self.net = config.net(len(pairs.label_values))
-        self.g, self.d = build_networks(self.net, config.seed)
-        self.g, self.d = self.g.to(device), self.d.to(device)
-        self.ema = copy.deepcopy(self.g).eval()
-        for p in self.ema.parameters():
-            p.requires_grad_(False)
-        betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=config.lr, betas=betas)
-        self.cpu_gen = torch.Generator().manual_seed(config.seed)
-        self.aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        super().__init__(*build_networks(self.net, config.seed), config, config.lr, (config.beta1, config.beta2),
+                         config.seed, device)
         self.policy = parse_policy(config.augment)
         self.real = to_model(pairs.images, pairs.masks, config.size).to(device)
-        self.step = 0
-
-    def state(self) -> dict[str, Any]:
-        """Everything needed to resume, in weights_only-loadable types."""
-        return {"step": self.step, "g": self.g.state_dict(), "d": self.d.state_dict(), "ema": self.ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "cpu_gen": self.cpu_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
-                "config": json.dumps(self.config.to_json())}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state` output."""
-        self.step = int(state["step"])
-        for name in ("g", "d", "ema", "opt_g", "opt_d"):
-            getattr(self, name).load_state_dict(state[name])
-        self.cpu_gen.set_state(state["cpu_gen"])
-        self.aug_gen.set_state(state["aug_gen"].cpu())
 
     def latents(self, n: int) -> torch.Tensor:
         """(n, latent) N(0, 1) latents from the run's CPU generator, on the training device."""
@@ -169,20 +144,12 @@ class _Run:
         loss_g.backward()
         self.opt_g.step()
         self.step += 1
-        self._update_ema()
+        self.update_ema(self.config.ema)
         metrics = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.detach().mean().item(),
                    "d_fake": fake_logits.detach().mean().item()}
         if not all(np.isfinite(v) for v in metrics.values()):
             raise TrainingError(f"GAN training diverged at step {self.step}: {metrics}; lower --lr or change --seed")
         return metrics
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
-        for p_ema, p in zip(self.ema.parameters(), self.g.parameters()):
-            p_ema.lerp_(p, 1.0 - decay)
-        for b_ema, b in zip(self.ema.buffers(), self.g.buffers()):
-            b_ema.copy_(b)
 
 
 def as_pair(output: torch.Tensor) -> torch.Tensor:
@@ -208,32 +175,12 @@ def _info(pairs: RealPairs, config: GanConfig, net: NetConfig, generator_id: str
                          train_keys=pairs.keys, gan=config.to_json(), steps_done=steps_done)
 
 
-def _resume_state(gen_dir: Path, config: GanConfig, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint to resume from (None for a fresh run); ConfigError for a clash with an existing run."""
-    latest = latest_checkpoint(gen_dir)
-    if not resume:
-        if latest is not None or (gen_dir / INFO_FILE).exists():
-            raise ConfigError(f"generator folder {str(gen_dir)!r} already holds a run; pass --resume to "
-                              "continue it or choose another --out")
-        return None
-    if latest is None:
-        return None
-    state = torch.load(latest, map_location="cpu", weights_only=True)
-    saved = json.loads(state["config"])
-    changed = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in config.to_json().items()
-               if k not in RESUMABLE and saved.get(k) != v]
-    if changed:
-        raise ConfigError(f"cannot resume {str(latest)!r} with another configuration ({'; '.join(changed)}); "
-                          f"only {', '.join(RESUMABLE)} may change")
-    return state
-
-
 def train_gan(pairs: RealPairs, gen_dir: Path | str, config: GanConfig, *, generator_id: str,
               resume: bool = False, on_step: StepFn | None = None) -> GanResult:
     """Train a paired GAN on ``pairs`` into ``gen_dir`` (see the module docstring); returns the result."""
     gen_dir = Path(gen_dir)
     check_generator_id(generator_id)
-    state = _resume_state(gen_dir, config, resume)
+    state = resume_state(gen_dir, config.to_json(), RESUMABLE, resume)
     run = _Run(pairs, config, resolve_device(config.device))
     if state is not None:
         run.load(state)

@@ -40,8 +40,7 @@ def latest_artifact(key: str) -> str:
 
 def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     out, store = tmp_path / "out", str(tmp_path / "store")
-    synth = SynthParams(generator_id="tiny_gan", labels=("liver",), steps=2, size=32, width=8, batch_size=4,
-                        count=4, gate_model="none")
+    synth = SynthParams(kind="deform", generator_id="deform_liver", labels=("liver",), count=4)
     result = build_and_train(
         sources=[SourceParams(path=str(phantoms), ingest=INGEST)], store=store, out=str(out),
         prompts=PromptParams(name="boxes"), mixture=MixtureParams(name="mix", splits=(0.5, 0.5, 0.0), synthetic=0.5),
@@ -56,8 +55,8 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     for figure in ("samples_1.png", "training_curve.png", "zero_shot_vs_adapted.png"):
         assert (index.parent / figure).is_file() and f'src="{figure}"' in page
     assert "Zero-shot vs adapted" in page and "mixture mix" in page
-    if result["synthesize"]["accepted"]:
-        assert (index.parent / "synthetic.png").is_file()
+    assert result["synthesize"]["accepted"] > 0 and (index.parent / "synthetic.png").is_file()
+    assert "the real slice it was made from" in page and "made from" in page
     train_md = latest_artifact(artifact_key("train", out / "run"))
     assert "| dice |" in train_md and "best_worst.png" in train_md and "training_curve.png" in train_md
     assert "| phantom_000 | added |" in latest_artifact(artifact_key("ingest", store))
@@ -96,6 +95,12 @@ def test_parameters_are_validated_before_the_run(phantoms: Path, tmp_path: Path)
         build_and_train(sources=[{"path": str(phantoms)}], store=str(tmp_path / "s"), out=str(tmp_path / "o"),
                         evaluate={"tta": "mirror"})
     assert EvalParams(tta="lr").config().tta == "lr"
+    with pytest.raises(ValueError, match="valid generator kinds"):
+        SynthParams(kind="warp", labels=("liver",))
+    with pytest.raises(ValueError, match="unknown key"):
+        SynthParams(kind="deform:wobble=1", labels=("liver",))
+    trained = SynthParams(kind="cgan", labels=("liver",), steps=8, size=64)
+    assert trained.trains and trained.train_config().size == 64 and trained.gid == "cgan"
     assert not (tmp_path / "store").exists() and not (tmp_path / "o").exists()  # nothing ran
 
 

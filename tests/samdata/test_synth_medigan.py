@@ -15,7 +15,8 @@ from PIL import Image
 
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.synth.checkpoint import load_generator
-from samdata.synth.medigan_io import MediganModel, export_medigan, model_id_for, read_outputs, resolve_metadata
+from samdata.synth.medigan_export import export_medigan, model_id_for
+from samdata.synth.medigan_io import MediganModel, read_outputs, resolve_metadata
 from samdata.synth.medigan_package import decode
 from samdata.synth.sample import generate_raw
 from samdata.synth.train import GanConfig, train_gan
