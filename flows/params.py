@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.mixtures import MixtureConfig
 from pipelines.prompt_sets import check_table_name
-from samdata.normalise import IngestConfig, parse_spacing, parse_window
+from samdata.normalise import DEFAULT_MAX_VOXELS, IngestConfig, parse_spacing, parse_window
 from samdata.prompts import parse_scheme
 
 
@@ -25,13 +25,15 @@ class Params(BaseModel):
 
 
 class IngestParams(Params):
-    """How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes."""
+    """How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes,
+    and the voxel budget of a case."""
 
     modality: str | None = None
     window: str | None = None
     spacing: str | None = None
     min_voxels: int = Field(1000, ge=0)
     min_pixels: int = Field(100, ge=0)
+    max_voxels: int = Field(DEFAULT_MAX_VOXELS, ge=1)
 
     @model_validator(mode="after")
     def _valid(self) -> IngestParams:
@@ -43,7 +45,8 @@ class IngestParams(Params):
         return IngestConfig(modality=self.modality.upper() if self.modality else None,
                             window=parse_window(self.window) if self.window else None,
                             spacing=parse_spacing(self.spacing) if self.spacing else None,
-                            min_object_voxels=self.min_voxels, min_object_pixels=self.min_pixels)
+                            min_object_voxels=self.min_voxels, min_object_pixels=self.min_pixels,
+                            max_voxels=self.max_voxels)
 
 
 class SourceParams(Params):

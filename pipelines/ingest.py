@@ -30,6 +30,7 @@ from typing import Any
 from samdata.case import Provenance, Volume
 from samdata.errors import SamdataError
 from samdata.io.layouts import SourceDataset, SourceItem, discover
+from samdata.io.headers import check_budget, check_pair, read_header
 from samdata.io.readers import (HASH_ALGORITHM, LEGACY_HASH_ALGORITHM, is_legacy_hash, match_label_grid, read_label,
                                 read_volume, source_hash)
 from samdata.malloc import return_large_blocks
@@ -98,10 +99,18 @@ def _read_clean_label(path: Path, config: IngestConfig, case_id: str) -> tuple[V
 def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str):
     """Read, validate and normalise one source item into a :class:`samdata.case.Case`.
 
-    The label file is read and its small objects dropped (:func:`samdata.prepare.clean_label`) on a
+    Both headers are checked first (voxel budget; the label's declared grid against the image's), so a
+    file declaring a huge volume or a mismatched label fails before anything is decoded. The label file
+    is read and its small objects dropped (:func:`samdata.prepare.clean_label`) on a
     helper thread while this one reads the image (zlib, numpy and scipy's labelling release the GIL);
     an unreadable image is reported before a bad label, as when read one after the other."""
     label: Volume | CleanedLabel | None = None
+    image_header = read_header(item.image)  # every header checked before either file is decoded
+    check_budget(image_header, config.max_voxels)
+    if item.label is not None:
+        label_header = read_header(item.label)
+        check_budget(label_header, config.max_voxels)
+        check_pair(image_header, label_header, config.affine_tolerance)
     modality = config.modality or dataset.modality
     # a CT window (or an explicit one) is known before the image is read: the reader applies it block by
     # block as it inflates, so the native volume is never whole in memory (not when resampling, which
@@ -121,7 +130,7 @@ def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig,
             raw, cleaned = early.result()
         matched = match_label_grid(raw, image)  # a raster mask without geometry takes the image's affine
         label = matched if cleaned is None else replace(cleaned, volume=matched)
-    provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash)
+    provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash, name=item.name)
     return prepare_case(
         image,
         label,

@@ -84,7 +84,8 @@ class Provenance:
     """Where a case came from: a real source file (with content hash) or a generator run.
 
     A synthetic case also names the real slices it was made from (``parents``, (case_id, z)) and how
-    (``recipe``, JSON-safe: e.g. a morph's end slices and fraction).
+    (``recipe``, JSON-safe: e.g. a morph's end slices and fraction). ``name``: a real case's name on disk
+    when its case id had to be derived from it (``fall ü 01`` → ``fall_u_01-…``).
     """
 
     origin: str
@@ -96,6 +97,7 @@ class Provenance:
     scores: dict[str, float] = field(default_factory=dict)
     parents: tuple[tuple[str, int], ...] = ()
     recipe: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ MODALITY_ALIASES: dict[str, str] = {
 """Spellings found in dataset.json files and DICOM Modality tags, mapped to :data:`MODALITIES`."""
 
 HU_GUESS_THRESHOLD = -500.0
+#: default voxel budget of a case's image or label file: 2**29 voxels (a 512 x 512 x 2048 CT)
+DEFAULT_MAX_VOXELS = 1 << 29
 """A volume whose minimum is below this is guessed to be CT in Hounsfield units."""
 
 _ROUND_EPS = 1e-6  # so that n * old / new == k + 0.5 rounds the same way after float noise
@@ -74,6 +76,7 @@ class IngestConfig:
     resample images (labels always use 0). ``keep_uint8``: non-CT uint8 images without an explicit
     window are stored unchanged (already display-ready, as MedSAM does for 2D images).
     ``affine_tolerance``: largest element-wise difference allowed between image and label affines.
+    ``max_voxels``: a case whose image or label file declares more voxels fails before it is decoded.
     """
 
     modality: str | None = None
@@ -85,6 +88,7 @@ class IngestConfig:
     image_order: int = 1
     keep_uint8: bool = True
     affine_tolerance: float = 1e-3
+    max_voxels: int = DEFAULT_MAX_VOXELS
 
     def __post_init__(self) -> None:
         if self.modality is not None:
@@ -105,6 +109,8 @@ class IngestConfig:
                 raise ConfigError(f"{name}={value!r}: expected an integer >= 0")
         if self.image_order not in range(6):
             raise ConfigError(f"image_order={self.image_order!r}: expected a spline order 0..5")
+        if isinstance(self.max_voxels, bool) or not isinstance(self.max_voxels, int) or self.max_voxels < 1:
+            raise ConfigError(f"max_voxels={self.max_voxels!r}: expected an integer >= 1 (voxels of a case)")
         if not self.affine_tolerance >= 0:
             raise ConfigError(f"affine_tolerance={self.affine_tolerance!r}: expected a number >= 0")
 

@@ -42,11 +42,10 @@ fast-forwarding ``main`` to it.
 
 from __future__ import annotations
 
-import re
-
 from zarr.codecs import BloscCodec
 
 from samdata.errors import ValidationError
+from samdata.names import is_safe_name
 
 LAYOUT_VERSION = 1
 ROOT_MARKER = "samdata_store"
@@ -80,12 +79,9 @@ def column_codec() -> BloscCodec:
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
 def check_name(kind: str, name: str) -> str:
     """Return ``name`` if it is a safe store name (letters, digits, ``._-``; not leading), else raise."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_safe_name(name):
         raise ValidationError(
             f"invalid {kind} {name!r}: expected 1-200 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

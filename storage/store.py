@@ -138,7 +138,8 @@ class SliceStore:
                 for s in self._repo.ancestry(snapshot_id=self.snapshot_id)]
 
     def info(self) -> dict[str, Any]:
-        """A JSON-safe summary: counts, objects per label name, origins, snapshots, tables."""
+        """A JSON-safe summary: counts, objects per label name, origins, snapshots, table names, and the names on
+        disk of cases whose ids were derived from them."""
         cases, slices = self._columns()["cases"], self._columns()["slices"]
         objects = self.objects()
         origins = pd.Series(np.asarray(cases["origin"], dtype=object)).value_counts()
@@ -150,8 +151,22 @@ class SliceStore:
             "origins": {str(k): int(v) for k, v in origins.sort_index().items()},
             "snapshots": [{"id": s.id, "message": s.message, "written_at": s.written_at.isoformat()}
                           for s in self.snapshots()],
-            "prompt_sets": self.list_tables(PROMPT_SETS), "mixtures": self.list_tables(MIXTURES),
+            "prompt_sets": self._table_names(PROMPT_SETS), "mixtures": self._table_names(MIXTURES),
+            "case_names": self.case_names(),
         }
+
+    def _table_names(self, folder: str) -> list[str]:
+        """The names the user gave the tables of ``folder`` (``p1`` for ``prompt_sets/p1``)."""
+        return [path.removeprefix(folder + "/") for path in self.list_tables(folder)]
+
+    def case_names(self) -> dict[str, str]:
+        """Case id → the name on disk, for the cases whose id was derived from a free-form name."""
+        names = {}
+        for case_id in self.case_ids():
+            name = self.case_meta(case_id).provenance.name
+            if name:
+                names[case_id] = name
+        return names
 
     def verify(self) -> list[str]:
         """Check every chunk, the index against the pixels, metadata and shapes; [] if all is well."""

@@ -52,6 +52,8 @@ def ingest(
                                            "(each case is already read on two threads; two cases in memory).")] = False,
     min_voxels: Annotated[int, typer.Option(help="Drop 3D objects smaller than this (voxels).")] = 1000,
     min_pixels: Annotated[int, typer.Option(help="Drop 2D objects smaller than this (pixels per slice).")] = 100,
+    max_voxels: Annotated[int, typer.Option(min=1, help="Refuse a case whose image or label declares more voxels "
+                                                       "(checked on the headers, before decoding).")] = 1 << 29,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest a dataset into the slice store in one commit (idempotent, resumable)."""
@@ -66,6 +68,7 @@ def ingest(
             spacing=parse_spacing(spacing) if spacing else None,
             min_object_voxels=min_voxels,
             min_object_pixels=min_pixels,
+            max_voxels=max_voxels,
         )
 
     config = guarded(build)
@@ -95,7 +98,7 @@ def info(
     snapshot: Annotated[Optional[str], typer.Option(help="Read this snapshot id instead of main's head.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (keys documented in the README).")] = False,
 ) -> None:
-    """Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures and snapshots."""
+    """Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures, renamed cases, snapshots."""
     from storage import SliceStore
 
     summary = guarded(lambda: SliceStore.open(store, snapshot=snapshot).info())
@@ -116,6 +119,13 @@ def info(
     for key in ("prompt_sets", "mixtures"):
         if summary.get(key):
             out.print(f"{key.replace('_', ' ')}: {', '.join(map(str, summary[key]))}")
+    if summary.get("case_names"):
+        names = Table(title="cases named on disk otherwise")
+        names.add_column("case id")
+        names.add_column("name on disk")
+        for case_id, name in sorted(summary["case_names"].items()):
+            names.add_row(case_id, name)
+        out.print(names)
     snaps = Table(title="snapshots (newest first)")
     for col in ("id", "written", "message"):
         snaps.add_column(col)

@@ -79,12 +79,9 @@ def _series_in(folder: Path) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read the largest DICOM series in a folder (GDCM sorts slices by position): array, affine, meta.
-
-    When the folder holds several series the one with most files wins (ties: smallest uid);
-    ``meta["series_uid"]`` records it and ``meta["other_series"]`` the others with their file counts.
-    """
+def largest_series(folder: Path) -> tuple[str, tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The series with most files under ``folder`` (ties: smallest uid): (uid, its files, every series);
+    InputFileError naming the folder when it holds none."""
     try:
         series = _series_in(folder)
     except (OSError, RuntimeError) as err:
@@ -95,6 +92,16 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, A
             "expected the .dcm files of one series (e.g. images/<case>/*.dcm)"
         )
     uid = min(series, key=lambda u: (-len(series[u]), u))
+    return uid, series[uid], series
+
+
+def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read the largest DICOM series in a folder (GDCM sorts slices by position): array, affine, meta.
+
+    When the folder holds several series the one with most files wins (ties: smallest uid);
+    ``meta["series_uid"]`` records it and ``meta["other_series"]`` the others with their file counts.
+    """
+    uid, _files, series = largest_series(folder)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series[uid]))
     reader.MetaDataDictionaryArrayUpdateOn()

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from samdata.errors import CaseNotFoundError, InputFileError
 from samdata.io.formats import DICOM_SUFFIXES, is_supported_file, stem_of, suffix_of
+from samdata.names import case_id_for_name
 
 _CHANNEL = re.compile(r"^(.+)_(\d{4})$")
 _LABEL_SUFFIXES = ("", "_mask", "_label", "_seg", "_segmentation", "_gt")
@@ -39,12 +40,14 @@ _EXPECTED = (
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One case of a source dataset: its image (file or DICOM folder), label (None if unlabelled), split."""
+    """One case of a source dataset: its case id, image (file or DICOM folder), label (None if unlabelled),
+    split, and ``name``: the case's name on disk when the id had to be derived from it (:mod:`samdata.names`)."""
 
     case_id: str
     image: Path
     label: Path | None
     split: str  # "train" | "test"
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class _Description:
     label_names: dict[int, str]
     file_ending: str | None
     num_training: int | None
+
+
+_NO_DESCRIPTION = _Description("single", None, (), {}, None, None)
 
 
 def _bad_json(path: Path, what: str) -> InputFileError:
@@ -240,9 +246,24 @@ def _plain(root: Path, images_dir: Path, problems: list[str]) -> SourceDataset:
     return _finish(root, layout, items, desc, problems)
 
 
+def safe_items(items: list[SourceItem], problems: list[str]) -> list[SourceItem]:
+    """Items with case ids safe for the store: a free-form name (spaces, accents) gets a stable derived id and
+    keeps its name; a name with nothing usable in it is reported in ``problems`` and left out."""
+    out = []
+    for item in items:
+        case_id = case_id_for_name(item.case_id)
+        if case_id is None:
+            problems.append(f"{item.image}: case name {item.case_id!r} cannot be a case id (it has no letter or "
+                            "digit); rename the file; not used")
+        else:
+            out.append(replace(item, case_id=case_id, name="" if case_id == item.case_id else item.case_id))
+    return out
+
+
 def _finish(root: Path, layout: str, items: list[SourceItem], desc: _Description, problems: list[str]
             ) -> SourceDataset:
-    """Build the SourceDataset, refusing one with no usable case."""
+    """Build the SourceDataset (case ids made safe), refusing one with no usable case."""
+    items = safe_items(items, problems)
     if not items:
         shown = "; ".join(problems[:3]) or "no image files found"
         raise InputFileError(f"{root}: {layout} layout but no usable case ({shown}); {_EXPECTED}")
@@ -266,7 +287,7 @@ def discover(source: str | Path) -> SourceDataset:
             return discover(src.parent)
         if not is_supported_file(src):
             raise InputFileError(f"{src}: not an image file of a supported type; {_EXPECTED}")
-        return SourceDataset(src, "single", (SourceItem(stem_of(src), src, None, "test"),), None, {}, ())
+        return _finish(src, "single", [SourceItem(stem_of(src), src, None, "test")], _NO_DESCRIPTION, problems)
     if (src / "imagesTr").is_dir():
         return _decathlon(src, problems)
     images_dir = next((src / d for d in _IMAGE_DIRS if (src / d).is_dir()), None)
@@ -275,6 +296,6 @@ def discover(source: str | Path) -> SourceDataset:
     if (src / "dataset.json").is_file():
         raise InputFileError(f"{src}: dataset.json but no imagesTr/ folder; {_EXPECTED}")
     if _looks_like_dicom_folder(src):
-        return SourceDataset(src, "single", (SourceItem(src.name, src, None, "test"),), None, {}, ())
+        return _finish(src, "single", [SourceItem(src.name, src, None, "test")], _NO_DESCRIPTION, problems)
     what = "the folder is empty" if not any(src.iterdir()) else "unknown layout"
     raise InputFileError(f"{src}: {what}; {_EXPECTED}")

@@ -39,6 +39,7 @@ LABEL_INTEGER_ATOL = 1e-3
 
 _GZ_READ = 1 << 20  # compressed bytes read from a .nii.gz at a time
 _GZ_PIECE = 1 << 22  # at most this many bytes inflated per zlib call (the only temporary of the read)
+_GZ_SLACK = 1 << 20  # bytes past the declared data a .nii.gz may inflate to before it is refused
 
 
 #: Maps an (X, Y, k) block of intensities (nibabel's scaling applied) to the stored values, same shape.
@@ -48,8 +49,10 @@ SlabTransform = Callable[[np.ndarray], np.ndarray]
 def _inflated(path: Path, skip: int, total: int) -> Iterator[bytes]:
     """The ``total`` bytes after the first ``skip`` of a gzip file's uncompressed stream, in pieces of at
     most 4 MB; the stream is read to its end (zlib checks every member's CRC and length; concatenated
-    members are followed). InputFileError naming ``path`` if it ends early."""
-    done = 0
+    members are followed). InputFileError naming ``path`` if it ends early, or if it inflates more than
+    1 MB (or a sixteenth of the data) past the declared data."""
+    done = extra = 0
+    slack = max(_GZ_SLACK, total // 16)
     inflater = zlib.decompressobj(wbits=31)
     with open(path, "rb") as stream:
         while True:
@@ -71,6 +74,10 @@ def _inflated(path: Path, skip: int, total: int) -> Iterator[bytes]:
             if take:
                 yield piece if take == len(piece) else piece[:take]
                 done += take
+            extra += len(piece) - take
+            if extra > slack:  # a gzip bomb: the stream goes on far past what the header declares
+                raise InputFileError(f"{path}: the gzip stream inflates more than {slack:,} bytes past the "
+                                     f"{total:,} its header declares; not a valid NIfTI file (or a gzip bomb)")
     if done < total:
         raise InputFileError(f"{path}: data ends after {done} of {total} bytes (truncated NIfTI file?)")
     if not inflater.eof:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.ingest import ClusterConfig, ingest
+from samdata.io.layouts import discover
 from samdata.io.sample_data import write_phantoms
 from samdata.normalise import IngestConfig
 from storage import SliceStore
@@ -278,3 +279,45 @@ def test_a_source_that_fails_to_hash_is_reported_with_threads(phantoms: Path, tm
     assert len(threaded.todo) == 3 and [c.digest for c in threaded.todo] == [c.digest for c in serial.todo]
     assert list(threaded_report.failed) == ["phantom_001"] and threaded_report.failed == serial_report.failed
     assert str(victim) in threaded_report.failed["phantom_001"]
+
+
+def test_free_form_file_names_ingest_under_safe_ids_in_both_layouts(phantoms: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    for sub, dst in (("imagesTr", "images"), ("labelsTr", "labels")):
+        (plain / dst).mkdir(parents=True)
+        for f in sorted((phantoms / sub).iterdir())[:2]:
+            shutil.copy(f, plain / dst / f.name.replace("phantom_001", "fall ü 01"))
+        blank = sorted((phantoms / sub).iterdir())[2]
+        shutil.copy(blank, plain / dst / "   .nii.gz")  # a name with nothing usable: that case alone fails
+    for f in list((phantoms / "imagesTr").iterdir()) + list((phantoms / "labelsTr").iterdir()):
+        if "phantom_002" in f.name:
+            f.rename(f.with_name(f.name.replace("phantom_002", "Herz Patient (2)")))
+    for source in (plain, phantoms):
+        report = ingest(source, tmp_path / f"store-{source.name}", CONFIG)
+        store = SliceStore.open(tmp_path / f"store-{source.name}")
+        names = store.info()["case_names"]
+        assert len(names) == 1 and store.verify() == []
+        (case_id, name), = names.items()
+        assert name in ("fall ü 01", "Herz Patient (2)") and case_id in report.added
+        assert store.case_meta(case_id).provenance.name == name
+    assert any("cannot be a case id" in p for p in discover(plain).problems)
+
+
+def test_headers_over_budget_or_off_grid_fail_alone_before_decoding(phantoms: Path, tmp_path: Path) -> None:
+    from tests.samdata.conftest import _write_dicom_series as write_dicom_series
+    from tests.samdata.test_io_headers import declared_nifti
+
+    declared_nifti(phantoms / "imagesTr" / "forged.nii.gz", (2048, 2048, 1024))  # 8 GB declared, nothing stored
+    declared_nifti(phantoms / "labelsTr" / "forged.nii.gz", (2048, 2048, 1024), np.uint8)
+    declared_nifti(phantoms / "imagesTr" / "offgrid.nii.gz", (64, 64, 8))
+    declared_nifti(phantoms / "labelsTr" / "offgrid.nii.gz", (32, 32, 8), np.uint8)
+    report = ingest(phantoms, tmp_path / "store", CONFIG)
+    assert len(report.added) == 4 and {"forged", "offgrid"} <= set(report.failed)  # (+ dataset.json: numTraining)
+    assert "declares shape 2048 x 2048 x 1024 = 4,294,967,296 voxels, over the voxel budget" in report.failed["forged"]
+    assert "not decoded" in report.failed["forged"] and "neither decoded" in report.failed["offgrid"]
+    assert SliceStore.open(tmp_path / "store").verify() == []
+    dicom = tmp_path / "dicom"
+    write_dicom_series(np.zeros((40, 36, 10)), np.eye(4), dicom / "images" / "scan")
+    small = IngestConfig(modality="CT", max_voxels=10_000)
+    report = ingest(dicom, tmp_path / "store-dicom", small)
+    assert "40 x 36 x 10 = 14,400 voxels, over the voxel budget of 10,000" in report.failed["scan"]

@@ -70,7 +70,7 @@ def test_mixture_splits_weights_and_record(store_path: Path) -> None:
     assert set(cases.loc[cases["origin"] == "real", "generator"]) == {""}
     assert record.snapshot_id == head and record.prompt_set == "boxes" and record.warnings == ()
     store = SliceStore.open(store_path)
-    assert store.info()["mixtures"] == ["mixtures/mix"] and [m["name"] for m in list_mixtures(store)] == ["mix"]
+    assert store.info()["mixtures"] == ["mix"] and [m["name"] for m in list_mixtures(store)] == ["mix"]
     loaded = load_mixture(store, "mix")
     assert loaded.cases.equals(cases) and loaded.attrs == record.attrs and loaded.seed == 5
     assert sorted(loaded.split_cases("val") + loaded.split_cases("test")) == sorted(

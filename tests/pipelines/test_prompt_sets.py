@@ -47,7 +47,7 @@ def test_prompt_set_one_commit_listed_and_regenerable(store_path: Path) -> None:
     store = SliceStore.open(store_path)
     assert store.snapshot_id == report.snapshot_id and report.source_snapshot_id == before.snapshot_id
     assert [s.id for s in store.snapshots()[1:]] == [s.id for s in before.snapshots()]  # exactly one commit
-    assert store.info()["prompt_sets"] == ["prompt_sets/pts"]
+    assert store.info()["prompt_sets"] == ["pts"]
     objects = before.objects()
     assert report.n_skipped == int((objects["area"] < 2).sum()) == 4  # the 1-pixel kidneys
     assert report.n_objects == len(objects) - 4 and "needs at least 2 pixels" in report.skipped_examples[0]

@@ -65,8 +65,8 @@ def test_prompts_mixture_show_and_info(store: str, tmp_path: Path) -> None:
     res = invoke("mixture", store, "--name", "plain", "--seed", "1")
     assert res.exit_code == 0 and "train" in res.stdout and "test" in res.stdout
     info = json.loads(invoke("info", store, "--json").stdout)
-    assert info["prompt_sets"] == ["prompt_sets/hyb", "prompt_sets/pts"]
-    assert info["mixtures"] == ["mixtures/mix", "mixtures/plain"]
+    assert info["prompt_sets"] == ["hyb", "pts"]
+    assert info["mixtures"] == ["mix", "plain"]
 
     one = tmp_path / "one.png"
     res = invoke("show", store, "--case", "pt3", "--slice", "1", "--prompts", "hyb", "--out", str(one))
