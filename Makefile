@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect-home
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip<26"
-	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[all,test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)

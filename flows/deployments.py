@@ -1,6 +1,6 @@
 """The flow registry, and the deployments of ``prefect.yaml`` as served deployments with their schedules.
 
-``prefect.yaml`` (repository root) is the one place deployments and their cron schedules are
+``flows/prefect.yaml`` (shipped inside the package) is the one place deployments and their cron schedules are
 written: ``prefect deploy --all`` reads it for a work pool, and ``samdata flows serve`` reads it
 here and serves the same deployments from one long-running process (:func:`serve_deployments`),
 no work pool needed. Placeholders ``{{ $VAR }}`` are filled from the environment, the syntax
@@ -36,7 +36,7 @@ FLOWS: dict[str, str] = {
     "watch-folder": "flows.build:watch_flow",
     "demo": "flows.demo:demo_flow",
 }
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "prefect.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "prefect.yaml"
 _ENV_PLACEHOLDER = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 

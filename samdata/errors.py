@@ -32,6 +32,10 @@ class StoreError(SamdataError, RuntimeError):
     """The slice store is missing, inconsistent, or a transaction failed."""
 
 
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """No store at the given location."""
+
+
 class SnapshotNotFoundError(StoreError, LookupError):
     """A snapshot id, branch or tag does not exist in the store."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import icechunk
 
-from samdata.errors import StoreError
+from samdata.errors import StoreError, StoreNotFoundError
 
 if "ICECHUNK_LOG" not in os.environ:
     icechunk.set_logs_filter("warn,icechunk::storage::object_store=error")
@@ -104,7 +104,7 @@ def open_repository(loc: Location, *, create: bool) -> tuple[icechunk.Repository
         if path.exists() and not path.is_dir():
             raise StoreError(f"store {loc.url!r} is a file, expected a store folder")
         if not path.exists() and not create:
-            raise StoreError(f"no store at {loc.url!r}: the folder does not exist (pass create=True to make one)")
+            raise StoreNotFoundError(f"no store at {loc.url!r}: the folder does not exist (pass create=True to make one)")
     try:
         exists = icechunk.Repository.exists(loc.storage)
     except icechunk.IcechunkError as err:
@@ -117,7 +117,7 @@ def open_repository(loc: Location, *, create: bool) -> tuple[icechunk.Repository
     if path is not None and path.exists() and any(path.iterdir()):
         raise StoreError(f"{loc.url!r} exists but is not a samdata store (no Icechunk repository in it)")
     if not create:
-        raise StoreError(f"no store at {loc.url!r} (pass create=True to make one)")
+        raise StoreNotFoundError(f"no store at {loc.url!r} (pass create=True to make one)")
     try:
         return icechunk.Repository.create(loc.storage), True
     except icechunk.IcechunkError as err:

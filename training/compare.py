@@ -45,13 +45,13 @@ from samdata.metrics import METRICS
 from storage import SliceStore
 from storage.schema import MIXTURES
 from training.batches import build_data
-from training.checkpoint import write_json
+from samdata.files import write_json
 from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
                                       error_map, json_row, table_cells)
 from training.config import TrainConfig, parse_slices
 from training.dataset import MixtureDataset
 from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
-from training.evaluate import (EvalConfig, aggregate, check_clicks, evaluate_interactive, evaluate_models,
+from training.evaluate import (EvalConfig, Stages, aggregate, check_clicks, evaluate_interactive, evaluate_models,
                                predict_objects)
 from training.loop import is_promptable
 from training.run import LoadedRun, load_run
@@ -227,7 +227,8 @@ def _open_frames(models: list[_Model], reference: LoadedRun, split: str, store_u
 
 
 def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indices: list[int] | None,
-                 config: CompareConfig, seed: int, say: Callable[[str], None]) -> dict[str, tuple[bool, dict, dict]]:
+                 config: CompareConfig, seed: int, say: Callable[[str], None], stages: Stages | None = None
+                 ) -> dict[str, tuple[bool, dict, dict]]:
     """(feed_logits, Dice per click count, region ceiling per click count) of every promptable model."""
     out: dict[str, tuple[bool, dict, dict]] = {}
     for m in models:
@@ -236,7 +237,7 @@ def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indi
         feed = config.feed_logits if config.feed_logits is not None else default_feed(m.run.config, m.kind != ZERO_SHOT)
         say(f"interactive protocol: {m.name}, clicks {','.join(map(str, config.clicks))}, fed-back logits {feed}")
         found = evaluate_interactive(m.module, frames[m.frame], config.clicks, seed=seed,
-                                     config=config.eval_config(seed, feed), indices=indices)
+                                     config=config.eval_config(seed, feed), indices=indices, stages=stages)
         out[m.name] = feed, found.summary, found.ceiling
     return out
 
@@ -325,7 +326,7 @@ def _markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]], clicks: Se
 
 def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: CompareConfig = CompareConfig(), *,
                  names: Sequence[str] | None = None, store_url: str | None = None,
-                 on_message: Callable[[str], None] | None = None) -> CompareResult:
+                 on_message: Callable[[str], None] | None = None, stages: Stages | None = None) -> CompareResult:
     """Score runs (and the first SAM run's zero-shot base) on the same items and prompts; write JSON, Markdown,
     the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring)."""
     say = on_message or (lambda _: None)
@@ -344,7 +345,8 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
     parts, seconds = [], {}
     for frame, dataset in frames.items():
         group = {m.name: m.module for m in models if m.frame == frame}
-        result = evaluate_models(group, dataset, config.eval_config(seed), indices=indices)  # type: ignore[arg-type]
+        result = evaluate_models(group, dataset, config.eval_config(seed), indices=indices,  # type: ignore[arg-type]
+                                 stages=stages)
         parts.append(result.rows)
         seconds.update(result.seconds)
     scores = pd.concat(parts, ignore_index=True)
@@ -353,7 +355,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
         raise ValidationError(f"models scored unequal object counts {counts.to_dict()}; expected {len(keys)} each")
     per_case, per_label, overall = aggregate(scores, "model")
     sd = per_case.groupby("model")["dice"].std(ddof=1)
-    clicks = _interactive(models, frames, indices, config, seed, say)
+    clicks = _interactive(models, frames, indices, config, seed, say, stages)
     rows = tuple(_row(m, overall.set_index("model"), sd, int(counts[m.name]), clicks, seconds[m.name], store_url)
                  for m in models)
     out = Path(out_dir)

@@ -31,11 +31,11 @@ from samdata.errors import ConfigError, ValidationError
 from samdata.figures import draw_grid
 from samdata.metrics import METRICS, dice
 from training.batches import SeededMixture
-from training.checkpoint import write_json
+from samdata.files import write_json
 from training.config import parse_slices
 from training.dataset import DatasetConfig, MixtureDataset
-from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, aggregate, evaluate_interactive, evaluate_models,
-                               predict_objects)
+from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, Stages, aggregate, evaluate_interactive,
+                               evaluate_models, predict_objects)
 from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
@@ -121,17 +121,19 @@ def open_split(run: LoadedRun, split: str, store_url: str | None, slices: str | 
 
 
 def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", store_url: str | None = None,
-                 zero_shot: bool = True, config: EvalConfig = EvalConfig(), slices: str | None = None) -> EvalReport:
+                 zero_shot: bool = True, config: EvalConfig = EvalConfig(), slices: str | None = None,
+                 stages: Stages | None = None) -> EvalReport:
     """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure."""
     dataset, indices, protocol = open_split(run, split, store_url, slices)
     config = replace(config, prompt_seed=run.config.seed)
     zero_shot = zero_shot and run.config.model not in BASELINES  # a U-Net has nothing before training
     models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
     models[ADAPTED] = run.model.eval()
-    result = evaluate_models(models, dataset, config, indices=indices)
+    result = evaluate_models(models, dataset, config, indices=indices, stages=stages)
     interactive = {}
     if config.clicks:
-        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices)
+        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices,
+                                                  stages=stages)
                        for name, model in models.items() if is_promptable(model)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ hundreds of boundary slivers (white matter) this ceiling, not the model, bounds 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +45,10 @@ from training.loop import MASK_PROMPT_LOGIT, is_promptable
 from training.models import SamModel
 from training.predict import decode_prompts, model_input, to_probabilities
 from training.tta import View, flip_frames, flip_prompts, mean_of_views, tta_views, unflip
+
+#: progress reporting: ``stages(description, total)`` starts a stage and returns ``advance(n)``
+Stages = Callable[[str, int], Callable[[int], None]]
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -167,14 +171,21 @@ class _Slices:
             return self.dataset.item(index, object_rng(self.seed, case_id, z, self.labels[index]))
         return self.dataset[index]
 
-    def batches(self, indices: list[int] | None, size: int) -> Iterator[list[SliceBatch]]:
-        """Lists of up to ``size`` SliceBatches covering ``indices`` (all items when None), in item order."""
+    def _todo(self, indices: list[int] | None) -> list[tuple[str, int, list[int]]]:
         wanted = None if indices is None else set(indices)
         todo = []
         for (case_id, z), members in self.groups.items():
             chosen = members if wanted is None else [i for i in members if i in wanted]
             if chosen:
                 todo.append((case_id, z, chosen))
+        return todo
+
+    def batches(self, indices: list[int] | None, size: int, stages: Stages | None = None, what: str = "slices"
+                ) -> Iterator[list[SliceBatch]]:
+        """Lists of up to ``size`` SliceBatches covering ``indices`` (all items when None), in item order;
+        ``stages`` hears of each batch done (a stage ``what`` over the slices)."""
+        todo = self._todo(indices)
+        advance = stages(what, len(todo)) if stages is not None else None
         for start in range(0, len(todo), size):
             out = []
             for case_id, z, members in todo[start:start + size]:
@@ -183,6 +194,8 @@ class _Slices:
                 out.append(SliceBatch(case_id, z, members, [self.item(i) for i in members], image, label,
                                       (float(spacing[1]), float(spacing[0])), [self.names[i] for i in members]))
             yield out
+            if advance is not None:
+                advance(len(out))
 
 
 def _view_input(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor, view: View) -> torch.Tensor:
@@ -243,14 +256,16 @@ class EvalResult:
 
 
 def evaluate_models(models: Mapping[str, SamModel], dataset: MixtureDataset,
-                    config: EvalConfig = EvalConfig(), *, indices: list[int] | None = None) -> EvalResult:
+                    config: EvalConfig = EvalConfig(), *, indices: list[int] | None = None,
+                    stages: Stages | None = None) -> EvalResult:
     """Score every object of ``dataset`` (or those at ``indices``) with every model, on the same prompts:
-    rows of model, item, case, z, label, metrics."""
+    rows of model, item, case, z, label, metrics (``stages``: progress, one stage over the slices)."""
     if not models:
         raise ConfigError("evaluate_models needs at least one model")
     rows: list[dict] = []
     seconds = dict.fromkeys(models, 0.0)
-    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
+    what = f"scoring {', '.join(models)}"
+    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices, stages, what):
         for name, model in models.items():
             start = time.perf_counter()
             probs = _predict(model.eval(), batch, config.tta)
@@ -348,7 +363,7 @@ def _click_rounds(model: SamModel, views: list[tuple[View, torch.Tensor, torch.T
 @torch.no_grad()
 def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple[int, ...] = (0, 1, 3, 5), *,
                          seed: int = 0, config: EvalConfig = EvalConfig(), keep_masks: bool = False,
-                         indices: list[int] | None = None) -> InteractiveResult:
+                         indices: list[int] | None = None, stages: Stages | None = None) -> InteractiveResult:
     """Dice after 0, 1, 3, 5... corrective clicks added one at a time to each object's stored prompt.
 
     Each round clicks on the error of the previous prediction at the slice's resolution
@@ -367,7 +382,8 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     model = model.eval()
     rows: list[dict] = []
     masks: dict[tuple[str, int, int], np.ndarray] = {}
-    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices):
+    what = f"clicks {model.name}"
+    for batch in _Slices(dataset, config.prompt_seed).batches(indices, config.batch_slices, stages, what):
         frames = torch.stack([s.items[0]["image"] for s in batch])
         seen = []
         for view in tta_views(config.tta):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ _BOX_SPEC = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s
 
 
 # ----------------------------------------------------------------------------- model plumbing
+#: progress: ``advance(n)`` after n more slices
+Advance = Callable[[int], None]
+
 def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
     """(B, 3, S, S) frames as :func:`resize_pad` makes them (float in [0, 1], or uint8) → the model's
     normalised input."""
@@ -153,7 +157,8 @@ def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], 
 
 @torch.no_grad()
 def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = False, size: int | None = None,
-                   z_range: tuple[int, int] | None = None, batch: int = 8, tta: str = "none") -> np.ndarray:
+                   z_range: tuple[int, int] | None = None, batch: int = 8, tta: str = "none",
+                   advance: Advance | None = None) -> np.ndarray:
     """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
     per voxel 1 + the most probable channel if its probability > 0.5, else 0 (probabilities averaged over
     the mirrored views of ``tta``)."""
@@ -175,6 +180,8 @@ def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = F
             probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
             best = probs.argmax(0)
             out[z] = np.where(probs.max(0) > 0.5, best + 1, 0)
+        if advance is not None:
+            advance(len(zs))
     return out
 
 
@@ -202,7 +209,7 @@ def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None
 
 def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, context: bool = False,
                   threshold: float = 0.5, size: int | None = None, z_range: tuple[int, int] | None = None,
-                  tta: str = "none") -> np.ndarray:
+                  tta: str = "none", advance: Advance | None = None) -> np.ndarray:
     """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool
     (each slice through :func:`segment_slice` with test-time mirroring ``tta``).
 
@@ -221,7 +228,10 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
     def segment(k: int, prompt_box: Box) -> np.ndarray:
         channels = slice_channels(image_zyx, k, context)
-        return segment_slice(model, channels, [Prompt(box=prompt_box)], size, tta)[0] > threshold
+        found = segment_slice(model, channels, [Prompt(box=prompt_box)], size, tta)[0] > threshold
+        if advance is not None:
+            advance(1)
+        return found
 
     out[z] = segment(z, box)
     for step in (1, -1):
@@ -235,7 +245,8 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
 
 def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.ndarray, *, context: bool = False,
-                       threshold: float = 0.5, size: int | None = None, tta: str = "none") -> np.ndarray:
+                       threshold: float = 0.5, size: int | None = None, tta: str = "none",
+                       advance: Advance | None = None) -> np.ndarray:
     """Segment every (slice, label) of a (Z, Y, X) integer prompt map from its tight box: a label map like it
     (test-time mirroring ``tta`` as :func:`segment_slice`).
 
@@ -251,6 +262,8 @@ def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.nd
         best = probs.argmax(axis=0)
         keep = probs.max(axis=0) > threshold
         out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
+        if advance is not None:
+            advance(1)
     return out
 
 
@@ -341,11 +354,11 @@ class PredictReport:
 
 def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tuple[Box, int] | None = None,
                  prompt_mask: Path | str | None = None, context: bool | None = None,
-                 store_url: str | None = None, z_range: tuple[int, int] | None = None, tta: str = "none"
-                 ) -> PredictReport:
+                 store_url: str | None = None, z_range: tuple[int, int] | None = None, tta: str = "none",
+                 stages: Callable[[str, int], Advance] | None = None) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
     boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI); ``tta``: test-time
-    mirroring (:mod:`training.tta`)."""
+    mirroring (:mod:`training.tta`); ``stages(description, total)`` starts a progress stage over slices."""
     tta_views(tta)  # a bad mode fails before the image is read
     promptable = is_promptable(run.model)
     if not promptable and (box is not None or prompt_mask is not None):
@@ -362,17 +375,24 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
                         label_names={}, provenance=provenance)
     use_context = run.config.context if context is None else bool(context)
     model, size = run.model.eval(), run.config.size or run.model.img_size
+    lo, hi = z_range if z_range is not None else (0, case.image.shape[0] - 1)
     if not promptable:
-        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range, tta=tta)
+        advance = stages("segmenting slices", hi - lo + 1) if stages else None
+        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range, tta=tta,
+                              advance=advance)
     elif box is not None:
         check_box(box[0], box[1], case.image.shape, f"image {str(image)!r}")
+        advance = stages("propagating the box (at most)", hi - lo + 1) if stages else None
         mask = propagate_box(model, case.image, box[0], box[1], context=use_context, size=size,
-                             z_range=z_range, tta=tta).astype(np.uint8)
+                             z_range=z_range, tta=tta, advance=advance).astype(np.uint8)
     else:
         if not case.label.any():
             raise ValidationError(f"prompt mask {str(prompt_mask)!r} is empty (all background); expected at least "
                                   "one labelled voxel to take boxes from")
-        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size, tta=tta)
+        prompted = int(case.label.reshape(case.label.shape[0], -1).any(axis=1).sum())
+        advance = stages("segmenting prompted slices", prompted) if stages else None
+        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size, tta=tta,
+                                  advance=advance)
     source = to_source_grid(mask, case.meta)
     written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
     values, counts = np.unique(mask[mask != 0], return_counts=True)

