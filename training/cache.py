@@ -35,7 +35,7 @@ import torch
 
 from samdata.errors import ConfigError
 from training.augment import pixel_frames
-from training.checkpoint import atomic_write, write_json
+from samdata.files import atomic_write, write_json
 from training.models import SamModel
 
 Key = tuple  # (case_id, z, view): a slice as the encoder saw it (view: flips applied, see Augment.apply)

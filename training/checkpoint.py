@@ -9,7 +9,8 @@ Only trainable parameters are stored: the frozen base comes from the model regis
 LiteMedSAM weights, the user's SAM checkpoint, or the seeded tiny model). A LiteMedSAM decoder-only
 checkpoint measured 47 MB (3.9M weights and AdamW's two moments), against ~118 MB for all 9.8M
 parameters; for SAM ViT-H with adapters the saving is two orders of magnitude. Writes go to a
-temporary file in the same folder, then ``os.replace``: a crash leaves the previous checkpoint whole.
+temporary file in the same folder, then ``os.replace`` (:mod:`samdata.files`): a crash leaves the previous
+checkpoint whole.
 The sampler needs no state of its own: the items of step ``s`` are a pure function of
 ``(seed, s, micro-batch, rank)`` (see :mod:`training.train`), so ``step`` is its position.
 """
@@ -17,9 +18,7 @@ The sampler needs no state of its own: the items of step ``s`` are a pure functi
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +27,9 @@ import torch
 from torch import nn
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
+from samdata.files import atomic_write
 
 FORMAT = 1
-
-
-def atomic_write(path: Path | str, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path | str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically."""
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:

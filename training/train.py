@@ -31,12 +31,13 @@ import torch
 import torch.distributed as dist
 
 from samdata.errors import ConfigError, TrainingError
+from samdata.files import write_json, write_text
 from training.batches import RunData, build_data, make_loader, val_batches
 from training.adapters import parse_adapter
 from training.augment import augment_entry
 from training.cache import PrefixCache
 from training.checkpoint import (load_checkpoint, load_trainable, rng_state, save_checkpoint, set_rng_state,
-                                 trainable_state, write_json, write_text)
+                                 trainable_state)
 from training.config import RESUME_MUTABLE, TrainConfig, check_resumable
 from training.loop import Dist, Trainer, is_promptable
 from training.models import SamModel
@@ -223,7 +224,7 @@ class Session:
                 trainer.load_state_dict(state)
                 if len(state["rng"]) == self.ranks.world:
                     set_rng_state(state["rng"][self.ranks.rank])
-            self._record(cfg, report, data, start, device)
+            self._record(cfg, report, data, start, device, getattr(model, "checkpoint_sha256", None))
             log.message(f"{'resuming at step ' + str(start) if start else 'training'} {cfg.model} "
                         f"[{report.describe()}] on {device} x{self.ranks.world}; {len(data.candidates)} train "
                         f"objects of mixture {cfg.mixture!r} at snapshot {data.train.snapshot_id}; validation: "
@@ -258,7 +259,8 @@ class Session:
             log.message(f"prefix cache {mode}: the frozen encoder runs once per slice{views}; cached {what}")
         return cache
 
-    def _record(self, cfg: TrainConfig, report: Any, data: RunData, start: int, device: torch.device) -> None:
+    def _record(self, cfg: TrainConfig, report: Any, data: RunData, start: int, device: torch.device,
+                checkpoint_sha256: str | None) -> None:
         """Write config.json and run.json (rank 0); on resume keep the record and note the resume."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         old = read_info(self.layout.root) if start and self.layout.info.is_file() else {}
@@ -267,6 +269,7 @@ class Session:
             "snapshot_id": data.train.snapshot_id, "mixture": cfg.mixture,
             "mixture_snapshot_id": data.train.mixture_snapshot_id, "prompt_set": data.train.prompt_set,
             "train_scheme": data.train.scheme_spec, "model": cfg.model, "base_checkpoint": report_checkpoint(cfg),
+            "base_checkpoint_sha256": checkpoint_sha256,
             "adapter": cfg.adapter, "adapter_report": report.describe(), "trainable": report.trainable,
             "total": report.total, "first_adapted_block": report.first_block, "versions": package_versions(),
             "steps": cfg.steps, "step": start, "world_size": self.ranks.world, "device": str(device),

@@ -10,8 +10,6 @@ All file I/O of samdata lives in this package.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +21,7 @@ import numpy as np
 
 from samdata.case import Volume
 from samdata.errors import CaseNotFoundError, InputFileError, ValidationError
+from samdata.files import atomic_write
 from samdata.io import itk, raster
 from samdata.io.formats import (
     ITK_SUFFIXES,
@@ -397,13 +396,4 @@ def write_nifti(array_xyz: np.ndarray, affine: np.ndarray, path: str | Path) -> 
     img.header.set_qform(img.affine, code=1)
     img.header.set_sform(img.affine, code=1)
     img.header.set_xyzt_units("mm")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the final file should read like any other
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, tmp), suffix=suffix)  # nibabel compresses by the name

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
+from samdata.files import atomic_write, write_json
 from samdata.synth.networks import NetConfig, PairedGenerator, build_generator
 
 INFO_FILE = "generator.json"
@@ -97,11 +97,8 @@ def file_sha256(path: Path) -> str:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` to ``path`` atomically (:func:`samdata.files.atomic_write`)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_generator(gen_dir: Path, generator: PairedGenerator, info: GeneratorInfo) -> str:
@@ -114,10 +111,8 @@ def save_generator(gen_dir: Path, generator: PairedGenerator, info: GeneratorInf
 
 
 def write_info(gen_dir: Path, info: GeneratorInfo) -> None:
-    """Write ``generator.json`` through a temporary file."""
-    tmp = Path(gen_dir) / (INFO_FILE + ".tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2))
-    os.replace(tmp, Path(gen_dir) / INFO_FILE)
+    """Write ``generator.json`` atomically."""
+    write_json(Path(gen_dir) / INFO_FILE, info.to_json())
 
 
 def read_info(gen_dir: Path) -> GeneratorInfo:

@@ -21,7 +21,8 @@ from samdata.io.readers import write_nifti
 from samdata.metrics import METRICS
 from samdata.prompts import Prompt
 from storage import SliceStore
-from training.checkpoint import save_checkpoint, trainable_state, write_json
+from samdata.files import write_json
+from training.checkpoint import save_checkpoint, trainable_state
 from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset
 from training.eval_report import ADAPTED, ZERO_SHOT, evaluate_run
@@ -369,3 +370,23 @@ def test_cli_evaluate_missing_run_dir_is_a_clear_error(tmp_path: Path):
     missing = tmp_path / "no-such-run"
     result = CliRunner().invoke(app, ["evaluate", str(missing), "--split", "test"])
     assert result.exit_code == 2 and str(missing) in result.output and "not a samdata run directory" in result.output
+
+
+def test_progress_stages_count_every_slice(test_set: MixtureDataset, run: LoadedRun):
+    """evaluate_models / evaluate_interactive report one stage each over the evaluated slices."""
+    from training.evaluate import _Slices
+
+    seen: dict[str, list] = {}
+
+    def stages(description: str, total: int):
+        seen[description] = [total, 0]
+
+        def advance(n: int = 1) -> None:
+            seen[description][1] += n
+        return advance
+
+    model = run.model
+    evaluate_models({"m": model}, test_set, EvalConfig(batch_slices=2), stages=stages)
+    evaluate_interactive(model, test_set, (0, 1), config=EvalConfig(batch_slices=2), stages=stages)
+    slices = len(_Slices(test_set, 0)._todo(None))
+    assert seen == {"scoring m": [slices, slices], f"clicks {model.name}": [slices, slices]} and slices > 1

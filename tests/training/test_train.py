@@ -63,6 +63,10 @@ def test_run_record_metrics_and_load_run(store: str, tmp_path: Path):
     assert list(layout.tensorboard.glob("events.out.tfevents.*"))
     assert any("prefix cache memory" in m and "block 3" in m for m in messages)
     assert result.zero_shot_dice is not None and 0 <= result.val_dice <= 1
+    from samdata.files import current_umask
+
+    for written in (layout.info, layout.config, layout.last):  # the user's umask, not mkstemp's 0600
+        assert written.stat().st_mode & 0o777 == 0o666 & ~current_umask(), written
     per_object, keys = info["val_object_dice"], info["val_keys"]
     assert len(per_object) == len(keys) == info["val_objects"] > 0
     assert abs(sum(per_object) / len(per_object) - result.val_dice) < 1e-5 and all(len(k) == 3 for k in keys)

@@ -31,6 +31,7 @@ def test_litemedsam_lora_last_block_trains_and_reloads(tmp_path: Path):
     finally:
         torch.set_num_threads(threads)
     assert result.step == 2 and 0.0 <= result.val_dice <= 1.0 and result.info["first_adapted_block"] == 9
+    assert result.info["base_checkpoint"] == "bundled" and result.info["base_checkpoint_sha256"].startswith("79d8c9dc")
     assert any("activations entering block 9" in m for m in messages)
     size = RunLayout(tmp_path / "run").last.stat().st_size  # trainable weights + 2 AdamW moments, not the base
     assert size < 12 * result.info["trainable"] + 2**20 < 12 * result.info["total"]
