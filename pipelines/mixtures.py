@@ -13,9 +13,10 @@ Rules:
 * Split: each real case gets a key ``sha256(seed, case_id)``; cases sorted by key fill train, then
   val, then test, with counts by largest remainder (ties to train, then val). A new case moves at most
   a boundary case or two, instead of reshuffling every split.
-* At least one real case stays in train. With 1 or 2 real cases (0.7/0.15/0.15) all go to train and
-  the record carries a warning that val/test are empty; a split whose fraction is > 0 but gets no case
-  is always reported in ``warnings``.
+* At least one real case stays in train, and with at least as many real cases as splits of fraction > 0
+  each of those splits gets one (4 cases at 0.7/0.15/0.15: 2/1/1). With 1 or 2 real cases (0.7/0.15/0.15)
+  all go to train and the record carries a warning that val/test are empty; a split whose fraction is
+  > 0 but gets no case is always reported in ``warnings``.
 * ``weight`` is the training sampling weight of a case: real train cases share ``real`` equally;
   synthetic cases share ``synthetic``, divided between generators by their weights (equally per case
   when no generator weights are given). Val/test cases weigh 0: they are evaluated in full.
@@ -133,7 +134,9 @@ def split_key(seed: int, case_id: str) -> str:
 
 
 def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
-    """Cases per split for ``n`` cases by largest remainder (ties to train, then val); train >= 1 if n >= 1."""
+    """Cases per split for ``n`` cases by largest remainder (ties to train, then val); train >= 1 if n >= 1, and,
+    when there are at least as many cases as splits with a fraction > 0, each of those splits >= 1 (the case
+    comes from the split most above its exact share, keeping one in each)."""
     exact = [n * f for f in fractions]
     counts = [math.floor(e) for e in exact]
     order = sorted(range(3), key=lambda i: (-(exact[i] - counts[i]), i))
@@ -142,6 +145,13 @@ def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, in
     if n and counts[0] == 0:
         counts[1 if counts[1] >= counts[2] else 2] -= 1
         counts[0] = 1
+    wanted = [i for i in range(3) if fractions[i] > 0 or i == 0]
+    if n >= len(wanted):
+        for i in wanted:
+            if counts[i] == 0:
+                donor = max((j for j in wanted if counts[j] > 1), key=lambda j: (counts[j] - exact[j], -j))
+                counts[donor] -= 1
+                counts[i] = 1
     return counts[0], counts[1], counts[2]
 
 

@@ -89,11 +89,12 @@ def test_split_deterministic_by_seed_and_stable_when_cases_arrive(store_path: Pa
     assert one.cases.equals(two.cases)
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (2, 1, 0)), (5, (3, 1, 1)),
-                                             (10, (7, 2, 1)), (20, (14, 3, 3))])
+@pytest.mark.parametrize(("n", "expected"), [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)),
+                                             (5, (3, 1, 1)), (10, (7, 2, 1)), (20, (14, 3, 3))])
 def test_split_counts(n: int, expected: tuple[int, int, int]) -> None:
-    assert split_counts(n, (0.7, 0.15, 0.15)) == expected
+    assert split_counts(n, (0.7, 0.15, 0.15)) == expected  # with >= 3 cases, every split gets one
     assert sum(split_counts(n, (0.1, 0.45, 0.45))) == n and split_counts(n, (0.1, 0.45, 0.45))[0] >= 1
+    assert split_counts(n, (0.8, 0.2, 0.0))[2] == 0 and sum(split_counts(n, (0.8, 0.2, 0.0))) == n
 
 
 def test_few_real_cases_all_train_with_warning(store_path: Path) -> None:

@@ -181,7 +181,7 @@ def test_tables_round_trip(store_path):
     assert got["z"].dtype == np.int32 and got["ok"].dtype == bool
     assert store.read_table("mixtures/m1")[0]["n"].shape == (0,)
     assert store.list_tables("") == ["mixtures/m1", "prompt_sets/boxes-v1"]
-    assert store.list_tables("prompt_sets") == ["boxes-v1"]
+    assert store.list_tables("prompt_sets") == ["prompt_sets/boxes-v1"]
     assert store.list_tables("nothing") == []
     assert store.info()["prompt_sets"] == ["boxes-v1"]
     with pytest.raises(StoreError, match="'prompt_sets/none'"):
