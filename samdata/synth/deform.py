@@ -123,7 +123,8 @@ class DeformGenerator:
         missing = [(i, j) for i, j in self.pairs if (i, j) not in fields or (j, i) not in fields]
         if missing:
             raise ValidationError(f"deform: no registration field for neighbour slice pair(s) {missing}")
-        self.fields = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)) for key, value in fields.items()}
+        self.fields = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).contiguous()  # stacked per batch
+                       for key, value in fields.items()}
         self.checkpoint_hash = content_hash(self.kind, {**asdict(params), **asdict(demons)}, reference.images,
                                             self.label_maps)
         self.description = f"samdata:{self.kind}"
@@ -168,8 +169,9 @@ class DeformGenerator:
         if morphs:
             stack = torch.stack([self.fields[drawn[n][2][:2]] for n in morphs])
             frac = torch.tensor([min(drawn[n][2][2], 1 - drawn[n][2][2]) for n in morphs])
-            moved = fields.sample_field(stack, coords[morphs]).permute(0, 2, 3, 1)
-            coords[morphs] += frac[:, None, None, None] * moved
+            rows = torch.tensor(morphs)
+            moved = fields.sample_field(stack, coords.index_select(0, rows)).permute(0, 2, 3, 1)
+            coords.index_add_(0, rows, frac[:, None, None, None] * moved)
         jac = fields.jacobian_det(coords).amin(dim=(1, 2)).numpy()
         return Plan(np.array([d[3] for d in drawn], dtype=np.int64), coords, jac,
                     tuple(self._recipe(d[2], d[3]) for d in drawn))

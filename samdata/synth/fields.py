@@ -61,12 +61,14 @@ def affine_matrix(rng: np.random.Generator, rotation_deg: float, scale: float, s
 
 
 def apply_affine(coords: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 2) coordinates mapped by (N, 2, 3) affines about the slice centre."""
-    height, width = coords.shape[1:3]
+    """(N, H, W, 2) coordinates mapped by (N, 2, 3) affines about the slice centre (one batched
+    matrix product with the centring folded into the offset)."""
+    n, height, width = coords.shape[:3]
     centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=coords.dtype)
-    centred = coords - centre
-    moved = torch.einsum("nij,nhwj->nhwi", matrices[:, :, :2], centred) + matrices[:, None, None, :, 2]
-    return moved + centre
+    linear = matrices[:, :, :2].to(coords.dtype)
+    offset = matrices[:, :, 2].to(coords.dtype) + centre - linear @ centre
+    moved = torch.baddbmm(offset[:, None, :], coords.reshape(n, -1, 2), linear.transpose(1, 2))
+    return moved.view(n, height, width, 2)
 
 
 def _normalised(coords: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -91,24 +93,36 @@ def warp(images: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def warp_labels(labels: torch.Tensor, coords: torch.Tensor, classes: int) -> torch.Tensor:
+def warp_nearest(labels: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) int64 maps sampled at (N, h, w, 2) pixel coordinates by nearest neighbour (0 outside)."""
+    height, width = labels.shape[-2:]
+    grid = _normalised(coords, height, width)
+    return F.grid_sample(labels[:, None].to(torch.float32), grid, mode="nearest", padding_mode="zeros",
+                         align_corners=True)[:, 0].round().to(torch.int64)
+
+
+def warp_labels(labels: torch.Tensor, coords: torch.Tensor, classes: int, chunk: int = 8) -> torch.Tensor:
     """(N, H, W) int64 class maps (0..classes-1) warped to (N, h, w) int64: each class's indicator is
     resampled bilinearly and the largest wins (smoother boundaries than nearest neighbour). Outside the
-    slice counts as class 0, as the zero-filled image there does; ties go to the lower class. One class
-    at a time, keeping the running best: no one-hot stack."""
+    slice counts as class 0, as the zero-filled image there does; ties go to the lower class. Indicators
+    go through ``grid_sample`` ``chunk`` classes at a time as channels (the interpolation weights are
+    computed once per pixel for all of them), keeping the running best between chunks."""
     height, width = labels.shape[-2:]
     grid = _normalised(coords, height, width)
     best_value = best = total = None
-    for c in range(1, classes):
-        indicator = (labels == c).to(torch.float32)[:, None]
-        value = F.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
+    for first in range(1, classes, chunk):
+        ids = torch.arange(first, min(first + chunk, classes), dtype=labels.dtype)
+        indicators = (labels[:, None] == ids[None, :, None, None]).to(torch.float32)
+        values = F.grid_sample(indicators, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        value, arg = values.max(dim=1)  # ties: the first (lowest) class of the chunk
+        arg += first
         if best is None:
-            best_value, best, total = value, torch.full(value.shape, c, dtype=torch.int64), value.clone()
+            best_value, best, total = value, arg, values.sum(dim=1)
             continue
         wins = value > best_value
         best_value = torch.where(wins, value, best_value)
-        best.masked_fill_(wins, c)
-        total += value
+        best = torch.where(wins, arg, best)
+        total += values.sum(dim=1)
     if best is None:
         return torch.zeros((labels.shape[0], *coords.shape[1:3]), dtype=torch.int64)
     best.masked_fill_(1.0 - total >= best_value, 0)  # background: whatever no other class covers

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from samdata.errors import ConfigError, unknown_name
+from samdata.synth import fields
 from samdata.synth.deform import DeformGenerator, DeformParams
 from samdata.synth.pairs import RealPairs
 from samdata.synth.source import GeneratedBatch, content_hash, sample_rng
@@ -156,6 +157,8 @@ class LabelsToImageGenerator:
         self.realistic = params.mode == "near"
         classes = self.shapes.classes.encode(self.shapes.label_maps)
         self.sub = sub_classes(reference.images, classes, len(self.shapes.classes), params)
+        self._classes, self._parent = classes, torch.from_numpy(self.sub.parent)
+        self._first = torch.tensor([int(np.flatnonzero(self.sub.parent == c)[0]) for c in range(len(self.shapes.classes))])
         self.checkpoint_hash = content_hash(self.kind, {**asdict(params), "deform": asdict(self.shapes.params)},
                                             np.frombuffer(bytes.fromhex(self.shapes.checkpoint_hash), np.uint8))
         self.description = f"samdata:{self.kind}:{params.mode}"
@@ -211,8 +214,13 @@ class LabelsToImageGenerator:
         """Samples ``indices`` of ``seed``: deformed label maps (as ``deform`` draws them) rendered anew."""
         shapes = self.shapes
         plan = shapes.plan(seed, indices)
-        sub = shapes.warp_classes(plan, self.sub.maps, len(self.sub.parent))
-        classes = torch.from_numpy(self.sub.parent)[sub]
+        # the tissues as deform warps them (each class's indicator, bilinear); the intensity clusters
+        # within a tissue by nearest neighbour (their borders are drawn over by blur and noise), moved
+        # to the tissue's first cluster where a tissue border moved under them: 3 resampled channels
+        # instead of one per cluster
+        classes = shapes.warp_classes(plan, self._classes, len(shapes.classes))
+        sub = fields.warp_nearest(self.sub.maps[torch.from_numpy(plan.sources)], plan.coords)
+        sub = torch.where(self._parent[sub] == classes, sub, self._first[classes])
         recipes = tuple({**{k: v for k, v in r.items() if k != "parents"}, "render": self.params.mode}
                         for r in plan.recipes)
         return GeneratedBatch(self.render(sub, seed, indices), shapes.classes.decode(classes, shapes.dtype),
