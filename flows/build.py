@@ -25,6 +25,7 @@ from flows.settings import FlowSettings, with_runner
 from flows.synthesize import SynthParams, synthesize_flow
 from flows.train import train_flow
 from flows.train_params import EvalParams, TrainParams
+from samdata.memory import StageMemory
 from pipelines.prompt_sets import table_names
 from storage import SliceStore
 from storage.schema import MIXTURES, PROMPT_SETS
@@ -56,31 +57,41 @@ def build_and_train(sources: Annotated[list[SourceParams], Field(min_length=1)],
     evaluate, and write the HTML report into ``out/<report>`` (unless None)."""
     logger = get_run_logger()
     Path(out).mkdir(parents=True, exist_ok=True)
-    reports = _ingest_all(sources, store)
+    memory = StageMemory()  # this process's peak per stage (ingest workers run in their own processes)
+    with memory.stage("ingest"):
+        reports = _ingest_all(sources, store)
     for case, why in _failures(reports).items():
         logger.warning(f"case {case} not ingested: {why}")
     synthetic = None
     if synthesize is not None:
-        synthetic = synthesize_flow(store, str(Path(out) / GENERATOR_FOLDER), synthesize)
+        with memory.stage("synthetic pairs"):
+            synthetic = synthesize_flow(store, str(Path(out) / GENERATOR_FOLDER), synthesize)
         if mixture.synthetic > 0 and not _has_synthetic(store, mixture):
             logger.warning(f"no synthetic pair of labels {list(mixture.labels or ['any'])} passed the gate; "
                            f"mixture {mixture.name!r} trains on real cases only (synthetic weight 0)")
             mixture = mixture.model_copy(update={"synthetic": 0.0})
-    prompt_report = prompts_flow(store, prompts, overwrite=True)
-    mixture_attrs = curate_flow(store, mixture, prompt_set=prompts.name, overwrite=True)
+    with memory.stage("prompts and mixture"):
+        prompt_report = prompts_flow(store, prompts, overwrite=True)
+        mixture_attrs = curate_flow(store, mixture, prompt_set=prompts.name, overwrite=True)
     result: dict[str, Any] = {"store": str(store), "ingest": reports, "synthesize": synthetic,
                               "prompts": prompt_report, "mixture": mixture_attrs, "train": None, "report": None}
     if train is not None:
         run_dir = Path(out) / RUN_FOLDER
         result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate,
                                      resume=True)
+        memory.stages.update(result["train"].get("memory") or {})
     if report is not None:
         trained = result["train"] or {}
         inputs = ReportInputs(title=f"samdata: {Path(out).name}", store=str(store), prompt_set=prompts.name,
                               mixture=mixture.name, run_dir=trained.get("run_dir"),
-                              evaluation_json=(trained.get("evaluation") or {}).get("json"))
-        result["report"] = report_task(inputs, str(Path(out) / report))
+                              evaluation_json=(trained.get("evaluation") or {}).get("json"),
+                              memory=dict(memory.stages))
+        with memory.stage("report"):
+            result["report"] = report_task(inputs, str(Path(out) / report))
         logger.info(f"report: {result['report']}")
+    result["memory"] = memory.stages
+    for line in memory.lines():
+        logger.info(f"memory of {line}")
     return result
 
 

@@ -39,6 +39,7 @@ class ReportInputs:
     mixture: str | None = None
     run_dir: str | None = None
     evaluation_json: str | None = None
+    memory: dict[str, dict[str, float]] | None = None
 
 
 def _busiest_slice(objects: pd.DataFrame, case_id: str) -> int:
@@ -206,6 +207,11 @@ def report_task(inputs: ReportInputs, folder: str) -> str:
         sections.append(synthetic)
     sections.append(curation_section(store, inputs, attrs))
     sections += training_sections(inputs, out)
+    if inputs.memory:
+        rows = tuple((name, f"{stage['peak_mb']:,.0f}", f"{stage['seconds']:.0f}") for name, stage in inputs.memory.items())
+        sections.append(ReportSection("Memory", ("Peak resident memory of the job's process per stage (MB; the ingest "
+                                                 "workers of a local Dask cluster run in processes of their own).",),
+                                      (ReportTable("peak per stage", ("stage", "peak MB", "seconds"), rows),)))
     page = Report(inputs.title, summary_lines(store, inputs), tuple(sections),
                   {"store": store.url, "snapshot": store.snapshot_id})
     return str(write_report(page, out))

@@ -21,6 +21,7 @@ from prefect.cache_policies import NONE
 from flows.artifacts import markdown_table, publish
 from flows.train_params import EvalParams, TrainParams
 from samdata.errors import ValidationError
+from samdata.memory import StageMemory
 from samdata.metrics import METRICS
 from samdata.report import draw_training_curve, fmt
 from training.config import TrainConfig
@@ -135,17 +136,22 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
     again = resume and RunLayout(Path(out)).exists()
     logger.info(f"{'resuming' if again else 'starting'} run {out}: {config.model} [{config.adapter}], "
                 f"{config.steps} steps of batch {config.batch_size} on mixture {mixture!r}")
-    result = train_task(config, out, again)
+    memory = StageMemory()
+    with memory.stage("training"):
+        result = train_task(config, out, again)
     curve = draw_curve(result.run_dir)
     evaluation, skipped = None, None
     if evaluate is not None:
         try:
-            evaluation = evaluate_task(str(result.run_dir), evaluate, _eval_device(config.device))
+            with memory.stage("evaluation"):
+                evaluation = evaluate_task(str(result.run_dir), evaluate, _eval_device(config.device))
         except ValidationError as err:  # e.g. a mixture whose test split is still empty: say so, keep the run
             skipped = str(err)
             logger.warning(f"evaluation on {evaluate.split} skipped: {skipped}")
         for name, scores in (evaluation.overall if evaluation else {}).items():
             logger.info(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
+    for line in memory.lines():
+        logger.info(f"memory of {line}")
     key = publish("train", out, train_markdown(result, evaluation, curve, evaluate, skipped), f"training run {out}")
     final = result.val_dice if result.val_dice is not None else last_val_dice(result.run_dir)
     logger.info(f"run {result.run_dir}: validation Dice {fmt(result.zero_shot_dice)} → {fmt(final)} (artifact {key})")
@@ -153,7 +159,7 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
             "val_dice": final, "seconds": result.seconds, "curve": str(curve) if curve else None,
             "evaluation": None if evaluation is None else {
                 "overall": evaluation.overall, "json": evaluation.json_path, "markdown": evaluation.markdown_path,
-                "figure": evaluation.figure_path}, "evaluation_skipped": skipped}
+                "figure": evaluation.figure_path}, "evaluation_skipped": skipped, "memory": memory.stages}
 
 
 def _eval_device(device: str) -> str:

@@ -27,7 +27,7 @@ class EvalParams(Params):
     slices: str | None = None
     tolerance_mm: float = Field(2.0, gt=0)
     clicks: tuple[int, ...] = ()
-    batch_slices: int = Field(8, ge=1)
+    batch_slices: int = Field(2, ge=1)
     tta: Literal["none", "lr", "flip"] = "none"
 
     @model_validator(mode="after")

@@ -35,13 +35,21 @@ def _mallopt(*settings: tuple[int, int]) -> bool:
     return all(bool(libc.mallopt(parameter, value)) for parameter, value in settings)
 
 
-def keep_freed_memory(limit: int = 1 << 30) -> bool:
-    """Let glibc keep freed blocks up to ``limit`` bytes for reuse instead of unmapping them.
+KEEP_LIMIT = 128 << 20  #: blocks under this size are kept for reuse by :func:`keep_freed_memory`
 
-    Measured on the 2-core box, LiteMedSAM's encoder at 256x256: 2.5 s per slice with 1.7 s of it
-    system time by default, 1.6 s with this setting (0.04 s system). Returns whether it was applied.
+
+def keep_freed_memory(limit: int = KEEP_LIMIT, arenas: int = 1) -> bool:
+    """Let glibc keep freed blocks under ``limit`` bytes for reuse instead of unmapping them, and the
+    heap's free top up to ``4 * limit``, in at most ``arenas`` heap arenas (torch's worker threads
+    would otherwise each keep their own freed blocks: -330 MB at the training peak, no slower).
+
+    LiteMedSAM's encoder at 256x256, one slice at a time on the 2-core box: 1.2-1.8 s per slice by
+    default or with a 64 MB limit (tens-of-MB activations re-faulted), 0.9-1.1 s from 128 MB up. A 1 GB
+    limit was as fast, but it also kept every freed evaluation batch, so a job's process grew stage by
+    stage; 128 MB keeps the per-layer buffers and hands larger ones back (BENCHMARKS.md, memory).
+    Returns whether it was applied.
     """
-    return _mallopt((_M_MMAP_THRESHOLD, limit), (_M_TRIM_THRESHOLD, limit))
+    return _mallopt((_M_MMAP_THRESHOLD, limit), (_M_TRIM_THRESHOLD, 4 * limit), (_M_ARENA_MAX, arenas))
 
 
 def return_large_blocks(threshold: int = 4 << 20, arenas: int = 1) -> bool:

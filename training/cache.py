@@ -76,8 +76,12 @@ class PrefixCache:
         """The prefix output of (B, 3, S, S) images (uint8, or float in [0, 1]): without gradients, unless the prefix
         trains (``trainable``: then the caller's grad mode applies)."""
         start = time.perf_counter()
+        # on a CPU, frozen slices go one at a time: as fast per slice as a batch there, and the encoder's
+        # activations of one slice instead of the batch's stay resident (BENCHMARKS.md, memory)
+        step = 1 if images.device.type == "cpu" and not self.trainable else max(len(images), 1)
         with nullcontext() if self.trainable else torch.no_grad():
-            out = self.model.encode_prefix(self.model.preprocess(pixel_frames(images)), self.upto_block)
+            out = torch.cat([self.model.encode_prefix(self.model.preprocess(pixel_frames(images[i:i + step])),
+                                                      self.upto_block) for i in range(0, len(images), step)])
         self.compute_seconds += time.perf_counter() - start
         return out
 

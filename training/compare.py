@@ -74,7 +74,7 @@ class CompareConfig:
     slices: str | None = None
     clicks: tuple[int, ...] = (0, 1, 3, 5)
     tolerance_mm: float = 2.0
-    batch_slices: int = 8
+    batch_slices: int = 2
     device: str = "cpu"
     zero_shot: bool = True
     prompt_seed: int | None = None

@@ -60,7 +60,7 @@ class EvalConfig:
 
     tolerance_mm: float = 2.0
     threshold: float = 0.5
-    batch_slices: int = 8
+    batch_slices: int = 2
     figure_objects: int = 3
     clicks: tuple[int, ...] = ()
     feed_logits: bool = True

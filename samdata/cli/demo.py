@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from samdata.cli.common import guarded, out
-from samdata.cli.flows import prefect_env
+from samdata.cli.flows import need_flows, prefect_env
 from samdata.malloc import keep_freed_memory
 
 
@@ -35,6 +35,7 @@ def demo(
 ) -> None:
     """Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → HTML report."""
     started = time.perf_counter()
+    need_flows()
     prefect_env(home=out_dir / ".prefect-home", workers=workers)
     keep_freed_memory()
     from flows.demo import REPORT, demo_flow
@@ -47,6 +48,8 @@ def demo(
     trained = result.get("train") or {}
     overall = (trained.get("evaluation") or {}).get("overall", {})
     out.print(f"\nDemo finished in {time.perf_counter() - started:.0f} s.", highlight=False)
+    out.print("  peak memory per stage (this process): " + "; ".join(
+        f"{name} {stage['peak_mb']:,.0f} MB" for name, stage in (result.get("memory") or {}).items()), highlight=False)
     for name, scores in overall.items():
         out.print(f"  {name.replace('_', '-'):>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
                                                                    if v is not None), highlight=False)

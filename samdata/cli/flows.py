@@ -18,15 +18,16 @@ import typer
 
 from samdata.cli.common import console, fail, guarded, out
 from samdata.errors import ConfigError, SamdataError
-from samdata.malloc import keep_freed_memory
+from samdata.malloc import KEEP_LIMIT, keep_freed_memory
 
 #: Environment defaults for Prefect, Dask and the processes they start (set only where unset).
 ENV_DEFAULTS: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # the temporary API server on a busy 2-core box
     "DASK_LOGGING__DISTRIBUTED": "warning",  # keep Dask's INFO lines out of the flow logs
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),  # child processes: what keep_freed_memory() does for this one
-    "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+    "MALLOC_MMAP_THRESHOLD_": str(KEEP_LIMIT),  # child processes: what keep_freed_memory() does for this one
+    "MALLOC_TRIM_THRESHOLD_": str(4 * KEEP_LIMIT),
+    "MALLOC_ARENA_MAX": "1",
 }
 
 flows_app = typer.Typer(help="Prefect flows: run one now, list them, or serve the scheduled deployments.",

@@ -57,6 +57,9 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     assert "Zero-shot vs adapted" in page and "mixture mix" in page
     assert result["synthesize"]["accepted"] > 0 and (index.parent / "synthetic.png").is_file()
     assert "the real slice it was made from" in page and "made from" in page
+    stages = ("ingest", "synthetic pairs", "prompts and mixture", "training", "evaluation", "report")
+    assert tuple(result["memory"]) == stages and trained["memory"].keys() == {"training", "evaluation"}
+    assert all(result["memory"][s]["peak_mb"] > 100 for s in stages) and "Peak resident memory" in page
     train_md = latest_artifact(artifact_key("train", out / "run"))
     assert "| dice |" in train_md and "best_worst.png" in train_md and "training_curve.png" in train_md
     assert "| phantom_000 | added |" in latest_artifact(artifact_key("ingest", store))

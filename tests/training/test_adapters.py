@@ -267,3 +267,16 @@ def test_litemedsam_adapters_start_as_identity(lite):
             assert not any(m.training for m in norms)  # frozen batch norms keep their running statistics
     with pytest.raises(ConfigError, match="valid blocks are 0..9"):
         apply_adapters(copy.deepcopy(lite), parse_adapter("serial:blocks=0,1,10,11"))
+
+
+def test_prefix_cache_on_cpu_encodes_slice_by_slice_as_the_batch_would(tiny):
+    from training.augment import pixel_frames
+    from training.cache import PrefixCache
+
+    images = torch.randint(0, 256, (3, 1, 128, 128), dtype=torch.uint8)
+    cache = PrefixCache(tiny, 2, "memory", 1 << 30, None, {})
+    with torch.no_grad():
+        whole = tiny.encode_prefix(tiny.preprocess(pixel_frames(images)), 2)
+    assert torch.allclose(cache.compute(images), whole, atol=1e-5)
+    out = cache(images, [("c", 0, 0), ("c", 1, 0), None])
+    assert torch.allclose(out, whole, atol=1e-5) and len(cache) == 2 and cache.misses == 3
