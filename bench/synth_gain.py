@@ -194,6 +194,10 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
             ci = f"[{lo:+.4f}, {hi:+.4f}]"
         lines.append(f"| {model} | {n} | {arm} | {augment} | {share:g} | {statistics.mean(dice):.4f} ± {sd:.4f} | "
                      f"{', '.join(f'{d:.4f}' for d in dice)} | {delta} | {ci} |")
+    for r in runs:  # arms whose generator had no pair through the gate: said, not silently dropped
+        if r["val_dice"] is None and r.get("note"):
+            lines.append(f"| {r['model']} | {r['n']} | {r['arm']} | {aug(r)} | {r['share']:g} | not run: no pair "
+                         f"passed the gate (seed {r['seed']}) | | | |")
     lines += ["", "| generator | n | seed | train s | build s | generated | accepted | rejections | Fréchet | "
               "pairs/s | gate pairs/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in gens:

@@ -1,0 +1,177 @@
+"""Contrasts never seen: models trained on T1 slices, with and without random-contrast labels2image pairs,
+scored on the same anatomy in T2, FLAIR and inverted T1.
+
+Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke run):
+
+* Store: MNI152 in four contrasts (``samdata.io.sample_data.write_mni152``: the T1 template, and T2, FLAIR
+  and inverted T1 drawn from its tissue maps), one case each, the same label maps.
+* Mixture: the T1 case trains; the three other contrasts are the val split (a mixture seed that puts T1 in
+  train is searched for), so no model ever sees them.
+* Labelled T1 slices: ``--shots`` (default all 30 of the pool of ``bench/synth_gain.py``); validation during
+  training: the 15 held-out T1 slices. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
+  pairs from the same labelled slices, share ``--share``), and E (B + near-real ``labels2image``).
+* Score: per contrast, Dice on the slice grid over the 15 held-out slices (z 51..135 step 6) of that
+  contrast (``training.eval_report.evaluate_run``: split ``train`` for T1, ``val`` for the others; SAM gets
+  boxes from the ground truth, the U-Net nothing).
+
+Writes ``<out>/results.json`` and ``results.md``; finished runs and evaluations are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth_gain import LABEL, MODELS, POOL, VAL_SLICES, generator_id, shots  # noqa: E402
+
+CONTRASTS = ("t1", "t2", "flair", "t1inv")
+ARMS = {"B": None, "R": "labels2image:mode=random", "E": "labels2image"}
+
+
+def build_store(out: Path) -> Path:
+    """Ingest MNI152 in every contrast (one case each) into ``out/store`` once."""
+    store = out / "store"
+    if not store.exists():
+        from pipelines.ingest import ingest
+        from samdata.io.sample_data import write_mni152
+        from samdata.normalise import IngestConfig
+
+        for contrast in CONTRASTS:
+            ingest(write_mni152(out / "data" / contrast, contrast), store, IngestConfig(modality="MR"))
+    return store
+
+
+def t1_train_seed() -> int:
+    """The first mixture seed that puts the T1 case in train (and so the other contrasts in val)."""
+    from pipelines.mixtures import split_key
+
+    for seed in range(1000):
+        keys = {c: split_key(seed, c) for c in ("mni152", *(f"mni152_{c}" for c in CONTRASTS[1:]))}
+        if min(keys, key=keys.get) == "mni152":
+            return seed
+    raise SystemExit("no mixture seed puts mni152 first")
+
+
+def labelled(n: str) -> list[int]:
+    """The labelled T1 z of ``n`` (``all`` = the whole pool)."""
+    return list(POOL) if n == "all" else shots(int(n))
+
+
+def make_mixture(store: Path, name: str, kind: str | None, gid: str, share: float) -> None:
+    """The mixture ``name``: T1 trains (with ``gid``'s pairs at ``share``), the other contrasts validate."""
+    from pipelines.mixtures import MixtureConfig, list_mixtures
+    from pipelines.mixtures import make_mixture as make
+    from storage import SliceStore
+
+    if name in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
+        return
+    seed = t1_train_seed()
+    record = make(store, name, MixtureConfig(real=1.0, synthetic=share / (1 - share) if kind else 0.0,
+                                             generators={gid: 1.0} if kind else None, labels=(LABEL,),
+                                             splits=(0.25, 0.75, 0.0), seed=seed))
+    train = set(record.cases.loc[(record.cases["split"] == "train") & (record.cases["origin"] == "real"), "case_id"])
+    if train != {"mni152"}:
+        raise SystemExit(f"mixture {name} trains on {sorted(train)}; expected the T1 case only")
+
+
+def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, args: argparse.Namespace
+            ) -> dict[str, Any]:
+    """Generate (if needed), train and evaluate one (model, arm, n, seed); per-contrast Dice."""
+    from pipelines.synthesize import SliceQuery, SynthConfig, build_source, synthesize
+    from storage import SliceStore
+    from training.config import TrainConfig
+    from training.eval_report import evaluate_run
+    from training.run import load_run
+    from training.train import train
+
+    kind = ARMS[arm]
+    gid = generator_id(kind, len(labelled(n)), seed) if kind else ""
+    if kind and not any(c.startswith(f"syn-{gid}-") for c in SliceStore.open(store).case_ids()):
+        query = SliceQuery(labels=(LABEL,), cases=("mni152",), slices=tuple(labelled(n)))
+        source, reference = build_source(store, query, kind, generator_id=gid)
+        synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
+    mixture = f"c-{arm}-n{n}-s{seed}"
+    make_mixture(store, mixture, kind, gid, args.share)
+    base, adapter, steps, lr = MODELS[model]
+    if model == "unet" and n != "all" and int(n) < 10:
+        steps //= 2
+    steps = max(1, steps // (50 if args.quick else 1))
+    augment = tuple(a for a in args.augment.split(",") if a)
+    config = TrainConfig(store=str(store), mixture=mixture, model=base, adapter=adapter, steps=steps, batch_size=4,
+                         lr=lr, seed=seed, augment=augment, labels=(LABEL,),
+                         train_slices=",".join(str(z) for z in [0, *labelled(n)]), val_slices=VAL_SLICES, val_max=0,
+                         save_every=steps, log_every=max(steps // 10, 1), device=args.device)
+    run_dir = out / "runs" / f"{model}-{arm}-n{n}-s{seed}"
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    if info.get("val_dice") is None:
+        info = dict(train(config, run_dir, resume=run_dir.exists()).info)
+    per_case: dict[str, float] = {}
+    for split, folder in (("train", "t1"), ("val", "contrasts")):  # T1's held-out slices, then the other contrasts
+        metrics = run_dir / folder / "metrics.json"
+        if not metrics.is_file():
+            evaluate_run(load_run(run_dir, device=args.device), metrics.parent, split=split, zero_shot=False,
+                         slices=VAL_SLICES)
+        report = json.loads(metrics.read_text())
+        per_case.update({r["case_id"]: r["adapted"]["dice"] for r in report["per_case_label"]})
+    return {"model": model, "arm": arm, "n": n, "seed": seed, "t1_frame": info["val_dice"],
+            **{c: per_case.get("mni152" if c == "t1" else f"mni152_{c}") for c in CONTRASTS},
+            "seconds": info.get("seconds"), "run": str(run_dir)}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: mean ± sd Dice per contrast for each (model, arm, n)."""
+    lines = ["| model | n | arm | seeds | " + " | ".join(CONTRASTS) + " |", "|---|---|---|---|" + "---|" * len(CONTRASTS)]
+    for key in sorted({(r["model"], r["n"], r["arm"]) for r in rows}):
+        mine = [r for r in rows if (r["model"], r["n"], r["arm"]) == key]
+        cells = []
+        for c in CONTRASTS:
+            values = [r[c] for r in mine if r[c] is not None]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}" if values else "–")
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the protocol and write results.json / results.md under ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-output/synth_contrast"))
+    parser.add_argument("--shots", default="all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--models", default="unet")
+    parser.add_argument("--arms", default="B,R,E")
+    parser.add_argument("--share", type=float, default=0.5)
+    parser.add_argument("--augment", default="flip,affine")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.shots, args.seeds, args.count = "4", "0", 16
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    store = build_store(args.out)
+    path = args.out / "results.json"
+    rows: list[dict[str, Any]] = json.loads(path.read_text())["runs"] if path.is_file() else []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for n in args.shots.split(","):
+            for arm in args.arms.split(","):
+                for model in args.models.split(","):
+                    row = run_one(store, args.out, model, arm, n, seed, args)
+                    rows = [r for r in rows if (r["model"], r["arm"], r["n"], r["seed"]) !=
+                            (model, arm, n, seed)] + [row]
+                    print(json.dumps(row), flush=True)
+                    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": rows,
+                                                "seconds": round(time.perf_counter() - started, 1)}, indent=2))
+                    (args.out / "results.md").write_text(table(rows) + "\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
