@@ -114,7 +114,10 @@ def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: a
     else:
         source, reference = build_source(store, query, kind, generator_id=gid)
     build_seconds = time.perf_counter() - started - train_seconds
-    report = synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
+    from samdata.synth.gate import GateConfig
+
+    gate = GateConfig(frechet_max=None if args.frechet_max == "none" else float(args.frechet_max))
+    report = synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32, gate=gate))
     summary = report.to_json()
     summary.pop("case_ids")
     return {"kind": kind, "generator": gid, "n": n, "seed": seed, "train_seconds": round(train_seconds, 1),
@@ -253,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cgan-size", type=int, default=256)
     parser.add_argument("--cgan-steps", type=int, default=600)
     parser.add_argument("--fastgan-steps", type=int, default=500)
+    parser.add_argument("--frechet-max", default="2.0",
+                        help="the gate's batch Fréchet limit; 'none' = report only (an explicitly ungated row)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="one seed, n = 4, steps / 50, few pairs")
     args = parser.parse_args(argv)
