@@ -126,7 +126,8 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: mean ± sd Dice per contrast for each (model, arm, n)."""
-    lines = ["| model | n | arm | seeds | " + " | ".join(CONTRASTS) + " |", "|---|---|---|---|" + "---|" * len(CONTRASTS)]
+    lines = ["| model | n | arm | seeds | " + " | ".join(CONTRASTS) + " |",
+             "|---|---|---|---|" + "---|" * len(CONTRASTS)]
     for key in sorted({(r["model"], r["n"], r["arm"]) for r in rows}):
         mine = [r for r in rows if (r["model"], r["n"], r["arm"]) == key]
         cells = []

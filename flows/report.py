@@ -208,7 +208,8 @@ def report_task(inputs: ReportInputs, folder: str) -> str:
     sections.append(curation_section(store, inputs, attrs))
     sections += training_sections(inputs, out)
     if inputs.memory:
-        rows = tuple((name, f"{stage['peak_mb']:,.0f}", f"{stage['seconds']:.0f}") for name, stage in inputs.memory.items())
+        rows = tuple((name, f"{stage['peak_mb']:,.0f}", f"{stage['seconds']:.0f}")
+                     for name, stage in inputs.memory.items())
         sections.append(ReportSection("Memory", ("Peak resident memory of the job's process per stage (MB; the ingest "
                                                  "workers of a local Dask cluster run in processes of their own).",),
                                       (ReportTable("peak per stage", ("stage", "peak MB", "seconds"), rows),)))

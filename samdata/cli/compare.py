@@ -34,7 +34,8 @@ def compare(
         help="Feed the previous logits back as mask prompt after a click (default: off for litemedsam unless "
              "the run trained with fed-back click rounds).")] = None,
     tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
-    batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch (more: more memory, no faster on CPU).")] = 2,
+    batch_slices: Annotated[int, typer.Option(
+        min=1, help="Slices per encoder batch (more: more memory, no faster on a CPU).")] = 2,
     tta: TtaOpt = "none",
     device: DeviceOpt = "cpu",
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,

@@ -56,7 +56,8 @@ def evaluate(
         help="Also run the interactive protocol: Dice after these corrective-click counts, e.g. 0,1,3,5.")] = None,
     feed_logits: Annotated[bool, typer.Option(
         "--feed-logits/--no-feed-logits", help="With --clicks: feed the previous logits back as mask prompt.")] = True,
-    batch_slices: Annotated[int, typer.Option(min=1, help="Slices per encoder batch (more: more memory, no faster on CPU).")] = 2,
+    batch_slices: Annotated[int, typer.Option(
+        min=1, help="Slices per encoder batch (more: more memory, no faster on a CPU).")] = 2,
     figure_objects: Annotated[int, typer.Option(min=1, help="Best and worst objects shown in the figure.")] = 3,
     tta: TtaOpt = "none",
     device: DeviceOpt = "auto",

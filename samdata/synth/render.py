@@ -158,7 +158,8 @@ class LabelsToImageGenerator:
         classes = self.shapes.classes.encode(self.shapes.label_maps)
         self.sub = sub_classes(reference.images, classes, len(self.shapes.classes), params)
         self._classes, self._parent = classes, torch.from_numpy(self.sub.parent)
-        self._first = torch.tensor([int(np.flatnonzero(self.sub.parent == c)[0]) for c in range(len(self.shapes.classes))])
+        self._first = torch.tensor([int(np.flatnonzero(self.sub.parent == c)[0])  # each tissue's first cluster
+                                    for c in range(len(self.shapes.classes))])
         self.checkpoint_hash = content_hash(self.kind, {**asdict(params), "deform": asdict(self.shapes.params)},
                                             np.frombuffer(bytes.fromhex(self.shapes.checkpoint_hash), np.uint8))
         self.description = f"samdata:{self.kind}:{params.mode}"
