@@ -4,11 +4,12 @@
 so a crash leaves the previous file whole. ``tempfile.mkstemp`` creates that file 0600; the final file
 gets ``0666 & ~umask`` instead (what ``open(path, "w")`` would give), so run records, checkpoints and
 masks stay readable by the group or others as the user's umask allows. Every atomic write in samdata
-goes through here.
+goes through here. :func:`file_sha256` is the one file hash (checkpoints, generators).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -57,3 +58,12 @@ def write_text(path: Path | str, text: str) -> Path:
 def write_json(path: Path | str, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

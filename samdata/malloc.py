@@ -24,15 +24,26 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc's mallo
 _ENV = "MALLOC_MMAP_THRESHOLD_"
 
 
+def _libc() -> ctypes.CDLL | None:
+    """glibc, where there is one."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def _mallopt(*settings: tuple[int, int]) -> bool:
     """Apply ``(parameter, value)`` pairs with glibc's mallopt; whether every one was applied."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return all(bool(libc.mallopt(parameter, value)) for parameter, value in settings)
+    libc = _libc()
+    return libc is not None and all(bool(libc.mallopt(parameter, value)) for parameter, value in settings)
+
+
+def trim() -> bool:
+    """Return freed heap memory of every malloc arena to the system (glibc ``malloc_trim``)."""
+    libc = _libc()
+    return libc is not None and bool(libc.malloc_trim(0))
 
 
 KEEP_LIMIT = 128 << 20  #: blocks under this size are kept for reuse by :func:`keep_freed_memory`

@@ -9,12 +9,13 @@ resident beside the next stage's (the demo's largest process grew to 8.9 GB over
 
 from __future__ import annotations
 
-import ctypes
 import resource
 import sys
 import time
 from contextlib import contextmanager
 from collections.abc import Iterator
+
+from samdata.malloc import trim
 
 _MB = 1 << 20
 
@@ -52,16 +53,6 @@ def reset_peak() -> bool:
             refs.write("5")
         return True
     except OSError:
-        return False
-
-
-def trim() -> bool:
-    """Return freed heap memory of every malloc arena to the system (glibc ``malloc_trim``)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
         return False
 
 

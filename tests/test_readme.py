@@ -72,7 +72,7 @@ def test_each_readme_command_line_is_real(line: str) -> None:
         from flows.deployments import FLOWS, load_flow
 
         flow_name = words[2]
-        if flow_name.isupper():  # a placeholder (FLOW)
+        if flow_name.isupper():  # the usage line's metavariable FLOW, not a flow name
             return
         assert flow_name in FLOWS, f"{line!r}: no flow {flow_name!r}; flows: {sorted(FLOWS)}"
         accepted = set(inspect.signature(load_flow(flow_name).fn).parameters)

@@ -17,7 +17,6 @@ leaves a half-written checkpoint under the real name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
-from samdata.files import atomic_write, write_json
+from samdata.files import atomic_write, file_sha256, write_json
 from samdata.synth.networks import NetConfig, PairedGenerator, build_generator
 
 INFO_FILE = "generator.json"
@@ -85,15 +84,6 @@ class GeneratorInfo:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{where} is not a samdata generator description: {err!r}") from err
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_save(obj: Any, path: Path) -> None:

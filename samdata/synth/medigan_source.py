@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from samdata.errors import ValidationError
+from samdata.files import file_sha256
 from samdata.synth.checkpoint import check_generator_id
 from samdata.synth.medigan_io import MediganModel
 from samdata.synth.pairs import RealPairs, grey_uint8, resize_pair
@@ -35,7 +35,7 @@ class MediganSource:
         weights = [model.workdir / "models" / model.model_id / p / f"{ex['model_name']}{ex['extension']}"
                    for p in (model.package_name, ".")]
         found = next((w for w in weights if w.is_file()), None)
-        self.checkpoint_hash = hashlib.sha256(found.read_bytes()).hexdigest() if found else "unknown"
+        self.checkpoint_hash = file_sha256(found) if found else "unknown"
         self.description = f"medigan:{model.model_id}:{model.package.resolve()}"
         custom = ex.get("generate_method", {}).get("args", {}).get("custom", {}) or {}
         self._custom_keys = set(custom)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -30,6 +29,7 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 from torch import nn
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError, unknown_name
+from samdata.files import file_sha256
 from training.models.sam import SamModel, TinyViTSam, ViTSam
 from training.models.unet import UNetModel, build_unet
 
@@ -119,15 +119,6 @@ def build_litemedsam(checkpoint: Path | str | None = None) -> SamModel:
     load_weights(model, path, variant="litemedsam")
     model.checkpoint_path, model.checkpoint_sha256 = str(path), digest
     return model.eval()  # eval() also refreshes TinyViT's cached attention biases from the loaded weights
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
