@@ -9,7 +9,8 @@ Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke 
   train is searched for), so no model ever sees them.
 * Labelled T1 slices: ``--shots`` (default all 30 of the pool of ``bench/synth_gain.py``); validation during
   training: the 15 held-out T1 slices. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
-  pairs from the same labelled slices, share ``--share``), and E (B + near-real ``labels2image``).
+  pairs from the same labelled slices, share ``--share``), S (as R, half the pairs drawn skull-stripped:
+  ``strip=0.5``), and E (B + near-real ``labels2image``).
 * Score: per contrast, Dice on the slice grid over the 15 held-out slices (z 51..135 step 6) of that
   contrast (``training.eval_report.evaluate_run``: split ``train`` for T1, ``val`` for the others; SAM gets
   boxes from the ground truth, the U-Net nothing).
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth_gain import LABEL, MODELS, POOL, VAL_SLICES, generator_id, shots  # noqa: E402
 
 CONTRASTS = ("t1", "t2", "flair", "t1inv")
-ARMS = {"B": None, "R": "labels2image:mode=random", "E": "labels2image"}
+ARMS = {"B": None, "R": "labels2image:mode=random", "S": "labels2image:mode=random,strip=0.5", "E": "labels2image"}
 
 
 def build_store(out: Path) -> Path:

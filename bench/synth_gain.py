@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -84,7 +85,8 @@ class Run:
 
 def generator_id(kind: str, n: int, seed: int) -> str:
     """The store generator id of a kind spec for (n, seed)."""
-    return f"{kind.replace(':mode=', '_').replace(':', '_')}_n{n}s{seed}"
+    name = re.sub(r"[^A-Za-z0-9_.]+", "_", kind.replace(":mode=", "_").replace(":", "_"))
+    return f"{name}_n{n}s{seed}"
 
 
 def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -11,6 +11,9 @@ optional resolution change along one axis, gamma, noise. Two modes:
 * ``random``: every sub-class mean uniform on 0..255 and spread random, then min-max scaled, as
   SynthSeg draws them, so a model sees every contrast and must segment by shape.
 
+``strip`` is the share of samples drawn as if skull-stripped (background flat 0, as in brain-extracted
+datasets), a variation of real data that no intensity draw reaches.
+
 Written in batched torch rather than with TorchIO's ``RandomLabelsToImage`` + ``RandomBiasField``
 + ``RandomBlur`` + ``RandomAnisotropy``: those transform one subject at a time and together cost
 several times the per-pair budget on a 2-core CPU (BENCHMARKS.md, ``bench/synth_speed.py``).
@@ -33,6 +36,7 @@ from samdata.synth.source import GeneratedBatch, content_hash, sample_rng
 
 MODES: tuple[str, ...] = ("near", "random")
 RENDER_STREAM = 1  # sample_rng stream of the intensities (stream 0 draws the shape, shared with deform)
+STRIP_STREAM = 2  # sample_rng stream of the skull-stripping draw (its own, so strip=0 leaves images unchanged)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class RenderParams:
     resolution_max: float = 2.5
     gamma: float = 0.1
     noise_max: float = 0.02
+    strip: float = 0.0
     deform: DeformParams = field(default_factory=DeformParams)
 
     def __post_init__(self) -> None:
@@ -64,6 +69,8 @@ class RenderParams:
         for key in ("mean_jitter", "random_sd_max", "blur_max", "bias", "gamma", "noise_max"):
             if not 0 <= float(getattr(self, key)) <= 10:
                 raise ConfigError(f"labels2image {key}={getattr(self, key)!r}; expected a number >= 0")
+        if not 0 <= float(self.strip) <= 1:
+            raise ConfigError(f"labels2image strip={self.strip!r}; expected a probability 0..1")
         if not 0 < self.sd_scale_min <= self.sd_scale_max:
             raise ConfigError(f"labels2image sd scale {self.sd_scale_min}..{self.sd_scale_max}; expected 0 < min <= max")
         if not 0 <= self.resolution <= 1 or self.resolution_max < 1:
@@ -185,6 +192,12 @@ class LabelsToImageGenerator:
         drawn = [self._intensities(r) for r in rngs]
         means = torch.from_numpy(np.stack([m for m, _ in drawn]).astype(np.float32))
         sds = torch.from_numpy(np.stack([s for _, s in drawn]).astype(np.float32))
+        stripped = torch.tensor([p.strip > 0 and sample_rng(seed, k, STRIP_STREAM).random() < p.strip
+                                 for k in indices])
+        if stripped.any():  # background sub-classes black (edges then blur as partial volume does)
+            background = torch.from_numpy(self.sub.parent == 0)
+            means[stripped[:, None] & background[None]] = 0.0
+            sds[stripped[:, None] & background[None]] = 0.0
         flat = sub_maps.reshape(n, -1)
         noise = np.empty((n, height * width), dtype=np.float32)
         for row, r in zip(noise, rngs):
@@ -209,6 +222,9 @@ class LabelsToImageGenerator:
             r.standard_normal(dtype=np.float32, out=row)
             row *= r.uniform(0, p.noise_max)
         unit = unit + torch.from_numpy(noise)
+        if stripped.any():  # outside the brain exactly 0, as a brain mask leaves it
+            outside = self._parent[sub_maps] == 0
+            unit = torch.where(stripped[:, None, None] & outside, 0.0, unit)
         return (unit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
     def batch(self, seed: int, indices: list[int]) -> GeneratedBatch:

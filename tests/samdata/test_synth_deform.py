@@ -132,6 +132,21 @@ def test_labels2image_random_draws_every_contrast(shapes: DeformGenerator) -> No
     assert batch.images.max() > 200 and batch.images.min() < 30  # rescaled to the full range
 
 
+def test_labels2image_strip_blacks_out_the_background(shapes: DeformGenerator) -> None:
+    plain = LabelsToImageGenerator(shapes.reference, RenderParams(mode="random"), shapes=shapes).batch(2, [0, 1, 2])
+    gen = LabelsToImageGenerator(shapes.reference, RenderParams(mode="random", strip=1.0), shapes=shapes)
+    batch = gen.batch(2, [0, 1, 2])
+    assert np.array_equal(batch.labels, plain.labels)
+    for image, label, before in zip(batch.images, batch.labels, plain.images):
+        assert (image[label == 0] == 0).all() and (before[label == 0] > 0).any()
+        assert image[label > 0].std() > 10  # tissues still drawn with contrast
+    half = LabelsToImageGenerator(shapes.reference, RenderParams(mode="random", strip=0.5), shapes=shapes)
+    flat = [(img[lab == 0] == 0).all() for img, lab in zip(*(lambda b: (b.images, b.labels))(half.batch(3, list(range(16)))))]
+    assert 0 < sum(flat) < 16
+    with pytest.raises(ConfigError, match="strip"):
+        RenderParams(strip=1.5)
+
+
 def test_render_params_and_clusters() -> None:
     centres = kmeans_1d(np.r_[np.full(50, 10.0), np.full(50, 200.0)], 2)
     assert np.allclose(centres, [10.0, 200.0])
