@@ -10,7 +10,8 @@ Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke 
 * Labelled T1 slices: ``--shots`` (default all 30 of the pool of ``bench/synth_gain.py``); validation during
   training: the 15 held-out T1 slices. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
   pairs from the same labelled slices, share ``--share``), S (as R, half the pairs drawn skull-stripped:
-  ``strip=0.5``), and E (B + near-real ``labels2image``).
+  ``strip=0.5``), R1 (as R, one intensity class per tissue, as SynthSeg draws them), and E (B + near-real
+  ``labels2image``). ``--steps-scale`` trains every arm that many times longer (run folders get ``-x<k>``).
 * Score: per contrast, Dice on the slice grid over the 15 held-out slices (z 51..135 step 6) of that
   contrast (``training.eval_report.evaluate_run``: split ``train`` for T1, ``val`` for the others; SAM gets
   boxes from the ground truth, the U-Net nothing).
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth_gain import LABEL, MODELS, POOL, VAL_SLICES, generator_id, shots  # noqa: E402
 
 CONTRASTS = ("t1", "t2", "flair", "t1inv")
-ARMS = {"B": None, "R": "labels2image:mode=random", "S": "labels2image:mode=random,strip=0.5", "E": "labels2image"}
+ARMS = {"B": None, "R": "labels2image:mode=random", "S": "labels2image:mode=random,strip=0.5",
+        "R1": "labels2image:mode=random,clusters=1", "E": "labels2image"}
 
 
 def build_store(out: Path) -> Path:
@@ -98,17 +100,18 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
         source, reference = build_source(store, query, kind, generator_id=gid)
         synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
     mixture = f"c-{arm}-n{n}-s{seed}"
+    scale = "" if args.steps_scale == 1 else f"-x{args.steps_scale:g}"
     make_mixture(store, mixture, kind, gid, args.share)
     base, adapter, steps, lr = MODELS[model]
     if model == "unet" and n != "all" and int(n) < 10:
         steps //= 2
-    steps = max(1, steps // (50 if args.quick else 1))
+    steps = max(1, int(steps * args.steps_scale) // (50 if args.quick else 1))
     augment = tuple(a for a in args.augment.split(",") if a)
     config = TrainConfig(store=str(store), mixture=mixture, model=base, adapter=adapter, steps=steps, batch_size=4,
                          lr=lr, seed=seed, augment=augment, labels=(LABEL,),
                          train_slices=",".join(str(z) for z in [0, *labelled(n)]), val_slices=VAL_SLICES, val_max=0,
                          save_every=steps, log_every=max(steps // 10, 1), device=args.device)
-    run_dir = out / "runs" / f"{model}-{arm}-n{n}-s{seed}"
+    run_dir = out / "runs" / f"{model}-{arm}-n{n}-s{seed}{scale}"
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     if info.get("val_dice") is None:
         info = dict(train(config, run_dir, resume=run_dir.exists()).info)
@@ -120,7 +123,7 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
                          slices=VAL_SLICES)
         report = json.loads(metrics.read_text())
         per_case.update({r["case_id"]: r["adapted"]["dice"] for r in report["per_case_label"]})
-    return {"model": model, "arm": arm, "n": n, "seed": seed, "t1_frame": info["val_dice"],
+    return {"model": model, "arm": arm + scale, "n": n, "seed": seed, "t1_frame": info["val_dice"],
             **{c: per_case.get("mni152" if c == "t1" else f"mni152_{c}") for c in CONTRASTS},
             "seconds": info.get("seconds"), "run": str(run_dir)}
 
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--augment", default="flip,affine")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps-scale", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                 for model in args.models.split(","):
                     row = run_one(store, args.out, model, arm, n, seed, args)
                     rows = [r for r in rows if (r["model"], r["arm"], r["n"], r["seed"]) !=
-                            (model, arm, n, seed)] + [row]
+                            (model, row["arm"], n, seed)] + [row]
                     print(json.dumps(row), flush=True)
                     path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": rows,
                                                 "seconds": round(time.perf_counter() - started, 1)}, indent=2))
