@@ -23,19 +23,23 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samdata.case import Provenance, Volume
-from samdata.errors import SamdataError
+import numpy as np
+from nibabel.orientations import apply_orientation
+
+from samdata.case import Case, Normalisation, Provenance, Volume
+from samdata.errors import SamdataError, ValidationError
 from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.headers import check_budget, check_pair, read_header
 from samdata.io.readers import (HASH_ALGORITHM, LEGACY_HASH_ALGORITHM, is_legacy_hash, match_label_grid, read_label,
                                 read_volume, source_hash)
+from samdata.labels import as_label_array
 from samdata.malloc import return_large_blocks
-from samdata.normalise import IngestConfig, planned_window, window_transform
-from samdata.prepare import CleanedLabel, clean_label, prepare_case
+from samdata.normalise import IngestConfig, canonical_ornt, inverse_ornt, planned_window, reorient, window_transform
+from samdata.prepare import CanonicalCase, assemble_case, canonical_case, clean_label_zyx, normalise_zyx, own_zyx
 from storage import CaseWriter, SliceStore, StoreWriter
 
 #: Called after each case with (case_id, status, detail); status is added/updated/skipped/failed.
@@ -90,21 +94,101 @@ def item_hash(item: SourceItem, algorithm: str = HASH_ALGORITHM) -> str:
     return source_hash(*paths, algorithm=algorithm)
 
 
+@dataclass(frozen=True)
+class CleanedLabel:
+    """A label map whose small objects :func:`clean_label` dropped before its image was read: the cleaned
+    (Z, Y, X) map in the RAS+ layout of ``ornt`` (the orientation of the label's own affine) and the
+    values present before cleaning."""
+
+    ornt: np.ndarray
+    label_zyx: np.ndarray
+    present: np.ndarray
+
+
+def clean_label(label: Volume, config: IngestConfig, case_id: str) -> CleanedLabel | None:
+    """Clean a label map on its own, while its image is read (on the label's reader thread, so the cleaning
+    overlaps the image's inflation); the map is given up and cleaned in place where its layout allows.
+    :func:`stored_arrays` uses the result when the image's orientation is the label's (always, for a label
+    on the image's grid, except near-45° obliques where the two affines may pick different axes: then the
+    map is cleaned again on the image's layout). None when ``config.spacing`` asks for resampling (labels
+    are cleaned after it)."""
+    if config.spacing is not None:
+        return None
+    array = as_label_array(label.array, path=label.path)
+    ornt = canonical_ornt(label.affine, array.shape)
+    canon = reorient(Volume(array, label.affine, label.path), ornt)
+    label_zyx, present = clean_label_zyx(own_zyx(canon.array), config, case_id)
+    return CleanedLabel(ornt, label_zyx, present)
+
+
 def _read_clean_label(path: Path, config: IngestConfig, case_id: str) -> tuple[Volume, CleanedLabel | None]:
     """A label file read (values checked) and cleaned on its own; see :func:`prepare_item`."""
     raw = read_label(path, None)
     return raw, clean_label(raw, config, case_id)
 
 
-def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str):
+def _as_read(array_xyz: np.ndarray, normalised: Normalisation) -> tuple[np.ndarray, Normalisation]:
+    """An image the reader normalised as it inflated: its (Z, Y, X) array, in its own memory where it can."""
+    return own_zyx(array_xyz), normalised
+
+
+def _stored_label(canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored label of :func:`stored_arrays` (on the calling thread)."""
+    if cleaned is None:
+        if canonical.label is None:
+            return None
+        return clean_label_zyx(own_zyx(canonical.label.array), config, canonical.case_id)
+    assert config.spacing is None, "labels to be resampled are cleaned after it, not early (clean_label)"
+    if np.array_equal(cleaned.ornt, canonical.ornt):
+        return cleaned.label_zyx, cleaned.present
+    # cleaned on another layout: back to the file's index order (the map's memory may hold the label's own
+    # RAS+ layout by now) and cleaned again on this one; the values read are kept
+    path = canonical.label.path  # type: ignore[union-attr]
+    restored = apply_orientation(cleaned.label_zyx.transpose(2, 1, 0), inverse_ornt(cleaned.ornt))
+    label = reorient(Volume(as_label_array(restored, path=path), canonical.source.affine, path), canonical.ornt)
+    return clean_label_zyx(own_zyx(label.array), config, canonical.case_id)[0], cleaned.present
+
+
+def stored_arrays(canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None,
+                  normalised: Normalisation | None
+                  ) -> tuple[tuple[np.ndarray, Normalisation], tuple[np.ndarray, np.ndarray] | None]:
+    """The stored image and label of a freshly read case for :func:`samdata.prepare.assemble_case`, as
+    :func:`samdata.prepare.prepare_case` makes them but from arrays the readers gave up: they are rearranged
+    and cleaned in place where their layout allows (no copy of either volume: the ingest path's largest
+    saving). The intensities are normalised on a helper thread while this one cleans the labels (numpy and
+    scipy's labelling release the GIL: the two overlap on two cores).
+
+    ``cleaned``: the label map :func:`clean_label` cleaned on its reader thread (``canonical.label``, whose
+    memory it took, is then only the grid). ``normalised``: the image holds its stored uint8 values under
+    this normalisation already (a window the reader applied while inflating;
+    :func:`~samdata.normalise.planned_window`); not with resampling."""
+    source = canonical.source
+    if normalised is not None and (config.spacing is not None or np.asarray(source.array).dtype != np.uint8):
+        raise ValidationError(f"{source.path}: an image normalised while read ({normalised.method}) must be uint8 "
+                              f"(is {np.asarray(source.array).dtype}) and is not resampled (spacing {config.spacing})")
+    image_xyz = np.asarray(canonical.image.array)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-normalise") as pool:
+        if normalised is None:
+            pending = pool.submit(normalise_zyx, image_xyz, canonical.modality, config)
+        else:
+            pending = pool.submit(_as_read, image_xyz, normalised)
+        label = _stored_label(canonical, config, cleaned)
+        image = pending.result()
+    return image, label
+
+
+def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig, content_hash: str) -> Case:
     """Read, validate and normalise one source item into a :class:`samdata.case.Case`.
 
     Both headers are checked first (voxel budget; the label's declared grid against the image's), so a
     file declaring a huge volume or a mismatched label fails before anything is decoded. The label file
-    is read and its small objects dropped (:func:`samdata.prepare.clean_label`) on a
-    helper thread while this one reads the image (zlib, numpy and scipy's labelling release the GIL);
-    an unreadable image is reported before a bad label, as when read one after the other."""
-    label: Volume | CleanedLabel | None = None
+    is read and its small objects dropped (:func:`clean_label`) on a helper thread while this one reads
+    the image (zlib, numpy and scipy's labelling release the GIL); an unreadable image is reported before
+    a bad label, as when read one after the other. The arrays read are this call's to give up: they are
+    prepared as :func:`samdata.prepare.prepare_case` would, without copies (:func:`stored_arrays`)."""
+    label: Volume | None = None
+    cleaned: CleanedLabel | None = None
     image_header = read_header(item.image)  # every header checked before either file is decoded
     check_budget(image_header, config.max_voxels)
     if item.label is not None:
@@ -128,21 +212,13 @@ def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig,
                 if not early.done():
                     early.cancel()
             raw, cleaned = early.result()
-        matched = match_label_grid(raw, image)  # a raster mask without geometry takes the image's affine
-        label = matched if cleaned is None else replace(cleaned, volume=matched)
+        label = match_label_grid(raw, image)  # a raster mask without geometry takes the image's affine
     provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash, name=item.name)
-    return prepare_case(
-        image,
-        label,
-        case_id=item.case_id,
-        config=config,
-        label_names=dataset.label_names,
-        provenance=provenance,
-        split=item.split,
-        modality=modality,
-        consume=True,  # read for this call only
-        normalised=window if image.meta.get("transformed") else None,
-    )
+    canonical = canonical_case(image, label, case_id=item.case_id, config=config, modality=modality)
+    stored_image, stored_label = stored_arrays(canonical, config, cleaned,
+                                               window if image.meta.get("transformed") else None)
+    return assemble_case(canonical, stored_image, stored_label, label_names=dataset.label_names,
+                         provenance=provenance, split=item.split)
 
 
 def _describe(err: BaseException, item: SourceItem) -> str:

@@ -8,7 +8,6 @@ mask back on the source file's grid so it can be written with the source affine.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import nibabel as nib
@@ -135,36 +134,22 @@ def zyx_in_place(array_xyz: np.ndarray) -> np.ndarray | None:
     return base
 
 
-def _as_zyx(array_xyz: np.ndarray, consume: bool) -> np.ndarray:
-    """The C-ordered (Z, Y, X) array of an (X, Y, Z) array: in its own memory when ``consume`` allows
-    (:func:`zyx_in_place`), else a copy unless it already is one."""
-    if consume:
-        owned = zyx_in_place(array_xyz)
-        if owned is not None:
-            return owned
-    return np.ascontiguousarray(array_xyz.transpose(2, 1, 0))
+def own_zyx(array_xyz: np.ndarray) -> np.ndarray:
+    """The C-ordered (Z, Y, X) array of an (X, Y, Z) array the caller gives up: made in its own memory where
+    the layout allows (:func:`zyx_in_place`), else a copy unless it already is one."""
+    owned = zyx_in_place(array_xyz)
+    return owned if owned is not None else np.ascontiguousarray(array_xyz.transpose(2, 1, 0))
 
 
-def _normalise_zyx(array_xyz: np.ndarray, modality: str, config: IngestConfig, done: Normalisation | None,
-                   consume: bool):
-    """The stored (Z, Y, X) uint8 image of an (X, Y, Z) array and its Normalisation (``done``: the
-    array holds the stored values already; ``consume``: it may be rearranged in place)."""
-    if done is not None:
-        return _as_zyx(array_xyz, consume), done
+def normalise_zyx(array_xyz: np.ndarray, modality: str, config: IngestConfig) -> tuple[np.ndarray, Normalisation]:
+    """The stored (Z, Y, X) uint8 image of an (X, Y, Z) array (left untouched) and its Normalisation."""
     stored, normalisation = normalise_intensity(array_xyz, modality, config)
-    return _as_zyx(stored, consume=True), normalisation  # ours: a new array
+    return own_zyx(stored), normalisation  # ours: a new array
 
 
-def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: IngestConfig, case_id: str,
-                     consume: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The stored (Z, Y, X) label map (small objects dropped) and its present non-zero values; an
-    all-zero uint8 map for a case without labels. ``consume``: ``label.array`` may be rearranged and
-    cleaned in place (:func:`zyx_in_place`)."""
-    if label is None:
-        return np.zeros(tuple(reversed(shape_xyz)), dtype=np.uint8), np.zeros(0, dtype=np.uint8)
-    # cleaned in place: the caller's array when it gives it up (rearranged to (Z, Y, X) in its own
-    # memory where the layout allows), else always our copy
-    label_zyx = _as_zyx(label.array, consume=True) if consume else np.array(label.array.transpose(2, 1, 0), order="C")
+def clean_label_zyx(label_zyx: np.ndarray, config: IngestConfig, case_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the small objects of a C-ordered (Z, Y, X) label map, in place (the map is the caller's to give
+    up); return the map and its non-zero values present before cleaning. Drops are logged (INFO) per label."""
     boxes = label_boxes(label_zyx)
     present = _present_values(boxes)
     label_zyx, dropped = clean_labels(
@@ -180,82 +165,34 @@ def _clean_label_zyx(label: Volume | None, shape_xyz: tuple[int, ...], config: I
 
 
 @dataclass(frozen=True)
-class CleanedLabel:
-    """A label map whose small objects :func:`clean_label` dropped before its image was read: the label
-    Volume as read (for the grid checks), the cleaned (Z, Y, X) map in the RAS+ layout of ``ornt``
-    (the orientation of the label's own affine) and the values present before cleaning."""
+class CanonicalCase:
+    """A case checked and on its stored grid, its values not yet stored: the image and label (X, Y, Z) in
+    RAS+ order (resampled when ``config.spacing`` asks), the image as read (its grid is the Geometry's
+    source), the resolved modality and the orientation transform ``ornt`` applied."""
 
-    volume: Volume
+    case_id: str
+    source: Volume
+    image: Volume
+    label: Volume | None
+    modality: str
     ornt: np.ndarray
-    label_zyx: np.ndarray
-    present: np.ndarray
+    resampled: bool
 
 
-def clean_label(label: Volume, config: IngestConfig, case_id: str) -> CleanedLabel | None:
-    """Clean a label map on its own, before or while its image is read (ingest does this on the
-    label's reader thread, so the cleaning overlaps the image's inflation); the map is given up and
-    cleaned in place where its layout allows. :func:`prepare_case` takes the result as ``label`` and
-    uses the cleaned map when the image's orientation is the label's (always, for a label on the
-    image's grid, except near-45° obliques where the two affines may pick different axes: then the
-    map is cleaned again on the image's layout). None when ``config.spacing`` asks for resampling
-    (labels are cleaned after it)."""
-    if config.spacing is not None:
-        return None
-    array = as_label_array(label.array, path=label.path)
-    ornt = canonical_ornt(label.affine, array.shape)
-    canon = reorient(Volume(array, label.affine, label.path), ornt)
-    label_zyx, present = _clean_label_zyx(canon, canon.array.shape, config, case_id, consume=True)
-    return CleanedLabel(Volume(array, label.affine, label.path, dict(label.meta)), ornt, label_zyx, present)
-
-
-def prepare_case(
-    image: Volume,
-    label: Volume | CleanedLabel | None,
-    *,
-    case_id: str,
-    config: IngestConfig,
-    label_names: dict[int, str],
-    provenance: Provenance,
-    split: str = "train",
-    modality: str | None = None,
-    consume: bool = False,
-    normalised: Normalisation | None = None,
-) -> Case:
-    """Build a stored Case from an (X, Y, Z) image Volume and optional label Volume on the same grid.
-
-    ``modality`` is the caller's declared modality (e.g. from dataset.json); ``config.modality``
-    overrides it (see :class:`~samdata.normalise.IngestConfig`). A missing label gives an all-zero
-    map. Small objects dropped by :func:`~samdata.labels.clean_labels` are logged (INFO) per label.
-    Raises :class:`~samdata.errors.ValidationError` naming the file for a bad image or label.
-    ``consume``: the caller gives up the image and label arrays, which are then rearranged and cleaned
-    in place where their layout allows (no copy of either volume: the ingest path's largest saving).
-    ``label`` may be the :class:`CleanedLabel` of :func:`clean_label` (its small objects already
-    dropped). ``normalised``: the image already holds its stored uint8 values under this normalisation
-    (a window the reader applied while inflating; :func:`~samdata.normalise.planned_window`); not with
-    resampling.
-    """
+def canonical_case(image: Volume, label: Volume | None, *, case_id: str, config: IngestConfig,
+                   modality: str | None = None) -> CanonicalCase:
+    """Check an (X, Y, Z) image Volume and optional label Volume on the same grid, reorient both to RAS+
+    and resample them when ``config.spacing`` asks (the first steps of :func:`prepare_case`); the
+    arrays are views of the inputs where no resampling is done."""
     if not case_id or "/" in case_id or "\\" in case_id:
         raise ValidationError(f"{image.path}: case id {case_id!r} must be non-empty and contain no path separator")
-    cleaned = label if isinstance(label, CleanedLabel) else None
-    if cleaned is not None:
-        label = cleaned.volume
     source = _check_image(image)
     labels = None if label is None else _check_label(label, image, config.affine_tolerance)
     resolved = resolve_modality(source, config.modality, modality, image.meta.get("modality"))
-
     ornt = canonical_ornt(image.affine, source.shape)
     canon = reorient(image, ornt)
-    present_as_read = None
-    if cleaned is not None and (config.spacing is not None or not np.array_equal(cleaned.ornt, ornt)):
-        # cleaned on another layout: back to the file's index order (the map's memory may hold the
-        # label's own RAS+ layout by now) and cleaned again on this one; the values read are kept
-        restored = apply_orientation(cleaned.label_zyx.transpose(2, 1, 0), inverse_ornt(cleaned.ornt))
-        labels, present_as_read, cleaned = as_label_array(restored, path=label.path), cleaned.present, None
     canon_label = None if labels is None else reorient(Volume(labels, image.affine, label.path), ornt)  # type: ignore[union-attr]
     resampled = False
-    if normalised is not None and (config.spacing is not None or source.dtype != np.uint8):
-        raise ValidationError(f"{image.path}: an image normalised while read ({normalised.method}) must be uint8 "
-                              f"(is {source.dtype}) and is not resampled (spacing {config.spacing})")
     if config.spacing is not None:
         new_affine, new_shape, _ = resample_grid(canon.affine, canon.array.shape, config.spacing)
         if new_shape != canon.array.shape or not np.allclose(new_affine, canon.affine, rtol=0.0, atol=1e-9):
@@ -263,31 +200,35 @@ def prepare_case(
             if canon_label is not None:
                 canon_label = resample(canon_label, config.spacing, order=0)
             resampled = True
+    return CanonicalCase(case_id, image, canon, canon_label, resolved, ornt, resampled)
 
-    # the intensities are normalised on a helper thread while this one cleans the labels (numpy and
-    # scipy's labelling release the GIL: the two overlap on two cores)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-normalise") as pool:
-        pending = pool.submit(_normalise_zyx, np.asarray(canon.array), resolved, config, normalised, consume)
-        if cleaned is not None:
-            label_zyx, present = cleaned.label_zyx, cleaned.present
-        else:
-            label_zyx, present = _clean_label_zyx(canon_label, canon.array.shape, config, case_id, consume)
-            present = present if present_as_read is None else present_as_read
-        image_zyx, normalisation = pending.result()
-    if image.meta.get("rgb_to_grey"):  # set by the raster reader
+
+def assemble_case(canonical: CanonicalCase, image: tuple[np.ndarray, Normalisation],
+                  label: tuple[np.ndarray, np.ndarray] | None, *, label_names: dict[int, str],
+                  provenance: Provenance, split: str) -> Case:
+    """The Case of a canonical case from its stored image (:func:`normalise_zyx`: (Z, Y, X) uint8 and its
+    Normalisation) and label (:func:`clean_label_zyx`: the cleaned map and the values present; None for a
+    case without labels, stored as an all-zero map)."""
+    image_zyx, normalisation = image
+    if label is None:
+        shape_zyx = tuple(reversed(canonical.image.array.shape))
+        label_zyx, present = np.zeros(shape_zyx, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    else:
+        label_zyx, present = label
+    source = canonical.source
+    if source.meta.get("rgb_to_grey"):  # set by the raster reader
         normalisation = replace(normalisation, params={**normalisation.params, "rgb_to_grey": True})
-
     geometry = Geometry(
-        affine=_matrix(canon.affine),
-        spacing=canon.spacing,
-        source_affine=_matrix(image.affine),
-        source_shape=tuple(int(n) for n in source.shape),
-        source_axcodes=tuple(str(c) for c in nib.aff2axcodes(np.asarray(image.affine, dtype=float))),
-        resampled=resampled,
+        affine=_matrix(canonical.image.affine),
+        spacing=canonical.image.spacing,
+        source_affine=_matrix(source.affine),
+        source_shape=tuple(int(n) for n in np.shape(source.array)),
+        source_axcodes=tuple(str(c) for c in nib.aff2axcodes(np.asarray(source.affine, dtype=float))),
+        resampled=canonical.resampled,
     )
     meta = CaseMeta(
-        case_id=case_id,
-        modality=resolved,
+        case_id=canonical.case_id,
+        modality=canonical.modality,
         label_names=_label_names(label_names, present),
         geometry=geometry,
         normalisation=normalisation,
@@ -295,6 +236,35 @@ def prepare_case(
         split=split,
     )
     return Case(meta=meta, image=image_zyx, label=label_zyx)
+
+
+def prepare_case(
+    image: Volume,
+    label: Volume | None,
+    *,
+    case_id: str,
+    config: IngestConfig,
+    label_names: dict[int, str],
+    provenance: Provenance,
+    split: str = "train",
+    modality: str | None = None,
+) -> Case:
+    """Build a stored Case from an (X, Y, Z) image Volume and optional label Volume on the same grid.
+
+    ``modality`` is the caller's declared modality (e.g. from dataset.json); ``config.modality``
+    overrides it (see :class:`~samdata.normalise.IngestConfig`). A missing label gives an all-zero
+    map. Small objects dropped by :func:`~samdata.labels.clean_labels` are logged (INFO) per label.
+    Raises :class:`~samdata.errors.ValidationError` naming the file for a bad image or label. The
+    inputs are left untouched. The steps are public for ingest, which overlaps them on freshly read
+    arrays (:func:`pipelines.ingest.prepare_item`): :func:`canonical_case`, :func:`normalise_zyx`,
+    :func:`clean_label_zyx`, :func:`assemble_case`.
+    """
+    canonical = canonical_case(image, label, case_id=case_id, config=config, modality=modality)
+    stored = normalise_zyx(canonical.image.array, canonical.modality, config)
+    cleaned = None
+    if canonical.label is not None:  # cleaned in place: our copy
+        cleaned = clean_label_zyx(np.array(canonical.label.array.transpose(2, 1, 0), order="C"), config, case_id)
+    return assemble_case(canonical, stored, cleaned, label_names=label_names, provenance=provenance, split=split)
 
 
 def to_source_grid(mask_zyx: np.ndarray, meta: CaseMeta) -> np.ndarray:

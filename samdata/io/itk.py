@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from samdata.errors import InputFileError
-from samdata.io.formats import one_line, reading
+from samdata.io.formats import Decoded, Header, Reader, SlabTransform, one_line, reading, squeezed
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _DICOM_TAGS = {"modality": "0008|0060", "series_description": "0008|103e", "study_uid": "0020|000d"}
@@ -118,3 +118,56 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, A
         if reader.HasMetaDataKey(0, tag):
             meta[key] = reader.GetMetaData(0, tag).strip()
     return array, affine_from_sitk(image), meta
+
+
+def _itk_header(reader: sitk.ImageFileReader, path: Path, files: int = 1) -> Header:
+    """The Header of a file whose information ``reader`` has read; ``files`` > 1: a series of that many slices."""
+    size = tuple(reader.GetSize())
+    if files > 1:
+        size = (*size[:2], files)
+    components = reader.GetNumberOfComponents()
+    shape = squeezed(size + ((components,) if components > 1 else ()))
+    return Header(str(path), shape, affine_from_sitk(reader), sitk.GetPixelIDValueAsString(reader.GetPixelID()))
+
+
+class ItkReader(Reader):
+    """NRRD and MetaImage files by SimpleITK."""
+
+    endings = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+    def header(self, path: Path) -> Header:
+        """SimpleITK's ``ReadImageInformation``."""
+        with reading(path, "NRRD/MetaImage"):
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            return _itk_header(reader, path)
+
+    def read(self, path: Path, as_label: bool, transform: SlabTransform | None) -> Decoded:
+        """:func:`read_itk_file`."""
+        return read_itk_file(path)
+
+
+class DicomSeriesReader(Reader):
+    """A folder of DICOM files by SimpleITK/GDCM: its largest series (:func:`read_dicom_series`)."""
+
+    folder = "a folder holding one DICOM series"
+    #: Endings of the files inside such a folder (the folder's own name has none).
+    member_endings: tuple[str, ...] = (".dcm",)
+
+    def serves(self, path: Path) -> bool:
+        """Every folder."""
+        return path.is_dir()
+
+    def header(self, path: Path) -> Header:
+        """The first file's information, its slice count the series' file count."""
+        with reading(path, "DICOM series"):
+            files = largest_series(path)[1]
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(files[0])
+            reader.ReadImageInformation()
+            return _itk_header(reader, path, len(files))
+
+    def read(self, path: Path, as_label: bool, transform: SlabTransform | None) -> Decoded:
+        """:func:`read_dicom_series`."""
+        return read_dicom_series(path)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from samdata.errors import CaseNotFoundError, InputFileError
-from samdata.io.formats import DICOM_SUFFIXES, is_supported_file, stem_of, suffix_of
+from samdata.io.registry import DICOM_SUFFIXES, is_supported_file, stem_of, suffix_of
 from samdata.names import case_id_for_name
 
 _CHANNEL = re.compile(r"^(.+)_(\d{4})$")

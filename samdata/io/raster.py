@@ -19,11 +19,12 @@ import tifffile
 from PIL import Image
 
 from samdata.errors import InputFileError, ValidationError
-from samdata.io.formats import reading, suffix_of
+from samdata.io.formats import Decoded, Header, Reader, SlabTransform, reading
 
 LUMA = np.array([0.299, 0.587, 0.114])
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}
 _MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}  # TIFF ResolutionUnit: inch, cm, mm, um
+_TIFF = (".tif", ".tiff")  # read by tifffile; the other endings by Pillow
 _IMAGEJ_MM = {"mm": 1.0, "millimeter": 1.0, "cm": 10.0, "micron": 1e-3, "um": 1e-3, "\\u00B5m": 1e-3}
 
 
@@ -118,9 +119,9 @@ def _label_values(planes: np.ndarray, path: Path, jpeg: bool) -> tuple[np.ndarra
 
 def read_raster(path: Path, as_label: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Read a 2D image or mask (or a TIFF plane stack): (X, Y, Z) array, diagonal affine, meta."""
-    suffix = suffix_of(path)
+    name = path.name.lower()
     spacing = None
-    if suffix in (".tif", ".tiff"):
+    if name.endswith(_TIFF):
         data, axes, spacing = _tiff_pixels(path)
         planes, colour = _tiff_to_planes(data, axes, path)
     else:
@@ -134,7 +135,41 @@ def read_raster(path: Path, as_label: bool) -> tuple[np.ndarray, np.ndarray, dic
         planes = _grey(planes)
         meta["rgb_to_grey"] = True
     if as_label:
-        planes, extra = _label_values(planes, path, jpeg=suffix in (".jpg", ".jpeg"))
+        planes, extra = _label_values(planes, path, jpeg=name.endswith((".jpg", ".jpeg")))
         meta.update(extra)
     affine = np.diag([*(spacing or (1.0, 1.0, 1.0)), 1.0])
     return np.ascontiguousarray(planes.transpose(2, 1, 0)), affine, meta
+
+
+def _raster_header(path: Path) -> Header:
+    """Pillow's lazy open or tifffile's page table."""
+    if path.name.lower().endswith(_TIFF):
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+            planes = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"], dtype=np.int64))
+            width, height = shape[axes.index("X")], shape[axes.index("Y")]
+            return Header(str(path), (int(width), int(height), max(planes, 1)), None, str(series.dtype))
+    try:
+        with Image.open(path) as img:  # lazy: the size comes from the header, no pixel is decoded
+            width, height = img.size
+            frames = int(getattr(img, "n_frames", 1))
+            return Header(str(path), (width, height, frames), None, img.mode)
+    except Image.DecompressionBombError as err:  # Pillow refuses > 2 x MAX_IMAGE_PIXELS on open
+        raise ValidationError(f"{path}: declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's "
+                              f"decompression-bomb limit ({err}); not decoded") from err
+
+
+class RasterReader(Reader):
+    """2D images and masks (and TIFF plane stacks): :func:`read_raster`."""
+
+    endings = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+    def header(self, path: Path) -> Header:
+        """The size and frame count, no pixel decoded."""
+        with reading(path, "image"):
+            return _raster_header(path)
+
+    def read(self, path: Path, as_label: bool, transform: SlabTransform | None) -> Decoded:
+        """:func:`read_raster`."""
+        return read_raster(path, as_label)

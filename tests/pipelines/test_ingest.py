@@ -7,17 +7,21 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from pipelines.ingest import ClusterConfig, ingest
+from pipelines.ingest import CleanedLabel, ClusterConfig, clean_label, ingest, stored_arrays
+from samdata.case import Case, Volume
 from samdata.io.layouts import discover
 from samdata.io.sample_data import write_phantoms
 from samdata.normalise import IngestConfig
+from samdata.prepare import assemble_case, canonical_case, prepare_case
 from storage import SliceStore
+from tests.samdata.test_prepare import LPS, PERMUTED, PROVENANCE, ct_pair
 
 SHAPE = (40, 36, 10)
 CONFIG = IngestConfig(modality="CT", window="abdomen", min_object_voxels=20, min_object_pixels=5)
@@ -156,6 +160,81 @@ def test_window_applied_while_reading_writes_the_same_store(phantoms: Path, tmp_
     for case_id in fused.case_ids():
         a, b = fused.read_case(case_id), plain.read_case(case_id)
         assert a.meta == b.meta and np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+
+
+CLEANING = IngestConfig(min_object_voxels=100, min_object_pixels=10)
+NAMES = {1: "liver", 3: "spleen"}
+
+
+def _plain(image: Volume, label: Volume) -> Case:
+    """prepare_case (copies, one thread) with fixed ids: the reference for ingest's path."""
+    return prepare_case(image, label, case_id="ct_001", config=CLEANING, label_names=NAMES, provenance=PROVENANCE)
+
+
+def _given_up(image: Volume, label: Volume, cleaned: CleanedLabel | None = None) -> Case:
+    """A case prepared as prepare_item prepares what it read: arrays given up, steps overlapped."""
+    canonical = canonical_case(image, label, case_id="ct_001", config=CLEANING)
+    stored_image, stored_label = stored_arrays(canonical, CLEANING, cleaned, None)
+    return assemble_case(canonical, stored_image, stored_label, label_names=NAMES, provenance=PROVENANCE,
+                         split="train")
+
+
+def _same(got: Case, expected: Case) -> bool:
+    return got.meta == expected.meta and np.array_equal(got.label, expected.label) and np.array_equal(
+        got.image, expected.image)
+
+
+@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
+def test_arrays_given_up_are_cleaned_in_place_with_the_same_result(affine: np.ndarray) -> None:
+    """Ingest's path gives prepare_case's case; a Fortran-ordered map (as NIfTI is read) whose
+    reorientation only flips axes is rearranged and cleaned in place without a copy, one whose axes are
+    permuted is copied."""
+    image, label = ct_pair(affine)
+    expected = _plain(image, Volume(label.array.copy(), affine, label.path))
+    fortran = Volume(np.asfortranarray(label.array), affine, label.path)
+    got = _given_up(image, fortran)
+    assert _same(got, expected)
+    assert np.shares_memory(got.label, fortran.array) == (affine is not PERMUTED)
+
+
+@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
+def test_a_label_cleaned_before_its_image_gives_the_same_case(affine: np.ndarray) -> None:
+    """clean_label (ingest's label thread) + the rest = prepare_case on the raw label, the map used as
+    cleaned; resampling configs leave the labels to be cleaned after resampling."""
+    image, label = ct_pair(affine)
+    expected = _plain(image, Volume(label.array.copy(), affine, label.path))
+    given = Volume(np.asfortranarray(label.array), affine, label.path)
+    early = clean_label(given, CLEANING, "ct_001")
+    assert early is not None and early.present.tolist() == [1, 2, 3]
+    got = _given_up(image, given, early)
+    assert _same(got, expected)
+    assert np.shares_memory(got.label, early.label_zyx)  # used as cleaned, not cleaned again
+    assert clean_label(label, replace(CLEANING, spacing=(1.0, 1.0, 1.0)), "ct_001") is None
+
+
+def _rotated(degrees: float) -> np.ndarray:
+    """An affine rotated about S by ``degrees``, with its origin away from zero."""
+    theta = np.deg2rad(degrees)
+    affine = np.eye(4)
+    affine[:2, :2] = [[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]
+    affine[:3, 3] = [5.0, -7.0, 3.0]
+    return affine
+
+
+@pytest.mark.parametrize("angle", [45.0, 225.0])
+def test_a_label_cleaned_on_another_layout_is_cleaned_again_on_the_images(angle: float) -> None:
+    """At 45° the image's and the label's affines (1e-4 apart, within tolerance) pick different axes
+    for RAS+; the label, cleaned in place on its own layout (at 225° its axes are flipped: the map is
+    rearranged in its own memory), goes back to the file's order and is cleaned again on the image's:
+    the same case as the plain path, its values as read kept."""
+    image, label = ct_pair()
+    image = Volume(image.array, _rotated(angle + 0.006), image.path)
+    label_affine = _rotated(angle - 0.006)
+    assert not np.array_equal(nib.orientations.io_orientation(image.affine), nib.orientations.io_orientation(label_affine))
+    expected = _plain(image, Volume(label.array.copy(), label_affine, label.path))
+    given = Volume(np.asfortranarray(label.array), label_affine, label.path)
+    got = _given_up(image, given, clean_label(given, CLEANING, "ct_001"))
+    assert _same(got, expected) and got.meta.label_names == {1: "liver", 2: "label_2", 3: "spleen"}
 
 
 def test_bad_inputs_are_isolated_and_fixable(tmp_path: Path) -> None:

@@ -318,10 +318,10 @@ def test_write_nifti_handles_bool_and_int64_and_refuses_other_suffixes(tmp_path)
 
 @pytest.mark.parametrize("dtype", [">i2", "<f4", "uint8"])
 def test_gzipped_nifti_is_inflated_in_pieces_like_nibabel(tmp_path, monkeypatch, dtype):
-    import samdata.io.readers as readers
+    import samdata.io.fast_nifti as fast_nifti
 
-    monkeypatch.setattr(readers, "_GZ_READ", 97)  # many reads and pieces, pieces ending mid-voxel
-    monkeypatch.setattr(readers, "_GZ_PIECE", 1000)
+    monkeypatch.setattr(fast_nifti, "_GZ_READ", 97)  # many reads and pieces, pieces ending mid-voxel
+    monkeypatch.setattr(fast_nifti, "_GZ_PIECE", 1000)
     array = np.random.default_rng(4).integers(0, 200, (23, 17, 5)).astype(dtype)
     image = nib.Nifti1Image(array, np.diag([0.7, 0.8, 2.0, 1.0]))
     if dtype == ">i2":
@@ -351,7 +351,7 @@ def test_a_transform_applied_while_inflating_equals_one_applied_after(tmp_path, 
     whole array (by table lookup for native 8/16-bit integers, scaled or not), the checks of a
     normal read (NaN/inf, a constant image) still made, the file's type recorded; formats read
     whole are transformed after the read."""
-    import samdata.io.readers as readers
+    import samdata.io.fast_nifti as fast_nifti
     from samdata.normalise import IngestConfig, planned_window, window_transform
 
     array = np.random.default_rng(5).integers(0, 200, (23, 17, 11)).astype(dtype)
@@ -359,7 +359,7 @@ def test_a_transform_applied_while_inflating_equals_one_applied_after(tmp_path, 
     if dtype in (">i2", "<i2"):
         image.header.set_slope_inter(0.5, -3.0)
     nib.save(image, tmp_path / "x.nii.gz")
-    monkeypatch.setattr(readers, "_GZ_PIECE", 23 * 17 * np.dtype(dtype).itemsize * 3)
+    monkeypatch.setattr(fast_nifti, "_GZ_PIECE", 23 * 17 * np.dtype(dtype).itemsize * 3)
     window = planned_window(IngestConfig(window=(60.0, 100.0)), None)
     transform = window_transform(window)
     plain = read_volume(tmp_path / "x.nii.gz")

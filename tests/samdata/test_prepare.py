@@ -11,7 +11,7 @@ import pytest
 from samdata.case import Case, CaseMeta, Provenance, Volume
 from samdata.errors import ValidationError
 from samdata.normalise import IngestConfig, normalise_intensity, to_canonical
-from samdata.prepare import clean_label, invert_intensity, prepare_case, to_source_grid, zyx_in_place
+from samdata.prepare import invert_intensity, prepare_case, to_source_grid, zyx_in_place
 
 SHAPE = (24, 20, 10)
 LPS = np.array([[-1.0, 0, 0, 10], [0, -1.5, 0, 20], [0, 0, 2.5, -30], [0, 0, 0, 1]])
@@ -20,7 +20,7 @@ PROVENANCE = Provenance(origin="real", source="/data/ct_001.nii.gz", source_hash
 NO_CLEANING = IngestConfig(min_object_voxels=0, min_object_pixels=0)
 
 
-def _pair(affine: np.ndarray = LPS, seed: int = 0) -> tuple[Volume, Volume]:
+def ct_pair(affine: np.ndarray = LPS, seed: int = 0) -> tuple[Volume, Volume]:
     """A CT-like int16 volume (air around a body) and a label volume with two organs and a speck."""
     rng = np.random.default_rng(seed)
     image = np.full(SHAPE, -1000, dtype=np.int16)
@@ -46,7 +46,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_prepare_case_shapes_dtypes_and_meta() -> None:
-    image, label = _pair()
+    image, label = ct_pair()
     case = _prepare(image, label, config=IngestConfig(min_object_voxels=100, min_object_pixels=10), split="val")
     assert case.image.shape == case.label.shape == (10, 20, 24)
     assert case.image.dtype == np.uint8 and case.label.dtype == np.uint8
@@ -69,21 +69,15 @@ def test_prepare_case_shapes_dtypes_and_meta() -> None:
     assert CaseMeta.from_json(meta.to_json()) == meta
 
 
-@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
-def test_consume_cleans_in_place_with_the_same_result(affine: np.ndarray) -> None:
-    """consume=True gives the same case; a Fortran-ordered map (as NIfTI is read) whose reorientation
-    only flips axes is rearranged and cleaned in place without a copy, one whose axes are permuted is
-    copied; without it the input is never touched."""
-    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
-    image, label = _pair(affine)
-    fortran = Volume(np.asfortranarray(label.array), affine, label.path)
-    kept = fortran.array.copy()
-    expected = _prepare(image, fortran, config=config)
-    assert np.array_equal(fortran.array, kept)  # not consumed: untouched
-    consumed = _prepare(image, fortran, config=config, consume=True)
-    assert consumed.meta == expected.meta and np.array_equal(consumed.label, expected.label)
-    assert np.array_equal(consumed.image, expected.image)
-    assert np.shares_memory(consumed.label, fortran.array) == (affine is not PERMUTED)
+def test_prepare_case_leaves_its_inputs_untouched() -> None:
+    """The plain path copies what it rearranges or cleans (ingest's in-place path: tests/pipelines)."""
+    image, label = ct_pair()
+    fortran = Volume(np.asfortranarray(label.array), LPS, label.path)
+    kept_image, kept_label = image.array.copy(), fortran.array.copy()
+    case = _prepare(image, fortran, config=IngestConfig(min_object_voxels=100, min_object_pixels=10))
+    assert not (case.label == 2).any()  # the speck is cleaned away in the copy
+    assert np.array_equal(image.array, kept_image) and np.array_equal(fortran.array, kept_label)
+    assert not np.shares_memory(case.label, fortran.array) and not np.shares_memory(case.image, image.array)
 
 
 @pytest.mark.parametrize("flips", [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)])
@@ -100,51 +94,8 @@ def test_zyx_in_place_undoes_flips_in_the_arrays_own_memory(flips: tuple[int, ..
     assert zyx_in_place(frozen) is None
 
 
-@pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
-def test_a_label_cleaned_before_its_image_gives_the_same_case(affine: np.ndarray) -> None:
-    """clean_label (ingest's label thread) + prepare_case = prepare_case on the raw label; a result
-    cleaned on another layout is cleaned again; resampling configs are left to prepare_case."""
-    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
-    image, label = _pair(affine)
-    expected = _prepare(image, Volume(label.array.copy(), affine, label.path), config=config)
-    early = clean_label(Volume(np.asfortranarray(label.array), affine, label.path), config, "ct_001")
-    assert early is not None and early.present.tolist() == [1, 2, 3]
-    got = _prepare(image, early, config=config)
-    assert got.meta == expected.meta
-    assert np.array_equal(got.label, expected.label) and np.array_equal(got.image, expected.image)
-    assert np.shares_memory(got.label, early.label_zyx)  # used as cleaned, not cleaned again
-    assert clean_label(label, replace(config, spacing=(1.0, 1.0, 1.0)), "ct_001") is None
-
-
-def _rotated(degrees: float) -> np.ndarray:
-    """An affine rotated about S by ``degrees``, with its origin away from zero."""
-    theta = np.deg2rad(degrees)
-    affine = np.eye(4)
-    affine[:2, :2] = [[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]
-    affine[:3, 3] = [5.0, -7.0, 3.0]
-    return affine
-
-
-@pytest.mark.parametrize("angle", [45.0, 225.0])
-def test_a_label_cleaned_on_another_layout_is_cleaned_again_on_the_images(angle: float) -> None:
-    """At 45° the image's and the label's affines (1e-4 apart, within tolerance) pick different axes
-    for RAS+; the label, cleaned in place on its own layout (at 225° its axes are flipped: the map is
-    rearranged in its own memory), goes back to the file's order and is cleaned again on the image's:
-    the same case as the plain path, its values as read kept."""
-    config = IngestConfig(min_object_voxels=100, min_object_pixels=10)
-    image, label = _pair()
-    image = Volume(image.array, _rotated(angle + 0.006), image.path)
-    label_affine = _rotated(angle - 0.006)
-    assert not np.array_equal(nib.orientations.io_orientation(image.affine), nib.orientations.io_orientation(label_affine))
-    expected = _prepare(image, Volume(label.array.copy(), label_affine, label.path), config=config)
-    early = clean_label(Volume(np.asfortranarray(label.array), label_affine, label.path), config, "ct_001")
-    got = _prepare(image, early, config=config, consume=True)
-    assert got.meta == expected.meta and got.meta.label_names == {1: "liver", 2: "label_2", 3: "spleen"}
-    assert np.array_equal(got.label, expected.label) and np.array_equal(got.image, expected.image)
-
-
 def test_prepare_case_without_label_and_with_large_label_values() -> None:
-    image, label = _pair(PERMUTED)
+    image, label = ct_pair(PERMUTED)
     case = _prepare(image, None)
     assert case.label.dtype == np.uint8 and not case.label.any() and case.image.shape == (24, 10, 20)
     assert case.meta.label_names == {1: "liver", 3: "spleen"}
@@ -155,7 +106,7 @@ def test_prepare_case_without_label_and_with_large_label_values() -> None:
 
 
 def test_prepare_case_modality_precedence_and_2d_image() -> None:
-    image, label = _pair()
+    image, label = ct_pair()
     assert _prepare(image, label, modality="CT", config=replace(NO_CLEANING, modality="MR")).meta.modality == "MR"
     mr = _prepare(replace(image, array=image.array + 1000), label, modality="T2")
     assert mr.meta.modality == "MR" and mr.meta.normalisation.method == "percentile"
@@ -201,14 +152,14 @@ def _float_label(label: Volume, value: float) -> Volume:
     ids=["shape", "affine", "non-integer", "nan", "negative", "too-large", "image-inf", "image-2d", "singular"],
 )
 def test_prepare_case_validation_errors_name_the_file(make: object, match: str, culprit: int) -> None:
-    volumes = make(*_pair())  # type: ignore[operator]
+    volumes = make(*ct_pair())  # type: ignore[operator]
     with pytest.raises(ValidationError, match=match) as info:
         _prepare(*volumes)
     assert volumes[culprit].path in str(info.value)
 
 
 def test_prepare_case_accepts_affines_within_tolerance() -> None:
-    image, label = _pair()
+    image, label = ct_pair()
     case = _prepare(image, _label_with(label, affine=LPS + 5e-4))
     assert case.label.any()
     with pytest.raises(ValidationError, match="case id"):
@@ -217,7 +168,7 @@ def test_prepare_case_accepts_affines_within_tolerance() -> None:
 
 @pytest.mark.parametrize("affine", [LPS, PERMUTED], ids=["lps", "permuted"])
 def test_to_source_grid_round_trip_is_exact_without_resampling(affine: np.ndarray) -> None:
-    image, label = _pair(affine)
+    image, label = ct_pair(affine)
     case = _prepare(image, label)
     back = to_source_grid(case.label, case.meta)
     assert back.dtype == case.label.dtype and back.shape == SHAPE
@@ -235,7 +186,7 @@ def _sphere_pair(affine: np.ndarray, shape: tuple[int, int, int] = (40, 36, 16))
 @pytest.mark.parametrize("affine", [LPS, PERMUTED], ids=["lps", "permuted"])
 @pytest.mark.parametrize(
     ("spacing", "scene"),
-    [((0.8, 0.8, 1.2), _pair), ((1.6, 1.6, 2.0), _sphere_pair), ((1.3, 1.7, 3.1), _sphere_pair)],
+    [((0.8, 0.8, 1.2), ct_pair), ((1.6, 1.6, 2.0), _sphere_pair), ((1.3, 1.7, 3.1), _sphere_pair)],
     ids=["finer", "coarser", "anisotropic"],
 )
 def test_to_source_grid_after_resampling(affine: np.ndarray, spacing: tuple[float, float, float], scene: object) -> None:
@@ -254,14 +205,14 @@ def test_to_source_grid_after_resampling(affine: np.ndarray, spacing: tuple[floa
 
 
 def test_resampling_to_the_same_spacing_is_a_no_op() -> None:
-    image, label = _pair()
+    image, label = ct_pair()
     case = _prepare(image, label, config=replace(NO_CLEANING, spacing=(1.0, 1.5, 2.5)))
     assert case.meta.geometry.resampled is False
     assert np.array_equal(to_source_grid(case.label, case.meta), label.array)
 
 
 def test_invert_intensity_recovers_windowed_values() -> None:
-    image, label = _pair()
+    image, label = ct_pair()
     case = _prepare(image, label)
     restored = to_source_grid(invert_intensity(case.image, case.meta), case.meta)
     assert restored.dtype == np.float32
