@@ -4,7 +4,7 @@ Rerun with ``.venv/bin/python bench/adapters.py`` (``--quick`` for a minutes-lon
 
 Protocol (the adapter issue's, with its gap):
 
-* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench/synth_gain.py``).
+* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench.common.build_store``).
 * Held out: axial z = 51, 57, ..., 135 (15 slices, the same as ``bench/low_data.py``).
 * Trained on (``--protocol gap``, the default): z = 54, 60, ..., 138 (15 slices), each 3 slices from
   the nearest held-out slice, so no slice is in both and at least 2 slices lie between any training
@@ -43,11 +43,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from low_data import MIXTURE, ModelSpec  # noqa: E402
-from synth_gain import LABEL, POOL, VAL_SLICES, build_store  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import (HELD_OUT, MIXTURE, POOL, VAL_SLICES, ModelSpec, args_record, build_store,  # noqa: E402
+                          mean_sd, read_json, real_mixture, run_steps, train_config, train_or_reuse, write_results)
 
-HELD_OUT = list(range(51, 136, 6))  # VAL_SLICES "51-135:6" as z values
 GAP_TRAIN = list(range(54, 139, 6))
 STAGE = "8-9"
 DEFAULT_MODELS = ";".join([
@@ -92,7 +91,7 @@ def step_times(run_dir: Path) -> tuple[float | None, float | None]:
     if not seconds:
         return None, None
     steady = statistics.median(seconds[1:] or seconds)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    info = read_json(run_dir / "run.json")
     found = re.search(r"([0-9.]+) s computing", str(info.get("cache", "")))
     return steady, float(found.group(1)) if found else None
 
@@ -100,20 +99,13 @@ def step_times(run_dir: Path) -> tuple[float | None, float | None]:
 def train_one(store: Path, out: Path, spec: ModelSpec, seed: int, chosen: list[int], args: argparse.Namespace
               ) -> dict[str, Any]:
     """Train (or reuse) one (spec, seed) run; its held-out Dice, parameters and timings."""
-    from training.config import TrainConfig
-    from training.train import train
-
-    steps = max(2, spec.steps // (50 if args.quick else 1))
-    config = TrainConfig(store=str(store), mixture=MIXTURE, model=spec.model, adapter=spec.adapter, steps=steps,
-                         checkpoint=args.checkpoint if spec.model == "litemedsam" else None,
-                         batch_size=args.batch_size, lr=spec.lr, seed=seed, augment=spec.augment, labels=(LABEL,),
-                         train_slices=",".join(map(str, chosen)), val_slices=VAL_SLICES, val_max=0,
-                         save_every=steps, log_every=max(steps // 20, 1), device=args.device, bf16=args.bf16)
+    steps = run_steps(spec.model, spec.steps, None, args.quick, least=2)
+    config = train_config(store, MIXTURE, spec.model, spec.adapter, steps=steps, lr=spec.lr, seed=seed,
+                          augment=spec.augment, slices=chosen, batch_size=args.batch_size,
+                          log_every=max(steps // 20, 1), device=args.device,
+                          checkpoint=args.checkpoint if spec.model == "litemedsam" else None, bf16=args.bf16)
     run_dir = out / "runs" / f"{spec.name}-{args.protocol}-s{seed}"
-    done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    if done.get("val_dice") is None:
-        result = train(config, run_dir, resume=run_dir.exists())
-        done = {**result.info, "val_dice": result.val_dice, "seconds": result.seconds}
+    done = train_or_reuse(config, run_dir)
     steady, first = step_times(run_dir)
     return {"model": spec.name, "adapter": done.get("adapter", spec.adapter), "seed": seed, "run": str(run_dir),
             "val_dice": done["val_dice"], "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
@@ -135,11 +127,11 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec]) -> str:
         if not mine:
             continue
         dice = [r["val_dice"] for r in mine]
-        sd = statistics.stdev(dice) if len(dice) > 1 else 0.0
+        mean, sd = mean_sd(dice)
         share = mine[0]["trainable"] / mine[0]["total"] if mine[0].get("total") else float("nan")
         steady = statistics.mean(r["s_per_step"] for r in mine if r["s_per_step"] is not None)
         prefix = [r["prefix_seconds"] for r in mine if r.get("prefix_seconds") is not None]
-        lines.append(f"| {spec.name} | `{spec.adapter}` | {statistics.mean(dice):.4f} ± {sd:.4f} | "
+        lines.append(f"| {spec.name} | `{spec.adapter}` | {mean:.4f} ± {sd:.4f} | "
                      f"{', '.join(f'{d:.4f}' for d in dice)} | {mine[0]['trainable']:,} | {share:.2%} | "
                      f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} | "
                      f"{mine[0]['steps']}, {spec.lr:g}{', ' + '+'.join(spec.augment) if spec.augment else ''} |")
@@ -172,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    specs = [ModelSpec.parse(t) for t in args.models.split(";") if t.strip()]
+    specs = ModelSpec.parse_list(args.models)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
         unknown = wanted - {s.name for s in specs}
@@ -183,29 +175,23 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     store = build_store(args.out)
-    from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
-    from storage import SliceStore
-
-    if MIXTURE not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
-        make_mixture(store, MIXTURE, MixtureConfig(labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
-    results_file = args.out / "results.json"
-    previous = json.loads(results_file.read_text())["runs"] if results_file.is_file() else []
+    real_mixture(store)
+    previous = read_json(args.out / "results.json").get("runs", [])
     seeds = [int(v) for v in args.seeds.split(",")]
     planned = {(s.name, seed) for s in specs for seed in seeds}
     # keep what earlier invocations measured (other rows, other seeds); this one re-reports its own runs
     runs: list[dict[str, Any]] = [r for r in previous if (r["model"], r["seed"]) not in planned]
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": {k: str(v) for k, v in vars(args).items()}, "held_out": VAL_SLICES,
+        results = {"args": args_record(args), "held_out": VAL_SLICES,
                    "train_slices": chosen, "min_gap_slices": min_gap(chosen), "runs": runs,
                    "seconds": round(time.perf_counter() - started, 1)}
-        results_file.write_text(json.dumps(results, indent=2, default=str))
         every = list({spec.name: spec for text in (args.models, DEFAULT_MODELS, GPU_MODELS)  # rows of earlier runs too
-                      for spec in (ModelSpec.parse(t) for t in text.split(";") if t.strip())}.values())
+                      for spec in ModelSpec.parse_list(text)}.values())
         header = (f"Protocol `{args.protocol}`: {len(chosen)} training slices z = {chosen[0]}..{chosen[-1]}, "
                   f"15 held-out z = 51..135 step 6, at least {min_gap(chosen)} slices between them; "
                   f"batch {args.batch_size}, device {args.device}.\n\n")
-        (args.out / "results.md").write_text(header + markdown(runs, every) + "\n")
+        write_results(args.out, results, header + markdown(runs, every))
 
     for seed in seeds:
         for spec in specs:

@@ -11,14 +11,14 @@ read limit), samdata's own reader (zlib straight into the array), one ``.npy`` p
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, write_json  # noqa: E402
 
 DECODE = """
 import sys, time, nibabel as nib, numpy as np
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--shape", default="512,512,100", help="X,Y,Z of each phantom")
-    parser.add_argument("--work", type=Path, default=HERE / "out" / "ingest-work")
+    parser.add_argument("--work", type=Path, default=OUT / "ingest-work")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every variant (the median is reported)")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
@@ -169,8 +169,7 @@ def main() -> None:
     for key, value in ratios.items():
         print(f"{key:<44}{value:8.2f}   target {targets[key]}")
     out = {"cases": args.cases, "shape": shape, "results": results, "ratios": ratios, "targets": targets}
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "ingest.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    write_json(OUT / "ingest.json", out)
     shutil.rmtree(args.work, ignore_errors=True)
 
 

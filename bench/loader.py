@@ -17,7 +17,6 @@ writes ``bench/out/loader.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -29,9 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, phantom_store, write_json  # noqa: E402
 from samdata.prompts import parse_scheme  # noqa: E402
 from training.augment import resize_pad, resize_pad_mask  # noqa: E402
 from training.dataset import DatasetConfig, MixtureDataset, mixture_loader  # noqa: E402
@@ -85,16 +83,12 @@ def _copy(value: object) -> object:
 
 def build(work: Path, cases: int, shape: tuple[int, int, int]) -> tuple[str, str]:
     """Phantoms → store (+ mixture 'bench', all train) and the stored cases as uint8 .nii.gz; (store, nifti dir)."""
-    from pipelines.ingest import ingest
     from pipelines.mixtures import MixtureConfig, make_mixture
-    from samdata.io.sample_data import write_phantoms
     from samdata.normalise import IngestConfig
     from storage import SliceStore
 
-    src = write_phantoms(work / "src", cases=cases, seed=0, shape=shape)
-    store_path, nifti = work / "store", work / "nifti"
-    report = ingest(src, store_path, IngestConfig(modality="CT", window="abdomen"))
-    assert report.ok, report.failed
+    store_path = phantom_store(work, cases, IngestConfig(modality="CT", window="abdomen"), shape=shape)
+    nifti = work / "nifti"
     make_mixture(store_path, "bench", MixtureConfig(splits=(1.0, 0.0, 0.0)))
     nifti.mkdir()
     store = SliceStore.open(store_path)
@@ -103,7 +97,7 @@ def build(work: Path, cases: int, shape: tuple[int, int, int]) -> tuple[str, str
         affine = np.asarray(case.meta.geometry.affine)
         nib.save(nib.Nifti1Image(case.image.transpose(2, 1, 0), affine), nifti / f"{case_id}_img.nii.gz")
         nib.save(nib.Nifti1Image(case.label.transpose(2, 1, 0), affine), nifti / f"{case_id}_seg.nii.gz")
-    shutil.rmtree(src)
+    shutil.rmtree(work / "src")
     return str(store_path), str(nifti)
 
 
@@ -139,7 +133,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--baseline-samples", type=int, default=480)
-    parser.add_argument("--work", type=Path, default=HERE / "out" / "loader-work")
+    parser.add_argument("--work", type=Path, default=OUT / "loader-work")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
     shutil.rmtree(args.work, ignore_errors=True)
@@ -191,8 +185,7 @@ def main() -> None:
     out = {"cases": args.cases, "shape": shape, "size": args.size, "batch": args.batch, "objects": len(keys),
            "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "rows": rows,
            "targets": {"per_worker": TARGET_PER_WORKER, "ratio": TARGET_RATIO}}
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "loader.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    write_json(OUT / "loader.json", out)
     shutil.rmtree(args.work, ignore_errors=True)
 
 

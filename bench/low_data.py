@@ -2,7 +2,7 @@
 
 Protocol (rerun with ``.venv/bin/python bench/low_data.py``; ``--quick`` for a minutes-long smoke run):
 
-* Store: the MNI152 T1 template with its white-matter label, ingested as MR (as ``bench/synth_gain.py``).
+* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench.common.build_store``).
 * Held out for evaluation: axial z = 51, 57, ..., 135 (15 slices), never trained on.
 * Labelled real slices: n in {4, 8, all} (``all`` = the whole pool z = 50, 53, ..., 139, 30 slices),
   evenly spaced in that pool, disjoint from the held-out ones.
@@ -27,73 +27,27 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth_gain import LABEL, POOL, VAL_SLICES, build_store, shots  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import (MIXTURE, VAL_SLICES, ModelSpec, args_record, build_store, figure, labelled,  # noqa: E402
+                          mean_sd, real_mixture, run_steps, train_config, train_or_reuse, write_results)
 
 DEFAULT_MODELS = "unet|unet|full|1200|1e-3|flip;sam-decoder|litemedsam|decoder|300|1e-4|"
-MIXTURE = "wm"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One row of the table: a name and how to train it."""
-
-    name: str
-    model: str
-    adapter: str
-    steps: int
-    lr: float
-    augment: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        """``name|model|adapter|steps|lr|augment`` (augment comma-separated, may be empty)."""
-        parts = text.split("|")
-        if len(parts) != 6:
-            raise SystemExit(f"--models entry {text!r}: expected name|model|adapter|steps|lr|augment")
-        name, model, adapter, steps, lr, augment = parts
-        return cls(name, model, adapter, int(steps), float(lr), tuple(a for a in augment.split(",") if a))
-
-    @property
-    def promptable(self) -> bool:
-        """Whether the model takes a prompt (SAM) or not (the U-Net)."""
-        return self.model != "unet"
-
-
-def labelled(n: int | str) -> list[int]:
-    """The labelled z of ``n`` (an int, or ``all`` for the whole pool)."""
-    return list(POOL) if n == "all" else shots(int(n))
-
-
-def steps_for(spec: ModelSpec, n: int | str) -> int:
-    """Training steps: the U-Net of REFERENCES.md took half as many with fewer than 10 slices."""
-    few = n != "all" and int(n) < 10
-    return spec.steps // 2 if (spec.model == "unet" and few) else spec.steps
 
 
 def train_one(store: Path, out: Path, spec: ModelSpec, n: int | str, seed: int, args: argparse.Namespace
               ) -> dict[str, Any]:
     """Train (or reuse) the run of (spec, n, seed); its held-out Dice, zero-shot Dice and wall time."""
-    from training.config import TrainConfig
-    from training.train import train
-
-    steps = max(1, steps_for(spec, n) // (50 if args.quick else 1))
+    steps = run_steps(spec.model, spec.steps, n, args.quick)
     checkpoint = args.checkpoint if spec.model == "litemedsam" else None
-    config = TrainConfig(store=str(store), mixture=MIXTURE, model=spec.model, adapter=spec.adapter, steps=steps,
-                         checkpoint=checkpoint,
-                         batch_size=args.batch_size, lr=spec.lr, seed=seed, augment=spec.augment, labels=(LABEL,),
-                         train_slices=",".join(map(str, labelled(n))), val_slices=VAL_SLICES, val_max=0,
-                         save_every=steps, log_every=max(steps // 20, 1), device=args.device,
-                         num_workers=args.workers)
+    config = train_config(store, MIXTURE, spec.model, spec.adapter, steps=steps, lr=spec.lr, seed=seed,
+                          augment=spec.augment, slices=labelled(n), batch_size=args.batch_size,
+                          log_every=max(steps // 20, 1), device=args.device, checkpoint=checkpoint,
+                          num_workers=args.workers)
     run_dir = out / "runs" / f"{spec.name}-n{n}-s{seed}"
-    done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    if done.get("val_dice") is None:
-        result = train(config, run_dir, resume=run_dir.exists())
-        done = {**result.info, "val_dice": result.val_dice, "seconds": result.seconds}
+    done = train_or_reuse(config, run_dir)
     return {"model": spec.name, "n": n, "seed": seed, "run": str(run_dir), "val_dice": done["val_dice"],
             "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
             "trainable": done.get("trainable"), "steps": steps, "seconds": round(float(done.get("seconds", 0)), 1)}
@@ -104,8 +58,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, floa
     values: dict[str, dict[str, list[float]]] = {}
     for run in runs:
         values.setdefault(run["model"], {}).setdefault(str(run["n"]), []).append(run["val_dice"])
-    return {model: {n: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-                    for n, v in per_n.items()} for model, per_n in values.items()}
+    return {model: {n: (*mean_sd(v), len(v)) for n, v in per_n.items()} for model, per_n in values.items()}
 
 
 def targets(table: dict[str, dict[str, tuple[float, float, int]]], specs: list[ModelSpec]) -> list[str]:
@@ -150,31 +103,23 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec], ns: list[str]) 
 
 def plot(runs: list[dict[str, Any]], ns: list[str], path: Path) -> None:
     """Dice against n (error bars: sd over seeds), one line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = summary(runs)
-    xs = {n: len(labelled(n if n == "all" else int(n))) for n in ns}
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for model, per_n in table.items():
-        keys = [n for n in ns if n in per_n]
-        ax.errorbar([xs[n] for n in keys], [per_n[n][0] for n in keys], yerr=[per_n[n][1] for n in keys],
-                    marker="o", capsize=3, label=model)
-    zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
-    if zero:
-        ax.axhline(statistics.mean(zero), color="grey", linestyle=":", label="zero-shot LiteMedSAM")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([xs[n] for n in ns], [f"{xs[n]}" for n in ns])
-    ax.set_xlabel("labelled training slices")
-    ax.set_ylabel("held-out Dice (15 slices)")
-    ax.set_title("MNI152 white matter: Dice against labelled slices")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    xs = {n: len(labelled(n)) for n in ns}
+    with figure(path) as (_fig, ax):
+        for model, per_n in table.items():
+            keys = [n for n in ns if n in per_n]
+            ax.errorbar([xs[n] for n in keys], [per_n[n][0] for n in keys], yerr=[per_n[n][1] for n in keys],
+                        marker="o", capsize=3, label=model)
+        zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
+        if zero:
+            ax.axhline(statistics.mean(zero), color="grey", linestyle=":", label="zero-shot LiteMedSAM")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([xs[n] for n in ns], [f"{xs[n]}" for n in ns])
+        ax.set_xlabel("labelled training slices")
+        ax.set_ylabel("held-out Dice (15 slices)")
+        ax.set_title("MNI152 white matter: Dice against labelled slices")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,25 +142,20 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    specs = [ModelSpec.parse(t) for t in args.models.split(";") if t.strip()]
+    specs = ModelSpec.parse_list(args.models)
     ns = [n.strip() for n in args.shots.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     store = build_store(args.out)
-    from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
-    from storage import SliceStore
-
-    if MIXTURE not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
-        make_mixture(store, MIXTURE, MixtureConfig(labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
+    real_mixture(store)
     runs: list[dict[str, Any]] = []
     compared: dict[str, str] = {}
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": {k: str(v) for k, v in vars(args).items()}, "held_out": VAL_SLICES,
-                   "shots": {n: labelled(n if n == "all" else int(n)) for n in ns}, "runs": runs,
+        results = {"args": args_record(args), "held_out": VAL_SLICES,
+                   "shots": {n: labelled(n) for n in ns}, "runs": runs,
                    "compare": compared, "seconds": round(time.perf_counter() - started, 1)}
-        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        (args.out / "results.md").write_text(markdown(runs, specs, ns) + "\n")
+        write_results(args.out, results, markdown(runs, specs, ns))
 
     for n in ns:
         for seed in (int(v) for v in args.seeds.split(",")):

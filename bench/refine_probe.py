@@ -13,7 +13,6 @@ model input size (as the trainer's validation) for SAM alone and each head; writ
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, write_json  # noqa: E402
 from samdata.prompts import object_rng  # noqa: E402
 from training.adapters import RefineHead  # noqa: E402
 from training.batches import build_data  # noqa: E402
@@ -107,9 +105,7 @@ def main() -> None:
     print(f"\n{'variant':<62}{'train Dice':>11}{'held-out':>10}")
     for r in rows:
         print(f"{r['variant']:<62}{r['train_dice']:11.4f}{r['val_dice']:10.4f}")
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "refine_probe.json").write_text(json.dumps({"run": str(args.run), "rows": rows}, indent=2),
-                                                   encoding="utf-8")
+    write_json(OUT / "refine_probe.json", {"run": str(args.run), "rows": rows})
 
 
 if __name__ == "__main__":

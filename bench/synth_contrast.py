@@ -7,7 +7,7 @@ Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke 
   and inverted T1 drawn from its tissue maps), one case each, the same label maps.
 * Mixture: the T1 case trains; the three other contrasts are the val split (a mixture seed that puts T1 in
   train is searched for), so no model ever sees them.
-* Labelled T1 slices: ``--shots`` (default all 30 of the pool of ``bench/synth_gain.py``); validation during
+* Labelled T1 slices: ``--shots`` (default all 30 of the pool ``bench.common.POOL``); validation during
   training: the 15 held-out T1 slices. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
   pairs from the same labelled slices, share ``--share``), S (as R, half the pairs drawn skull-stripped:
   ``strip=0.5``), R1 (as R, one intensity class per tissue, as SynthSeg draws them), and E (B + near-real
@@ -23,31 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth_gain import LABEL, MODELS, POOL, VAL_SLICES, generator_id, shots  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import (LABEL, MODELS, VAL_SLICES, args_record, build_store, generator_id, has_mixture,  # noqa: E402
+                          labelled, mean_sd, read_json, run_steps, train_config, train_or_reuse, upsert, write_results)
 
 CONTRASTS = ("t1", "t2", "flair", "t1inv")
 ARMS = {"B": None, "R": "labels2image:mode=random", "S": "labels2image:mode=random,strip=0.5",
         "R1": "labels2image:mode=random,clusters=1", "E": "labels2image"}
-
-
-def build_store(out: Path) -> Path:
-    """Ingest MNI152 in every contrast (one case each) into ``out/store`` once."""
-    store = out / "store"
-    if not store.exists():
-        from pipelines.ingest import ingest
-        from samdata.io.sample_data import write_mni152
-        from samdata.normalise import IngestConfig
-
-        for contrast in CONTRASTS:
-            ingest(write_mni152(out / "data" / contrast, contrast), store, IngestConfig(modality="MR"))
-    return store
 
 
 def t1_train_seed() -> int:
@@ -61,18 +48,12 @@ def t1_train_seed() -> int:
     raise SystemExit("no mixture seed puts mni152 first")
 
 
-def labelled(n: str) -> list[int]:
-    """The labelled T1 z of ``n`` (``all`` = the whole pool)."""
-    return list(POOL) if n == "all" else shots(int(n))
-
-
 def make_mixture(store: Path, name: str, kind: str | None, gid: str, share: float) -> None:
     """The mixture ``name``: T1 trains (with ``gid``'s pairs at ``share``), the other contrasts validate."""
-    from pipelines.mixtures import MixtureConfig, list_mixtures
+    from pipelines.mixtures import MixtureConfig
     from pipelines.mixtures import make_mixture as make
-    from storage import SliceStore
 
-    if name in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
+    if has_mixture(store, name):
         return
     seed = t1_train_seed()
     record = make(store, name, MixtureConfig(real=1.0, synthetic=share / (1 - share) if kind else 0.0,
@@ -88,10 +69,8 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
     """Generate (if needed), train and evaluate one (model, arm, n, seed); per-contrast Dice."""
     from pipelines.synthesize import SliceQuery, SynthConfig, build_source, synthesize
     from storage import SliceStore
-    from training.config import TrainConfig
     from training.eval_report import evaluate_run
     from training.run import load_run
-    from training.train import train
 
     kind = ARMS[arm]
     gid = generator_id(kind, len(labelled(n)), seed) if kind else ""
@@ -103,18 +82,12 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
     scale = "" if args.steps_scale == 1 else f"-x{args.steps_scale:g}"
     make_mixture(store, mixture, kind, gid, args.share)
     base, adapter, steps, lr = MODELS[model]
-    if model == "unet" and n != "all" and int(n) < 10:
-        steps //= 2
-    steps = max(1, int(steps * args.steps_scale) // (50 if args.quick else 1))
+    steps = run_steps(model, int(steps * args.steps_scale), n, args.quick)
     augment = tuple(a for a in args.augment.split(",") if a)
-    config = TrainConfig(store=str(store), mixture=mixture, model=base, adapter=adapter, steps=steps, batch_size=4,
-                         lr=lr, seed=seed, augment=augment, labels=(LABEL,),
-                         train_slices=",".join(str(z) for z in [0, *labelled(n)]), val_slices=VAL_SLICES, val_max=0,
-                         save_every=steps, log_every=max(steps // 10, 1), device=args.device)
+    config = train_config(store, mixture, base, adapter, steps=steps, lr=lr, seed=seed, augment=augment,
+                          slices=[0, *labelled(n)], batch_size=4, log_every=max(steps // 10, 1), device=args.device)
     run_dir = out / "runs" / f"{model}-{arm}-n{n}-s{seed}{scale}"
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    if info.get("val_dice") is None:
-        info = dict(train(config, run_dir, resume=run_dir.exists()).info)
+    info = train_or_reuse(config, run_dir)
     per_case: dict[str, float] = {}
     for split, folder in (("train", "t1"), ("val", "contrasts")):  # T1's held-out slices, then the other contrasts
         metrics = run_dir / folder / "metrics.json"
@@ -137,8 +110,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells = []
         for c in CONTRASTS:
             values = [r[c] for r in mine if r[c] is not None]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}" if values else "–")
+            cells.append("{:.3f} ± {:.3f}".format(*mean_sd(values)) if values else "–")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -162,20 +134,17 @@ def main(argv: list[str] | None = None) -> None:
         args.shots, args.seeds, args.count = "4", "0", 16
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    store = build_store(args.out)
-    path = args.out / "results.json"
-    rows: list[dict[str, Any]] = json.loads(path.read_text())["runs"] if path.is_file() else []
+    store = build_store(args.out, CONTRASTS)
+    rows: list[dict[str, Any]] = read_json(args.out / "results.json").get("runs", [])
     for seed in (int(s) for s in args.seeds.split(",")):
         for n in args.shots.split(","):
             for arm in args.arms.split(","):
                 for model in args.models.split(","):
                     row = run_one(store, args.out, model, arm, n, seed, args)
-                    rows = [r for r in rows if (r["model"], r["arm"], r["n"], r["seed"]) !=
-                            (model, row["arm"], n, seed)] + [row]
+                    upsert(rows, row, ("model", "arm", "n", "seed"))
                     print(json.dumps(row), flush=True)
-                    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": rows,
-                                                "seconds": round(time.perf_counter() - started, 1)}, indent=2))
-                    (args.out / "results.md").write_text(table(rows) + "\n")
+                    write_results(args.out, {"args": args_record(args), "runs": rows,
+                                             "seconds": round(time.perf_counter() - started, 1)}, table(rows))
     print(table(rows))
 
 

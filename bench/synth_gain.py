@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -37,33 +35,17 @@ from typing import Any
 
 import numpy as np
 
-LABEL = "white_matter"
-VAL_SLICES = "51-135:6"
-POOL = list(range(50, 140, 3))
-MODELS = {"unet": ("unet", "full", 1200, 1e-3), "sam": ("litemedsam", "serial:blocks=8-9+decoder+refine", 300, 2e-4)}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import (LABEL, MODELS, VAL_SLICES, args_record, bootstrap, build_store, figure,  # noqa: E402
+                          generator_id, has_mixture, mean_sd, read_json, run_steps, shots, train_config, train_or_reuse,
+                          upsert, write_results)
+
 #: arm → (generator kind spec or None, uses B's augmentation)
 ARMS: dict[str, tuple[str | None, bool]] = {
     "A": (None, False), "B": (None, True), "C": ("fastgan", True), "D": ("deform", True),
     "E": ("labels2image", True), "F": ("cgan", True), "R": ("labels2image:mode=random", True),
 }
 SCREEN = ("flip", "flip,affine", "flip,affine,elastic", "flip,affine,bias,noise", "flip,affine,elastic,bias,noise")
-
-
-def shots(n: int) -> list[int]:
-    """``n`` evenly spaced z from the training pool."""
-    return [POOL[int(i)] for i in np.linspace(0, len(POOL) - 1, n).round()]
-
-
-def build_store(out: Path) -> Path:
-    """Ingest MNI152 (MR) into ``out/store`` once."""
-    store = out / "store"
-    if not store.exists():  # imported only here: a prepared store needs no readers (nibabel, SimpleITK)
-        from pipelines.ingest import ingest
-        from samdata.io.sample_data import write_mni152
-        from samdata.normalise import IngestConfig
-
-        ingest(write_mni152(out / "mni152"), store, IngestConfig(modality="MR"))
-    return store
 
 
 @dataclass(frozen=True)
@@ -81,12 +63,6 @@ class Run:
     def name(self) -> str:
         aug = "+".join(self.augment) or "none"
         return f"{self.model}-{self.arm}-n{self.n}-s{self.seed}-r{self.share:g}-{aug}"
-
-
-def generator_id(kind: str, n: int, seed: int) -> str:
-    """The store generator id of a kind spec for (n, seed)."""
-    name = re.sub(r"[^A-Za-z0-9_.]+", "_", kind.replace(":mode=", "_").replace(":", "_"))
-    return f"{name}_n{n}s{seed}"
 
 
 def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -128,18 +104,15 @@ def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: a
 
 def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     """Mixture + training of one run (reused when finished); its held-out Dice per object."""
-    from pipelines.mixtures import MixtureConfig, list_mixtures, make_mixture
+    from pipelines.mixtures import MixtureConfig, make_mixture
     from samdata.errors import RegistryError
-    from storage import SliceStore
-    from training.config import TrainConfig
-    from training.train import train
 
     kind = ARMS[run.arm][0]
     weight = run.share / (1 - run.share) if kind else 0.0
     mixture = f"m-{run.arm}-n{run.n}-s{run.seed}-r{run.share:g}"
     entry = {"model": run.model, "arm": run.arm, "n": run.n, "seed": run.seed, "share": run.share,
              "augment": list(run.augment), "val_dice": None, "objects": None, "run": None}
-    if mixture not in {m["name"] for m in list_mixtures(SliceStore.open(store))}:
+    if not has_mixture(store, mixture):
         try:
             make_mixture(store, mixture, MixtureConfig(
                 real=1.0, synthetic=weight, generators={generator_id(kind, run.n, run.seed): 1.0} if kind else None,
@@ -147,32 +120,14 @@ def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dic
         except RegistryError as err:  # the gate accepted no pair of this generator: nothing to train on
             return {**entry, "note": str(err)}
     model, adapter, steps, lr = MODELS[run.model]
-    if run.model == "unet" and run.n < 10:
-        steps //= 2
-    steps = max(1, steps // (50 if args.quick else 1))
-    config = TrainConfig(store=str(store), mixture=mixture, model=model, adapter=adapter, steps=steps,
-                         batch_size=4, lr=lr, seed=run.seed, augment=run.augment, labels=(LABEL,),
-                         train_slices=",".join(str(z) for z in [0, *shots(run.n)]), val_slices=VAL_SLICES, val_max=0,
-                         save_every=steps, log_every=max(steps // 10, 1), device=args.device)
+    steps = run_steps(run.model, steps, run.n, args.quick)
+    config = train_config(store, mixture, model, adapter, steps=steps, lr=lr, seed=run.seed, augment=run.augment,
+                          slices=[0, *shots(run.n)], batch_size=4, log_every=max(steps // 10, 1), device=args.device)
     run_dir = out / "runs" / run.name
-    done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    if done.get("val_dice") is None:
-        result = train(config, run_dir, resume=run_dir.exists())
-        done = dict(result.info)
+    done = train_or_reuse(config, run_dir)
     return {**entry, "val_dice": done["val_dice"], "objects": done.get("val_object_dice"),
             "train_objects": done.get("train_objects"), "seconds": round(float(done.get("seconds", 0)), 1),
             "run": str(run_dir)}
-
-
-def bootstrap(diffs: dict[int, np.ndarray], reps: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean paired difference, resampling seeds and objects within each."""
-    rng = np.random.default_rng(seed)
-    seeds = list(diffs)
-    means = np.empty(reps)
-    for r in range(reps):
-        chosen = rng.choice(seeds, size=len(seeds))
-        means[r] = np.mean([diffs[s][rng.integers(0, len(diffs[s]), len(diffs[s]))].mean() for s in chosen])
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str) -> str:
@@ -186,7 +141,7 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
         model, n, arm, augment, share = group
         rows = [keyed[k] for k in sorted(keyed) if k[:5] == group]
         dice = [r["val_dice"] for r in rows]
-        sd = statistics.stdev(dice) if len(dice) > 1 else 0.0
+        mean, sd = mean_sd(dice)
         diffs = {}
         for r in rows:
             base = keyed.get((model, n, "B", b_augment, 0.0, r["seed"]))
@@ -197,7 +152,7 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
             delta = f"{np.mean([d.mean() for d in diffs.values()]):+.4f}"
             lo, hi = bootstrap(diffs)
             ci = f"[{lo:+.4f}, {hi:+.4f}]"
-        lines.append(f"| {model} | {n} | {arm} | {augment} | {share:g} | {statistics.mean(dice):.4f} ± {sd:.4f} | "
+        lines.append(f"| {model} | {n} | {arm} | {augment} | {share:g} | {mean:.4f} ± {sd:.4f} | "
                      f"{', '.join(f'{d:.4f}' for d in dice)} | {delta} | {ci} |")
     for r in runs:  # arms whose generator had no pair through the gate: said, not silently dropped
         if r["val_dice"] is None and r.get("note"):
@@ -217,30 +172,22 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     """Held-out Dice against n, one line per (model, arm, share), error bars = sd over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
-    for ax, model in zip(axes, ("unet", "sam")):
-        series: dict[tuple[str, float], dict[int, list[float]]] = {}
-        for r in runs:
-            if r["model"] == model and r["val_dice"] is not None:
-                series.setdefault((r["arm"], r["share"]), {}).setdefault(r["n"], []).append(r["val_dice"])
-        for (arm, share), per_n in sorted(series.items()):
-            ns = sorted(per_n)
-            ax.errorbar(ns, [np.mean(per_n[n]) for n in ns], yerr=[np.std(per_n[n]) for n in ns], marker="o",
-                        capsize=3, label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""))
-        ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: MNI152 white matter")
-        ax.set_xlabel("labelled real slices")
-        ax.set_ylabel("held-out Dice (15 slices)")
-        ax.grid(alpha=0.3)
-        if series:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, ncols=2, figsize=(11, 4)) as (_fig, axes):
+        for ax, model in zip(axes, ("unet", "sam")):
+            series: dict[tuple[str, float], dict[int, list[float]]] = {}
+            for r in runs:
+                if r["model"] == model and r["val_dice"] is not None:
+                    series.setdefault((r["arm"], r["share"]), {}).setdefault(r["n"], []).append(r["val_dice"])
+            for (arm, share), per_n in sorted(series.items()):
+                ns = sorted(per_n)
+                ax.errorbar(ns, [np.mean(per_n[n]) for n in ns], yerr=[np.std(per_n[n]) for n in ns], marker="o",
+                            capsize=3, label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""))
+            ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: MNI152 white matter")
+            ax.set_xlabel("labelled real slices")
+            ax.set_ylabel("held-out Dice (15 slices)")
+            ax.grid(alpha=0.3)
+            if series:
+                ax.legend(fontsize=7)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,22 +214,20 @@ def main(argv: list[str] | None = None) -> None:
         args.shots, args.seeds, args.count, args.cgan_steps, args.fastgan_steps = "4", "0", 16, 5, 5
         args.cgan_size = 64
     args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.json"
-    previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    previous = read_json(args.out / "results.json")
     gens: list[dict[str, Any]] = previous.get("generators", [])
     runs: list[dict[str, Any]] = previous.get("runs", [])
     started = time.perf_counter()
     store = build_store(args.out)
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": {k: str(v) for k, v in vars(args).items()}, "held_out": VAL_SLICES,
+        results = {"args": args_record(args), "held_out": VAL_SLICES,
                    "shots": {n: shots(int(n)) for n in args.shots.split(",")}, "generators": gens, "runs": runs,
                    "seconds": round(time.perf_counter() - started, 1)}
-        results_path.write_text(json.dumps(results, indent=2, default=str))
-        (args.out / "results.md").write_text(table(runs, gens, args.augment) + "\n")
+        write_results(args.out, results, table(runs, gens, args.augment))
 
     def record(entry: dict[str, Any], into: list[dict[str, Any]], key: tuple[str, ...]) -> None:
-        into[:] = [e for e in into if tuple(e[k] for k in key) != tuple(entry[k] for k in key)] + [entry]
+        upsert(into, entry, key)
         print(json.dumps({k: v for k, v in entry.items() if k not in ("synth", "objects")}), flush=True)
         save()
 

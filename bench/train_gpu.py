@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, phantom_store, write_json  # noqa: E402
 
 
 def build(name: str, adapter: str, ckpt_dir: Path, weights: str | None):
@@ -102,15 +104,11 @@ def forever(loader):
 
 def build_store(work: Path, cases: int = 12) -> str:
     """Phantoms → ingest → prompt set → mixture; returns the store url."""
-    from pipelines.ingest import ClusterConfig, ingest
     from pipelines.mixtures import MixtureConfig, make_mixture
     from pipelines.prompt_sets import make_prompt_set
-    from samdata.io.sample_data import write_phantoms
     from samdata.normalise import IngestConfig
 
-    src = write_phantoms(work / "src", cases=cases, seed=0)
-    store = str(work / "store")
-    ingest(src, store, IngestConfig(modality="CT", window="abdomen"), cluster=ClusterConfig(workers=4))
+    store = str(phantom_store(work, cases, IngestConfig(modality="CT", window="abdomen"), workers=4))
     make_prompt_set(store, "box:jitter=5", "boxes", seed=0)
     make_mixture(store, "bench", MixtureConfig(prompt_set="boxes", seed=0))
     return store
@@ -172,8 +170,7 @@ def main() -> None:
         print(f"| {r['model']} {r['size']}² | {r['adapter']} | {r['batch']} | {r['trainable']:,} "
               f"({100 * r['fraction']:.1f}%) | {r['images_per_s_memory']:.0f} | {r['images_per_s_store']:.0f} "
               f"| {r['store_over_memory']:.2f} | {r['peak_gib']:.1f} |")
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "train_gpu.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2), encoding="utf-8")
+    write_json(OUT / "train_gpu.json", {"device": device, "rows": rows})
 
 
 if __name__ == "__main__":  # guard: the loader's worker processes re-import this module

@@ -12,34 +12,32 @@ the ratio baseline / cached and writes ``bench/out/train_step.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from pipelines.ingest import ingest
-from pipelines.mixtures import MixtureConfig, make_mixture
-from samdata.io.sample_data import write_phantoms
-from samdata.normalise import IngestConfig
-from training.batches import build_data, make_loader
-from training.cache import PrefixCache
-from training.config import TrainConfig
-from training.loop import Dist, Trainer
-from training.run import build_run_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, phantom_store, write_json  # noqa: E402
+from pipelines.mixtures import MixtureConfig, make_mixture  # noqa: E402
+from samdata.normalise import IngestConfig  # noqa: E402
+from training.batches import build_data, make_loader  # noqa: E402
+from training.cache import PrefixCache  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.loop import Dist, Trainer  # noqa: E402
+from training.run import build_run_model  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 VARIANTS = (("decoder-only", "decoder"), ("LoRA blocks 8-9 + decoder", "lora:r=4,blocks=8-9+decoder"))
 
 
 def make_store(root: Path) -> str:
     """Two 160x160x24 CT phantoms, ingested, with mixture 'bench' (liver)."""
-    write_phantoms(root / "src", cases=2, seed=0, shape=(160, 160, 24))
-    ingest(root / "src", root / "store", IngestConfig(min_object_voxels=50, min_object_pixels=20))
-    make_mixture(root / "store", "bench", MixtureConfig(labels=("liver",), seed=0, splits=(1.0, 0.0, 0.0)))
-    return str(root / "store")
+    store = phantom_store(root, 2, IngestConfig(min_object_voxels=50, min_object_pixels=20), shape=(160, 160, 24))
+    make_mixture(store, "bench", MixtureConfig(labels=("liver",), seed=0, splits=(1.0, 0.0, 0.0)))
+    return str(store)
 
 
 def time_variant(config: TrainConfig, steps: int) -> dict[str, float]:
@@ -101,9 +99,8 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {int(r['first_block'])} | {r['off_median_s']:.3f} | {r['memory_median_s']:.3f} | "
               f"{r['ratio']:.1f}x | {r['memory_fill_s']:.2f} |")
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "train_step.json").write_text(json.dumps(
-        {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results}, indent=2), encoding="utf-8")
+    write_json(OUT / "train_step.json",
+               {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results})
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ process) and a summary per mode over the runs given; writes ``bench/out/tta.json
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
+from bench.common import OUT, args_record, write_json  # noqa: E402
 from training.eval_report import open_split  # noqa: E402
 from training.evaluate import EvalConfig, aggregate, evaluate_models  # noqa: E402
 from training.run import load_run  # noqa: E402
@@ -55,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="none,lr,flip", help="comma-separated; the first is the baseline")
     parser.add_argument("--split", default="train")
     parser.add_argument("--slices", default="51-135:6")
-    parser.add_argument("--out", type=Path, default=HERE / "out" / "tta.json")
+    parser.add_argument("--out", type=Path, default=OUT / "tta.json")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     for mode in modes:
@@ -76,9 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for mode in modes[1:]:
         gains = [r["dice_gain"] for r in found if r["mode"] == mode]
         print(f"  {mode}: {np.mean(gains):+.4f} (min {min(gains):+.4f}, max {max(gains):+.4f}, {len(gains)} runs)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": found,
-                                    "seconds": round(time.perf_counter() - began, 1)}, indent=2))
+    write_json(args.out, {"args": args_record(args), "rows": found, "seconds": round(time.perf_counter() - began, 1)})
     print(f"wrote {args.out}")
 
 
