@@ -40,7 +40,8 @@ def _query(labels: str | None, slices: str | None, cases: str | None, max_slices
 
     if not labels:
         raise ConfigError("--labels is required: the labels whose real slices the generator starts from")
-    return SliceQuery(labels=parse_names("--labels", labels, "names like white_matter,grey_matter"), slices=parse_slices(slices) if slices else None,
+    names = parse_names("--labels", labels, "names like white_matter,grey_matter")
+    return SliceQuery(labels=names, slices=parse_slices(slices) if slices else None,
                       cases=split_list(cases) if cases else None, max_slices=max_slices,
                       snapshot=snapshot)
 

@@ -166,7 +166,8 @@ def test_prompt_encoder_trains_only_with_the_prompt_part(tiny, batch):
     from training.loop import Segmenter
 
     x, boxes = batch
-    assert parse_adapter("decoder+prompt").to_spec() == "decoder+prompt" and parse_adapter("prompt").kinds == ("prompt",)
+    assert parse_adapter("decoder+prompt").to_spec() == "decoder+prompt"
+    assert parse_adapter("prompt").kinds == ("prompt",)
     with pytest.raises(ConfigError, match="stands alone"):
         parse_adapter("full+prompt")
     model = copy.deepcopy(tiny)
@@ -225,7 +226,8 @@ def test_adapter_parameter_counts(tiny):
 
 
 def test_report_lists_parts_in_canonical_order(tiny):
-    report = apply_adapters(copy.deepcopy(tiny), parse_adapter("prompt+decoder+refine:width=4+lora:r=2+serial:blocks=1"))
+    spec = "prompt+decoder+refine:width=4+lora:r=2+serial:blocks=1"
+    report = apply_adapters(copy.deepcopy(tiny), parse_adapter(spec))
     assert [k for k, _ in report.per_part] == ["lora", "serial", "refine", "decoder", "prompt"]
     assert report.blocks == (0, 1, 2, 3) and report.first_block == 0
     assert report.describe().startswith(f"tiny [{report.spec}]: {report.trainable:,} / {report.total:,} trainable (")

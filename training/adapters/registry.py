@@ -144,7 +144,8 @@ def _parse_part(spec: str, text: str) -> AdapterParams:
     keys = list(spec_fields(kind.params))
     for key in raw:
         if key not in keys:
-            raise ConfigError(f"adapter spec {spec!r}: {name} takes no option {key!r}; valid: {', '.join(keys) or 'none'}")
+            raise ConfigError(f"adapter spec {spec!r}: {name} takes no option {key!r}; "
+                              f"valid: {', '.join(keys) or 'none'}")
     try:
         return build_params(kind.params, raw, spec)
     except ConfigError as err:  # the grammar's messages name the spec, the params' name the adapter
