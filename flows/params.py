@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.mixtures import MixtureConfig
 from pipelines.prompt_sets import check_table_name
-from samdata.normalise import DEFAULT_MAX_VOXELS, IngestConfig, parse_spacing, parse_window
+from samdata.normalise import DEFAULT_MAX_VOXELS, IngestConfig
+from samdata.spec import parse_spacing, parse_window
 from samdata.prompts import parse_scheme
 
 

@@ -22,10 +22,9 @@ from flows.artifacts import markdown_table, publish
 from flows.params import Params
 from pipelines.synthesize import (SliceQuery, SynthConfig, SynthReport, build_source, open_trained, synthesize,
                                   train_generator)
-from samdata.prompts.spec import split_spec
+from samdata.spec import parse_slices, split_spec
 from samdata.synth.gate import GateConfig
 from samdata.synth.kinds import kind_entry, parse_kind
-from training.config import parse_slices
 
 DEFAULT_KIND = "deform"
 

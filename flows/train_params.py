@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, create_model, model_validator
 
 from flows.params import Params
-from training.config import TrainConfig, parse_slices
+from samdata.spec import parse_slices
+from training.config import TrainConfig
 from training.evaluate import EvalConfig
 
 

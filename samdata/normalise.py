@@ -102,7 +102,7 @@ class IngestConfig:
         if not 0.0 <= lo < hi <= 100.0:
             raise ConfigError(f"percentiles {self.percentiles!r}: expected 0 <= low < high <= 100")
         if self.spacing is not None:
-            _check_spacing(self.spacing, "IngestConfig.spacing")
+            check_spacing(self.spacing, "IngestConfig.spacing")
         for name in ("min_object_voxels", "min_object_pixels"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -115,7 +115,7 @@ class IngestConfig:
             raise ConfigError(f"affine_tolerance={self.affine_tolerance!r}: expected a number >= 0")
 
 
-def _check_spacing(values: tuple[float, ...], what: str) -> tuple[float, float, float]:
+def check_spacing(values: tuple[float, ...], what: str) -> tuple[float, float, float]:
     """Validate a (X, Y, Z) spacing: three finite numbers > 0."""
     try:
         spacing = tuple(float(v) for v in values)
@@ -141,41 +141,6 @@ def resolve_window(window: str | tuple[float, float]) -> tuple[str, float, float
     if not (math.isfinite(level) and math.isfinite(width) and width > 0):
         raise ConfigError(f"window {window!r}: expected a finite level and a width > 0")
     return "window:custom", level, width
-
-
-def parse_window(text: str) -> str | tuple[float, float]:
-    """Parse a CLI window spec: a preset name ("abdomen") or "level,width" ("40,400")."""
-    parts = [p.strip() for p in str(text).split(",")]
-    expected = f"a preset name ({', '.join(WINDOWS)}) or 'level,width' such as '40,400'"
-    if len(parts) == 1:
-        try:
-            float(parts[0])
-        except ValueError:
-            if not parts[0]:
-                raise ConfigError(f"window {text!r} is empty; expected {expected}") from None
-            name = parts[0].lower()
-            resolve_window(name)
-            return name
-        raise ConfigError(f"window {text!r} is a single number; expected {expected}")
-    if len(parts) != 2:
-        raise ConfigError(f"window {text!r}: expected {expected}")
-    try:
-        pair = (float(parts[0]), float(parts[1]))
-    except ValueError as err:
-        raise ConfigError(f"window {text!r}: expected {expected}") from err
-    resolve_window(pair)
-    return pair
-
-
-def parse_spacing(text: str) -> tuple[float, float, float]:
-    """Parse a CLI spacing spec "X,Y,Z" in mm ("1,1,2.5"); a single number means isotropic."""
-    try:
-        values = tuple(float(p) for p in str(text).split(","))
-    except ValueError as err:
-        raise ConfigError(f"spacing {text!r}: expected 'X,Y,Z' in mm such as '1,1,2.5'") from err
-    if len(values) == 1:
-        values = values * 3
-    return _check_spacing(values, f"spacing {text!r}")
 
 
 def canonical_modality(name: str) -> str:
@@ -248,7 +213,7 @@ def resample_grid(
     """
     affine = np.asarray(affine, dtype=float)
     old = np.linalg.norm(affine[:3, :3], axis=0)
-    target = np.asarray(_check_spacing(spacing, "target spacing"), dtype=float)
+    target = np.asarray(check_spacing(spacing, "target spacing"), dtype=float)
     n = np.asarray(shape[:3], dtype=float)
     new_n = np.where(n > 1, np.maximum(1.0, np.floor(n * old / target + 0.5 + _ROUND_EPS)), n)
     ratio = np.where(n > 1, target / old, 1.0)

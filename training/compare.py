@@ -42,13 +42,14 @@ from torch import nn
 
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
+from samdata.spec import parse_slices
 from storage import SliceStore
 from storage.schema import MIXTURES
 from training.batches import build_data
 from samdata.files import write_json
 from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
                                       error_map, json_row, table_cells)
-from training.config import TrainConfig, parse_slices
+from training.config import TrainConfig
 from training.dataset import MixtureDataset
 from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
 from training.evaluate import (EvalConfig, Stages, aggregate, check_clicks, evaluate_interactive, evaluate_models,

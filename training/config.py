@@ -18,6 +18,7 @@ from typing import Any
 
 from samdata.errors import ConfigError
 from samdata.prompts.clicks import CORRECTIVE_MODES
+from samdata.spec import parse_slices
 from training.adapters import parse_adapter
 from training.augment import augment_entry
 from training.models import BASELINES, DEFAULT_MODEL
@@ -26,24 +27,6 @@ CACHE_MODES: tuple[str, ...] = ("off", "memory", "disk")
 #: fields a resumed run may change; every other field must equal the saved config
 RESUME_MUTABLE: tuple[str, ...] = ("steps", "eval_every", "save_every", "log_every", "device", "bf16", "cache",
                                    "cache_mb", "num_workers", "val_max", "store")
-_SLICE_TOKEN = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
-
-
-def parse_slices(spec: str) -> tuple[int, ...]:
-    """Sorted z indices of a slice spec like ``"50-139:3"`` or ``"4,8,10-12"`` (ranges inclusive)."""
-    out: set[int] = set()
-    for token in (t.strip() for t in spec.split(",")):
-        found = _SLICE_TOKEN.match(token)
-        if not found:
-            raise ConfigError(f"slice spec {spec!r}: bad item {token!r}; expected z, a-b or a-b:step "
-                              "(inclusive), e.g. 50-139:3")
-        first = int(found.group(1))
-        last = int(found.group(2)) if found.group(2) is not None else first
-        step = int(found.group(3)) if found.group(3) is not None else 1
-        if last < first or step < 1:
-            raise ConfigError(f"slice spec {spec!r}: empty range {token!r}; expected a <= b and step >= 1")
-        out.update(range(first, last + 1, step))
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)

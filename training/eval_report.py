@@ -30,9 +30,9 @@ import pandas as pd
 from samdata.errors import ConfigError, ValidationError
 from samdata.figures import draw_grid
 from samdata.metrics import METRICS, dice
+from samdata.spec import parse_slices
 from training.batches import SeededMixture
 from samdata.files import write_json
-from training.config import parse_slices
 from training.dataset import DatasetConfig, MixtureDataset
 from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, Stages, aggregate, evaluate_interactive,
                                evaluate_models, predict_objects)

@@ -31,7 +31,6 @@ follow the run's label names in order (1 for the first), reported in ``PredictRe
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
+from samdata.spec import Box
 from storage import SliceStore
 from storage.schema import MIXTURES
 from training.augment import pixel_frames
@@ -56,9 +56,6 @@ from training.loop import is_promptable
 from training.models import SamModel, UNetModel
 from training.run import LoadedRun
 from training.tta import flip_frames, flip_prompts, mean_of_views, tta_views, unflip
-
-Box = tuple[int, int, int, int]
-_BOX_SPEC = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*@\s*(-?\d+)\s*$")
 
 
 # ----------------------------------------------------------------------------- model plumbing
@@ -317,24 +314,6 @@ def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[Ing
 
 
 # ----------------------------------------------------------------------------- files
-def parse_z_range(text: str) -> tuple[int, int]:
-    """Parse an inclusive slice range ``"a-b"`` (canonical z) into (a, b)."""
-    found = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", str(text))
-    if not found or int(found.group(1)) > int(found.group(2)):
-        raise ConfigError(f"z range {text!r}: expected 'first-last' canonical slice indices with first <= last, "
-                          "e.g. '30-52'")
-    return int(found.group(1)), int(found.group(2))
-
-
-def parse_box(text: str) -> tuple[Box, int]:
-    """Parse ``"x0,y0,x1,y1@z"`` (canonical slice pixels, inclusive-exclusive) into (box, z)."""
-    found = _BOX_SPEC.match(str(text))
-    if not found:
-        raise ConfigError(f"box {text!r}: expected 'x0,y0,x1,y1@z' in canonical slice pixels, e.g. '40,52,90,110@37'")
-    x0, y0, x1, y1, z = (int(v) for v in found.groups())
-    return (x0, y0, x1, y1), z
-
-
 @dataclass(frozen=True)
 class PredictReport:
     """What :func:`predict_file` did: output, canonical (Z, Y, X) shape, voxels per label, slices, timing."""

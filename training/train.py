@@ -238,7 +238,7 @@ class Session:
 
     def _cache(self, cfg: TrainConfig, model: SamModel, first: int, data: RunData, log: RunLog) -> PrefixCache:
         mode = cfg.cache
-        full = parse_adapter(cfg.adapter).train_all
+        full = "full" in parse_adapter(cfg.adapter).kinds
         if not is_promptable(model):  # a U-Net has no frozen part to cache
             mode = "off"
         elif full:

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import console, guarded, out, stage_bars
-from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, parse_clicks, resolve_device
-from samdata.cli.train import parse_list
+from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, resolve_device
+from samdata.spec import parse_clicks, parse_list
 
 
 def compare(

@@ -11,6 +11,7 @@ import typer
 
 from samdata.cli.common import console, fail, guarded, out, progress_bar
 from samdata.errors import ConfigError
+from samdata.spec import parse_labels, parse_splits, split_assignment
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,39 +26,18 @@ LabelsOpt = Annotated[Optional[list[str]], typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-def parse_labels(values: list[str] | None) -> list[str] | None:
-    """Label names from repeated and/or comma-separated option values (None when not given)."""
-    if not values:
-        return None
-    names = [part.strip() for value in values for part in value.split(",")]
-    if any(not name for name in names):
-        raise ConfigError(f"--labels {','.join(values)!r} has an empty name; expected names like liver,kidney")
-    return names
-
-
-def parse_splits(text: str) -> tuple[float, float, float]:
-    """``"0.7,0.15,0.15"`` → (train, val, test) fractions."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError as err:
-        raise ConfigError(f"--splits {text!r} is not three numbers; expected e.g. 0.7,0.15,0.15") from err
-    if len(values) != 3:
-        raise ConfigError(f"--splits {text!r} has {len(values)} values; expected train,val,test e.g. 0.7,0.15,0.15")
-    return values  # type: ignore[return-value]
-
-
 def parse_generators(items: list[str] | None) -> dict[str, float] | None:
     """``["pix2pix=2", "fastgan=1"]`` → generator weights (None when not given)."""
     if not items:
         return None
     weights: dict[str, float] = {}
     for item in items:
-        gen, eq, raw = (part.strip() for part in item.partition("="))
+        gen, raw = split_assignment(item) or ("", "")
         try:
             weight = float(raw)
         except ValueError:
             weight = math.nan
-        if not eq or not gen or not math.isfinite(weight) or gen in weights:
+        if not gen or not math.isfinite(weight) or gen in weights:
             raise ConfigError(f"--generator {item!r} is not GEN=W with a new generator id and a number; "
                               "expected e.g. --generator pix2pix=2")
         weights[gen] = weight

@@ -59,7 +59,8 @@ def ingest(
     """Ingest a dataset into the slice store in one commit (idempotent, resumable)."""
     from pipelines.ingest import ClusterConfig, ingest as run_ingest
     from samdata.io.layouts import discover
-    from samdata.normalise import IngestConfig, parse_spacing, parse_window
+    from samdata.normalise import IngestConfig
+    from samdata.spec import parse_spacing, parse_window
 
     def build() -> IngestConfig:
         return IngestConfig(

@@ -11,6 +11,7 @@ import typer
 
 from samdata.cli.common import guarded, out, stage_bars
 from samdata.errors import CaseNotFoundError, ConfigError
+from samdata.spec import parse_box, parse_clicks, parse_z_range
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
 DeviceOpt = Annotated[str, typer.Option(help="Torch device for the model: auto (CUDA if present), cpu, cuda, cuda:N.")]
@@ -28,16 +29,6 @@ def resolve_device(name: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def parse_clicks(text: str | None) -> tuple[int, ...]:
-    """``"0,1,3,5"`` → click counts (empty when not given)."""
-    if not text:
-        return ()
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError as err:
-        raise ConfigError(f"--clicks {text!r}: expected comma-separated integers such as 0,1,3,5") from err
 
 
 def evaluate(
@@ -108,7 +99,7 @@ def predict(
 ) -> None:
     """Segment a new image with a run from a box (propagated through the volume) or a prompt mask; a U-Net
     run takes no prompt and segments every slice."""
-    from training.predict import parse_box, parse_z_range, predict_file
+    from training.predict import predict_file
     from training.run import load_run
     from training.tta import tta_views
 

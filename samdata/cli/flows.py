@@ -19,6 +19,7 @@ import typer
 from samdata.cli.common import console, fail, guarded, out
 from samdata.errors import ConfigError, SamdataError
 from samdata.malloc import KEEP_LIMIT, keep_freed_memory
+from samdata.spec import split_assignment
 
 #: Environment defaults for Prefect, Dask and the processes they start (set only where unset).
 ENV_DEFAULTS: dict[str, str] = {
@@ -66,13 +67,13 @@ def parse_params(text: str | None, items: list[str] | None) -> dict[str, Any]:
             raise ConfigError(f"--params {text!r}: expected a JSON object such as '{{\"store\": \"store\"}}'")
         params.update(loaded)
     for item in items or []:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
+        key, raw = split_assignment(item) or ("", "")
+        if not key:
             raise ConfigError(f"-p {item!r}: expected KEY=VALUE, e.g. -p store=demo-output/store")
         try:
-            params[key.strip()] = json.loads(raw)
+            params[key] = json.loads(raw)
         except json.JSONDecodeError:
-            params[key.strip()] = raw
+            params[key] = raw
     return params
 
 
@@ -156,11 +157,11 @@ def parse_crons(items: list[str] | None) -> dict[str, str]:
     """``["nightly-ingest=0 1 * * *"]`` → {deployment: cron}."""
     crons: dict[str, str] = {}
     for item in items or []:
-        name, eq, expr = item.partition("=")
-        if not eq or not name.strip() or not expr.strip():
+        name, expr = split_assignment(item) or ("", "")
+        if not name or not expr.strip():
             raise ConfigError(f"--cron {item!r}: expected NAME=\"CRON\", "
                               "e.g. --cron nightly-ingest=\"0 1 * * *\"")
-        crons[name.strip()] = expr.strip()
+        crons[name] = expr.strip()
     return crons
 
 

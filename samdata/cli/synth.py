@@ -33,22 +33,16 @@ SnapshotOpt = Annotated[Optional[str], typer.Option(help="Store snapshot id (def
 DeviceOpt = Annotated[str, typer.Option(help="cpu (default), cuda, cuda:N or auto.")]
 
 
-def _labels(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(","))
-    if not names or any(not n for n in names):
-        raise ConfigError(f"--labels {text!r} has an empty name; expected names like white_matter,grey_matter")
-    return names
-
-
 def _query(labels: str | None, slices: str | None, cases: str | None, max_slices: int | None,
            snapshot: str | None) -> Any:
     from pipelines.synthesize import SliceQuery
-    from training.config import parse_slices
+    from samdata.spec import parse_names, parse_slices, split_list
 
     if not labels:
         raise ConfigError("--labels is required: the labels whose real slices the generator starts from")
-    return SliceQuery(labels=_labels(labels), slices=parse_slices(slices) if slices else None,
-                      cases=tuple(c.strip() for c in cases.split(",")) if cases else None, max_slices=max_slices,
+    names = parse_names("--labels", labels, "names like white_matter,grey_matter")
+    return SliceQuery(labels=names, slices=parse_slices(slices) if slices else None,
+                      cases=split_list(cases) if cases else None, max_slices=max_slices,
                       snapshot=snapshot)
 
 
@@ -63,7 +57,7 @@ def _bar(description: str) -> Any:
 @synth.command("kinds")
 def kinds_command(json_out: JsonOpt = False) -> None:
     """List the generator kinds, whether each trains, and its options (spec keys or training options)."""
-    from samdata.prompts.spec import spec_fields
+    from samdata.spec import spec_fields
     from samdata.synth.kinds import KINDS
 
     rows = {name: {"trains": k.trains, "summary": k.summary, "keys": list(spec_fields(k.params))}

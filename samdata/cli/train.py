@@ -11,16 +11,7 @@ import typer
 
 from samdata.cli.common import console, guarded, out
 from samdata.errors import ConfigError
-
-
-def parse_list(option: str, text: str | None) -> tuple[str, ...] | None:
-    """``"flip,affine"`` → ("flip", "affine"); None when not given; ConfigError on an empty name."""
-    if text is None:
-        return None
-    names = tuple(part.strip() for part in text.split(",")) if text.strip() else ()
-    if any(not name for name in names):
-        raise ConfigError(f"{option} {text!r} has an empty name; expected comma-separated names")
-    return names
+from samdata.spec import parse_list
 
 
 def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: bool) -> None:

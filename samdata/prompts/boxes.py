@@ -20,7 +20,7 @@ import numpy as np
 
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import object_mask, tight_box
-from samdata.prompts.spec import check_choice, check_float, check_int
+from samdata.spec import check_choice, check_float, check_int
 
 BoxMode = Literal["fixed", "relative", "gauss"]
 BOX_MODES: tuple[str, ...] = ("fixed", "relative", "gauss")

@@ -23,7 +23,7 @@ import numpy as np
 from samdata.errors import ConfigError, ValidationError
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import depth, interior_point, object_mask, pixels_xy, require_pixels
-from samdata.prompts.spec import check_int
+from samdata.spec import check_int
 
 CORRECTIVE_MODES: tuple[str, ...] = ("interior", "random")
 LLOYD_PIXELS = 8192  # larger objects run Lloyd on this many pixels drawn uniformly (same density)

@@ -15,7 +15,7 @@ from samdata.errors import ConfigError
 from samdata.prompts.boxes import BoxParams, box_prompt
 from samdata.prompts.points import PointsParams, point_prompt
 from samdata.prompts.prompt import Prompt
-from samdata.prompts.spec import check_float
+from samdata.spec import check_float
 
 HYBRID_KINDS: tuple[str, ...] = ("box", "points", "box+points")
 

@@ -21,7 +21,7 @@ from samdata.errors import ValidationError
 from samdata.prompts.frame import mask_to_frame
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import distance_outside, object_mask, window
-from samdata.prompts.spec import check_choice, check_int
+from samdata.spec import check_choice, check_int
 
 MaskOp = Literal["erode", "dilate", "shift", "any"]
 MASK_OPS: tuple[str, ...] = ("erode", "dilate", "shift", "any")

@@ -22,7 +22,7 @@ import numpy as np
 from samdata.prompts.boxes import clip_box
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import nearest_in, pixel_index, tight_box
-from samdata.prompts.spec import check_float
+from samdata.spec import check_float
 
 NOISE_SCHEME = "noise"
 

@@ -18,7 +18,7 @@ import numpy as np
 from samdata.errors import ConfigError
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import box_ring, interior_point, object_mask, ring, sample_pixels, tight_box
-from samdata.prompts.spec import check_choice, check_int
+from samdata.spec import check_choice, check_int
 
 PointMode = Literal["uniform", "interior"]
 NegMode = Literal["ring", "background"]

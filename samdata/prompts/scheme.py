@@ -18,7 +18,7 @@ from samdata.prompts.noise import PromptNoise, apply_noise
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import object_mask
 from samdata.prompts.registry import SchemeParams, scheme_entry
-from samdata.prompts.spec import build_params, format_params, spec_fields, split_spec
+from samdata.spec import build_params, format_params, spec_fields, split_spec
 
 
 @dataclass(frozen=True)

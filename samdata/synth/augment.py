@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from samdata.errors import unknown_name
+from samdata.spec import split_list
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 FILL = -1.0  # background in [-1, 1]
@@ -79,7 +80,7 @@ def parse_policy(spec: str) -> tuple[str, ...]:
     """``"color,translation,cutout"`` → names checked against :data:`POLICIES` ('' or 'none' → none)."""
     if spec.strip() in ("", "none"):
         return ()
-    names = tuple(part.strip() for part in spec.split(","))
+    names = split_list(spec)
     for name in names:
         if name not in POLICIES:
             raise unknown_name("DiffAugment policy", name, list(POLICIES))

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from samdata.errors import ConfigError, unknown_name
-from samdata.prompts.spec import build_params, format_params, split_spec
+from samdata.spec import build_params, format_params, split_spec
 from samdata.synth.checkpoint import check_generator_id, read_info
 from samdata.synth.pairs import RealPairs
 from samdata.synth.source import PairSource

@@ -16,8 +16,6 @@ from samdata.normalise import (
     canonical_modality,
     inverse_ornt,
     normalise_intensity,
-    parse_spacing,
-    parse_window,
     resample,
     resolve_modality,
     resolve_window,
@@ -103,33 +101,6 @@ def test_uint8_kept_unless_disabled() -> None:
     assert np.array_equal(stored, image) and norm.method == "none"
     stored, norm = normalise_intensity(image, "US", IngestConfig(keep_uint8=False))
     assert norm.method == "percentile"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("abdomen", "abdomen"), (" Lung ", "lung"), ("40,400", (40.0, 400.0)), ("-600, 1500", (-600.0, 1500.0))],
-)
-def test_parse_window(text: str, expected: object) -> None:
-    assert parse_window(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "40", "40,0", "40,-1", "a,b", "1,2,3", "nope", "40,nan"])
-def test_parse_window_errors(text: str) -> None:
-    with pytest.raises(ConfigError, match="window"):
-        parse_window(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("1,1,2.5", (1.0, 1.0, 2.5)), (" 0.8 , 0.8,3", (0.8, 0.8, 3.0)), ("2", (2.0, 2.0, 2.0))]
-)
-def test_parse_spacing(text: str, expected: tuple[float, float, float]) -> None:
-    assert parse_spacing(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "1,2", "0,1,1", "-1,1,1", "a,b,c", "1,1,nan", "1,1,1,1"])
-def test_parse_spacing_errors(text: str) -> None:
-    with pytest.raises(ConfigError, match="spacing"):
-        parse_spacing(text)
 
 
 @pytest.mark.parametrize(

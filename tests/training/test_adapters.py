@@ -12,8 +12,12 @@ from samdata.errors import ConfigError, RegistryError, ValidationError
 from training.adapters import (
     ADAPTERS,
     AdapterConfig,
-    AdapterPart,
+    DecoderParams,
     LoRAQKV,
+    LoraParams,
+    ParallelParams,
+    RefineParams,
+    SerialParams,
     apply_adapters,
     first_adapted_block,
     merge_lora,
@@ -55,21 +59,24 @@ def _randomise_adapters(model: SamModel) -> None:
 
 
 def test_parse_examples():
-    assert parse_adapter("lora:r=8,blocks=all") == AdapterConfig((AdapterPart("lora", r=8, alpha=8.0),))
-    assert parse_adapter("serial:ratio=0.25,blocks=0,1,10,11").parts == (
-        AdapterPart("serial", blocks=(0, 1, 10, 11)),)
-    assert parse_adapter("parallel:scale=0.5").parts == (AdapterPart("parallel", scale=0.5),)
+    assert parse_adapter("lora:r=8,blocks=all") == AdapterConfig((LoraParams(r=8, alpha=8.0),))
+    assert LoraParams(r=8) == LoraParams(r=8, alpha=8.0)  # alpha defaults to r, spelt out
+    assert parse_adapter("serial:ratio=0.25,blocks=0,1,10,11").parts == (SerialParams(blocks=(0, 1, 10, 11)),)
+    assert parse_adapter("parallel:scale=0.5").parts == (ParallelParams(scale=0.5),)
     assert parse_adapter("parallel:scale=learn").parts[0].scale is None
     mixed = parse_adapter("serial+lora:r=4")
-    assert [p.kind for p in mixed.parts] == ["serial", "lora"] and not mixed.train_decoder
-    assert parse_adapter("decoder") == AdapterConfig((), train_decoder=True)
+    assert mixed.kinds == ("serial", "lora")
+    assert parse_adapter("lora+serial").kinds == ("lora", "serial")  # encoder adapters go in as given
+    assert parse_adapter("decoder") == AdapterConfig((DecoderParams(),))
     plus = parse_adapter("lora:r=4,alpha=1,blocks=8-9+decoder")
-    assert plus.train_decoder and plus.parts == (AdapterPart("lora", blocks=(8, 9), r=4, alpha=1.0),)
+    assert plus.parts == (LoraParams(blocks=(8, 9), r=4, alpha=1.0), DecoderParams())
     refined = parse_adapter("refine+serial:blocks=8-9+decoder")
-    assert refined.refine == 16 and refined.train_decoder and [p.kind for p in refined.parts] == ["serial"]
+    assert refined.parts == (SerialParams(blocks=(8, 9)), RefineParams(), DecoderParams())
+    assert refined == AdapterConfig((DecoderParams(), RefineParams(), SerialParams(blocks=(8, 9))))
     assert refined.to_spec() == "serial:ratio=0.25,blocks=8,9+refine:width=16,lr_scale=5+decoder"
-    assert parse_adapter("refine:width=8").refine == 8 and parse_adapter("decoder").refine == 0
-    assert parse_adapter("refine:lr_scale=2.5").refine_lr_scale == 2.5
+    assert parse_adapter("refine:width=8").parts == (RefineParams(width=8),)
+    assert parse_adapter("refine:lr_scale=2.5").parts[0].lr_scale == 2.5
+    assert parse_adapter("serial:").to_spec() == "serial:ratio=0.25,blocks=all"
     for spec in [*SPECS.values(), "serial:blocks=3,1,1-2"]:
         cfg = parse_adapter(spec)
         assert parse_adapter(cfg.to_spec()) == cfg
@@ -80,12 +87,34 @@ def test_parse_examples():
     ("serial:ratio=x", "not a number"), ("refine:width=2.5", "not an integer"), ("refine:width=0", "out of range"),
     ("refine:r=4", "refine takes no option 'r'"), ("full+refine", "stands alone"),
     ("serial:r=4", "serial takes no option 'r'"), ("decoder:blocks=1", "takes no option"),
-    ("lora+lora", "once"), ("serial:blocks=a", "bad block"), ("serial:blocks=3-1", "bad block range"),
-    ("serial:ratio=0.5,0.25", "not key=value"), ("lora:r=4,r=8", "twice"),
+    ("lora+lora", "once"), ("serial:blocks=a", "bad block"), ("serial:blocks=3-1", "empty range '3-1'"),
+    ("serial:ratio=0.5,0.25", "not key=value"), ("lora:r=4,r=8", "twice"), ("serial:ratio=5", "out of range"),
+    ("parallel:scale=0", "out of range"), ("lora:alpha=-1", "out of range"), ("serial:blocks=8-9:2", "bad block"),
+    ("serial:ratio=nan", "not a finite number"),
 ])
 def test_bad_specs_are_config_errors(spec, match):
     with pytest.raises(ConfigError, match=match):
         parse_adapter(spec)
+
+
+def test_params_are_checked_without_a_spec():
+    with pytest.raises(ConfigError, match="ratio=0 out of range"):
+        SerialParams(ratio=0)
+    with pytest.raises(ConfigError, match="r=2.5 out of range"):
+        LoraParams(r=2.5)
+    with pytest.raises(ConfigError, match="blocks=\\(3, 1\\)"):
+        SerialParams(blocks=(3, 1))
+    with pytest.raises(ConfigError, match="'full' stands alone"):
+        AdapterConfig((DecoderParams(), *parse_adapter("full").parts))
+    with pytest.raises(ConfigError, match="not the params of a registered adapter"):
+        AdapterConfig((object(),))
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_every_adapter_has_a_round_tripping_default(name):
+    kind = ADAPTERS[name]
+    cfg = AdapterConfig((kind.params(),))
+    assert cfg.kinds == (name,) and parse_adapter(name) == cfg == parse_adapter(cfg.to_spec())
 
 
 def test_unknown_adapter_lists_valid_names():
@@ -117,8 +146,8 @@ def test_adapter_starts_as_identity_and_trains_only_itself(tiny, batch, key):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     decoder = {n for n, _ in model.named_parameters() if n.startswith("mask_decoder.")}
     prompt = {n for n, _ in model.named_parameters() if n.startswith("prompt_encoder.")}
-    assert (decoder <= trainable) if cfg.train_decoder else not (decoder & trainable)
-    assert (prompt <= trainable) if cfg.train_prompt else not (prompt & trainable)
+    assert (decoder <= trainable) if "decoder" in cfg.kinds else not (decoder & trainable)
+    assert (prompt <= trainable) if "prompt" in cfg.kinds else not (prompt & trainable)
     assert all(any(k in n for k in ADAPTER_NAMES) for n in trainable - decoder - prompt)
     assert report.trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
     assert report.total == sum(p.numel() for p in model.parameters())
@@ -137,7 +166,8 @@ def test_prompt_encoder_trains_only_with_the_prompt_part(tiny, batch):
     from training.loop import Segmenter
 
     x, boxes = batch
-    assert parse_adapter("decoder+prompt").to_spec() == "decoder+prompt" and parse_adapter("prompt").train_prompt
+    assert parse_adapter("decoder+prompt").to_spec() == "decoder+prompt"
+    assert parse_adapter("prompt").kinds == ("prompt",)
     with pytest.raises(ConfigError, match="stands alone"):
         parse_adapter("full+prompt")
     model = copy.deepcopy(tiny)
@@ -193,6 +223,18 @@ def test_adapter_parameter_counts(tiny):
                 "parallel:ratio=0.5,scale=learn": blocks * (2 * dim * 32 + 32 + dim + 1)}
     for spec, count in expected.items():
         assert apply_adapters(copy.deepcopy(tiny), parse_adapter(spec)).trainable == count
+
+
+def test_report_lists_parts_in_canonical_order(tiny):
+    spec = "prompt+decoder+refine:width=4+lora:r=2+serial:blocks=1"
+    report = apply_adapters(copy.deepcopy(tiny), parse_adapter(spec))
+    assert [k for k, _ in report.per_part] == ["lora", "serial", "refine", "decoder", "prompt"]
+    assert report.blocks == (0, 1, 2, 3) and report.first_block == 0
+    assert report.describe().startswith(f"tiny [{report.spec}]: {report.trainable:,} / {report.total:,} trainable (")
+    full = apply_adapters(copy.deepcopy(tiny), parse_adapter("full"))
+    assert [k for k, _ in full.per_part] == ["encoder", "decoder"] and full.blocks == (0, 1, 2, 3)
+    decoder = apply_adapters(copy.deepcopy(tiny), parse_adapter("decoder"))
+    assert decoder.blocks == () and "no encoder blocks; frozen prefix ends at block 4" in decoder.describe()
 
 
 def test_apply_is_seeded_and_refuses_a_second_time(tiny):
@@ -255,8 +297,8 @@ def test_litemedsam_adapters_start_as_identity(lite):
     for name, kind in ADAPTERS.items():
         model = copy.deepcopy(lite)
         report = apply_adapters(model, parse_adapter(name))
-        assert report.first_block == (10 if kind.insert is None and name != "full" else 0)
-        if kind.insert is not None:
+        assert report.first_block == (0 if kind.blocks(kind.params(), 10) else 10)
+        if name in ("serial", "parallel", "lora"):  # the kinds that insert layers into encoder blocks
             with torch.no_grad():
                 assert torch.equal(model.encode_suffix(cached, 0), reference), name
         model.train()

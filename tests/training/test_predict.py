@@ -24,8 +24,6 @@ from training.config import TrainConfig
 from training.models import build_model
 from training.predict import (
     ingest_config_for,
-    parse_box,
-    parse_z_range,
     predict_file,
     propagate_box,
     run_normalisation,
@@ -207,16 +205,6 @@ def test_new_images_follow_the_stores_normalisation_rule():
     assert ingest_config_for(_meta("none", {"input_dtype": "uint8"}, "US", False)).keep_uint8
     with pytest.raises(ConfigError, match="'zscore'"):
         ingest_config_for(_meta("zscore", {}, "MR", False))
-
-
-def test_parse_box_and_z_range():
-    assert parse_z_range("30-52") == (30, 52)
-    with pytest.raises(ConfigError, match="'52-30'"):
-        parse_z_range("52-30")
-    assert parse_box("40,52,90,110@37") == ((40, 52, 90, 110), 37)
-    assert parse_box(" 1, 2 ,3,4 @ 0") == ((1, 2, 3, 4), 0)
-    with pytest.raises(ConfigError, match="'1,2,3@4'"):
-        parse_box("1,2,3@4")
 
 
 def test_faults_name_the_bad_value(run: LoadedRun, image: Path, tmp_path: Path):

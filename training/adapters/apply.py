@@ -14,7 +14,7 @@ from torch import nn
 
 from samdata.errors import ConfigError
 from training.adapters.modules import LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
-from training.adapters.registry import ADAPTERS, AdapterConfig
+from training.adapters.registry import ADAPTERS, AdapterConfig, kind_name
 from training.models.sam import SamModel
 
 _ADAPTER_TYPES = (SerialAdapter, ParallelAdapter, LoRAQKV, RefineHead)
@@ -46,10 +46,11 @@ class AdapterReport:
 
 
 def _block_lists(model: SamModel, cfg: AdapterConfig) -> list[tuple[int, ...]]:
+    """The encoder blocks each part of ``cfg`` trains; ConfigError when one does not exist in ``model``."""
     n = len(model.encoder_blocks())
     lists = []
     for part in cfg.parts:
-        blocks = tuple(range(n)) if part.blocks is None else part.blocks
+        blocks = ADAPTERS[kind_name(part)].blocks(part, n)
         bad = [b for b in blocks if b >= n]
         if bad:
             raise ConfigError(f"adapter spec {cfg.to_spec()!r}: blocks {bad} do not exist in {model.name}'s "
@@ -59,11 +60,9 @@ def _block_lists(model: SamModel, cfg: AdapterConfig) -> list[tuple[int, ...]]:
 
 
 def first_adapted_block(model: SamModel, cfg: AdapterConfig) -> int:
-    """Index of the first encoder block that holds an adapter; the block count if none does."""
-    if cfg.train_all:
-        return 0
-    lists = [b for b in _block_lists(model, cfg) if b]
-    return min(min(b) for b in lists) if lists else len(model.encoder_blocks())
+    """Index of the first encoder block that trains (holds an adapter); the block count if none does."""
+    trained = [b for blocks in _block_lists(model, cfg) for b in blocks]
+    return min(trained) if trained else len(model.encoder_blocks())
 
 
 def _count(params: list[nn.Parameter]) -> int:
@@ -71,33 +70,15 @@ def _count(params: list[nn.Parameter]) -> int:
 
 
 def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> AdapterReport:
-    """Freeze ``model``, insert ``cfg``'s adapters in place (init drawn from ``seed``) and report."""
+    """Freeze ``model``, apply each part of ``cfg`` in order (init drawn from ``seed``) and report."""
     if any(isinstance(m, _ADAPTER_TYPES) for m in model.modules()):
         raise ConfigError(f"{model.name} already holds adapters; build a fresh model to apply {cfg.to_spec()!r}")
     lists = _block_lists(model, cfg)
-    first = next(model.parameters())
     model.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)
-    blocks = model.encoder_blocks()
     per_part: list[tuple[str, int]] = []
-    for part, indices in zip(cfg.parts, lists, strict=True):
-        before = _count([p for p in model.parameters() if p.requires_grad])
-        for i in indices:
-            ADAPTERS[part.kind].insert(model, blocks[i], part, generator)
-        model.to(first.device, first.dtype)  # new layers are made on the CPU in float32
-        per_part.append((part.kind, _count([p for p in model.parameters() if p.requires_grad]) - before))
-    if cfg.refine:
-        model.refiner = RefineHead(cfg.refine, generator, cfg.refine_lr_scale).to(first.device, first.dtype)
-        per_part.append(("refine", _count(list(model.refiner.parameters()))))
-    if cfg.train_all:
-        model.image_encoder.requires_grad_(True)
-        per_part.append(("encoder", _count(list(model.image_encoder.parameters()))))
-    if cfg.train_decoder:
-        model.mask_decoder.requires_grad_(True)
-        per_part.append(("decoder", _count(list(model.mask_decoder.parameters()))))
-    if cfg.train_prompt:
-        model.prompt_encoder.requires_grad_(True)
-        per_part.append(("prompt", _count(list(model.prompt_encoder.parameters()))))
+    for part in cfg.parts:
+        per_part.extend(ADAPTERS[kind_name(part)].apply(model, part, generator))
     model.train(model.training)  # re-apply the frozen batch-norm rule to the new trainable set
     params = list(model.parameters())
     return AdapterReport(
@@ -106,7 +87,7 @@ def apply_adapters(model: SamModel, cfg: AdapterConfig, *, seed: int = 0) -> Ada
         trainable=_count([p for p in params if p.requires_grad]),
         total=_count(params),
         per_part=tuple(per_part),
-        blocks=tuple(range(len(blocks))) if cfg.train_all else tuple(sorted({i for indices in lists for i in indices})),
+        blocks=tuple(sorted({i for indices in lists for i in indices})),
         first_block=first_adapted_block(model, cfg),
     )
 
