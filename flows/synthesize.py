@@ -84,8 +84,8 @@ class SynthParams(Params):
                               log_every=max(1, self.steps // 20), device=self.device)
         from samdata.synth.train import GanConfig
 
-        return GanConfig(size=self.size or 64, width=8, steps=self.steps, batch_size=8, seed=self.seed,
-                         sample_every=0, save_every=every, log_every=max(1, self.steps // 20), device=self.device)
+        return GanConfig(size=self.size or GanConfig().size, steps=self.steps, seed=self.seed, sample_every=0,
+                         save_every=every, log_every=max(1, self.steps // 20), device=self.device)
 
     def synth(self) -> SynthConfig:
         """The generation config: ``count`` samples of ``seed`` through the gate."""

@@ -24,11 +24,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
+from samdata.config import Int, config
 from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
 from samdata.synth.checkpoint import read_info
 from samdata.synth.gate import GateConfig, calibrate, run_gate
@@ -170,21 +172,15 @@ def reference_for(store_url: str | Path, gen_dir: Path | str) -> RealPairs:
 
 
 # ----------------------------------------------------------------------------------- generation
-@dataclass(frozen=True)
+@config
 class SynthConfig:
     """How many pairs to draw (``count``, indices 0..count-1 of ``seed``), per batch, with which gate."""
 
-    count: int
-    seed: int = 0
-    batch_size: int = 16
+    count: Annotated[Int, Field(ge=1)]
+    seed: Annotated[Int, Field(ge=0)] = 0
+    batch_size: Annotated[Int, Field(ge=1)] = 16
     gate: GateConfig = field(default_factory=GateConfig)
     dry_run: bool = False
-
-    def __post_init__(self) -> None:
-        for key, low in (("count", 1), ("seed", 0), ("batch_size", 1)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"SynthConfig.{key}={value!r}; expected an integer >= {low}")
 
 
 @dataclass

@@ -29,17 +29,18 @@ resolution with ``object_rng(prompt seed, case, z, label)`` (train), then mapped
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
+from samdata.config import Device, Int, config
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
 from samdata.spec import parse_slices
@@ -63,7 +64,7 @@ SD_RULE = "sample sd (ddof 1) of the per case & label mean Dice, the units the o
 Frame = tuple[int, bool]  # (model input side, context channels)
 
 
-@dataclass(frozen=True)
+@config
 class CompareConfig:
     """What to compare on: ``split`` (``slices``, a z spec, as :func:`open_split` takes them), click counts of the
     interactive protocol (``()`` skips it), NSD tolerance, slices per encoder batch, torch device (``auto``: CUDA if
@@ -71,32 +72,23 @@ class CompareConfig:
     seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
     the test-time mirroring of every prediction (:mod:`training.tta`)."""
 
-    split: str = "test"
+    split: Literal["test", "val", "train"] = "test"
     slices: str | None = None
     clicks: tuple[int, ...] = (0, 1, 3, 5)
     tolerance_mm: float = 2.0
     batch_slices: int = 2
-    device: str = "cpu"
+    device: Device = "cpu"
     zero_shot: bool = True
-    prompt_seed: int | None = None
+    prompt_seed: Annotated[Int, Field(ge=0)] | None = None
     feed_logits: bool | None = None
-    figure_slices: int = 3
+    figure_slices: Annotated[Int, Field(ge=1)] = 3
     tta: str = "none"
 
     def __post_init__(self) -> None:
-        if self.split not in ("train", "val", "test"):
-            raise ConfigError(f"CompareConfig.split={self.split!r}; expected test, val or train (held-out slices)")
         if self.slices is not None:
             parse_slices(self.slices)
         object.__setattr__(self, "clicks", check_clicks(self.clicks))
         self.eval_config(0)
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ConfigError(f"CompareConfig.device={self.device!r}; expected auto, cpu, cuda or cuda:N")
-        for key, low in (("prompt_seed", 0), ("figure_slices", 1)):
-            value = getattr(self, key)
-            if (value is not None or key != "prompt_seed") and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ConfigError(f"CompareConfig.{key}={value!r}; expected an integer >= {low}")
 
     def eval_config(self, seed: int, feed_logits: bool = True) -> EvalConfig:
         """The evaluation settings with prompt (train split) and click seed ``seed``."""

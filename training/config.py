@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from samdata.config import Device, Flag, Int, PathText, build, config
 from samdata.errors import ConfigError
 from samdata.prompts.clicks import CORRECTIVE_MODES
 from samdata.spec import parse_slices
@@ -29,7 +31,12 @@ RESUME_MUTABLE: tuple[str, ...] = ("steps", "eval_every", "save_every", "log_eve
                                    "cache_mb", "num_workers", "val_max", "store")
 
 
-@dataclass(frozen=True)
+Count = Annotated[int, Field(strict=True, ge=0)]  # an integer >= 0
+Positive = Annotated[int, Field(strict=True, ge=1)]  # an integer >= 1
+Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]  # a finite number >= 0
+
+
+@config
 class TrainConfig:
     """Everything that defines a training run (data, model, optimisation, bookkeeping, hardware).
 
@@ -48,69 +55,48 @@ class TrainConfig:
     the previous round's low-res logits as mask input (SAM's protocol). Validation stays box-only.
     """
 
-    store: str
+    store: PathText
     mixture: str
     model: str = DEFAULT_MODEL
-    checkpoint: str | None = None
+    checkpoint: PathText | None = None
     adapter: str = "decoder"
-    steps: int = 300
-    batch_size: int = 4
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup: int = 0
-    grad_accum: int = 1
-    seed: int = 0
-    size: int | None = None
+    steps: Positive = 300
+    batch_size: Positive = 4
+    lr: Weight = 1e-4
+    weight_decay: Weight = 0.01
+    warmup: Count = 0
+    grad_accum: Positive = 1
+    seed: Count = 0
+    size: Annotated[Int, Field(ge=16)] | None = None
     context: bool = False
     augment: tuple[str, ...] = ()
     labels: tuple[str, ...] | None = None
     scheme: str | None = None
-    min_area: int = 10
+    min_area: Count = 10
     train_slices: str | None = None
     val_slices: str | None = None
     snapshot: str | None = None
-    iou_loss: float = 0.0
-    eval_every: int = 0
-    val_max: int = 64
-    save_every: int = 100
-    log_every: int = 10
-    device: str = "auto"
+    iou_loss: Weight = 0.0
+    eval_every: Count = 0
+    val_max: Count = 64
+    save_every: Positive = 100
+    log_every: Positive = 10
+    device: Device = "auto"
     bf16: bool = True
-    cache: str = "memory"
-    cache_mb: int = 4096
-    num_workers: int = 0
-    click_rounds: int = 0
-    click_mode: str = "interior"
-    click_feed_logits: bool = True
+    cache: Literal[CACHE_MODES] = "memory"  # type: ignore[valid-type]
+    cache_mb: Count = 4096
+    num_workers: Count = 0
+    click_rounds: Count = 0
+    click_mode: Literal[CORRECTIVE_MODES] = "interior"  # type: ignore[valid-type]
+    click_feed_logits: Flag = True
 
     def __post_init__(self) -> None:
-        for key, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("warmup", 0), ("seed", 0),
-                         ("min_area", 0), ("eval_every", 0), ("val_max", 0), ("save_every", 1), ("log_every", 1),
-                         ("cache_mb", 0), ("num_workers", 0), ("click_rounds", 0)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"TrainConfig.{key}={value!r}; expected an integer >= {low}")
-        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 16):
-            raise ConfigError(f"TrainConfig.size={self.size!r}; expected None (the model's size) or an integer >= 16")
-        for key in ("lr", "weight_decay", "iou_loss"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
-                raise ConfigError(f"TrainConfig.{key}={value!r}; expected a finite number >= 0")
-        if self.click_mode not in CORRECTIVE_MODES:
-            raise ConfigError(f"TrainConfig.click_mode={self.click_mode!r}; expected one of {', '.join(CORRECTIVE_MODES)}")
-        if not isinstance(self.click_feed_logits, bool):
-            raise ConfigError(f"TrainConfig.click_feed_logits={self.click_feed_logits!r}; expected true or false")
         if self.click_rounds and self.model in BASELINES:
             raise ConfigError(f"TrainConfig.click_rounds={self.click_rounds}: model {self.model!r} takes no prompt, "
                               "so corrective clicks cannot train it; use click_rounds=0")
-        if self.cache not in CACHE_MODES:
-            raise ConfigError(f"TrainConfig.cache={self.cache!r}; expected one of {', '.join(CACHE_MODES)}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ConfigError(f"TrainConfig.device={self.device!r}; expected auto, cpu, cuda or cuda:N")
         if not self.store or not self.mixture:
             raise ConfigError(f"TrainConfig needs a store and a mixture name; got store={self.store!r}, "
                               f"mixture={self.mixture!r}")
-        object.__setattr__(self, "store", str(self.store))
         object.__setattr__(self, "adapter", parse_adapter(self.adapter).to_spec())
         if self.model in BASELINES:  # a U-Net has no frozen part: every weight trains ("decoder" is the default)
             if self.adapter not in ("decoder", "full"):
@@ -120,13 +106,8 @@ class TrainConfig:
             if not self.labels:
                 raise ConfigError(f"model {self.model!r} segments named labels without a prompt: give labels "
                                   "(e.g. --labels white_matter), one output channel each")
-        object.__setattr__(self, "augment", tuple(self.augment))
         for name in self.augment:
             augment_entry(name)
-        if self.labels is not None:
-            object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
-        if self.checkpoint is not None:
-            object.__setattr__(self, "checkpoint", str(self.checkpoint))
         for key in ("train_slices", "val_slices"):
             if getattr(self, key) is not None:
                 parse_slices(getattr(self, key))
@@ -143,18 +124,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
         """Rebuild from :meth:`to_json` output; unknown keys raise ConfigError naming ``where``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"{where}: unknown TrainConfig keys {unknown}; valid keys: {', '.join(sorted(names))}")
-        values = dict(data)
-        for key in ("augment", "labels"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        try:
-            return cls(**values)
-        except TypeError as err:
-            raise ConfigError(f"{where}: {err}") from err
+        return build(cls, data, where)
 
     @classmethod
     def read(cls, path: Path | str) -> TrainConfig:
@@ -167,10 +137,7 @@ class TrainConfig:
 
     def with_values(self, values: dict[str, Any]) -> TrainConfig:
         """A copy with some fields replaced (validated again)."""
-        try:
-            return dataclasses.replace(self, **values)
-        except TypeError as err:
-            raise ConfigError(f"TrainConfig: {err}") from err
+        return dataclasses.replace(self, **values)
 
 
 def check_resumable(saved: TrainConfig, new: TrainConfig, where: str) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from pydantic import Field
+
 from samdata.case import CaseMeta
+from samdata.config import Int, config
 from samdata.errors import ConfigError
 from samdata.metrics import METRICS, MetricConfig, dice, object_metrics
 from samdata.prompts import Prompt, corrective_click, object_rng
@@ -50,7 +54,7 @@ from training.tta import View, flip_frames, flip_prompts, mean_of_views, tta_vie
 Stages = Callable[[str, int], Callable[[int], None]]
 
 
-@dataclass(frozen=True)
+@config
 class EvalConfig:
     """NSD tolerance (mm), probability threshold, slices per encoder batch, objects per figure end, click
     counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
@@ -60,8 +64,8 @@ class EvalConfig:
 
     tolerance_mm: float = 2.0
     threshold: float = 0.5
-    batch_slices: int = 2
-    figure_objects: int = 3
+    batch_slices: Annotated[Int, Field(ge=1)] = 2
+    figure_objects: Annotated[Int, Field(ge=1)] = 3
     clicks: tuple[int, ...] = ()
     feed_logits: bool = True
     prompt_seed: int = 0
@@ -70,10 +74,6 @@ class EvalConfig:
     def __post_init__(self) -> None:
         MetricConfig(self.tolerance_mm, self.threshold)
         tta_views(self.tta)
-        for key in ("batch_slices", "figure_objects"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"EvalConfig.{key}={value!r}; expected an integer >= 1")
         object.__setattr__(self, "clicks", check_clicks(self.clicks))
 
     @property

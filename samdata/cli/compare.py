@@ -8,8 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.common import console, guarded, out, stage_bars
-from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, resolve_device
+from samdata.cli.common import interactive, out, progress
+from samdata.cli.evaluate import resolve_device
+from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunStoreOpt,
+                                 SlicesOpt, ToleranceOpt, TtaOpt)
 from samdata.spec import parse_clicks, parse_list
 
 
@@ -20,24 +22,19 @@ def compare(
         "--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")],
     split: Annotated[str, typer.Option(
         help="Mixture split: test, val, or train (held-out slices: --slices or the first run's val_slices).")] = "test",
-    slices: Annotated[Optional[str], typer.Option(
-        help="Only these slices, a z spec like 51-135:6 or 4,8,10-12.")] = None,
+    slices: SlicesOpt = None,
     clicks: Annotated[str, typer.Option(
         help="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5; 'none' skips it.")] = "0,1,3,5",
     names: Annotated[Optional[str], typer.Option(
         help="Row names of the runs, comma-separated (default: the run folder names).")] = None,
-    store: StoreOpt = None,
+    store: RunStoreOpt = None,
     zero_shot: Annotated[bool, typer.Option(
         "--zero-shot/--no-zero-shot", help="Add the first SAM run's base model without adapters.")] = True,
-    feed_logits: Annotated[Optional[bool], typer.Option(
-        "--feed-logits/--no-feed-logits",
-        help="Feed the previous logits back as mask prompt after a click (default: off for litemedsam unless "
-             "the run trained with fed-back click rounds).")] = None,
-    tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
-    batch_slices: Annotated[int, typer.Option(
-        min=1, help="Slices per encoder batch (more: more memory, no faster on a CPU).")] = 2,
-    tta: TtaOpt = "none",
-    device: DeviceOpt = "cpu",
+    feed_logits: FeedLogitsOpt = None,
+    tolerance_mm: ToleranceOpt = 2.0,
+    batch_slices: BatchSlicesOpt = 2,
+    tta: TtaOpt = DEFAULT_TTA,
+    device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
     """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks."""
@@ -46,17 +43,13 @@ def compare(
     from training.compare import CompareConfig, compare_runs
     from training.compare_figures import TABLE_HEADER, click_table, json_row, table_cells
 
-    def work():  # noqa: ANN202
-        counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
-        config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
-                               batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
-                               feed_logits=feed_logits, tta=tta)
-        with stage_bars() as stages:
-            return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
-                                on_message=lambda text: console.print(text, markup=False, highlight=False),
-                                stages=stages)
-
-    result = guarded(work)
+    counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
+    config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
+                           batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
+                           feed_logits=feed_logits, tta=tta)
+    with progress(disable=not interactive()) as bars:
+        result = compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
+                              on_message=bars.print, stages=bars.stage)
     files = [str(p) for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
              if p is not None]
     if json_out:
@@ -70,10 +63,10 @@ def compare(
     counts = sorted({c for r in result.rows for c in r["clicks"]})
     if counts:
         header, body = click_table(result.rows, counts)
-        interactive = Table(*header, title="Dice after corrective clicks")
+        click_rows = Table(*header, title="Dice after corrective clicks")
         for cells in body:
-            interactive.add_row(*cells)
-        out.print(interactive)
+            click_rows.add_row(*cells)
+        out.print(click_rows)
     out.print(f"wrote {', '.join(files)}", highlight=False)
 
 

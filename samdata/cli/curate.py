@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from samdata.cli.common import console, fail, guarded, out, progress_bar
+from samdata.cli.common import console, fail, interactive, out, progress
+from samdata.cli.options import JsonOpt, StoreArg
 from samdata.errors import ConfigError
 from samdata.spec import parse_labels, parse_splits, split_assignment
 
@@ -20,10 +21,8 @@ if TYPE_CHECKING:
     from samdata.prompts import Prompt
     from storage import SliceStore
 
-StoreArg = Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")]
 LabelsOpt = Annotated[Optional[list[str]], typer.Option(
     "--labels", help="Label names, comma-separated or repeated (default: all labels).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def parse_generators(items: list[str] | None) -> dict[str, float] | None:
@@ -56,10 +55,11 @@ def prompts(
     """Draw one seeded prompt per (case, slice, label) object and commit it as a prompt set."""
     from pipelines.prompt_sets import make_prompt_set
 
-    wanted = guarded(lambda: parse_labels(labels))
-    with progress_bar(f"prompts {name}", None) as advance:
-        report = guarded(lambda: make_prompt_set(store, scheme, name, seed, labels=wanted, overwrite=overwrite,
-                                                 progress=lambda done, total: advance(1)))
+    wanted = parse_labels(labels)
+    with progress(disable=not interactive()) as bars:
+        bar = bars.add(f"prompts {name}")
+        report = make_prompt_set(store, scheme, name, seed, labels=wanted, overwrite=overwrite,
+                                 progress=lambda done, total: bar.advance(1))
     if json_out:
         out.print_json(json.dumps(report.to_json()))
         return
@@ -91,14 +91,11 @@ def mixture(
     """Split the cases by case (synthetic only in train), weight them, and commit the mixture."""
     from pipelines.mixtures import SPLITS, MixtureConfig, make_mixture
 
-    def build() -> MixtureConfig:
-        wanted = parse_labels(labels)
-        return MixtureConfig(real=real, synthetic=synthetic, generators=parse_generators(generator),
-                             labels=tuple(wanted) if wanted is not None else None, splits=parse_splits(splits),
-                             prompt_set=prompt_set, seed=seed)
-
-    config = guarded(build)
-    record = guarded(lambda: make_mixture(store, name, config, snapshot=snapshot, overwrite=overwrite))
+    wanted = parse_labels(labels)
+    config = MixtureConfig(real=real, synthetic=synthetic, generators=parse_generators(generator),
+                           labels=tuple(wanted) if wanted is not None else None, splits=parse_splits(splits),
+                           prompt_set=prompt_set, seed=seed)
+    record = make_mixture(store, name, config, snapshot=snapshot, overwrite=overwrite)
     if json_out:
         out.print_json(json.dumps(record.attrs))
         return
@@ -114,7 +111,7 @@ def mixture(
     out.print(table)
     from storage import SliceStore
 
-    head = guarded(lambda: SliceStore.open(store).snapshot_id)
+    head = SliceStore.open(store).snapshot_id
     out.print(f"committed mixture {record.name} as {head}", highlight=False)
     if record.generators:
         out.print("generator shares: " + ", ".join(f"{g} {s:.3g}" for g, s in record.generators.items()),
@@ -189,23 +186,20 @@ def show(
         fail("--mixture draws a grid; do not combine it with --case/--slice/--prompts (the mixture names its prompts)")
     if mixture_name is None and (case is None or slice_z is None):
         fail("give --case and --slice for one slice, or --mixture for a grid of train samples")
-    view = guarded(lambda: SliceStore.open(store, snapshot=snapshot))
+    view = SliceStore.open(store, snapshot=snapshot)
     if mixture_name is not None:
-        path, draws = guarded(lambda: _show_grid(view, mixture_name, grid, seed, cols, out_path))
+        path, draws = _show_grid(view, mixture_name, grid, seed, cols, out_path)
         out.print(f"wrote {path}: {len(draws)} train samples of mixture {mixture_name} (seed {seed})", highlight=False)
         return
     assert case is not None and slice_z is not None
 
-    def single() -> Path:
-        from pipelines.prompt_sets import load_prompt_set
-        from samdata.figures import draw_slice
+    from pipelines.prompt_sets import load_prompt_set
+    from samdata.figures import draw_slice
 
-        frame = load_prompt_set(view, prompt_set)[0] if prompt_set is not None else None
-        image, mask, prompts, names = _slice_sample(view, case, slice_z, None, frame)
-        title = f"{case} z={slice_z}" + (f" prompts {prompt_set}" if prompt_set else "")
-        return draw_slice(image, mask, prompts, title, out_path, label_names=names)
-
-    path = guarded(single)
+    frame = load_prompt_set(view, prompt_set)[0] if prompt_set is not None else None
+    image, mask, prompts, names = _slice_sample(view, case, slice_z, None, frame)
+    title = f"{case} z={slice_z}" + (f" prompts {prompt_set}" if prompt_set else "")
+    path = draw_slice(image, mask, prompts, title, out_path, label_names=names)
     out.print(f"wrote {path}", highlight=False)
 
 

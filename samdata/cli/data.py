@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.common import console, fail, guarded, out, progress_bar
+from samdata.cli.common import console, fail, out, progress
+from samdata.cli.options import StoreArg, StoreOpt
 
 sample = typer.Typer(help="Write embedded sample datasets (no download).", no_args_is_help=True)
 
@@ -23,7 +24,7 @@ def sample_mni152(
     anatomy in another contrast (to test a model on a contrast it never saw)."""
     from samdata.io.sample_data import write_mni152
 
-    path = guarded(lambda: write_mni152(dest, contrast))
+    path = write_mni152(dest, contrast)
     out.print(f"wrote MNI152 {contrast.upper()} + labels (1 white_matter, 2 grey_matter, 3 other_brain) to {path}")
 
 
@@ -36,13 +37,13 @@ def sample_phantom(
     """Seeded CT-like phantoms in HU with labelled ellipsoid organs."""
     from samdata.io.sample_data import write_phantoms
 
-    path = guarded(lambda: write_phantoms(dest, cases=cases, seed=seed))
+    path = write_phantoms(dest, cases=cases, seed=seed)
     out.print(f"wrote {cases} CT phantom case(s) (seed {seed}) to {path}")
 
 
 def ingest(
     source: Annotated[Path, typer.Argument(help="Dataset folder (MSD/nnU-Net raw or images/+labels/) or one file.")],
-    store: Annotated[str, typer.Option(help="Store folder or s3://bucket/prefix.")],
+    store: StoreOpt,
     modality: Annotated[Optional[str], typer.Option(help="CT, MR, US, ... (default: dataset.json or guess).")] = None,
     window: Annotated[Optional[str], typer.Option(help="CT window: abdomen|brain|bone|lung|liver|mediastinum or WL,WW.")] = None,
     spacing: Annotated[Optional[str], typer.Option(help="Resample to X,Y,Z mm.")] = None,
@@ -62,27 +63,26 @@ def ingest(
     from samdata.normalise import IngestConfig
     from samdata.spec import parse_spacing, parse_window
 
-    def build() -> IngestConfig:
-        return IngestConfig(
-            modality=modality.upper() if modality else None,
-            window=parse_window(window) if window else None,
-            spacing=parse_spacing(spacing) if spacing else None,
-            min_object_voxels=min_voxels,
-            min_object_pixels=min_pixels,
-            max_voxels=max_voxels,
-        )
+    config = IngestConfig(
+        modality=modality.upper() if modality else None,
+        window=parse_window(window) if window else None,
+        spacing=parse_spacing(spacing) if spacing else None,
+        min_object_voxels=min_voxels,
+        min_object_pixels=min_pixels,
+        max_voxels=max_voxels,
+    )
+    total = len(discover(source).items)
+    with progress() as bars:
+        bar = bars.add("ingest", total)
 
-    config = guarded(build)
-    total = len(guarded(lambda: discover(source)).items)
-    with progress_bar("ingest", total) as advance:
         def on_case(case_id: str, status: str, detail: str) -> None:
-            advance(1)
+            bar.advance(1)
             if status == "failed":
                 console.print(f"[red]failed[/] {case_id}: {detail}", highlight=False)
 
-        report = guarded(lambda: run_ingest(source, store, config,
-                                            cluster=ClusterConfig(workers=workers, scheduler=scheduler, prefetch=prefetch),
-                                            progress=on_case))
+        report = run_ingest(source, store, config,
+                            cluster=ClusterConfig(workers=workers, scheduler=scheduler, prefetch=prefetch),
+                            progress=on_case)
     if json_out:
         out.print_json(json.dumps(report.to_json()))
     else:
@@ -95,14 +95,14 @@ def ingest(
 
 
 def info(
-    store: Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")],
+    store: StoreArg,
     snapshot: Annotated[Optional[str], typer.Option(help="Read this snapshot id instead of main's head.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (keys documented in the README).")] = False,
 ) -> None:
     """Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures, renamed cases, snapshots."""
     from storage import SliceStore
 
-    summary = guarded(lambda: SliceStore.open(store, snapshot=snapshot).info())
+    summary = SliceStore.open(store, snapshot=snapshot).info()
     if json_out:
         out.print_json(json.dumps(summary, default=str))
         return
@@ -136,14 +136,14 @@ def info(
 
 
 def verify(
-    store: Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")],
+    store: StoreArg,
     json_out: Annotated[bool, typer.Option("--json", help="Print {store, snapshot_id, ok, problems} as JSON.")] = False,
 ) -> None:
     """Check every chunk decodes, the index agrees with the pixels and metadata is complete (exit 1 if not)."""
     from storage import SliceStore
 
-    opened = guarded(lambda: SliceStore.open(store))
-    problems = guarded(opened.verify)
+    opened = SliceStore.open(store)
+    problems = opened.verify()
     if json_out:
         out.print_json(json.dumps({"store": store, "snapshot_id": opened.snapshot_id, "ok": not problems,
                                    "problems": problems}))

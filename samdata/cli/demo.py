@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from samdata.cli.common import guarded, out
+from samdata.cli.common import out
 from samdata.cli.flows import need_flows, prefect_env
 from samdata.malloc import keep_freed_memory
 
@@ -42,9 +42,8 @@ def demo(
     from flows.settings import prefect_api
 
     with prefect_api():
-        result = guarded(lambda: demo_flow(out=str(out_dir.resolve()), phantoms=phantoms, seed=seed, steps=steps,
-                                           generator=generator, generator_steps=generator_steps,
-                                           synthetic=synthetic))
+        result = demo_flow(out=str(out_dir.resolve()), phantoms=phantoms, seed=seed, steps=steps,
+                           generator=generator, generator_steps=generator_steps, synthetic=synthetic)
     trained = result.get("train") or {}
     overall = (trained.get("evaluation") or {}).get("overall", {})
     out.print(f"\nDemo finished in {time.perf_counter() - started:.0f} s.", highlight=False)

@@ -9,17 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.common import guarded, out, stage_bars
+from samdata.cli.common import interactive, out, progress
+from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunArg,
+                                 RunStoreOpt, SlicesOpt, ToleranceOpt, TtaOpt)
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.spec import parse_box, parse_clicks, parse_z_range
-
-RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
-DeviceOpt = Annotated[str, typer.Option(help="Torch device for the model: auto (CUDA if present), cpu, cuda, cuda:N.")]
-StoreOpt = Annotated[Optional[str], typer.Option(
-    help="Store folder or s3://bucket/prefix (default: the store the run trained on).")]
-TtaOpt = Annotated[str, typer.Option(
-    help="Test-time mirroring, probabilities averaged: none; lr (as is + left-right, 2 passes); flip (all 4 "
-         "mirror views, nnU-Net's default, 4 passes).")]
 
 
 def resolve_device(name: str) -> str:
@@ -33,41 +27,40 @@ def resolve_device(name: str) -> str:
 
 def evaluate(
     run: RunArg,
-    store: StoreOpt = None,
+    store: RunStoreOpt = None,
     split: Annotated[str, typer.Option(
         help="Mixture split: test, val, or train (its held-out slices: --slices or the run's val_slices).")] = "test",
-    slices: Annotated[Optional[str], typer.Option(
-        help="Only these slices, a z spec like 51-135:6 or 4,8,10-12.")] = None,
+    slices: SlicesOpt = None,
     zero_shot: Annotated[bool, typer.Option(
         "--zero-shot/--no-zero-shot", help="Also score the base model without adapters, side by side.")] = True,
     out_dir: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT).")] = None,
-    tolerance_mm: Annotated[float, typer.Option(help="Normalised surface Dice tolerance in mm.")] = 2.0,
+    tolerance_mm: ToleranceOpt = 2.0,
     clicks: Annotated[Optional[str], typer.Option(
         help="Also run the interactive protocol: Dice after these corrective-click counts, e.g. 0,1,3,5.")] = None,
-    feed_logits: Annotated[bool, typer.Option(
-        "--feed-logits/--no-feed-logits", help="With --clicks: feed the previous logits back as mask prompt.")] = True,
-    batch_slices: Annotated[int, typer.Option(
-        min=1, help="Slices per encoder batch (more: more memory, no faster on a CPU).")] = 2,
+    feed_logits: FeedLogitsOpt = None,
+    batch_slices: BatchSlicesOpt = 2,
     figure_objects: Annotated[int, typer.Option(min=1, help="Best and worst objects shown in the figure.")] = 3,
-    tta: TtaOpt = "none",
-    device: DeviceOpt = "auto",
+    tta: TtaOpt = DEFAULT_TTA,
+    device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
     """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure)."""
+    from dataclasses import replace
+
+    from training.compare import default_feed
     from training.eval_report import evaluate_run
     from training.evaluate import EvalConfig
     from training.run import load_run
 
-    def work():  # noqa: ANN202
-        config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
-                            clicks=parse_clicks(clicks), feed_logits=feed_logits, tta=tta)
-        loaded = load_run(run, device=resolve_device(device))
-        with stage_bars() as stages:
-            return evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
-                                zero_shot=zero_shot, config=config, slices=slices, stages=stages)
-
-    report = guarded(work)
+    config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
+                        clicks=parse_clicks(clicks), feed_logits=bool(feed_logits), tta=tta)
+    loaded = load_run(run, device=resolve_device(device))
+    if feed_logits is None:  # the same default as compare's: by what the run's model learnt
+        config = replace(config, feed_logits=default_feed(loaded.config))
+    with progress(disable=not interactive()) as bars:
+        report = evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
+                              zero_shot=zero_shot, config=config, slices=slices, stages=bars.stage)
     if json_out:
         out.print_json(json.dumps({"overall": report.overall, "interactive": report.interactive,
                                    "json": report.json_path, "markdown": report.markdown_path,
@@ -92,9 +85,9 @@ def predict(
              "with a U-Net run: segment only those slices.")] = None,
     context: Annotated[Optional[bool], typer.Option(
         "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
-    tta: TtaOpt = "none",
-    store: StoreOpt = None,
-    device: DeviceOpt = "auto",
+    tta: TtaOpt = DEFAULT_TTA,
+    store: RunStoreOpt = None,
+    device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Segment a new image with a run from a box (propagated through the volume) or a prompt mask; a U-Net
@@ -103,20 +96,17 @@ def predict(
     from training.run import load_run
     from training.tta import tta_views
 
-    def work():  # noqa: ANN202
-        tta_views(tta)  # a bad mode fails before the (slow) model load
-        if box is not None and prompt_from_mask is not None:  # none at all: fine for a U-Net run (checked on load)
-            raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
-        parsed = parse_box(box) if box is not None else None
-        limits = parse_z_range(z_range) if z_range is not None else None
-        if not image.exists():  # before the (slow) model load
-            raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
-        loaded = load_run(run, device=resolve_device(device))
-        with stage_bars() as stages:
-            return predict_file(loaded, image, out_path, box=parsed, prompt_mask=prompt_from_mask, context=context,
-                                store_url=store, z_range=limits, tta=tta, stages=stages)
-
-    report = guarded(work)
+    tta_views(tta)  # a bad mode fails before the (slow) model load
+    if box is not None and prompt_from_mask is not None:  # none at all: fine for a U-Net run (checked on load)
+        raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
+    parsed = parse_box(box) if box is not None else None
+    limits = parse_z_range(z_range) if z_range is not None else None
+    if not image.exists():  # before the (slow) model load
+        raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
+    loaded = load_run(run, device=resolve_device(device))
+    with progress(disable=not interactive()) as bars:
+        report = predict_file(loaded, image, out_path, box=parsed, prompt_mask=prompt_from_mask, context=context,
+                              store_url=store, z_range=limits, tta=tta, stages=bars.stage)
     if json_out:
         out.print_json(json.dumps(asdict(report), default=str))
         return

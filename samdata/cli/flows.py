@@ -16,7 +16,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from samdata.cli.common import console, fail, guarded, out
+from samdata.cli.common import console, fail, out
+from samdata.cli.options import AddressOpt, WorkersOpt
 from samdata.errors import ConfigError, SamdataError
 from samdata.malloc import KEEP_LIMIT, keep_freed_memory
 from samdata.spec import split_assignment
@@ -33,9 +34,6 @@ ENV_DEFAULTS: dict[str, str] = {
 
 flows_app = typer.Typer(help="Prefect flows: run one now, list them, or serve the scheduled deployments.",
                         no_args_is_help=True)
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    min=1, help="Local Dask worker processes for the parallel tasks (1 = in the flow's process).")]
-AddressOpt = Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, tcp://host:8786.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option(
     "--config", help="Deployments file (default: the repo's prefect.yaml).")]
 
@@ -78,10 +76,11 @@ def parse_params(text: str | None, items: list[str] | None) -> dict[str, Any]:
 
 
 def need_flows() -> None:
-    """Exit with the install hint when the ``flows`` extra (Prefect) is missing."""
+    """Raise the install hint (a SamdataError) when the ``flows`` extra (Prefect) is missing."""
     from samdata.extras import check_installed
 
-    guarded(lambda: [check_installed(m, "flows", "the Prefect flows") for m in ("prefect", "prefect_dask")])
+    for module in ("prefect", "prefect_dask"):
+        check_installed(module, "flows", "the Prefect flows")
 
 
 def run_flow(name: str, params: dict[str, Any]) -> Any:
@@ -117,11 +116,11 @@ def run_command(
     need_flows()
     prefect_env(workers=workers, address=address)
     keep_freed_memory()
-    values = guarded(lambda: parse_params(params, param))
+    values = parse_params(params, param)
     from flows.settings import prefect_api
 
     with prefect_api():
-        result = guarded(lambda: run_flow(name, values))
+        result = run_flow(name, values)
     if json_out:
         out.print_json(json.dumps(result, default=str))
     else:
@@ -143,7 +142,7 @@ def list_command(config: ConfigOpt = None) -> None:
     for name, target in FLOWS.items():
         flows_table.add_row(name, target)
     out.print(flows_table)
-    specs = guarded(lambda: read_specs(config or DEFAULT_CONFIG, env={}))
+    specs = read_specs(config or DEFAULT_CONFIG, env={})
     table = Table(title=f"deployments in {config or DEFAULT_CONFIG}")
     for col in ("name", "entrypoint", "schedule", "description"):
         table.add_column(col)
@@ -188,11 +187,8 @@ def serve_command(
             os.environ[key] = str(Path(value).resolve()) if isinstance(value, Path) else value
     from flows.deployments import DEFAULT_CONFIG, read_specs, serve_deployments, to_deployments
 
-    def build() -> list[Any]:
-        specs = read_specs(config or DEFAULT_CONFIG)
-        return to_deployments(specs, cron=parse_crons(cron), paused=tuple(pause or ()), only=tuple(only or ()))
-
-    deployments = guarded(build)
+    specs = read_specs(config or DEFAULT_CONFIG)
+    deployments = to_deployments(specs, cron=parse_crons(cron), paused=tuple(pause or ()), only=tuple(only or ()))
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[yellow]PREFECT_API_URL is not set:[/] serving against a temporary server that stops with "
                       "this process; start `prefect server start` for the UI and a lasting schedule", highlight=False)

@@ -7,9 +7,11 @@ is the one place in ``samdata`` allowed to call ``storage``, ``pipelines``, ``tr
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from samdata.cli import curate, data, demo
 from samdata.cli import train as train_cli
@@ -17,8 +19,23 @@ from samdata.cli import evaluate as evaluate_cli
 from samdata.cli import compare as compare_cli
 from samdata.cli import synth as synth_cli
 from samdata.cli import flows as flows_cli
+from samdata.cli.common import exit_code, fail
+from samdata.errors import SamdataError
+
+
+class Guarded(TyperGroup):
+    """The root command group: the one error handler of every command. A :class:`SamdataError` that a
+    command raises becomes one red line and the exit code of its kind (:func:`samdata.cli.common.exit_code`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SamdataError as err:
+            fail(str(err), exit_code(err))
+
 
 app = typer.Typer(
+    cls=Guarded,
     name="samdata",
     help="Ingest medical datasets into a versioned slice store and adapt SAM to them.",
     no_args_is_help=True,

@@ -8,6 +8,7 @@ local medigan package, and commits the pairs that pass the gate (:mod:`samdata.s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -15,13 +16,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from samdata.cli.common import console, fail, guarded, out
+from samdata.cli.common import fail, out, progress
+from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, JsonOpt, ResumeOpt, StoreArg
 from samdata.errors import ConfigError
 
 synth = typer.Typer(help="Synthetic image/mask pairs: generators driven by label maps (deform, labels2image, cgan), "
                          "a few-shot GAN (fastgan), the quality gate, medigan packages.", no_args_is_help=True)
-StoreArg = Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 SECURITY = ("medigan packages are Python code that runs when loaded: samdata loads one only from the "
             "--package path you name, never downloads, and you should only name packages you trust.")
 LabelsOpt = Annotated[Optional[str], typer.Option(help="Label names whose slices the generator starts from, "
@@ -30,7 +30,6 @@ SlicesOpt = Annotated[Optional[str], typer.Option(help="Only these z, e.g. 50-13
 CasesOpt = Annotated[Optional[str], typer.Option(help="Only these case ids, comma-separated.")]
 MaxSlicesOpt = Annotated[Optional[int], typer.Option(help="At most N slices (evenly spaced).")]
 SnapshotOpt = Annotated[Optional[str], typer.Option(help="Store snapshot id (default: the head).")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu (default), cuda, cuda:N or auto.")]
 
 
 def _query(labels: str | None, slices: str | None, cases: str | None, max_slices: int | None,
@@ -44,14 +43,6 @@ def _query(labels: str | None, slices: str | None, cases: str | None, max_slices
     return SliceQuery(labels=names, slices=parse_slices(slices) if slices else None,
                       cases=split_list(cases) if cases else None, max_slices=max_slices,
                       snapshot=snapshot)
-
-
-def _bar(description: str) -> Any:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    return Progress(TextColumn(f"[bold]{description}[/]"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
 @synth.command("kinds")
@@ -77,58 +68,46 @@ def train_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Generator folder GEN (created; new unless --resume).")],
     kind: Annotated[str, typer.Option(help="cgan (default: paints label maps) or fastgan (pairs from noise).")] = "cgan",
     name: Annotated[Optional[str], typer.Option(help="Generator id (default: the GEN folder name).")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Square model size (cgan 256, 128 on a CPU budget; fastgan "
+    size: Annotated[Optional[int], typer.Option(help="Square model size (cgan: 128 fits a CPU budget; fastgan "
                                                      "32-256).")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Channels at full resolution (cgan 16, fastgan 8).")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps (one D and one G update each).")] = 1000,
-    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step (cgan 4, fastgan 8).")] = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of G and D.")] = 2e-4,
-    l1: Annotated[float, typer.Option(help="cgan: weight of the L1 term against the real image.")] = 10.0,
-    augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy (cgan translation,cutout; fastgan "
-                                                        "color,translation,cutout; none).")] = None,
-    arch: Annotated[str, typer.Option(help="fastgan: generator design, fastgan or dcgan.")] = "fastgan",
-    latent: Annotated[int, typer.Option(help="fastgan: latent vector length.")] = 64,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of weights, batches, noise and augmentation.")] = 0,
+    width: Annotated[Optional[int], typer.Option(help="Channels at full resolution.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (one D and one G update each).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of G and D.")] = None,
+    l1: Annotated[Optional[float], typer.Option(help="cgan: weight of the L1 term against the real image.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy, e.g. translation,cutout; none.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="fastgan: generator design, fastgan or dcgan.")] = None,
+    latent: Annotated[Optional[int], typer.Option(help="fastgan: latent vector length.")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of weights, batches, noise and augmentation.")
+                    ] = None,
     slices: SlicesOpt = None, cases: CasesOpt = None, max_slices: MaxSlicesOpt = None, snapshot: SnapshotOpt = None,
-    save_every: Annotated[int, typer.Option(help="Write a resumable checkpoint every N steps.")] = 250,
-    device: DeviceOpt = "cpu",
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    save_every: Annotated[Optional[int], typer.Option(help="Write a resumable checkpoint every N steps.")] = None,
+    device: DeviceOpt = DEFAULT_DEVICE,
+    resume: ResumeOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a generator of a kind that learns on the store's real slices of LABELS (few-shot: a few to tens)."""
+    """Train a generator of a kind that learns on the store's real slices of LABELS (few-shot: a few to tens).
+    Options not given take the kind's config defaults (CganConfig, GanConfig)."""
     from pipelines.synthesize import train_generator
     from samdata.synth.kinds import kind_entry
 
-    def setup() -> tuple[Any, Any]:
-        entry = kind_entry(kind)
-        if not entry.trains:
-            raise ConfigError(f"generator kind {kind!r} needs no training: use `samdata synth generate STORE --kind "
-                              f"{kind} --labels ... --count N`")
-        query = _query(labels, slices, cases, max_slices, snapshot)
-        if kind == "cgan":
-            from samdata.synth.cgan import CganConfig
-
-            config: Any = CganConfig(size=size or 256, width=width or 16, steps=steps, batch_size=batch_size or 4,
-                                     lr=lr, l1=l1, augment=augment or "translation,cutout", seed=seed,
-                                     save_every=save_every, device=device)
-        else:
-            from samdata.synth.train import GanConfig
-
-            config = GanConfig(arch=arch, size=size or 64, width=width or 8, latent=latent, steps=steps,
-                               batch_size=batch_size or 8, lr=lr, augment=augment or "color,translation,cutout",
-                               seed=seed, save_every=save_every, device=device)
-        return query, config
-
-    query, config = guarded(setup)
-    with _bar(f"synth train {kind}") as bar:
-        task = bar.add_task("", total=steps)
+    entry = kind_entry(kind)
+    if not entry.trains:
+        raise ConfigError(f"generator kind {kind!r} needs no training: use `samdata synth generate STORE --kind "
+                          f"{kind} --labels ... --count N`")
+    query = _query(labels, slices, cases, max_slices, snapshot)
+    given = {"size": size, "width": width, "steps": steps, "batch_size": batch_size, "lr": lr, "augment": augment,
+             "seed": seed, "save_every": save_every, "device": device, "l1": l1, "arch": arch, "latent": latent}
+    fields = {f.name for f in dataclasses.fields(entry.params)}  # a kind ignores the other kind's options
+    config = entry.params(**{k: v for k, v in given.items() if v is not None and k in fields})  # else its defaults
+    with progress() as bars:
+        bar = bars.add(f"synth train {kind}", config.steps)
 
         def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-            bar.update(task, completed=step, total=total,
-                       description=f"D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}")
+            bar.update(step, total=total, status=f"D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}")
 
-        result = guarded(lambda: train_generator(store, out_dir, query, kind, config,
-                                                 generator_id=name or out_dir.name, resume=resume, on_step=on_step))
+        result = train_generator(store, out_dir, query, kind, config, generator_id=name or out_dir.name,
+                                 resume=resume, on_step=on_step)
     summary = {"generator": str(result.gen_dir), "kind": kind, "steps": result.step,
                "checkpoint_hash": result.checkpoint_hash, "seconds": round(result.seconds, 1),
                "losses": result.metrics}
@@ -183,7 +162,7 @@ def generate_command(
     min_distance: Annotated[Optional[float], typer.Option(help="Memorisation distance (default 0.1 x real).")] = None,
     frechet_max: Annotated[Optional[float], typer.Option(help="Reject a batch above this Fréchet distance "
                                                              "(default 2; 0 = report only).")] = 2.0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = DEFAULT_DEVICE,
     dry_run: Annotated[bool, typer.Option(help="Gate and report, write nothing.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -196,33 +175,34 @@ def generate_command(
     if (kind is not None or medigan is not None) and not labels:
         fail("--kind and --medigan need --labels: the labels whose real slices the generator starts from (and the "
              "gate compares to)")
-    gate = guarded(lambda: GateConfig(area_slack=area_slack, component_slack=component_slack,
-                                      min_distance=min_distance, frechet_max=frechet_max or None))
-    cfg = guarded(lambda: SynthConfig(count=count, seed=seed, batch_size=batch_size, gate=gate, dry_run=dry_run))
-    with _bar("synth generate") as bar:
-        task = bar.add_task("", total=count)
+    gate = GateConfig(area_slack=area_slack, component_slack=component_slack, min_distance=min_distance,
+                      frechet_max=frechet_max or None)
+    cfg = SynthConfig(count=count, seed=seed, batch_size=batch_size, gate=gate, dry_run=dry_run)
+    with progress() as bars:
+        bar = bars.add("synth generate", count)
 
-        def progress(done: int, total: int, batch: dict[str, Any]) -> None:
-            bar.update(task, completed=done, total=total,
-                       description=f"accepted {batch['accepted']}/{batch['generated']}")
+        def advance(done: int, total: int, batch: dict[str, Any]) -> None:
+            bar.update(done, total=total, status=f"accepted {batch['accepted']}/{batch['generated']}")
 
         def run() -> Any:
             if kind is not None:
                 source, reference = build_source(store, _query(labels, slices, cases, max_slices, snapshot), kind,
                                                  generator_id=name)
-                return synthesize(store, source, reference, cfg, progress=progress)
+                return synthesize(store, source, reference, cfg, progress=advance)
             if generator is not None:
-                source, reference = open_trained(store, generator, device)
-                return synthesize(store, source, reference, cfg, progress=progress)
+                from samdata.synth.train import resolve_device
+
+                source, reference = open_trained(store, generator, str(resolve_device(device)))
+                return synthesize(store, source, reference, cfg, progress=advance)
             from samdata.synth.medigan_io import MediganModel
             from samdata.synth.medigan_source import MediganSource
 
             reference = load_real_pairs(store, _query(labels, slices, cases, max_slices or 64, snapshot))
             with MediganModel(medigan or "", package or Path(), config=config) as opened, \
                     tempfile.TemporaryDirectory(prefix="samdata-medigan-out-") as work:
-                return synthesize(store, MediganSource(opened, work, reference), reference, cfg, progress=progress)
+                return synthesize(store, MediganSource(opened, work, reference), reference, cfg, progress=advance)
 
-        report = guarded(run)
+        report = run()
     _print_report(report.to_json(), json_out)
 
 
@@ -253,7 +233,7 @@ def export_command(
             reference = reference_for(store, gen)
         return export_medigan(gen, out_dir, model_id=model_id, as_zip=as_zip, reference=reference)
 
-    path = guarded(run)
+    path = run()
     out.print(f"medigan package {path} (load it with: samdata synth generate STORE --medigan "
               f"{path.stem} --package {path} --labels ... --count N)")
 

@@ -22,12 +22,15 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from scipy import ndimage
 
-from samdata.errors import ConfigError, ValidationError
+from pydantic import Field
+
+from samdata.config import Number, config
+from samdata.errors import ValidationError
 from samdata.synth.quality import frechet_distance, image_features, nearest_distance, thumbnails
 
 REASONS: tuple[str, ...] = ("empty", "area", "components", "folding", "intensity_order", "memorised", "frechet")
@@ -36,32 +39,21 @@ ORDER_MARGIN = 10.0  # real medians closer than this (0..255) are not ordered by
 MIN_PIECE = 10  # components smaller than this (pixels) are specks, not counted by the components check
 
 
-@dataclass(frozen=True)
+Slack = Annotated[Number, Field(ge=0, le=100)]
+
+
+@config
 class GateConfig:
     """Gate thresholds; ``min_distance`` None = ``distance_fraction`` × the real slices' median
     nearest-neighbour distance; ``frechet_max`` None = report the Fréchet distance only."""
 
-    area_slack: float = 0.5
-    component_slack: float = 1.0
-    min_jacobian: float = 0.0
+    area_slack: Slack = 0.5
+    component_slack: Slack = 1.0
+    min_jacobian: Annotated[Number, Field(ge=-1, lt=1)] = 0.0
     intensity_order: bool = True
-    min_distance: float | None = None
-    distance_fraction: float = 0.1
-    frechet_max: float | None = 2.0
-
-    def __post_init__(self) -> None:
-        for key in ("area_slack", "component_slack"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-                raise ConfigError(f"gate {key}={value!r}; expected a number >= 0")
-        if not isinstance(self.min_jacobian, int | float) or not -1 <= self.min_jacobian < 1:
-            raise ConfigError(f"gate min_jacobian={self.min_jacobian!r}; expected -1 <= value < 1")
-        if self.min_distance is not None and not 0 <= self.min_distance <= 1:
-            raise ConfigError(f"gate min_distance={self.min_distance!r}; expected None or 0..1 (RMS intensity)")
-        if not 0 < self.distance_fraction <= 1:
-            raise ConfigError(f"gate distance_fraction={self.distance_fraction!r}; expected 0 < value <= 1")
-        if self.frechet_max is not None and not self.frechet_max > 0:
-            raise ConfigError(f"gate frechet_max={self.frechet_max!r}; expected None or > 0")
+    min_distance: Annotated[Number, Field(ge=0, le=1, description="RMS intensity")] | None = None
+    distance_fraction: Annotated[Number, Field(gt=0, le=1)] = 0.1
+    frechet_max: Annotated[Number, Field(gt=0)] | None = 2.0
 
 
 @dataclass(frozen=True)

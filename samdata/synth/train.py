@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 import numpy as np
 import torch
 
+from samdata.config import Int, config
 from samdata.errors import ConfigError, TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
@@ -41,7 +44,11 @@ RESUMABLE = ("steps", "sample_every", "save_every", "log_every", "device")
 GRID_SAMPLES = 16
 
 
-@dataclass(frozen=True)
+Positive = Annotated[int, Field(strict=True, ge=1)]
+Rate = Annotated[float, Field(strict=True, ge=0, lt=1)]  # a rate or decay in [0, 1)
+
+
+@config
 class GanConfig:
     """A paired-GAN training run: network shape, optimisation, augmentation and bookkeeping.
 
@@ -53,29 +60,20 @@ class GanConfig:
     size: int = 64
     latent: int = 64
     width: int = 16
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    steps: Positive = 1000
+    batch_size: Positive = 16
+    lr: Rate = 2e-4
+    beta1: Rate = 0.5
+    beta2: Rate = 0.999
     augment: str = "color,translation,cutout"
-    ema: float = 0.999
-    seed: int = 0
-    sample_every: int = 250
-    save_every: int = 500
-    log_every: int = 50
+    ema: Rate = 0.999
+    seed: Annotated[Int, Field(ge=0)] = 0
+    sample_every: Annotated[Int, Field(ge=0)] = 250
+    save_every: Positive = 500
+    log_every: Positive = 50
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for key, low in (("steps", 1), ("batch_size", 1), ("seed", 0), ("sample_every", 0), ("save_every", 1),
-                         ("log_every", 1)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"GanConfig.{key}={value!r}; expected an integer >= {low}")
-        for key in ("lr", "beta1", "beta2", "ema"):
-            value = getattr(self, key)
-            if not isinstance(value, int | float) or not 0 <= value < (1 if key != "lr" else 1.0):
-                raise ConfigError(f"GanConfig.{key}={value!r}; expected 0 <= {key} < 1")
         parse_policy(self.augment)
         self.net(1)  # validates arch, size, latent, width
 

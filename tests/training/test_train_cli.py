@@ -58,6 +58,26 @@ def test_cli_trains_resumes_and_reports_errors(store: str, tmp_path: Path):
     assert code == 2 and "needs --store and --mixture" in text
 
 
+def test_cli_trains_from_a_runs_config_json(store: str, tmp_path: Path):
+    """``--config`` with a run's config.json trains that run again (same config, same weights); options given
+    explicitly override the file's values."""
+    first, again, longer = (tmp_path / name for name in ("first", "again", "longer"))
+    code, text = _train("--store", store, "--mixture", "mix", "--model", "tiny", "--steps", "1", "--batch-size", "2",
+                        "--val-max", "2", "--seed", "3", "--device", "cpu", "--out", str(first))
+    assert code == 0, text
+    code, text = _train("--config", str(first / "config.json"), "--out", str(again))
+    assert code == 0, text
+    assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    assert weights_digest(load_run(again).model) == weights_digest(load_run(first).model)
+    code, text = _train("--config", str(first / "config.json"), "--steps", "2", "--out", str(longer))
+    assert code == 0, text
+    saved = json.loads((longer / "config.json").read_text())
+    assert saved["steps"] == 2 and saved["seed"] == 3 and saved["model"] == "tiny"
+    (tmp_path / "bad.json").write_text(json.dumps({**saved, "stpes": 2}))
+    code, text = _train("--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "bad"))
+    assert code == 2 and "unknown TrainConfig keys ['stpes']" in text
+
+
 def test_torchrun_two_processes_end_with_equal_weights(store: str, tmp_path: Path):
     """Two gloo processes, an encoder adapter, a trainable prompt encoder and click rounds (several decodes of
     one shared embedding per step, each using only some prompt weights) end with one set of weights."""
