@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from samdata.device import resolve_device
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
 from storage import SliceStore
@@ -152,7 +153,7 @@ def trains_synthetic(run: LoadedRun, store_url: str | None = None) -> bool:
     return bool(((origin == "synthetic") & (split == "train") & (np.asarray(columns["weight"]) > 0)).any())
 
 
-def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: str,
+def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: torch.device,
           say: Callable[[str], None]) -> list[_Model]:
     """The runs' models (adapted or baseline) in order, the zero-shot base of the first SAM run first."""
     dirs = [Path(d) for d in run_dirs]
@@ -330,7 +331,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
     """Score runs (and the first SAM run's zero-shot base) on the same items and prompts; write JSON, Markdown,
     the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring)."""
     say = on_message or (lambda _: None)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    device = resolve_device(config.device)
     models = _load(run_dirs, names, config.zero_shot, device, say)
     runs = [m for m in models if m.kind != ZERO_SHOT]
     reference = runs[0].run
@@ -379,7 +380,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
                  "prompt_set": dataset.prompt_set, "scheme": dataset.scheme_spec, "split": config.split,
                  "protocol": protocol, "prompt_seed": seed, "cases": int(keys["case_id"].nunique()),
                  "slices": n_slices, "objects": len(keys)},
-        "settings": {**asdict(config), "device": device},
+        "settings": {**asdict(config), "device": str(device)},
         "aggregation": AGGREGATION, "dice_sd_over_cases": SD_RULE, "empty_masks": EMPTY_RULE,
         "rows": [json_row(r) for r in rows],
         "per_label_dice": {name: {str(k): float(v) for k, v in zip(g["label_name"], g["dice"])}

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import console, guarded, out, stage_bars
-from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, parse_clicks, resolve_device
+from samdata.cli.evaluate import DeviceOpt, StoreOpt, TtaOpt, parse_clicks
 from samdata.cli.train import parse_list
 
 
@@ -49,7 +49,7 @@ def compare(
     def work():  # noqa: ANN202
         counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
         config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
-                               batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
+                               batch_slices=batch_slices, device=device, zero_shot=zero_shot,
                                feed_logits=feed_logits, tta=tta)
         with stage_bars() as stages:
             return compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,

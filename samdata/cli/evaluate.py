@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import guarded, out, stage_bars
+from samdata.device import resolve_device
 from samdata.errors import CaseNotFoundError, ConfigError
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
@@ -19,15 +20,6 @@ StoreOpt = Annotated[Optional[str], typer.Option(
 TtaOpt = Annotated[str, typer.Option(
     help="Test-time mirroring, probabilities averaged: none; lr (as is + left-right, 2 passes); flip (all 4 "
          "mirror views, nnU-Net's default, 4 passes).")]
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other names unchanged."""
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def parse_clicks(text: str | None) -> tuple[int, ...]:
