@@ -48,6 +48,7 @@ from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
+from samdata.prompts.regions import tight_box
 from storage import SliceStore
 from storage.schema import MIXTURES
 from training.augment import pixel_frames
@@ -185,14 +186,6 @@ def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = F
     return out
 
 
-def tight_box(mask: np.ndarray) -> Box | None:
-    """Inclusive-exclusive ``(x0, y0, x1, y1)`` box of a (Y, X) bool mask; None when it is empty."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 # ----------------------------------------------------------------------------- volumes
 def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None:
     """Raise ValidationError unless ``box`` at slice ``z`` lies inside a (Z, Y, X) canonical volume."""
@@ -235,11 +228,9 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
     out[z] = segment(z, box)
     for step in (1, -1):
-        current = tight_box(out[z])
         k = z + step
-        while current is not None and lo <= k <= hi:
-            out[k] = segment(k, current)
-            current = tight_box(out[k])
+        while out[k - step].any() and lo <= k <= hi:
+            out[k] = segment(k, tight_box(out[k - step]))
             k += step
     return out
 
