@@ -87,9 +87,10 @@ def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[i
     return probs[:, 0].cpu().numpy()
 
 
-def prompt_tensors(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:
+def prompt_tensors_for(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:
     """Framed prompts that all have a box or all lack one → ``decode`` keyword tensors: boxes (N, 4),
-    points (N, K, 2) and point_labels (N, K) padded with label -1 (SAM's "not a point")."""
+    points (N, K, 2) and point_labels (N, K) padded with label -1 (SAM's "not a point"). A collated
+    dataset batch goes through :func:`training.loop.batch_prompt_tensors`."""
     with_box = {p.box is not None for p in prompts}
     if len(with_box) != 1:
         raise ValidationError("prompts decoded together must all have a box or all lack one")
@@ -120,7 +121,7 @@ def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Promp
         if not index:
             continue
         masks = None if mask_inputs is None else mask_inputs[index]
-        low_res, _ = model.decode(embedding, **prompt_tensors([prompts[i] for i in index], embedding.device),
+        low_res, _ = model.decode(embedding, **prompt_tensors_for([prompts[i] for i in index], embedding.device),
                                   mask_inputs=masks, images=images)
         if out is None:
             out = low_res.new_empty((len(prompts), *low_res.shape[1:]))
