@@ -44,7 +44,7 @@ from samdata.device import resolve_device
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
 from storage import SliceStore
-from storage.schema import MIXTURES
+from storage.records import load_mixture, mixture_view
 from training.batches import build_data
 from samdata.files import write_json
 from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
@@ -147,10 +147,9 @@ def store_of(run: LoadedRun) -> str:
 def trains_synthetic(run: LoadedRun, store_url: str | None = None) -> bool:
     """Whether the run's mixture gives synthetic cases training weight (train rows, origin synthetic, weight > 0)."""
     store = SliceStore.open(store_url or store_of(run), snapshot=run.info.get("mixture_snapshot_id"))
-    columns, _ = store.read_table(f"{MIXTURES}/{run.info.get('mixture') or run.config.mixture}")
-    origin = np.array([str(v) for v in np.asarray(columns["origin"]).tolist()])
-    split = np.array([str(v) for v in np.asarray(columns["split"]).tolist()])
-    return bool(((origin == "synthetic") & (split == "train") & (np.asarray(columns["weight"]) > 0)).any())
+    name = run.info.get("mixture") or run.config.mixture
+    cases = load_mixture(mixture_view(store, name), name).cases
+    return bool(((cases["origin"] == "synthetic") & (cases["split"] == "train") & (cases["weight"] > 0)).any())
 
 
 def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: torch.device,

@@ -43,14 +43,14 @@ import torch
 import torch.nn.functional as F
 
 from samdata.case import CaseMeta, Normalisation, Provenance
-from samdata.errors import ConfigError, ValidationError
+from samdata.errors import ConfigError, RegistryError, ValidationError
 from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
 from samdata.prompts.regions import tight_box
 from storage import SliceStore
-from storage.schema import MIXTURES
+from storage.records import load_mixture, mixture_view
 from training.augment import pixel_frames
 from training.dataset import resize_pad
 from training.loop import is_promptable
@@ -280,24 +280,22 @@ def ingest_config_for(meta: CaseMeta) -> IngestConfig:
                       "percentile or none")
 
 
-def _mixture_cases(store: SliceStore, mixture: str) -> tuple[list[str], SliceStore]:
-    """Real train case ids of a mixture table (at ``store``'s snapshot, else at the head)."""
-    path = f"{MIXTURES}/{mixture}"
-    tables = store if path in store.list_tables(MIXTURES) else SliceStore.open(store.url)
-    if path not in tables.list_tables(MIXTURES):
-        raise ConfigError(f"mixture {mixture!r} not in store {store.url!r}; cannot tell how the run's images "
-                          "were normalised")
-    columns, _ = tables.read_table(path)
-    rows = zip((str(v) for v in columns["case_id"].tolist()), (str(v) for v in columns["split"].tolist()),
-               (str(v) for v in columns["origin"].tolist()))
-    return sorted(cid for cid, split, origin in rows if split == "train" and origin == "real"), store
+def _mixture_cases(store: SliceStore, mixture: str) -> list[str]:
+    """Real train case ids of a mixture (read at ``store``'s snapshot, else at the head: see
+    :func:`storage.records.mixture_view`)."""
+    try:
+        cases = load_mixture(mixture_view(store, mixture), mixture).cases
+    except RegistryError as err:
+        raise ConfigError(f"{err}; cannot tell how the run's images were normalised") from err
+    real_train = cases[(cases["split"] == "train") & (cases["origin"] == "real")]
+    return sorted(real_train["case_id"])
 
 
 def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[IngestConfig, CaseMeta]:
     """The ingest rule of the run's training data and the train case whose metadata it comes from."""
     store = SliceStore.open(store_url or run.info.get("store_url") or run.config.store,
                             snapshot=run.info.get("snapshot_id") or run.config.snapshot)
-    case_ids, store = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
+    case_ids = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
     if not case_ids:
         raise ConfigError(f"mixture {run.config.mixture!r} has no real train cases in store {store.url!r}")
     metas = [store.case_meta(cid) for cid in case_ids]
