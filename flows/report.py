@@ -200,7 +200,8 @@ def report_task(inputs: ReportInputs, folder: str) -> str:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     store = SliceStore.open(inputs.store)
-    frame, attrs = load_prompt_set(store, inputs.prompt_set) if inputs.prompt_set else (None, None)
+    prompt_set = load_prompt_set(store, inputs.prompt_set) if inputs.prompt_set else None
+    frame, attrs = (prompt_set.frame, prompt_set.attrs) if prompt_set is not None else (None, None)
     sections = [data_section(store, frame, out)]
     synthetic = synthetic_section(store, out)
     if synthetic is not None:

@@ -20,6 +20,7 @@ from prefect.cache_policies import NONE
 
 from flows.artifacts import markdown_table, publish
 from flows.train_params import EvalParams, TrainParams
+from samdata.device import resolve_device
 from samdata.errors import ValidationError
 from samdata.memory import StageMemory
 from samdata.metrics import METRICS
@@ -144,7 +145,7 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
     if evaluate is not None:
         try:
             with memory.stage("evaluation"):
-                evaluation = evaluate_task(str(result.run_dir), evaluate, _eval_device(config.device))
+                evaluation = evaluate_task(str(result.run_dir), evaluate, str(resolve_device(config.device)))
         except ValidationError as err:  # e.g. a mixture whose test split is still empty: say so, keep the run
             skipped = str(err)
             logger.warning(f"evaluation on {evaluate.split} skipped: {skipped}")
@@ -160,12 +161,3 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
             "evaluation": None if evaluation is None else {
                 "overall": evaluation.overall, "json": evaluation.json_path, "markdown": evaluation.markdown_path,
                 "figure": evaluation.figure_path}, "evaluation_skipped": skipped, "memory": memory.stages}
-
-
-def _eval_device(device: str) -> str:
-    """The torch device for evaluation: the training device, with ``auto`` resolved to CUDA when present."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -3,7 +3,8 @@
 A mixture is the table ``mixtures/<name>`` (``storage.schema.MIXTURES``): one row per case with
 ``case_id``, ``split`` (train/val/test), ``origin``, ``generator`` ('' for real cases), ``n_objects``
 and ``weight``, plus attrs naming the snapshot the cases were read from, so a training run reads
-exactly the data the mixture was made of.
+exactly the data the mixture was made of. It reads back as a :class:`storage.records.MixtureRecord`
+(``load_mixture``; both re-exported here).
 
 Rules:
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.prompt_sets import check_table_name, load_prompt_set, select_objects, table_names, unknown_table
+from pipelines.prompt_sets import check_table_name, select_objects
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from storage import SliceStore
+from storage.records import SPLITS, MixtureRecord, load_prompt_set, table_names
+from storage.records import load_mixture as load_mixture
 from storage.schema import MIXTURES
 
-SPLITS: tuple[str, str, str] = ("train", "val", "test")
 UNKNOWN_GENERATOR = "unknown"
 OBJECT_KEY: tuple[str, ...] = ("case_id", "z", "label", "x0", "y0", "x1", "y1", "area")
 
@@ -81,46 +83,6 @@ def _check_weight(key: str, value: Any) -> None:
     """Raise ConfigError unless ``value`` is a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"mixture weight {key}={value!r} is invalid; expected a finite number >= 0")
-
-
-@dataclass(frozen=True, eq=False)
-class MixtureRecord:
-    """A stored mixture: ``cases`` (case_id, split, origin, generator, n_objects, weight) and its attrs."""
-
-    name: str
-    cases: pd.DataFrame
-    snapshot_id: str
-    prompt_set: str | None
-    labels: tuple[str, ...] | None
-    real: float
-    synthetic: float
-    generators: dict[str, float]
-    splits: tuple[float, float, float]
-    seed: int
-    counts: dict[str, dict[str, int]]
-    created: str
-    warnings: tuple[str, ...] = ()
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_table(cls, columns: dict[str, np.ndarray], attrs: dict[str, Any]) -> MixtureRecord:
-        """Rebuild a record from the stored table's columns and attrs."""
-        frame = pd.DataFrame(columns)
-        for col in ("case_id", "split", "origin", "generator"):
-            frame[col] = frame[col].astype(str)
-        labels = attrs.get("labels")
-        return cls(name=attrs["name"], cases=frame, snapshot_id=attrs["snapshot_id"],
-                   prompt_set=attrs.get("prompt_set"), labels=tuple(labels) if labels is not None else None,
-                   real=float(attrs["real"]), synthetic=float(attrs["synthetic"]),
-                   generators=dict(attrs["generators"]), splits=tuple(attrs["splits"]),  # type: ignore[arg-type]
-                   seed=int(attrs["seed"]), counts=attrs["counts"], created=attrs["created"],
-                   warnings=tuple(attrs.get("warnings", ())), attrs=attrs)
-
-    def split_cases(self, split: str) -> list[str]:
-        """Sorted case ids of one split (train, val or test)."""
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-        return sorted(self.cases.loc[self.cases["split"] == split, "case_id"])
 
 
 def table_path(name: str) -> str:
@@ -212,8 +174,8 @@ def _prompt_coverage(head: SliceStore, config: MixtureConfig, objects: pd.DataFr
     """Check the prompt set exists; its source snapshot and warnings about objects it lacks or that changed."""
     if config.prompt_set is None:
         return None, []
-    frame, attrs = load_prompt_set(head, config.prompt_set)
-    drawn_from = str(attrs["snapshot_id"])
+    prompt_set = load_prompt_set(head, config.prompt_set)
+    frame, drawn_from = prompt_set.frame, prompt_set.snapshot_id
     need = _object_keys(objects, OBJECT_KEY[:3])
     missing = need - _object_keys(frame, OBJECT_KEY[:3])
     warnings = []
@@ -287,14 +249,6 @@ def make_mixture(store_url: str | Path, name: str, config: MixtureConfig, *, sna
 def list_mixtures(store: SliceStore) -> list[dict[str, Any]]:
     """The attrs of every mixture in this snapshot of the store."""
     return [store.read_table(table_path(name))[1] for name in table_names(store, MIXTURES)]
-
-
-def load_mixture(store: SliceStore, name: str) -> MixtureRecord:
-    """Mixture ``name`` of this snapshot of the store; RegistryError listing the existing ones if absent."""
-    names = table_names(store, MIXTURES)
-    if name not in names:
-        raise unknown_table("mixture", name, store, names, "samdata mixture")
-    return MixtureRecord.from_table(*store.read_table(table_path(name)))
 
 
 def sample_train_slices(store: SliceStore, record: MixtureRecord, n: int, rng: np.random.Generator

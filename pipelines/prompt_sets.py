@@ -7,7 +7,8 @@ the snapshot the objects and masks were read from and what was skipped. Each obj
 comes from :func:`samdata.prompts.object_rng` (a ``SeedSequence`` of seed, case, slice, label), so a
 set does not depend on visiting order and any row can be regenerated alone
 (:func:`regenerate_prompt`); mask prompts (scheme ``mask``) are not stored in columns and are
-regenerated that way. Objects too small for the scheme are skipped and counted.
+regenerated that way. Objects too small for the scheme are skipped and counted. A stored set reads
+back as a :class:`storage.records.PromptSetRecord` (``load_prompt_set``, re-exported here).
 
 Generation runs in this process, slice by slice (one ``read_slice`` serves all labels of a slice):
 it is cheap next to ingest, and a Dask graph would cost more than it saves for sets of this size.
@@ -24,12 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samdata.errors import ConfigError, RegistryError, ValidationError
+from samdata.errors import ConfigError, ValidationError
 from samdata.prompts import Prompt, PromptScheme, columns_to_prompts, object_rng, parse_scheme, prompts_to_columns
 from storage import SliceStore
+from storage.records import PROMPT_KEY_COLUMNS, PromptSetRecord, table_names
+from storage.records import load_prompt_set as load_prompt_set
 from storage.schema import PROMPT_SETS, check_name
 
-KEY_COLUMNS: tuple[str, ...] = ("case_id", "z", "label")
 MAX_SKIP_EXAMPLES = 20
 #: Called after each slice with (slices done, slices in all).
 ProgressFn = Callable[[int, int], None]
@@ -77,7 +79,7 @@ def select_objects(objects: pd.DataFrame, labels: list[str] | None, where: str) 
             raise ConfigError(f"unknown label name(s) {unknown or labels} for store {where}; "
                               f"expected some of: {', '.join(known) or '(no objects in the store)'}")
         objects = objects[objects["label_name"].isin(labels)]
-    return objects.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+    return objects.sort_values(list(PROMPT_KEY_COLUMNS), kind="stable").reset_index(drop=True)
 
 
 def _draw(store: SliceStore, objects: pd.DataFrame, scheme: PromptScheme, seed: int,
@@ -146,43 +148,19 @@ def make_prompt_set(store_url: str | Path, scheme_spec: str, name: str, seed: in
                            labels=tuple(labels) if labels is not None else None)
 
 
-def table_names(store: SliceStore, folder: str) -> list[str]:
-    """Sorted names of the tables directly in ``folder`` (e.g. ``prompt_sets``) of this snapshot."""
-    prefix = folder + "/"
-    return [path[len(prefix):] for path in store.list_tables(folder) if path.startswith(prefix)]
-
-
-def unknown_table(kind: str, name: str, store: SliceStore, names: list[str], command: str) -> RegistryError:
-    """The error for a missing prompt set or mixture, listing those that exist."""
-    listing = ", ".join(names) if names else f"none (make one with `{command}`)"
-    return RegistryError(f"unknown {kind} {name!r} in store {store.url!r} at {store.snapshot_id}; "
-                         f"{kind}s there: {listing}")
-
-
 def list_prompt_sets(store: SliceStore) -> list[dict[str, Any]]:
     """The attrs of every prompt set in this snapshot (name, scheme, seed, snapshot_id, n_objects, ...)."""
     return [store.read_table(table_path(name))[1] for name in table_names(store, PROMPT_SETS)]
 
 
-def load_prompt_set(store: SliceStore, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Prompt set ``name`` as a DataFrame (case_id, z, label, prompt columns) and its attrs."""
-    names = table_names(store, PROMPT_SETS)
-    if name not in names:
-        raise unknown_table("prompt set", name, store, names, "samdata prompts")
-    columns, attrs = store.read_table(table_path(name))
-    frame = pd.DataFrame(columns)
-    frame["case_id"] = frame["case_id"].astype(str)
-    return frame, attrs
-
-
 def slice_prompts(frame: pd.DataFrame, case_id: str, z: int) -> dict[int, Prompt]:
     """The stored prompts of one slice of a prompt-set frame, keyed by label value."""
     rows = frame[(frame["case_id"] == case_id) & (frame["z"] == int(z))]
-    columns = {col: rows[col].to_numpy() for col in rows.columns if col not in KEY_COLUMNS}
+    columns = {col: rows[col].to_numpy() for col in rows.columns if col not in PROMPT_KEY_COLUMNS}
     return dict(zip(rows["label"].astype(int).tolist(), columns_to_prompts(columns)))
 
 
-def regenerate_prompt(attrs: dict[str, Any], mask: np.ndarray, case_id: str, z: int, label: int) -> Prompt:
-    """Recompute one object's prompt (mask prompt included) from a set's attrs; ``mask`` (Y, X) bool."""
-    scheme = parse_scheme(str(attrs["scheme"]))
-    return scheme(mask, object_rng(int(attrs["seed"]), case_id, int(z), int(label)))
+def regenerate_prompt(prompt_set: PromptSetRecord, mask: np.ndarray, case_id: str, z: int, label: int) -> Prompt:
+    """Recompute one object's prompt (mask prompt included) from a set's scheme and seed; ``mask`` (Y, X) bool."""
+    scheme = parse_scheme(prompt_set.scheme)
+    return scheme(mask, object_rng(prompt_set.seed, case_id, int(z), int(label)))

@@ -18,6 +18,7 @@ from samdata.errors import CaseNotFoundError, SnapshotNotFoundError, StoreError
 from storage.casegroup import case_group, read_case_group, read_case_meta
 from storage.index import IndexColumns, empty_columns, objects_frame, read_index, slices_frame, write_index
 from storage.location import Location, S3Options, icechunk_message, locate, open_repository
+from storage.records import table_names
 from storage.schema import CASES, IMAGE, INDEX, LABEL, LAYOUT_VERSION, MIXTURES, PROMPT_SETS, ROOT_MARKER, TABLES
 from storage.tables import list_table_paths, read_table_group
 
@@ -77,6 +78,11 @@ class SliceStore:
         """Another view of the same store at ``snapshot`` (no reconnect)."""
         return SliceStore(self._repo, self._loc, self.branch,
                           _session(self._repo, self.url, snapshot=snapshot, branch=self.branch), self._s3)
+
+    def head(self) -> SliceStore:
+        """Another view of the same store at the current head of this view's branch (no reconnect)."""
+        return SliceStore(self._repo, self._loc, self.branch,
+                          _session(self._repo, self.url, snapshot=None, branch=self.branch), self._s3)
 
     # --- index -------------------------------------------------------------------------------
     def _columns(self) -> IndexColumns:
@@ -151,13 +157,9 @@ class SliceStore:
             "origins": {str(k): int(v) for k, v in origins.sort_index().items()},
             "snapshots": [{"id": s.id, "message": s.message, "written_at": s.written_at.isoformat()}
                           for s in self.snapshots()],
-            "prompt_sets": self._table_names(PROMPT_SETS), "mixtures": self._table_names(MIXTURES),
+            "prompt_sets": table_names(self, PROMPT_SETS), "mixtures": table_names(self, MIXTURES),
             "case_names": self.case_names(),
         }
-
-    def _table_names(self, folder: str) -> list[str]:
-        """The names the user gave the tables of ``folder`` (``p1`` for ``prompt_sets/p1``)."""
-        return [path.removeprefix(folder + "/") for path in self.list_tables(folder)]
 
     def case_names(self) -> dict[str, str]:
         """Case id → the name on disk, for the cases whose id was derived from a free-form name."""

@@ -81,7 +81,7 @@ class ClickRounds:
             ) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
         """(low-res logits, IoU, detached frame-size logits (N, 1, S, S)) of rounds 0..``rounds``.
 
-        ``prompts``: :func:`training.loop.prompt_tensors` output; ``upsample``: low-res logits (N, 1, L, L)
+        ``prompts``: :func:`training.loop.batch_prompt_tensors` output; ``upsample``: low-res logits (N, 1, L, L)
         to the frame (N, 1, S, S); ``truth``: (N, S, S) bool; ``valid``: (N, S, S) bool (padding False);
         ``rng(r)``: the generator of round ``r``. Without ``feed_logits`` every round gets round 0's mask
         input (the item's mask prompt, or none).

@@ -41,11 +41,12 @@ from pydantic import Field
 from torch import nn
 
 from samdata.config import Device, Int, config
+from samdata.device import resolve_device
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
 from samdata.spec import parse_slices
 from storage import SliceStore
-from storage.schema import MIXTURES
+from storage.records import load_mixture, mixture_view
 from training.batches import build_data
 from samdata.files import write_json
 from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
@@ -139,13 +140,12 @@ def store_of(run: LoadedRun) -> str:
 def trains_synthetic(run: LoadedRun, store_url: str | None = None) -> bool:
     """Whether the run's mixture gives synthetic cases training weight (train rows, origin synthetic, weight > 0)."""
     store = SliceStore.open(store_url or store_of(run), snapshot=run.info.get("mixture_snapshot_id"))
-    columns, _ = store.read_table(f"{MIXTURES}/{run.info.get('mixture') or run.config.mixture}")
-    origin = np.array([str(v) for v in np.asarray(columns["origin"]).tolist()])
-    split = np.array([str(v) for v in np.asarray(columns["split"]).tolist()])
-    return bool(((origin == "synthetic") & (split == "train") & (np.asarray(columns["weight"]) > 0)).any())
+    name = run.info.get("mixture") or run.config.mixture
+    cases = load_mixture(mixture_view(store, name), name).cases
+    return bool(((cases["origin"] == "synthetic") & (cases["split"] == "train") & (cases["weight"] > 0)).any())
 
 
-def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: str,
+def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: torch.device,
           say: Callable[[str], None]) -> list[_Model]:
     """The runs' models (adapted or baseline) in order, the zero-shot base of the first SAM run first."""
     dirs = [Path(d) for d in run_dirs]
@@ -323,7 +323,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
     """Score runs (and the first SAM run's zero-shot base) on the same items and prompts; write JSON, Markdown,
     the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring)."""
     say = on_message or (lambda _: None)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    device = resolve_device(config.device)
     models = _load(run_dirs, names, config.zero_shot, device, say)
     runs = [m for m in models if m.kind != ZERO_SHOT]
     reference = runs[0].run
@@ -372,7 +372,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
                  "prompt_set": dataset.prompt_set, "scheme": dataset.scheme_spec, "split": config.split,
                  "protocol": protocol, "prompt_seed": seed, "cases": int(keys["case_id"].nunique()),
                  "slices": n_slices, "objects": len(keys)},
-        "settings": {**asdict(config), "device": device},
+        "settings": {**asdict(config), "device": str(device)},
         "aggregation": AGGREGATION, "dice_sd_over_cases": SD_RULE, "empty_masks": EMPTY_RULE,
         "rows": [json_row(r) for r in rows],
         "per_label_dice": {name: {str(k): float(v) for k, v in zip(g["label_name"], g["dice"])}

@@ -39,18 +39,16 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from samdata.errors import ConfigError, StoreError, ValidationError
+from samdata.errors import ConfigError, RegistryError, StoreError, ValidationError
 from samdata.prompts import Prompt, columns_to_prompts, frame_shape, object_rng, parse_scheme
 from storage import SliceStore
-from storage.schema import MIXTURES, PROMPT_SETS
+from storage.records import SPLITS, MixtureRecord, PromptSetRecord, load_mixture, load_prompt_set, mixture_view
 from training.augment import Augment, augment_entry, resize_pad, resize_pad_mask
 from training.collate import PackedBatch, collate_items  # noqa: F401 (PackedBatch re-exported)
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 DTYPES: tuple[str, ...] = ("float32", "uint8")
 WORKER_CONTEXT = "forkserver"  # start method for DataLoader workers (Icechunk does not survive fork)
 DEFAULT_SCHEME = "box:jitter=5"
-MIXTURE_COLUMNS: tuple[str, ...] = ("case_id", "split", "origin", "weight")
 _NO_BOX = (-1.0, -1.0, -1.0, -1.0)
 _opened_in: int | None = None  # pid of the process in which this module last opened a store
 
@@ -127,54 +125,38 @@ def _open(store_url: str, snapshot: str | None) -> SliceStore:
     return store
 
 
-def _strings(column: np.ndarray) -> list[str]:
-    """A table's string column (numpy StringDType, which refuses ``astype(str)``) as a list of str."""
-    return [str(v) for v in np.asarray(column).tolist()]
-
-
 @dataclass(frozen=True)
 class _Tables:
-    """The mixture (and its prompt set) as read from the store, and where they were read."""
+    """The mixture and its prompt set (if it names one), and the snapshot they were read at."""
 
-    mixture: dict[str, np.ndarray]
-    attrs: dict[str, Any]
-    prompt_set: tuple[dict[str, np.ndarray], dict[str, Any]] | None
+    mixture: MixtureRecord
+    prompt_set: PromptSetRecord | None
     snapshot_id: str
 
 
 def _read_tables(store_url: str, mixture: str, snapshot: str | None) -> tuple[_Tables, SliceStore]:
-    """Read ``mixtures/<mixture>`` (and its prompt set) at ``snapshot``, else at the branch head."""
-    store = _open(store_url, snapshot)
-    path = f"{MIXTURES}/{mixture}"
-    if snapshot is not None and path not in store.list_tables(MIXTURES):
-        store = _open(store_url, None)  # ``snapshot`` is the data snapshot; the table came later
-    if path not in store.list_tables(MIXTURES):
-        have = [p.split("/", 1)[1] for p in store.list_tables(MIXTURES)]
-        raise ConfigError(f"mixture {mixture!r} not in store {store.url!r} at {store.snapshot_id}; "
-                          f"mixtures there: {have or 'none'}")
-    columns, attrs = store.read_table(path)
-    missing = [c for c in MIXTURE_COLUMNS if c not in columns]
-    if missing:
-        raise ValidationError(f"mixture table {path!r} of store {store.url!r} lacks columns {missing}; "
-                              f"has {sorted(columns)}")
-    prompt_set, name = None, attrs.get("prompt_set")
-    try:
-        prompt_set = store.read_table(f"{PROMPT_SETS}/{name}") if name else None
-    except StoreError as err:
-        raise ValidationError(f"mixture {mixture!r} names prompt set {name!r}, which is not in store "
-                              f"{store.url!r} at {store.snapshot_id}") from err
-    return _Tables(columns, attrs, prompt_set, store.snapshot_id), store
+    """Read mixture ``mixture`` (and its prompt set) at ``snapshot``, else at the branch head
+    (:func:`storage.records.mixture_view`)."""
+    store = mixture_view(_open(store_url, snapshot), mixture)
+    record = load_mixture(store, mixture)
+    prompt_set = None
+    if record.prompt_set:
+        try:
+            prompt_set = load_prompt_set(store, record.prompt_set)
+        except RegistryError as err:
+            raise ValidationError(f"mixture {mixture!r} names prompt set {record.prompt_set!r}, which is not in "
+                                  f"store {store.url!r} at {store.snapshot_id}") from err
+    return _Tables(record, prompt_set, store.snapshot_id), store
 
 
 def _select(store: SliceStore, tables: _Tables, mixture: str, split: str, config: DatasetConfig) -> pd.DataFrame:
     """The objects of ``split``'s cases with area >= min_area and a kept label, sorted (case_id, z, label)."""
-    cases = np.array(_strings(tables.mixture["case_id"]), dtype=object)
-    splits = np.array(_strings(tables.mixture["split"]), dtype=object)
+    cases, splits = tables.mixture.cases["case_id"], tables.mixture.cases["split"]
     absent = sorted(set(cases) - set(store.case_ids()))
     if absent:
         raise ValidationError(f"mixture {mixture!r} lists cases {absent[:5]} that are not in store "
                               f"{store.url!r} at snapshot {store.snapshot_id}")
-    labels = config.labels if config.labels is not None else tables.attrs.get("labels")
+    labels = config.labels if config.labels is not None else tables.mixture.labels
     objects = store.objects()
     keep = objects["case_id"].isin(set(cases[splits == split])) & (objects["area"] >= config.min_area)
     if labels is not None:
@@ -196,17 +178,17 @@ class MixtureDataset(Dataset):
         if split not in SPLITS:
             raise ConfigError(f"split {split!r} for mixture {mixture!r}; expected one of {', '.join(SPLITS)}")
         tables, store = _read_tables(str(store_url), mixture, snapshot)
-        data_snapshot = snapshot or tables.attrs.get("snapshot_id") or tables.snapshot_id
+        data_snapshot = snapshot or tables.mixture.snapshot_id
         store = store if store.snapshot_id == data_snapshot else store.at(data_snapshot)
         self.store_url, self.mixture, self.split, self.config, self.seed = store.url, mixture, split, config, seed
         self.snapshot_id, self.mixture_snapshot_id = store.snapshot_id, tables.snapshot_id
-        self.prompt_set: str | None = tables.attrs.get("prompt_set") or None
+        self.prompt_set: str | None = tables.mixture.prompt_set or None
         self._objects = _select(store, tables, mixture, split, config)
-        ps_attrs = tables.prompt_set[1] if tables.prompt_set is not None else {}
-        self.scheme_spec = config.scheme or ps_attrs.get("scheme") or DEFAULT_SCHEME
+        stored_scheme = tables.prompt_set.scheme if tables.prompt_set is not None else None
+        self.scheme_spec = config.scheme or stored_scheme or DEFAULT_SCHEME
         self._train_scheme = parse_scheme(self.scheme_spec)
-        self._eval_scheme = parse_scheme(ps_attrs.get("scheme") or config.scheme or DEFAULT_SCHEME)
-        self._eval_seed = int(ps_attrs.get("seed", seed))
+        self._eval_scheme = parse_scheme(stored_scheme or config.scheme or DEFAULT_SCHEME)
+        self._eval_seed = tables.prompt_set.seed if tables.prompt_set is not None else seed
         self._init_items(store, tables)
         self._augment = Augment(config.augment) if config.augment and split == "train" else None
         self._store: SliceStore | None = store
@@ -222,8 +204,9 @@ class MixtureDataset(Dataset):
         self._z = obj["z"].to_numpy(dtype=np.int64)
         self._label = obj["label"].to_numpy(dtype=np.int64)
         self._label_name = obj["label_name"].astype(str).tolist()
-        row = {c: k for k, c in enumerate(_strings(tables.mixture["case_id"]))}
-        origin, weight = _strings(tables.mixture["origin"]), np.asarray(tables.mixture["weight"], dtype=np.float64)
+        cases = tables.mixture.cases
+        row = {c: k for k, c in enumerate(cases["case_id"].tolist())}
+        origin, weight = cases["origin"].tolist(), cases["weight"].to_numpy(dtype=np.float64)
         self._origin = [origin[row[c]] for c in self._cases]
         self._case_weight = np.array([weight[row[c]] for c in self._cases], dtype=np.float64)
         slices = store.slices()
@@ -231,7 +214,7 @@ class MixtureDataset(Dataset):
         self._depth = depth.reindex(self._cases).to_numpy(dtype=np.int64)
         self._fixed: list[Prompt | None] = [None] * len(obj)
         if self.split != "train" and tables.prompt_set is not None and self._eval_scheme.name != "mask":
-            self._fixed = _stored_prompts(obj, tables.prompt_set[0])
+            self._fixed = _stored_prompts(obj, tables.prompt_set)
 
     def __len__(self) -> int:
         return len(self._z)
@@ -357,16 +340,13 @@ def mixture_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 0, s
                       persistent_workers=num_workers > 0, generator=generator)
 
 
-def _stored_prompts(objects: pd.DataFrame, columns: dict[str, np.ndarray]) -> list[Prompt | None]:
+def _stored_prompts(objects: pd.DataFrame, prompt_set: PromptSetRecord) -> list[Prompt | None]:
     """The prompt-set prompt of each object row (None where the prompt set has no row for it)."""
-    missing = [c for c in ("case_id", "z", "label") if c not in columns]
-    if missing:
-        raise ValidationError(f"prompt set table lacks columns {missing}; has {sorted(columns)}")
-    keys = zip(_strings(columns["case_id"]), np.asarray(columns["z"]).tolist(),
-               np.asarray(columns["label"]).tolist())
+    frame = prompt_set.frame
+    keys = zip(frame["case_id"].tolist(), frame["z"].tolist(), frame["label"].tolist())
     row_of = {(c, int(z), int(lab)): i for i, (c, z, lab) in enumerate(keys)}
     rows = [row_of.get((c, int(z), int(lab)), -1) for c, z, lab in
             zip(objects["case_id"].tolist(), objects["z"].tolist(), objects["label"].tolist())]
     found = np.array([r for r in rows if r >= 0], dtype=np.int64)
-    prompts = iter(columns_to_prompts({k: np.asarray(v)[found] for k, v in columns.items()}))
+    prompts = iter(columns_to_prompts(prompt_set.prompt_columns(found)))
     return [next(prompts) if r >= 0 else None for r in rows]

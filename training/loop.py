@@ -75,9 +75,10 @@ class Dist:
         return self.world > 1
 
 
-def prompt_tensors(batch: dict[str, Any], low_res: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """A collated dataset batch's prompts as decoder inputs on ``device``:
-    (boxes (N, 4), has_box (N,) bool, points (N, P, 2), point_labels (N, P), mask_inputs (N, 1, L, L) or empty)."""
+def batch_prompt_tensors(batch: dict[str, Any], low_res: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A collated dataset batch's prompts as :meth:`Segmenter.forward`'s inputs on ``device``:
+    (boxes (N, 4), has_box (N,) bool, points (N, P, 2), point_labels (N, P), mask_inputs (N, 1, L, L) or empty).
+    A list of :class:`~samdata.prompts.Prompt` goes through :func:`training.predict.prompt_tensors_for`."""
     boxes = batch["box"].to(device)
     has_box = torch.as_tensor(batch["has_box"], dtype=torch.bool).to(device)
     points, labels = batch["points"].to(device), batch["point_labels"].to(device)
@@ -107,7 +108,7 @@ class Segmenter(nn.Module):
                 points: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, images: torch.Tensor | None = None, embedded: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decode one prompt per item (see :func:`prompt_tensors` for the arguments); for a prompt-free model
+        """Decode one prompt per item (see :func:`batch_prompt_tensors` for the arguments); for a prompt-free model
         ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64.
         ``images``: the (N, 3, S, S) preprocessed frames, for a model with a refinement head. ``embedded``:
         ``features`` are already :meth:`embed`'s output (several decodes of one batch share one suffix pass)."""
@@ -251,7 +252,7 @@ class Trainer:
                 images = batch["image"].to(self.device, non_blocking=True)
                 return module(self.model.preprocess(pixel_frames(images)), self.model.channels(batch["label_name"]))
             features, frames = self._inputs(batch)
-            return module(features, *prompt_tensors(batch, self.model.low_res_size, self.device), images=frames)
+            return module(features, *batch_prompt_tensors(batch, self.model.low_res_size, self.device), images=frames)
 
     def _click_loss(self, step: int, micro: int, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over the box decode and ``click_rounds`` corrective-click decodes (:mod:`training.clicks`),
@@ -262,7 +263,7 @@ class Trainer:
             features, frames = self._inputs(batch)
             emb = self.segmenter.embed(features)  # the image's embedding is the same in every round: one suffix pass
             rounds = self.clicks.run(partial(self.forward_module, emb, images=frames, embedded=True),
-                                     prompt_tensors(batch, self.model.low_res_size, self.device),
+                                     batch_prompt_tensors(batch, self.model.low_res_size, self.device),
                                      self.model.postprocess, target[:, 0] > 0.5, valid,
                                      lambda r: np.random.default_rng([*seed, r]))
         losses = [self.loss(logits, iou, target) for logits, iou, _ in rounds]

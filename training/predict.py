@@ -42,14 +42,15 @@ import torch
 import torch.nn.functional as F
 
 from samdata.case import CaseMeta, Normalisation, Provenance
-from samdata.errors import ConfigError, ValidationError
+from samdata.errors import ConfigError, RegistryError, ValidationError
 from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
 from samdata.spec import Box
+from samdata.prompts.regions import tight_box
 from storage import SliceStore
-from storage.schema import MIXTURES
+from storage.records import load_mixture, mixture_view
 from training.augment import pixel_frames
 from training.dataset import resize_pad
 from training.loop import is_promptable
@@ -83,9 +84,10 @@ def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[i
     return probs[:, 0].cpu().numpy()
 
 
-def prompt_tensors(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:
+def prompt_tensors_for(prompts: list[Prompt], device: torch.device) -> dict[str, torch.Tensor | None]:
     """Framed prompts that all have a box or all lack one → ``decode`` keyword tensors: boxes (N, 4),
-    points (N, K, 2) and point_labels (N, K) padded with label -1 (SAM's "not a point")."""
+    points (N, K, 2) and point_labels (N, K) padded with label -1 (SAM's "not a point"). A collated
+    dataset batch goes through :func:`training.loop.batch_prompt_tensors`."""
     with_box = {p.box is not None for p in prompts}
     if len(with_box) != 1:
         raise ValidationError("prompts decoded together must all have a box or all lack one")
@@ -116,7 +118,7 @@ def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Promp
         if not index:
             continue
         masks = None if mask_inputs is None else mask_inputs[index]
-        low_res, _ = model.decode(embedding, **prompt_tensors([prompts[i] for i in index], embedding.device),
+        low_res, _ = model.decode(embedding, **prompt_tensors_for([prompts[i] for i in index], embedding.device),
                                   mask_inputs=masks, images=images)
         if out is None:
             out = low_res.new_empty((len(prompts), *low_res.shape[1:]))
@@ -182,14 +184,6 @@ def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = F
     return out
 
 
-def tight_box(mask: np.ndarray) -> Box | None:
-    """Inclusive-exclusive ``(x0, y0, x1, y1)`` box of a (Y, X) bool mask; None when it is empty."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 # ----------------------------------------------------------------------------- volumes
 def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None:
     """Raise ValidationError unless ``box`` at slice ``z`` lies inside a (Z, Y, X) canonical volume."""
@@ -232,11 +226,9 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
 
     out[z] = segment(z, box)
     for step in (1, -1):
-        current = tight_box(out[z])
         k = z + step
-        while current is not None and lo <= k <= hi:
-            out[k] = segment(k, current)
-            current = tight_box(out[k])
+        while out[k - step].any() and lo <= k <= hi:
+            out[k] = segment(k, tight_box(out[k - step]))
             k += step
     return out
 
@@ -285,24 +277,22 @@ def ingest_config_for(meta: CaseMeta) -> IngestConfig:
                       "percentile or none")
 
 
-def _mixture_cases(store: SliceStore, mixture: str) -> tuple[list[str], SliceStore]:
-    """Real train case ids of a mixture table (at ``store``'s snapshot, else at the head)."""
-    path = f"{MIXTURES}/{mixture}"
-    tables = store if path in store.list_tables(MIXTURES) else SliceStore.open(store.url)
-    if path not in tables.list_tables(MIXTURES):
-        raise ConfigError(f"mixture {mixture!r} not in store {store.url!r}; cannot tell how the run's images "
-                          "were normalised")
-    columns, _ = tables.read_table(path)
-    rows = zip((str(v) for v in columns["case_id"].tolist()), (str(v) for v in columns["split"].tolist()),
-               (str(v) for v in columns["origin"].tolist()))
-    return sorted(cid for cid, split, origin in rows if split == "train" and origin == "real"), store
+def _mixture_cases(store: SliceStore, mixture: str) -> list[str]:
+    """Real train case ids of a mixture (read at ``store``'s snapshot, else at the head: see
+    :func:`storage.records.mixture_view`)."""
+    try:
+        cases = load_mixture(mixture_view(store, mixture), mixture).cases
+    except RegistryError as err:
+        raise ConfigError(f"{err}; cannot tell how the run's images were normalised") from err
+    real_train = cases[(cases["split"] == "train") & (cases["origin"] == "real")]
+    return sorted(real_train["case_id"])
 
 
 def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[IngestConfig, CaseMeta]:
     """The ingest rule of the run's training data and the train case whose metadata it comes from."""
     store = SliceStore.open(store_url or run.info.get("store_url") or run.config.store,
                             snapshot=run.info.get("snapshot_id") or run.config.snapshot)
-    case_ids, store = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
+    case_ids = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
     if not case_ids:
         raise ConfigError(f"mixture {run.config.mixture!r} has no real train cases in store {store.url!r}")
     metas = [store.case_meta(cid) for cid in case_ids]

@@ -127,7 +127,7 @@ def read_info(run_dir: Path | str) -> dict[str, Any]:
     return json.loads(layout.info.read_text(encoding="utf-8"))
 
 
-def load_run(run_dir: Path | str, *, device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: Path | str, *, device: str | torch.device = "cpu") -> LoadedRun:
     """Load a run's model with its trained weights (last checkpoint) in eval mode on ``device``."""
     layout = RunLayout(Path(run_dir))
     if not layout.exists():

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from samdata.device import resolve_device
 from samdata.errors import ConfigError, TrainingError
 from samdata.files import write_json, write_text
 from training.batches import RunData, build_data, make_loader, val_batches
@@ -81,15 +82,6 @@ def init_distributed(config: TrainConfig) -> Dist:
             torch.cuda.set_device(ranks.local_rank)
         dist.init_process_group("nccl" if cuda else "gloo")
     return ranks
-
-
-def resolve_device(config: TrainConfig, ranks: Dist) -> torch.device:
-    """The device of this process: ``auto`` picks CUDA (this rank's local GPU) when present."""
-    if config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"device {config.device!r} asked for, but torch sees no CUDA device")
-    return torch.device(config.device if ":" in config.device else f"cuda:{ranks.local_rank}")
 
 
 def settle_config(config: TrainConfig, layout: RunLayout, resume: bool) -> tuple[TrainConfig, dict[str, Any] | None]:
@@ -207,7 +199,7 @@ class Session:
         cfg, state = settle_config(self.config, self.layout, resume)
         _barrier(self.ranks)  # every rank checked the folder before rank 0 writes into it
         seed_everything(cfg.seed + self.ranks.rank)
-        device = resolve_device(cfg, self.ranks)
+        device = resolve_device(cfg.device, self.ranks.local_rank)
         cfg, model, report = _prepare_model(cfg, device)
         start = 0
         if state is not None:

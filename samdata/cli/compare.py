@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import interactive, out, progress
-from samdata.cli.evaluate import resolve_device
 from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunStoreOpt,
                                  SlicesOpt, ToleranceOpt, TtaOpt)
 from samdata.spec import parse_clicks, parse_list
@@ -45,7 +44,7 @@ def compare(
 
     counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
     config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
-                           batch_slices=batch_slices, device=resolve_device(device), zero_shot=zero_shot,
+                           batch_slices=batch_slices, device=device, zero_shot=zero_shot,
                            feed_logits=feed_logits, tta=tta)
     with progress(disable=not interactive()) as bars:
         result = compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,

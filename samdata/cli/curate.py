@@ -154,7 +154,7 @@ def _show_grid(view: SliceStore, mixture_name: str, n: int, seed: int, cols: int
 
     record = load_mixture(view, mixture_name)
     source = view.at(record.snapshot_id)
-    frame = load_prompt_set(view, record.prompt_set)[0] if record.prompt_set else None
+    frame = load_prompt_set(view, record.prompt_set).frame if record.prompt_set else None
     draws = sample_train_slices(source, record, n, np.random.default_rng(seed))
     origin = dict(zip(record.cases["case_id"], record.cases["origin"]))
     generator = dict(zip(record.cases["case_id"], record.cases["generator"]))
@@ -196,7 +196,7 @@ def show(
     from pipelines.prompt_sets import load_prompt_set
     from samdata.figures import draw_slice
 
-    frame = load_prompt_set(view, prompt_set)[0] if prompt_set is not None else None
+    frame = load_prompt_set(view, prompt_set).frame if prompt_set is not None else None
     image, mask, prompts, names = _slice_sample(view, case, slice_z, None, frame)
     title = f"{case} z={slice_z}" + (f" prompts {prompt_set}" if prompt_set else "")
     path = draw_slice(image, mask, prompts, title, out_path, label_names=names)

@@ -12,17 +12,11 @@ import typer
 from samdata.cli.common import interactive, out, progress
 from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunArg,
                                  RunStoreOpt, SlicesOpt, ToleranceOpt, TtaOpt)
+from samdata.device import resolve_device
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.spec import parse_box, parse_clicks, parse_z_range
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other names unchanged."""
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def evaluate(

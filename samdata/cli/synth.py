@@ -190,7 +190,7 @@ def generate_command(
                                                  generator_id=name)
                 return synthesize(store, source, reference, cfg, progress=advance)
             if generator is not None:
-                from samdata.synth.train import resolve_device
+                from samdata.device import resolve_device
 
                 source, reference = open_trained(store, generator, str(resolve_device(device)))
                 return synthesize(store, source, reference, cfg, progress=advance)

@@ -41,8 +41,11 @@ def require_pixels(region: np.ndarray, count: int, what: str) -> None:
 
 
 def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight ``(x0, y0, x1, y1)`` inclusive-exclusive box of a non-empty (Y, X) bool mask."""
+    """Tight ``(x0, y0, x1, y1)`` inclusive-exclusive box of a non-empty (Y, X) bool mask (ValidationError if empty)."""
     rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        raise ValidationError(f"a tight box needs a non-empty mask; got 0 object pixels in a "
+                              f"{mask.shape[0]}x{mask.shape[1]} mask")
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     cols = np.flatnonzero(mask[y0:y1].any(axis=0))  # columns only within the object's rows
     return int(cols[0]), y0, int(cols[-1]) + 1, y1

@@ -175,7 +175,7 @@ class CganResult:
 def train_cgan(pairs: RealPairs, gen_dir: Path | str, config: CganConfig, *, generator_id: str,
                resume: bool = False, on_step: Any = None) -> CganResult:
     """Train a cgan on ``pairs`` (full label maps) into ``gen_dir``; returns the result."""
-    from samdata.synth.train import resolve_device
+    from samdata.device import resolve_device
 
     gen_dir = Path(gen_dir)
     check_generator_id(generator_id)

@@ -75,7 +75,7 @@ def _train_fastgan(pairs: RealPairs, gen_dir: Path, config: Any, **kw: Any) -> A
 
 def _open_fastgan(gen_dir: Path, reference: RealPairs, device: str) -> PairSource:
     from samdata.synth.sample import GanSource
-    from samdata.synth.train import resolve_device
+    from samdata.device import resolve_device
 
     return GanSource(gen_dir, resolve_device(device))
 

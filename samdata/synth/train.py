@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from samdata.config import Int, config
+from samdata.device import resolve_device
 from samdata.errors import ConfigError, TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
@@ -96,18 +97,6 @@ class GanResult:
     seconds: float
     metrics: dict[str, float]
     samples: tuple[Path, ...]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available else CPU; otherwise the named device (ConfigError if CUDA is absent)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"device {name!r} is not a torch device; expected cpu, cuda, cuda:N or auto") from err
 
 
 class _Run(AdversarialRun):

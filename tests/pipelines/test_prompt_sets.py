@@ -51,15 +51,16 @@ def test_prompt_set_one_commit_listed_and_regenerable(store_path: Path) -> None:
     objects = before.objects()
     assert report.n_skipped == int((objects["area"] < 2).sum()) == 4  # the 1-pixel kidneys
     assert report.n_objects == len(objects) - 4 and "needs at least 2 pixels" in report.skipped_examples[0]
-    frame, attrs = load_prompt_set(store, "pts")
-    assert len(frame) == attrs["n_objects"] == report.n_objects
-    assert attrs["scheme"] == report.scheme and report.scheme.startswith("points:n=2,neg=1,")
-    assert attrs["seed"] == 7 and attrs["snapshot_id"] == before.snapshot_id and attrs["created"]
+    record = load_prompt_set(store, "pts")
+    frame, attrs = record.frame, record.attrs
+    assert record.name == "pts" and len(frame) == attrs["n_objects"] == report.n_objects
+    assert record.scheme == attrs["scheme"] == report.scheme and report.scheme.startswith("points:n=2,neg=1,")
+    assert record.seed == 7 and record.snapshot_id == before.snapshot_id and attrs["created"]
     assert [d["name"] for d in list_prompt_sets(store)] == ["pts"]
     for case_id, z in {(str(c), int(z)) for c, z in zip(frame["case_id"], frame["z"])}:
         _, label_map = store.read_slice(case_id, z)
         for label, prompt in slice_prompts(frame, case_id, z).items():
-            assert prompt == regenerate_prompt(attrs, label_map == label, case_id, z, label)
+            assert prompt == regenerate_prompt(record, label_map == label, case_id, z, label)
             xs, ys = prompt.points[:, 0].astype(int), prompt.points[:, 1].astype(int)
             assert (label_map[ys, xs] == label).tolist() == [True, True, False]
 
@@ -70,7 +71,7 @@ def test_same_seed_same_prompts_independent_of_selection(store_path: Path) -> No
     make_prompt_set(store_path, "hybrid:points.n=2", "c", 2)
     make_prompt_set(store_path, "hybrid:points.n=2", "liver", 1, labels=["liver"])
     store = SliceStore.open(store_path)
-    a, b, c, liver = (load_prompt_set(store, n)[0] for n in ("a", "b", "c", "liver"))
+    a, b, c, liver = (load_prompt_set(store, n).frame for n in ("a", "b", "c", "liver"))
     assert a.equals(b) and not a.equals(c)
     assert set(liver["label"]) == {1}
     from_all = a[a["label"] == 1].drop(columns=[k for k in a.columns if k not in liver.columns])
@@ -80,11 +81,12 @@ def test_same_seed_same_prompts_independent_of_selection(store_path: Path) -> No
 def test_mask_scheme_is_recorded_for_regeneration(store_path: Path) -> None:
     make_prompt_set(store_path, "mask:op=dilate,px=1,size=0", "masks", 0)
     store = SliceStore.open(store_path)
-    frame, attrs = load_prompt_set(store, "masks")
-    assert attrs["mask_prompts"] and (frame["box_x0"] == -1).all() and (frame["n_points"] == 0).all()
+    record = load_prompt_set(store, "masks")
+    frame = record.frame
+    assert record.attrs["mask_prompts"] and (frame["box_x0"] == -1).all() and (frame["n_points"] == 0).all()
     row = frame.iloc[0]
     _, label_map = store.read_slice(row["case_id"], int(row["z"]))
-    prompt = regenerate_prompt(attrs, label_map == row["label"], row["case_id"], int(row["z"]), int(row["label"]))
+    prompt = regenerate_prompt(record, label_map == row["label"], row["case_id"], int(row["z"]), int(row["label"]))
     assert prompt.mask is not None and prompt.mask.sum() > (label_map == row["label"]).sum()
 
 
@@ -111,7 +113,7 @@ def test_overwrite_replaces_and_missing_names_listed(store_path: Path) -> None:
     make_prompt_set(store_path, "box:jitter=0", "set", 0)
     make_prompt_set(store_path, "points", "set", 0, overwrite=True)
     store = SliceStore.open(store_path)
-    frame, attrs = load_prompt_set(store, "set")
-    assert attrs["scheme"].startswith("points:") and (frame["n_points"] == 1).all()
+    record = load_prompt_set(store, "set")
+    assert record.scheme.startswith("points:") and (record.frame["n_points"] == 1).all()
     with pytest.raises(RegistryError, match="unknown prompt set 'nope'.*prompt sets there: set"):
         load_prompt_set(store, "nope")

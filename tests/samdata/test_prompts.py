@@ -71,6 +71,18 @@ def in_image(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
 
 
 @FAST
+@given(blobs())
+def test_tight_box_is_the_extent_of_the_object(mask: np.ndarray) -> None:
+    ys, xs = np.nonzero(mask)
+    assert tight_box(mask) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_tight_box_of_an_empty_mask_names_the_problem() -> None:
+    with pytest.raises(ValidationError, match="non-empty mask; got 0 object pixels in a 4x6 mask"):
+        tight_box(np.zeros((4, 6), dtype=bool))
+
+
+@FAST
 @given(blobs(), SEEDS, st.integers(0, 20))
 def test_fixed_box_holds_object_within_jitter(mask: np.ndarray, seed: int, jitter: int) -> None:
     box = PromptScheme("box", BoxParams(jitter=jitter))(mask, np.random.default_rng(seed)).box

@@ -18,7 +18,7 @@ from training.augment import pixel_frames
 from training.checkpoint import load_checkpoint
 from training.clicks import ClickRounds, append_clicks, draw_clicks
 from training.config import TrainConfig, check_resumable
-from training.loop import Segmenter, prompt_tensors
+from training.loop import Segmenter, batch_prompt_tensors
 from training.models import build_model
 from training.run import RunLayout
 from training.train import TrainHooks, train
@@ -101,7 +101,7 @@ def test_round_zero_is_the_plain_decode_and_later_rounds_see_the_clicks(store: s
     model = build_model("tiny", seed=0).eval()
     segmenter = Segmenter(model, len(model.encoder_blocks()))
     features = model.encode(model.preprocess(pixel_frames(batch["image"])))  # uint8 items
-    prompts = prompt_tensors(batch, model.low_res_size, torch.device("cpu"))
+    prompts = batch_prompt_tensors(batch, model.low_res_size, torch.device("cpu"))
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def decode(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -19,6 +19,7 @@ from samdata.metrics import dice
 from samdata.normalise import IngestConfig
 from samdata.prepare import prepare_case
 from samdata.prompts import Prompt
+from samdata.prompts.regions import tight_box
 from storage import SliceStore
 from training.config import TrainConfig
 from training.models import build_model
@@ -29,7 +30,6 @@ from training.predict import (
     run_normalisation,
     segment_slice,
     slice_channels,
-    tight_box,
     to_probabilities,
 )
 from training.run import LoadedRun

@@ -53,7 +53,7 @@ def test_cli_trains_resumes_and_reports_errors(store: str, tmp_path: Path):
                         "--out", str(tmp_path / "bad"))
     assert code == 2 and "do not exist" in text
     code, text = _train("--store", store, "--mixture", "nope", "--model", "tiny", "--out", str(tmp_path / "bad"))
-    assert code == 2 and "mixture 'nope' not in store" in text
+    assert code == 2 and "unknown mixture 'nope' in store" in text
     code, text = _train("--out", str(tmp_path / "bad"), "--steps", "2")
     assert code == 2 and "needs --store and --mixture" in text
 

@@ -9,9 +9,10 @@ import torch
 
 from samdata.errors import RegistryError, ValidationError
 from samdata.prompts import Prompt, frame_shape
+from samdata.prompts.regions import tight_box
 from training.dataset import resize_pad
 from training.models import build_model
-from training.predict import model_input, segment_slice, segment_volume, slice_channels, tight_box, to_probabilities
+from training.predict import model_input, segment_slice, segment_volume, slice_channels, to_probabilities
 from training.tta import TTA_VIEWS, flip_frames, flip_prompts, mean_of_views, tta_views, unflip
 
 
