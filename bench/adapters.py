@@ -1,35 +1,14 @@
 """Every adapter type on one protocol: MNI152 white matter, Dice, trainable parameters and step time.
 
-Rerun with ``.venv/bin/python bench/adapters.py`` (``--quick`` for a minutes-long smoke run).
-
-Protocol (the adapter issue's, with its gap):
-
-* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench.common.build_store``).
-* Held out: axial z = 51, 57, ..., 135 (15 slices, the same as ``bench/low_data.py``).
-* Trained on (``--protocol gap``, the default): z = 54, 60, ..., 138 (15 slices), each 3 slices from
-  the nearest held-out slice, so no slice is in both and at least 2 slices lie between any training
-  and any held-out slice. ``--protocol interleaved`` uses ``low_data``'s pool (z = 50, 53, ..., 139;
-  adjacent to held-out slices) for comparison with that table.
-* Per (model, seed): one ``training.train`` run on the real-only mixture ``wm``, same slices, seed and
-  batch; score = the run's final held-out Dice (every held-out object, box prompts drawn with
-  ``object_rng(seed, ...)``; the U-Net reference row gets no prompt).
-* Step time: the median wall time of the run's logged optimiser steps after the first (by then
-  every training slice's frozen prefix is cached, so it is the steady-state cost of the adapted part);
-  "prefix s" is the time the run spent computing the frozen prefix of its slices once (training and
-  held-out), from the cache's own count.
-
-Rows (``--models``, ``;``-separated ``name|model|adapter|steps|lr|augment`` as in ``low_data``): by
-default decoder-only, serial, parallel and LoRA adapters in the last encoder stage (blocks 8-9 of
-LiteMedSAM's ten; earlier blocks stay frozen and cached, which is what makes them CPU-trainable), a
-mixed serial+LoRA row, the serial adapter with the refinement head (``+refine``), and the U-Net for
-reference. Adapters placed in every block and full
-fine-tuning need the whole encoder forward and backward each step (~15-20 s per batch of 4 on two
-CPU cores): ``--rows gpu --device cuda --bf16`` runs those where a GPU is available (LoRA r=8,
-serial, parallel and serial+LoRA in all blocks, each with the decoder; full fine-tuning at lr 1e-5 as
-MedSAM's trainer; decoder-only again for a same-card reference).
-
-Writes ``<out>/results.json`` and ``results.md``; finished runs are reused, interrupted ones resume, and
-the (row, seed) pairs an invocation does not run keep their earlier results.
+Rerun with ``.venv/bin/python bench/adapters.py`` (``--quick`` for a minutes-long smoke run). The MNI152
+T1 store with its white-matter label; held out z = 51, 57, ..., 135; trained (``--protocol gap``) on
+z = 54, 60, ..., 138, at least 2 slices from any held-out one (``--protocol interleaved``: ``low_data``'s
+pool). One ``training.train`` run per (row, seed) on the real-only mixture ``wm``; the score is its final
+held-out Dice (box prompts from ``object_rng``; the U-Net gets none); step time is the median optimiser step
+after the first, "prefix s" the time spent computing the frozen prefix once. Rows (``--models``) as in
+``low_data``; ``--rows gpu --device cuda --bf16`` adds adapters in every block and full fine-tuning, which
+need the whole encoder every step. Writes ``<out>/results.json`` and ``results.md``; finished runs are
+reused, interrupted ones resume, and the (row, seed) pairs an invocation does not run keep their results.
 """
 
 from __future__ import annotations

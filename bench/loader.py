@@ -1,17 +1,11 @@
 """Benchmark the mixture Dataset through a DataLoader against a naive per-sample NIfTI reader.
 
-Run: ``.venv/bin/python bench/loader.py`` (defaults: 10 phantom cases of 256×256×64, batch 16,
-size 256, workers 1 and 2). The phantoms are ingested into a store (CT abdomen window, uint8) and
-the stored cases are also written as uint8 ``.nii.gz`` (image and label), so both sides read the
-same pixels. The baseline Dataset does what a naive loader does for every sample: ``nib.load`` +
-``dataobj[..., z]`` for image and label, then the same resize/pad, mask and box as the Dataset.
-Both run through ``training.dataset.mixture_loader`` (forkserver workers, persistent); worker
-start-up is timed apart. The Dataset's first epoch (cold slice cache) and the better of two warm
-epochs are reported; the baseline on a prefix of the same shuffled order. A "floor" row times the DataLoader
-alone: a Dataset that returns a copy of one real item (same keys, shapes and dtypes), i.e. the
-most any Dataset with this output could reach here (inter-process transfer and collation bound it).
-Prints samples/s, samples/s per worker and the ratio to the baseline measured in the same run;
-writes ``bench/out/loader.json``.
+Run: ``.venv/bin/python bench/loader.py`` (defaults: 10 phantom cases of 256×256×64, batch 16, size 256,
+workers 1 and 2). The stored cases are also written as uint8 ``.nii.gz``, so the baseline (``nib.load`` per
+sample, then the same framing) reads the same pixels; both run through
+``training.dataset.mixture_loader``. Reports the Dataset's cold and best warm epoch, the baseline, and a
+"floor" (a Dataset returning copies of one item: the most the DataLoader allows), as samples/s and ratios
+to the baseline of the same run; writes ``bench/out/loader.json``.
 """
 
 from __future__ import annotations

@@ -1,23 +1,13 @@
 """The honest baseline in the low-data regime: adapted SAM vs a U-Net with n labelled slices.
 
-Protocol (rerun with ``.venv/bin/python bench/low_data.py``; ``--quick`` for a minutes-long smoke run):
-
-* Store: the MNI152 T1 template with its white-matter label, ingested as MR (``bench.common.build_store``).
-* Held out for evaluation: axial z = 51, 57, ..., 135 (15 slices), never trained on.
-* Labelled real slices: n in {4, 8, all} (``all`` = the whole pool z = 50, 53, ..., 139, 30 slices),
-  evenly spaced in that pool, disjoint from the held-out ones.
-* Per (n, seed, model): one run of ``training.train`` on mixture ``wm`` (real only), same slices,
-  same seed; the score is the final held-out Dice of the run's validation (every held-out object,
-  box prompts drawn with ``object_rng(seed, case, z, label)``; the U-Net gets no prompt). SAM's
-  zero-shot score is its step-0 validation.
-* Models (``--models``, ``;``-separated ``name|model|adapter|steps|lr|augment``): by default the U-Net
-  of REFERENCES.md (MONAI UNet 16..256, 2 residual units, AdamW 1e-3, flips, 1,200 steps; 600 with n
-  below 10, as measured there) and LiteMedSAM decoder-only (300 steps, the adapter issue's protocol).
-* With ``--compare`` (and :mod:`training.compare` available), every (n, first seed) also gets the
-  full comparison of its runs: Dice/NSD/HD95 on the stored grid, corrective clicks, error figure.
-
-Writes ``<out>/results.json``, ``results.md`` (mean ± sd over seeds per model and n, and the issue's
-targets checked) and ``dice_vs_n.png``. Finished runs are reused, interrupted ones resume.
+Protocol (``.venv/bin/python bench/low_data.py``; ``--quick`` for a smoke run): the MNI152 T1 store with
+its white-matter label; held out z = 51, 57, ..., 135, never trained on; n in {4, 8, all} labelled slices
+evenly spaced in the pool z = 50, 53, ..., 139. Per (n, seed, model) one ``training.train`` run on the
+real-only mixture ``wm``; the score is its final held-out Dice (box prompts from ``object_rng``; the U-Net
+gets none), SAM's zero-shot score its step-0 validation. Models (``--models``, ``;``-separated
+``name|model|adapter|steps|lr|augment``): by default REFERENCES.md's U-Net and LiteMedSAM decoder-only.
+``--compare`` adds the full comparison of each (n, first seed). Writes ``<out>/results.json``,
+``results.md`` and ``dice_vs_n.png``; finished runs are reused, interrupted ones resume.
 """
 
 from __future__ import annotations

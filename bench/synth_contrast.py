@@ -1,22 +1,12 @@
-"""Contrasts never seen: models trained on T1 slices, with and without random-contrast labels2image pairs,
-scored on the same anatomy in T2, FLAIR and inverted T1.
+"""Contrasts never seen: T1-trained models, with and without random-contrast pairs, scored on T2, FLAIR, inverted T1.
 
-Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke run):
-
-* Store: MNI152 in four contrasts (``samdata.io.sample_data.write_mni152``: the T1 template, and T2, FLAIR
-  and inverted T1 drawn from its tissue maps), one case each, the same label maps.
-* Mixture: the T1 case trains; the three other contrasts are the val split (a mixture seed that puts T1 in
-  train is searched for), so no model ever sees them.
-* Labelled T1 slices: ``--shots`` (default all 30 of the pool ``bench.common.POOL``); validation during
-  training: the 15 held-out T1 slices. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
-  pairs from the same labelled slices, share ``--share``), S (as R, half the pairs drawn skull-stripped:
-  ``strip=0.5``), R1 (as R, one intensity class per tissue, as SynthSeg draws them), and E (B + near-real
-  ``labels2image``). ``--steps-scale`` trains every arm that many times longer (run folders get ``-x<k>``).
-* Score: per contrast, Dice on the slice grid over the 15 held-out slices (z 51..135 step 6) of that
-  contrast (``training.eval_report.evaluate_run``: split ``train`` for T1, ``val`` for the others; SAM gets
-  boxes from the ground truth, the U-Net nothing).
-
-Writes ``<out>/results.json`` and ``results.md``; finished runs and evaluations are reused.
+Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke run): a store of MNI152 in
+four contrasts drawn from the same tissue maps; the T1 case trains on ``--shots`` labelled slices and the
+other three form a val split no model sees. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
+pairs at ``--share``), S (R, half drawn skull-stripped), R1 (R, one intensity class per tissue) and E (B +
+near-real ``labels2image``); ``--steps-scale`` trains every arm longer. Score: per contrast, Dice on the
+slice grid over the 15 held-out slices. Writes ``<out>/results.json`` and ``results.md``; finished runs and
+evaluations are reused.
 """
 
 from __future__ import annotations

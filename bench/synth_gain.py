@@ -1,26 +1,14 @@
 """Do synthetic pairs earn their place? MNI152 white matter with n labelled slices, arms A-F, U-Net and SAM.
 
-Protocol (``.venv/bin/python bench/synth_gain.py``; ``--quick`` for a minutes-long smoke run):
-
-* Store: the MNI152 T1 template with its WM / GM / other-brain labels, ingested as MR.
-* Held out: axial z = 51, 57, ..., 135 (15 slices); no generator, registration or gate ever sees them
-  (generators read only the n labelled slices, ``SliceQuery(slices=shots(n))``).
-* Labelled slices: n in {4, 8}, evenly spaced in the pool z = 50, 53, ..., 139.
-* Arms, every one with the same steps, seed and prompts: A real only (no augmentation); B real + the
-  ordinary augmentation ``--augment`` (the U-Net screen ``--screen`` picks it); C B + ``fastgan``;
-  D B + ``deform``; E B + ``labels2image`` (near-real); F B + ``cgan``; R B + ``labels2image`` in
-  random-contrast mode. Synthetic arms draw a ``share`` of training objects from their generator's
-  pairs (``--shares``; share s = synthetic weight s / (1 - s) beside the real case's 1).
-* Per (n, seed) each generator is built (or trained) on those n slices, ``--count`` pairs go
-  through the gate and the accepted ones are committed; per (model, arm, n, seed, share) one run of
-  ``training.train``; the score is its final validation over the 15 held-out objects (box prompts
-  from ``object_rng(seed, ...)``: identical across arms), per object in ``run.json``.
-* Models (``--models``): ``unet`` (MONAI U-Net, 600 steps at n < 10, lr 1e-3) and ``sam`` (LiteMedSAM
-  serial adapter blocks 8-9 + decoder + refinement head, 300 steps, lr 2e-4).
-
-Reports mean ± sd over seeds, the paired difference against B with a bootstrap 95% interval over
-(seed, held-out object) pairs, Dice against n per arm (``dice_vs_n.png``), pairs/s per generator
-and the gate's rejections. Finished runs and generators are reused; interrupted ones resume.
+Protocol (``.venv/bin/python bench/synth_gain.py``; ``--quick`` for a smoke run): the store and held-out
+slices of ``bench/low_data.py``, n in {4, 8} labelled slices; no generator, registration or gate ever sees
+a held-out slice. Arms share steps, seed and prompts: A real only, B real + the ordinary augmentation
+(``--screen`` picks it), then B plus pairs at ``--shares`` of the training draws from C ``fastgan``, D
+``deform``, E ``labels2image``, F ``cgan`` or R random-contrast ``labels2image``. Each generator is built or
+trained on the n slices and its pairs gated and committed; each (model, arm, n, seed, share) is one
+``training.train`` run scored on the held-out objects. Reports mean ± sd, the paired difference against B
+with a bootstrap 95% interval, ``dice_vs_n.png``, generator speed and gate rejections; finished runs and
+generators are reused, interrupted ones resume.
 """
 
 from __future__ import annotations

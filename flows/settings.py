@@ -1,15 +1,11 @@
 """Where the flows' parallel tasks run, from settings (environment variables).
 
-``SAMDATA_DASK_ADDRESS``: the scheduler address of an existing Dask cluster (``tcp://host:8786``);
-when set, the flows' parallel tasks run there. Otherwise ``SAMDATA_DASK_WORKERS`` (default: the
-CPU count, at most 4) worker processes of a local Dask cluster start with the flow run and stop
-with it; ``SAMDATA_DASK_WORKERS=1`` runs the tasks in a thread of the flow's own process (no
-cluster to start: the right choice for one core or tiny data).
-
-Each flow's decorator reads these settings when ``flows`` is imported (so a served deployment
-follows the environment of ``samdata flows serve``); :func:`with_runner` applies other settings to a
-flow for one call, which is how the CLI's ``--workers`` / ``--address`` and the parent flows pass
-them on to their subflows.
+``SAMDATA_DASK_ADDRESS`` names an existing Dask scheduler (``tcp://host:8786``) to run them on; otherwise
+``SAMDATA_DASK_WORKERS`` (default: the CPU count, at most 4) worker processes of a local cluster live as long
+as the flow run, and ``1`` runs the tasks in a thread of the flow's own process (no cluster to start). The
+decorators read these when ``flows`` is imported, so a served deployment follows its environment;
+:func:`with_runner` applies other settings for one call (the CLI's ``--workers`` / ``--address``, and
+parent flows passing them to subflows).
 """
 
 from __future__ import annotations

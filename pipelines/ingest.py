@@ -1,16 +1,10 @@
 """Parallel ingest: discover a dataset, prepare each case, write it to the slice store, commit once.
 
-One task per case. The default runs in-process (no cluster start-up) for one worker, a local Dask
-cluster of worker processes for ``workers > 1``, or an existing cluster by scheduler address. Workers
-write their case's chunks through a forked store session; the single committer (this process) merges
-the returned sessions, checkpoints every batch to a staging branch, and publishes the run to ``main``
-in one commit at the end. A run killed at any point leaves ``main`` at its last snapshot; the re-run
-finds the staging branch (same source, same config → same run name) and does only what is missing.
-
-The steps are public for other front ends (the Prefect flows run batches of cases as tasks):
-:func:`plan_ingest` (discover, hash, skip what is stored), :func:`prepare_into` (the worker part:
-prepare a batch of cases into one fork) and :func:`run_plan` (the committer loop, given a function
-that runs one wave of cases wherever it likes and returns the forks).
+One task per case: in-process for one worker, else on a local or an existing Dask cluster. Workers write
+their case's chunks through a forked store session; this process, the single committer, merges them,
+checkpoints every batch to a staging branch and publishes to ``main`` in one commit, so a killed run leaves
+``main`` as it was and a re-run resumes from the staging branch. :func:`plan_ingest`, :func:`prepare_into`
+and :func:`run_plan` are public so other front ends (the Prefect flows) can run the steps as tasks.
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """Curated mixtures: which cases of a pinned snapshot train, validate and test, and how often each is drawn.
 
-A mixture is the table ``mixtures/<name>`` (``storage.schema.MIXTURES``): one row per case with
-``case_id``, ``split`` (train/val/test), ``origin``, ``generator`` ('' for real cases), ``n_objects``
-and ``weight``, plus attrs naming the snapshot the cases were read from, so a training run reads
-exactly the data the mixture was made of. It reads back as a :class:`storage.records.MixtureRecord`
-(``load_mixture``; both re-exported here).
-
-Rules:
-
-* Only cases with at least one object of the chosen labels take part (others are counted in
-  ``excluded_cases``). Real cases are split by case; synthetic cases go to train only, so no
-  generated image can stand in for a held-out patient.
-* Split: each real case gets a key ``sha256(seed, case_id)``; cases sorted by key fill train, then
-  val, then test, with counts by largest remainder (ties to train, then val). A new case moves at most
-  a boundary case or two, instead of reshuffling every split.
-* At least one real case stays in train, and with at least as many real cases as splits of fraction > 0
-  each of those splits gets one (4 cases at 0.7/0.15/0.15: 2/1/1). With 1 or 2 real cases (0.7/0.15/0.15)
-  all go to train and the record carries a warning that val/test are empty; a split whose fraction is
-  > 0 but gets no case is always reported in ``warnings``.
-* ``weight`` is the training sampling weight of a case: real train cases share ``real`` equally;
-  synthetic cases share ``synthetic``, divided between generators by their weights (equally per case
-  when no generator weights are given). Val/test cases weigh 0: they are evaluated in full.
+A mixture is the store table ``mixtures/<name>``, one row per case (split, origin, generator, objects,
+sampling weight), with attrs naming the snapshot it was read from, so a training run reads exactly that
+data; it reads back as :class:`storage.records.MixtureRecord`. Real cases are split by case and synthetic
+cases only train, so no generated image stands in for a held-out patient. Cases are ordered by
+``sha256(seed, case_id)`` before the split counts are filled, so a new case moves at most a boundary case
+instead of reshuffling every split (the counting rules: README.md, "Prompts and mixtures").
 """
 
 from __future__ import annotations

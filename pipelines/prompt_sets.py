@@ -1,17 +1,11 @@
 """Prompt sets: one seeded simulated prompt per (case, slice, label) object, stored as a store table.
 
-A prompt set is the table ``prompt_sets/<name>`` (``storage.schema.PROMPT_SETS``; ``SliceStore.info()``
-lists it): one row per object with ``case_id``, ``z``, ``label`` and the prompt columns of
-:func:`samdata.prompts.prompts_to_columns`, plus attrs recording the canonical scheme spec, the seed,
-the snapshot the objects and masks were read from and what was skipped. Each object's generator
-comes from :func:`samdata.prompts.object_rng` (a ``SeedSequence`` of seed, case, slice, label), so a
-set does not depend on visiting order and any row can be regenerated alone
-(:func:`regenerate_prompt`); mask prompts (scheme ``mask``) are not stored in columns and are
-regenerated that way. Objects too small for the scheme are skipped and counted. A stored set reads
-back as a :class:`storage.records.PromptSetRecord` (``load_prompt_set``, re-exported here).
-
-Generation runs in this process, slice by slice (one ``read_slice`` serves all labels of a slice):
-it is cheap next to ingest, and a Dask graph would cost more than it saves for sets of this size.
+A prompt set is the table ``prompt_sets/<name>``: one row per object with its prompt columns, and attrs
+recording the scheme, seed, snapshot and what was skipped. Each object's generator comes from
+:func:`samdata.prompts.object_rng` (seed, case, slice, label), so a set does not depend on visiting order
+and any row can be regenerated alone (which is how ``mask`` prompts, not stored, come back). It reads back as
+:class:`storage.records.PromptSetRecord`. Generation runs in this process, slice by slice: it is cheap next
+to ingest, and a Dask graph would cost more than it saves.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Synthetic pairs for the store: read the real slices, train or build a generator, generate, gate, commit.
 
-* :func:`load_real_pairs` reads the real slices of chosen labels from a snapshot, with their full
-  label maps: what a generator starts from and what the gate compares against.
-* :func:`build_source` builds a generator that needs no training (``deform``, ``labels2image``) on
-  them; :func:`train_generator` trains one that does (``cgan``, ``fastgan``) into a folder GEN, and
-  :func:`open_trained` opens it again (:mod:`samdata.synth.kinds` is the registry).
-* :func:`synthesize` draws pairs from a :class:`~samdata.synth.source.PairSource`, puts every batch
-  through the quality gate (:mod:`samdata.synth.gate`) and writes the accepted pairs as cases with
-  origin ``synthetic`` in **one** commit (nothing on failure). Each case is a 2D pair (Z = 1) with
-  id ``syn-<generator>-<seed>-<k>``, a diagonal affine with the spacing of the real slices it
-  imitates, normalisation ``synthetic`` (values are already uint8 0..255) and provenance (generator
-  id, checkpoint hash, seed, gate scores, the real slices it came from). Re-running with the same
-  seed adds nothing: samples whose case id is present are not generated again. Mixtures put these
-  cases in train only.
+:func:`load_real_pairs` reads what a generator starts from and the gate compares against; :func:`build_source`
+and :func:`train_generator` make a generator (the registry is :mod:`samdata.synth.kinds`); :func:`synthesize`
+gates every batch and writes the accepted pairs as 2D cases of origin ``synthetic``, with their provenance,
+in one commit (nothing on failure). Case ids ``syn-<generator>-<seed>-<k>`` make a re-run with the same seed
+add nothing; mixtures put these cases in train only.
 """
 
 from __future__ import annotations

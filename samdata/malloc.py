@@ -1,17 +1,10 @@
 """glibc's malloc thresholds, set for the work a process does (Linux; a no-op elsewhere).
 
-glibc serves a block above its mmap threshold with its own ``mmap`` (returned to the system on free,
-page-faulted in on first touch) and smaller ones from heap arenas (kept for reuse). By default the
-threshold adapts: it rises to the size of the largest block freed, up to 32 MB. The two workloads of
-samdata want opposite settings, so each front end chooses (no library module sets them on import):
-
-* training (:func:`keep_freed_memory`): CPU torch frees and reallocates tens of MB per layer; keeping
-  them avoids re-faulting every buffer on each forward pass.
-* ingest (:func:`return_large_blocks`): a case is a handful of 26-105 MB arrays; after the threshold
-  has risen, the ones under 32 MB come from the heap, and with helper threads (one arena each) the
-  freed space stays resident: peak RSS growth 10x the largest volume instead of ~3x (measured on 8
-  cases of 512x512x100 int16, ``bench/ingest.py``).
-
+By default glibc's mmap threshold rises to the size of the largest block freed (up to 32 MB), and the two
+workloads of samdata want opposite settings, so each front end chooses (no library module sets them on
+import): training (:func:`keep_freed_memory`) keeps the tens of MB CPU torch frees per layer instead of
+re-faulting them on every forward pass; ingest (:func:`return_large_blocks`) hands freed volumes back at
+once, where helper threads would otherwise keep them resident (BENCHMARKS.md, "Ingest" and "Memory").
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Segmentation metrics of a predicted object against its reference: Dice, IoU, NSD, HD95 and MAE.
 
-Masks are bool arrays of one shape, 2D ``(Y, X)`` or 3D ``(Z, Y, X)``; ``spacing`` gives the pixel
-size in mm along the same axes (for a stored slice ``(spacing_y, spacing_x)``, i.e.
-``(geometry.spacing[1], geometry.spacing[0])``). The surface metrics are MONAI's
-(``monai.metrics.compute_surface_dice`` with ``use_subvoxels=False``: boundary pixels counted, as in
-MedSAM's evaluation; ``compute_hausdorff_distance`` with ``percentile=95``, symmetric), in mm.
-
-Empty masks. MONAI returns NaN (with a warning) whenever either mask is empty, which would drop
-exactly the failures from a mean. Here such pairs never reach MONAI and get these values:
-
-* both empty (nothing to find, nothing predicted): Dice = IoU = NSD = 1, HD95 = 0;
-* one empty (a miss or a false alarm): Dice = IoU = NSD = 0 and HD95 = the diagonal of the array
-  in mm (the largest distance two pixels of it can have), a finite worst case so means stay
-  defined, as BraTS-style evaluations do with their volume diagonal.
-
-MAE is the mean absolute difference between the predicted foreground probabilities and the
-{0, 1} reference over every pixel; it is defined for empty masks too.
+Masks are bool arrays (Y, X) or (Z, Y, X) with ``spacing`` in mm along the same axes; the surface metrics
+are MONAI's (boundary pixels counted, as in MedSAM's evaluation; HD95 symmetric). MONAI returns NaN when
+either mask is empty, which would drop exactly the failures from a mean, so such pairs never reach it: both
+empty score 1 (HD95 0), one empty scores 0 with HD95 = the array's diagonal in mm, a finite worst case as
+BraTS-style evaluations use. MAE compares foreground probabilities with the {0, 1} reference.
 """
 
 from __future__ import annotations

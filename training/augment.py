@@ -1,23 +1,13 @@
 """Slice transforms for training: the augmentation registry (TorchIO) and the resize to the model frame.
 
-Names: ``flip``, ``affine``, ``elastic``, ``bias``, ``noise`` (see :data:`AUGMENTS`). The spatial ones
-move image and label together (label with nearest-neighbour interpolation); the intensity ones touch
-the image only. A slice is handed to TorchIO as a 2D image, a (C, Y, X, 1) tensor, so every transform
-is configured with no change along its third axis. Transforms run with ``copy=False`` (TorchIO's deep
-copy of the subject would otherwise dominate the cost of a flip) on a subject built for the call.
-
-TorchIO draws its parameters from torch's global generator; :class:`Augment` runs it inside
-``torch.random.fork_rng`` seeded from the caller's ``numpy.random.Generator``, so the same generator
-state gives the same augmentation and the caller's torch RNG is left untouched.
-
-Cost per 256x256 slice (1 / 3 channels, one torch thread, shared 2-core CPU at load average ~6):
-flip 5 / 2 ms, noise 3 / 11 ms, affine 36 / 29 ms, bias 37 / 66 ms, elastic 0.6 / 1.1 s (SimpleITK
-B-spline resampling, channel by channel): ``elastic`` suits small sets and many workers only.
-
-:func:`resize_pad` / :func:`resize_pad_mask` put a slice into SAM's model frame (longest side resized,
-zero pad at bottom/right; :func:`samdata.prompts.frame_shape`): images by torch bilinear (uint8 kept
-uint8 until the last copy), masks by nearest-exact indexing in numpy, which measured faster than
-``torch.nn.functional.interpolate`` on CPU.
+A slice goes to TorchIO as a 2D image (C, Y, X, 1); spatial transforms move image and label together,
+intensity ones touch the image only, and transforms run with ``copy=False`` because TorchIO's deep copy of
+the subject would dominate the cost of a flip. TorchIO draws from torch's global generator, so
+:class:`Augment` runs it under ``fork_rng`` seeded from the caller's numpy Generator: same state, same
+augmentation. ``elastic`` (SimpleITK B-spline resampling per channel) costs far more than the others
+(BENCHMARKS.md, "Augmentation cost"): it suits small sets and many workers only. :func:`resize_pad` frames
+images by torch bilinear and masks by nearest-exact numpy indexing, measured faster than ``interpolate`` on
+CPU.
 """
 
 from __future__ import annotations

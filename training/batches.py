@@ -1,20 +1,10 @@
 """The batches of a training run: which items each step draws, with which generator, and the validation set.
 
-Training items are the train split's objects (optionally only ``train_slices``), drawn with
-replacement with the mixture's weights (:meth:`MixtureDataset.sample_weights`). Which items step
-``s`` uses, and the generator that draws their prompts and augmentation, are a pure function of
-``(seed, s, micro-batch, rank, position)``: there is no sampler state to lose, any number of loader
-workers gives the same batches, and a resumed run continues exactly. Validation uses the mixture's
-``val`` split with its fixed prompts, or, with ``val_slices``, those slices of the train split's
-cases (never trained on), prompts drawn by the training scheme with ``object_rng(seed, case, z, label)``.
-
-:class:`SeededMixture` hands a generator to :class:`MixtureDataset` per item by overriding its
-``_train_rng`` hook (the dataset draws from one generator per process otherwise).
-
-Items are uint8 (image 0..255, mask {0, 1}) and collated by :func:`training.collate.collate_items`:
-a quarter of float32's bytes through the loader workers (bench/loader.py); the trainer widens them on
-its device. The store holds uint8 pixels, so only augmented images (float until framed) are rounded
-back to 256 levels.
+The items of step ``s`` and the generator of their prompts and augmentation are a pure function of
+``(seed, s, micro-batch, rank, position)``: there is no sampler state to lose, any number of loader workers
+gives the same batches, and a resumed run continues exactly. Training draws train-split objects with the
+mixture's weights; validation uses the ``val`` split's fixed prompts, or held-out ``val_slices`` of the
+train cases. Items stay uint8 through the loader workers (a quarter of float32's bytes; bench/loader.py).
 """
 
 from __future__ import annotations

@@ -1,26 +1,14 @@
 """A cache of the frozen encoder prefix, keyed by slice and view ``(case_id, z, view)``.
 
-On a CPU the image encoder dominates a step (LiteMedSAM: ~1 s per slice forward), yet with the
-encoder frozen up to the first adapted block its output for a slice never changes: the trainer runs
-``SamModel.encode_prefix(images, first_block)`` once per slice and keeps the result (the image
-embeddings for decoder-only runs, the activations entering the first adapted block otherwise).
-Prompts are not part of the key: they enter the decoder, after the cache, and still vary per step.
-
-The cache is only valid while the encoder's input is a fixed function of the key: without image
-augmentation, or with flips only, whose four outcomes are the ``view`` of the key (0..3, see
-:meth:`training.augment.Augment.apply`); under any other augmentation the trainer turns it off (and
-logs that it did), and a key of None is computed without being cached. Modes:
-
-* ``memory``: tensors as computed, on the compute device, up to ``max_bytes`` (later slices are
-  recomputed every time rather than evicting: a training epoch visits slices in random order, so an
-  LRU would thrash);
-* ``disk``: fp16 files under the run directory (half the bytes; kept across resumes), with the same
-  fp16 values also held in memory; every lookup returns ``float32`` from fp16, hit or miss alike,
-  so results do not depend on what happened to be cached;
-* ``off``: recompute every time.
-
-Written here rather than with a library: it is a dictionary plus ``torch.save`` files, and what
-matters (the key, the validity rule, the dtype rule) is specific to this trainer.
+On a CPU the image encoder dominates a step, yet with the encoder frozen up to the first adapted block its
+output for a slice never changes, so the trainer computes it once per slice (prompts enter after the
+cache). It is valid only while the encoder's input is a fixed function of the key: no image augmentation,
+or flips only (the ``view``); otherwise the trainer turns it off and logs that it did. Modes: ``memory``
+(up to ``max_bytes``; later slices are recomputed rather than evicted, since an epoch's random order would
+make an LRU thrash), ``disk`` (fp16 files kept across resumes; every lookup returns float32 from fp16, so
+results do not depend on what was cached) and ``off``. Written here rather than with a library: it is a
+dictionary plus ``torch.save`` files, and what matters (the key, the validity rule, the dtype rule) is
+specific to this trainer.
 """
 
 from __future__ import annotations

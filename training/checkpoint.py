@@ -1,18 +1,11 @@
 """Training checkpoints: trainable weights, optimizer, scheduler and RNG state, written atomically.
 
-A checkpoint is one ``torch.save`` file (read back with ``weights_only=True``) holding::
-
-    format, step, model, adapter, trainable {name: tensor}, optimizer, scheduler,
-    rng [one dict per rank: python, numpy, torch (+ cuda)], sampler {seed, step}
-
-Only trainable parameters are stored: the frozen base comes from the model registry (bundled
-LiteMedSAM weights, the user's SAM checkpoint, or the seeded tiny model). A LiteMedSAM decoder-only
-checkpoint measured 47 MB (3.9M weights and AdamW's two moments), against ~118 MB for all 9.8M
-parameters; for SAM ViT-H with adapters the saving is two orders of magnitude. Writes go to a
-temporary file in the same folder, then ``os.replace`` (:mod:`samdata.files`): a crash leaves the previous
-checkpoint whole.
-The sampler needs no state of its own: the items of step ``s`` are a pure function of
-``(seed, s, micro-batch, rank)`` (see :mod:`training.train`), so ``step`` is its position.
+One ``torch.save`` file (read with ``weights_only=True``): format, step, model, adapter, the trainable
+tensors, optimizer, scheduler, each rank's RNG states and the sampler's ``{seed, step}`` (a step's items are
+a pure function of seed and step, so that is all the sampler needs). Only trainable parameters are stored,
+the frozen base coming from the model registry, so a checkpoint is a fraction of the model's size
+(BENCHMARKS.md). Writes go to a temporary file, then ``os.replace``: a crash leaves the previous checkpoint
+whole.
 """
 
 from __future__ import annotations

@@ -1,24 +1,12 @@
 """Interactive training (SAM, micro-sam): a box decode, then rounds of corrective clicks, each decoded again.
 
-Round 0 decodes each item's training prompt. Round ``r`` (1..``rounds``) thresholds the previous
-round's detached prediction at the model frame size (logits > 0, inside the item's ``valid``
-region), draws one corrective click per item on its error with
-:func:`samdata.prompts.corrective_click` (positive in a false negative, negative in a false
-positive), appends it to the item's points, and decodes box + every click so far on the same
-features, with the previous round's low-res logits as mask input when ``feed_logits`` is on (as
-SAM's training and :func:`training.evaluate.evaluate_interactive` do). An item whose prediction is
-already exact gets no click that round (a padding point, label -1). The trainer adds the loss of
-every round (:meth:`training.loop.Trainer.step`). The frozen prefix and the trainable encoder suffix
-of encoder-adapted runs are computed once per batch (the image embedding does not depend on the
-prompt; the suffix's gradient sums every round's); each round reruns the prompt encoder, the mask
-decoder and a refinement head.
-
-Clicks are drawn in model-frame pixels on the frame-size mask the loss also sees; evaluation draws
-them on the stored slice and maps them into the frame (``Prompt.to_frame``); the two differ only by
-that resampling (MNI152's 233 x 197 slices are 1.1x larger in LiteMedSAM's 256 frame). One generator per round,
-``default_rng([seed, rank, step, micro-batch, round])``, draws the clicks of the batch's items in
-order: same run, same clicks, resumed or not. Written here rather than taken from micro-sam: it is
-a loop around this project's own ``corrective_click`` and decoder call.
+Each round thresholds the previous round's detached prediction, draws one corrective click per item on its
+error (:func:`samdata.prompts.corrective_click`) and decodes the box and every click so far on the same
+features (fed the previous low-res logits with ``feed_logits``); the trainer sums every round's loss. The
+features are computed once per batch, since the image embedding does not depend on the prompt. Clicks come
+from ``default_rng([seed, rank, step, micro-batch, round])``: same run, same clicks, resumed or not.
+Written here rather than taken from micro-sam: it is a loop around this project's own
+``corrective_click`` and decoder call.
 """
 
 from __future__ import annotations

@@ -1,29 +1,11 @@
 """Compare trained runs in one table: zero-shot SAM, adapted SAMs (real or real + synthetic data) and
 prompt-free baselines (the U-Net), all scored on the same objects with the same prompts.
 
-:func:`compare_runs` loads every run and scores every model on the same items with the same prompts:
-the first run's split (its mixture, snapshot and prompts; ``train`` means held-out slices) is the
-reference. A run is refused (ConfigError naming it) when it comes from another store, trained on
-other label names, or trained on any of those items under its own mixture and slice filters; so a
-real-only and a real + synthetic mixture of one store compare (synthetic cases only ever train).
-Scores: :func:`training.evaluate.evaluate_models` (per object, then per case & label, then the mean
-over case & label pairs); each promptable model also runs the interactive clicks protocol
-(:func:`training.evaluate.evaluate_interactive`; LiteMedSAM without fed-back logits, its mask
-encoder never trained, unless the run trained with fed-back click rounds: :func:`default_feed`), and
-``out_dir`` receives:
-
-* ``compare.json``: reference data and settings, one row per model (see :class:`CompareResult`),
-  Dice per label per model;
-* ``compare.md``: the model table and the clicks table (each adapted model's region ceiling after it:
-  :func:`training.evaluate.region_ceiling`; a baseline's one Dice as a reference row);
-* ``compare.png``: Dice per model with the sd over case & label pairs, and Dice against clicks (the
-  region ceilings dotted);
-* ``errors.png`` (with a baseline and an adapted SAM only): the slices where the best adapted SAM
-  and the best baseline differ on most pixels, coloured by who is right.
-
-Models of other input sizes or context (tiny SAM 128², U-Net 256²) read the same objects through one
-dataset per (size, context): prompts are stored in slice pixels (val/test) or drawn at the slice's
-resolution with ``object_rng(prompt seed, case, z, label)`` (train), then mapped into each frame.
+The first run's split (its mixture, snapshot and prompts) is the reference; a run from another store, with
+other label names, or that trained on those items is refused (ConfigError), so the comparison stays fair.
+Models of other input sizes or context read the same objects through one dataset per (size, context), the
+prompts mapped into each frame. :func:`compare_runs` writes ``compare.json``, ``compare.md``,
+``compare.png`` and, with a baseline beside an adapted SAM, ``errors.png`` (README.md, "Comparison").
 """
 
 from __future__ import annotations

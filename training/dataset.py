@@ -1,29 +1,12 @@
 """The torch Dataset over a curated mixture: one item per object (case, slice, label) of a split.
 
-An item is the slice in SAM's model frame (:func:`training.augment.resize_pad`) as 3 channels, the
-object's mask, its prompt in model pixel coordinates, its provenance and ``view`` (which flips
-augmentation applied, 0..3; -1 after any other augmentation: see
-:meth:`training.augment.Augment.apply`; the trainer caches the frozen encoder per view). With ``context`` the
-channels are slices ``[z-1, z, z+1]`` (SlideSAM), the edge slice repeated at the ends and for 2D
-images (Z = 1).
-
-Reads go through :class:`storage.SliceStore`, opened lazily once per process (pid checked on every
-item): a DataLoader or Dask worker that unpickles the dataset opens its own session on the same
-snapshot. Icechunk's Tokio runtime does not survive ``fork()`` (measured: a forked worker blocks
-forever in ``Repository.exists``), so DataLoader workers must start by ``forkserver`` or ``spawn``
-(:func:`mixture_loader` does; Linux's default is fork); a forked worker raises StoreError instead of
-hanging. Each process keeps an LRU cache of decoded slices (``cache_mb``): a ``read_slice`` costs
-~3 ms (two Zarr chunks), and every epoch revisits each labelled slice once per object on it.
-
-Prompts. ``train``: drawn afresh on every ``__getitem__`` with the training scheme, *after*
-augmentation, on the object mask at the slice's resolution, then mapped to the model frame with
-:meth:`samdata.prompts.Prompt.to_frame`. The generator is per process, seeded from
-``(seed, torch.initial_seed())`` (a DataLoader seeds each worker from its base seed), so a run is
-reproducible for a given ``torch.manual_seed`` and worker count, and each epoch's workers draw new
-prompts. ``val`` / ``test``: the rows of the mixture's prompt set (fixed); an object missing from it
-(or a ``mask`` scheme, whose masks are not stored) is drawn with
-``object_rng(prompt-set seed, case, z, label)``, and without a prompt set with
-``object_rng(seed, case, z, label)``: the same prompt every time, in any process.
+An item is the slice in SAM's model frame as 3 channels (slices ``[z-1, z, z+1]`` with ``context``,
+SlideSAM), the object's mask, its prompt in model pixels, its provenance and ``view`` (the flips applied:
+the prefix cache's key). Training prompts are drawn afresh after augmentation; val/test prompts come from
+the mixture's prompt set (or ``object_rng``), the same in any process. The store is opened lazily once per
+process, which keeps an LRU cache of decoded slices (an epoch revisits a slice once per object on it).
+DataLoader workers start by ``forkserver`` or ``spawn``: Icechunk's Tokio runtime does not survive
+``fork()`` (a forked worker hangs), so a forked one raises StoreError instead.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Evaluate a trained run against its zero-shot base on a split, and write the report.
 
-:func:`evaluate_run` scores the run's model (``adapted``) and the same registry model without
-adapters or fine-tuned decoder (``zero_shot``, rebuilt with ``build_model(config.model)``) on the
-same items and prompts (:func:`training.evaluate.evaluate_models`), optionally runs the interactive
-clicks protocol for both, and writes into ``out_dir``. Splits: ``test`` / ``val`` with the mixture's
-fixed prompt set; ``train`` only as held-out slices (``slices``, default the run's ``val_slices``)
-with prompts from ``object_rng(run seed, case, z, label)``, as the run's own validation drew them.
-Files:
-
-* ``metrics.json``: run record, data (store, snapshot, mixture, prompt set, split), settings, the
-  empty-mask rule, overall / per label / per case & label means for each model, every object's
-  scores, interactive Dice per click count, timings;
-* ``metrics.md``: the same side by side as Markdown tables (zero-shot, adapted, difference);
-* ``best_worst.png``: the best and worst objects by the adapted model's Dice, each as a row of
-  the reference and every model's prediction with the prompt (drawn by :func:`samdata.figures.draw_grid`;
-  the prompt is the framed prompt scaled back to slice pixels, for display).
+:func:`evaluate_run` scores the run's model and the same registry model without its adaptation on the same
+items and prompts, optionally with the clicks protocol, and writes ``metrics.json``, ``metrics.md`` and
+``best_worst.png`` into ``out_dir``. ``test`` and ``val`` use the mixture's fixed prompt set; ``train`` is
+scored only on held-out slices, with prompts drawn as the run's own validation drew them.
 """
 
 from __future__ import annotations
@@ -149,7 +138,9 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
 
 def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
                 interactive: dict[str, InteractiveResult]) -> dict[str, Any]:
-    """The JSON-safe report of one evaluation (see the module docstring)."""
+    """The JSON-safe report of one evaluation (``metrics.json``): run record, data (store, snapshot, mixture,
+    prompt set, split), settings, the empty-mask rule, overall / per label / per case & label means for each
+    model, every object's scores, interactive Dice per click count and timings."""
     per_case, per_label, overall = aggregate(result.rows, "model")
     n_slices = result.rows[["case_id", "z"]].drop_duplicates().shape[0]
     return {

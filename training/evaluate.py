@@ -1,25 +1,11 @@
 """Evaluation of a run on a split of its mixture: adapted vs zero-shot, per slice, per case & label, overall.
 
-Items come from :class:`training.dataset.MixtureDataset` for the split, whose prompts for val/test
-are the mixture's stored prompt set (fixed and reproducible). Items are grouped by slice; a batch
-of ``batch_slices`` slices is encoded once per model and every object of a slice is decoded against
-its one embedding. Probabilities are brought back to the stored slice grid
-(:func:`training.predict.to_probabilities`) and scored there against the stored label with
-:func:`samdata.metrics.object_metrics` (spacing from the case metadata; empty masks as documented in
-:mod:`samdata.metrics`). Aggregation: each object (one label on one slice) is a row; rows are
-averaged per case & label; the overall score is the mean over case & label pairs (each structure
-of each patient weighs the same, however many slices it spans).
-
-:func:`evaluate_interactive` runs the interactive protocol (RITM / micro-sam): the initial prompt,
-then one corrective click at a time (:func:`samdata.prompts.corrective_click`, ``interior`` mode:
-positive in a miss, negative in a false alarm), each decode fed the previous low-res logits as mask
-input, Dice recorded after every click (with test-time mirroring, ``EvalConfig.tta``, each view is decoded
-with its mirrored prompt and its own previous logits, and each click answers the mean of the views,
-flipped back). Beside it, the *region ceiling* of each click count k: the Dice
-of the 0-click prediction with its k largest connected error regions (8-connected, misses and false
-alarms alike) set right and nothing else changed (:func:`region_ceiling`) — what k clicks reach if each
-fixes one whole error region, the most a local correction can give. On a structure whose error is
-hundreds of boundary slivers (white matter) this ceiling, not the model, bounds what clicks can add.
+Each slice is encoded once per model and all its objects decoded against that embedding; probabilities are
+scored on the stored slice grid. Objects are averaged per case & label, then over those pairs, so each
+structure of each patient weighs the same however many slices it spans. :func:`evaluate_interactive` adds
+corrective clicks one at a time (the RITM / micro-sam protocol), and :func:`region_ceiling` what k perfect
+local corrections could give, which bounds what clicks can add where the error is many small boundary
+slivers (white matter).
 """
 
 from __future__ import annotations

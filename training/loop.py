@@ -1,25 +1,11 @@
 """One optimizer step and one validation pass: prompts to tensors, forward, loss, AdamW + warm-up/cosine.
 
-* Loss (MedSAM): MONAI ``DiceLoss(sigmoid=True, squared_pred=True)`` + ``BCEWithLogitsLoss`` on the
-  decoder's low-res logits (the ground truth area-resized to that grid), plus, with weight
-  ``iou_loss``, the MSE between the IoU head's prediction and the IoU of the thresholded prediction
-  (LiteMedSAM). With ``iou_loss`` 0 the IoU head is frozen (:func:`training.run.build_run_model`).
-* The forward runs on the cached frozen encoder prefix (:class:`training.cache.PrefixCache`): the
-  trainable :class:`Segmenter` continues the encoder from the first adapted block (nothing left for
-  decoder-only runs) and decodes. DDP wraps the Segmenter, so only trainable weights are reduced.
-* A batch may mix prompt kinds (hybrid schemes give some objects a box and others points only);
-  SAM's prompt encoder takes boxes for all prompts or none, so items are decoded in groups of equal
-  kind and put back in order.
-* A model that takes only the image (the U-Net baseline, :mod:`training.models.unet`) declares
-  ``promptable = False``; :class:`Segmenter` then gets the preprocessed frames and each item's output
-  channel (its label name's) instead of prompts, and the trainer skips the prefix cache.
-* With ``click_rounds`` > 0 (promptable models), each micro-batch is an interactive session
-  (:class:`training.clicks.ClickRounds`): the features (and the trainable encoder suffix) are computed
-  once, the box decode is followed by that many corrective-click decodes, and the loss is the mean
-  over all decodes, backpropagated once (under DDP one gradient all-reduce per step, as without
-  clicks). Validation stays box-only.
-* Non-finite loss or gradient norm stops training with :class:`~samdata.errors.TrainingError`
-  naming the step; under DDP the check uses the all-reduced loss, so every rank stops together.
+The loss is MedSAM's (Dice + BCE on the decoder's low-res logits) plus LiteMedSAM's IoU-head MSE. The
+forward continues from the cached frozen encoder prefix and DDP wraps only the trainable
+:class:`Segmenter`, so only trainable weights are reduced. SAM's prompt encoder takes boxes for all prompts
+or none, so a batch that mixes kinds is decoded in groups. Prompt-free models (the U-Net) skip prompts and
+the cache; with ``click_rounds`` a micro-batch is an interactive session whose decodes share features and
+one backward (:mod:`training.clicks`). A non-finite loss stops every rank with TrainingError naming the step.
 """
 
 from __future__ import annotations

@@ -1,32 +1,13 @@
 """Prediction with a trained run: slices through the model, 3D box propagation, masks back on the source grid.
 
-Frames. The model sees each slice as training did (:func:`training.dataset.resize_pad`: longest
-side to the run's size, zero pad at bottom/right, 3 channels, ``[z-1, z, z+1]`` with context) and
-prompts mapped by :meth:`samdata.prompts.Prompt.to_frame`. Logits are upsampled to the frame,
-cropped to the unpadded part, turned into probabilities and those resized to the slice, so
-probabilities are on the stored slice grid.
-
-Coordinates. Boxes given to :func:`predict_file` (``samdata predict --box x0,y0,x1,y1@z``) are in the
-*stored (canonical) slice frame*: the image reoriented to RAS+ (and resampled if the training store
-was), as a (Z, Y, X) stack; ``x`` runs along the canonical X axis (towards patient left → right), ``y``
-along Y, ``z`` indexes axial slices; boxes are inclusive-exclusive pixels. The report prints the
-canonical shape so a user can check a box against it.
-
-Normalisation. A new image is prepared with :func:`samdata.prepare.prepare_case` under the rule the
-training store used: the normalisation recorded in the case metadata of the run's mixture's train
-cases (the most common one if they differ): the same CT window (level, width), or the same
-percentiles for the same declared modality, or unchanged uint8 (``none``), and the same spacing when
-the store resampled. Label cleaning is off, so every voxel of a prompt mask counts.
-
-Propagation (MedSAM's 3D practice): segment slice ``z`` with the given box, then walk up and down;
-each next slice gets the tight box of the previous slice's prediction; a direction stops at the first
-slice whose prediction is empty, or at the end of an optional z range (``--z-range``, the z extent
-of MedSAM's 3D box): LiteMedSAM segments something in a box of pure background too, so without a
-range the walk usually runs to the end of the volume.
-
-A prompt-free run (the ``unet`` baseline) takes no box: every slice (or those of ``--z-range``) is
-segmented, and each voxel gets the label whose channel is most probable above 0.5; label values
-follow the run's label names in order (1 for the first), reported in ``PredictReport.labels``.
+A new image is prepared with the normalisation (and spacing) recorded for the run's training cases and each
+slice is framed as training framed it, so the model sees what it learnt from; probabilities come back on
+the stored slice grid and the mask is written on the source image's own grid and affine. Boxes are given in
+the stored (RAS+-canonical) slice frame. From the prompted slice the box is propagated up and down, each
+slice prompted with the tight box of its neighbour's prediction (MedSAM's 3D practice), stopping at an
+empty prediction or the end of ``--z-range``: LiteMedSAM finds something even in a box of background, so
+without a range the walk usually reaches the volume's end. A prompt-free run (the U-Net) segments every
+slice of the range, labels numbered in the order of the run's label names.
 """
 
 from __future__ import annotations

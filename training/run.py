@@ -1,17 +1,9 @@
 """Run directories: their layout, the model a run trains, and loading a finished (or running) run.
 
-A run directory holds::
-
-    config.json          the TrainConfig (JSON), resolved (size filled in)
-    run.json             store url, store snapshot id, mixture, model, adapter spec and report,
-                         package versions, target steps, data sizes, validation protocol
-    checkpoints/last.pt  the latest checkpoint (training.checkpoint), written atomically
-    metrics.jsonl        one JSON object per logged step / validation
-    tb/                  TensorBoard event files
-    cache/               the optional fp16 disk cache of frozen encoder activations
-
-:func:`load_run` rebuilds the model exactly as training built it (registry model, base weights,
-adapters from the recorded spec and seed) and loads the trained weights from the last checkpoint.
+A run directory holds ``config.json`` (the resolved TrainConfig), ``run.json`` (store, snapshot, mixture,
+model, adapter, package versions, data sizes, validation protocol), ``checkpoints/last.pt``,
+``metrics.jsonl``, ``tb/`` (TensorBoard) and the optional ``cache/`` of fp16 encoder activations.
+:func:`load_run` rebuilds the model exactly as training built it and loads the trained weights.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """``train(config, run_dir)``: fine-tune a SAM-shaped model on a store mixture, resumably, on one
 process or many (``torchrun``; NCCL on CUDA, gloo on CPU).
 
-Order of one run: settle the config (a new run dir, or the saved config when resuming, refusing
-changes to the model, adapter, data or optimisation), build the model with its adapters, open the
-data (:mod:`training.batches`), set up the frozen-prefix cache (off under image augmentation, and
-the log says so), restore the checkpoint, record ``config.json`` / ``run.json``, score the
-validation set before step 1 (zero-shot), then step; checkpoints every ``save_every`` steps and at
-the end, validation every ``eval_every`` steps and at the end.
-
-Bookkeeping happens on rank 0: metrics to ``metrics.jsonl`` and TensorBoard, lines to ``log.txt``
-and the front end's hooks. A non-finite loss stops the run with TrainingError naming the step and
-keeps the last good checkpoint. Under DDP the ranks' final weights are hashed and compared.
+A run settles its config (a resumed run refuses changes to the model, adapter, data or optimisation),
+builds the model and data, restores the checkpoint, scores the validation set before step 1 (zero-shot),
+then steps, checkpointing and validating on schedule. Rank 0 keeps the books; a non-finite loss stops the
+run and keeps the last good checkpoint; under DDP the ranks' final weights are hashed and compared.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """Test-time augmentation by mirroring: nnU-Net's default at inference, for SAM and the U-Net alike.
 
-A slice is segmented in several mirrored views — ``none``: as it is; ``lr``: also flipped left-right;
-``flip``: all four mirror views (as is, left-right, up-down, both), what nnU-Net's 2D inference
-averages — and the foreground probabilities, each brought back to the unflipped slice, are averaged
-(nnU-Net averages softmax outputs the same way). A promptable model gets the mirrored prompt of each
-view (:meth:`samdata.prompts.Prompt.mirrored`: box edges ``w - x``, point centres ``w - 1 - x``), so
-every view shows it the same object. Cost: one encoder pass and one decode per view.
-
-Frames are flipped inside their unpadded part only (:func:`flip_frames`): the model frame pads at
-bottom/right (:func:`training.dataset.resize_pad`), and a flip of the whole frame would move the
-padding to the top/left, where training never put it. Resizing commutes with the flip (bilinear,
-pixel centres), so a flipped frame is the frame of the flipped slice. Probabilities come back on the
-slice grid (:func:`training.predict.to_probabilities` crops the padding first), where the inverse
-flip is a plain array flip (:func:`unflip`).
-
-Written here rather than taken from MONAI (``monai.transforms.TestTimeAugmentation`` draws random
-transforms from a dictionary pipeline and inverts them through its own metadata) or TorchIO (no
-inference-time inversion for prompts): neither maps SAM's box and point prompts into the view.
+Each mirrored view (``none``; ``lr``; all four with ``flip``) is segmented, a promptable model getting the
+view's mirrored prompt, and the probabilities, flipped back on the slice grid, are averaged. Frames are
+flipped inside their unpadded part only, because training never put padding at the top or left. Written
+here rather than taken from MONAI (``monai.transforms.TestTimeAugmentation`` draws random transforms and
+inverts them through its own metadata) or TorchIO (no inference-time inversion for prompts): neither maps
+SAM's box and point prompts into the view.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Discover the cases of a source dataset on disk: which image goes with which label, and in which split.
 
-Layouts (``SourceDataset.layout``):
-
-* ``"msd"`` / ``"nnunet_v2"``: ``dataset.json`` + ``imagesTr/`` + ``labelsTr/`` (+ ``imagesTs/``,
-  unlabelled, split ``"test"``); the flavour follows the dataset.json keys (MSD ``modality`` and
-  ``{"1": "liver"}`` labels, or nnU-Net v2 ``channel_names``, ``{"liver": 1}`` and ``file_ending``).
-  Image names may carry nnU-Net channel suffixes ``_0000``; channel 0 is used.
-* ``"plain"``: ``images/`` + ``labels/`` (or ``masks/``) matched by stem, label names may add
-  ``_mask``/``_label``/``_seg``/``_segmentation``/``_gt``; an optional dataset.json gives names.
-* ``"dicom"``: the plain layout where every image is a folder ``images/<case>/`` of DICOM files.
-* ``"single"``: one image file or one DICOM folder, no label (split ``"test"``).
-
-Nothing here reads pixels; files that do not fit are reported in ``problems`` and left out.
-Hidden files (``._case.nii.gz`` from macOS copies of the MSD archives) are skipped.
+Layouts (``SourceDataset.layout``): ``msd`` / ``nnunet_v2`` (``dataset.json`` + ``imagesTr/`` +
+``labelsTr/``, unlabelled ``imagesTs/`` as split ``test``; channel 0 of nnU-Net's ``_0000`` names),
+``plain`` (``images/`` + ``labels/`` or ``masks/`` matched by stem, label stems may add ``_mask``,
+``_label``, ``_seg``, ``_segmentation`` or ``_gt``), ``dicom`` (the plain layout with a DICOM folder per
+image) and ``single`` (one unlabelled image). Nothing here reads pixels; files that do not fit are reported
+in ``problems`` and left out, and hidden files (macOS ``._`` copies in the MSD archives) are skipped.
 """
 
 from __future__ import annotations

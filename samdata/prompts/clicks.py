@@ -1,16 +1,12 @@
 """Click prompts: ClickSAM-style spread clicks and corrective clicks from a predicted mask.
 
-``clicks`` places k positive clicks by centroidal Voronoi (Lloyd) iterations over the object's
-pixels: k-means++ seeds, then each generator moves to the mean of the pixels nearest to it; each
-click is the object pixel nearest its generator, so clicks are distinct and inside even for
-non-convex objects (objects over ``LLOYD_PIXELS`` pixels iterate on a uniform sample of that many,
-3x faster at 40k pixels). k follows ClickSAM: ``min(max, floor(1 + 2 (log10(area) - 3)))``, at least 1,
-unless ``n`` fixes it. Lloyd is written here rather than via ``scipy.cluster.vq.kmeans2`` because
-that reports emptied clusters through ``warnings`` (not thread-safe to silence under Dask threads);
-here an emptied cell keeps its generator.
-
-``corrective_click`` gives one click for iterative training / interactive evaluation (micro-sam,
-SlideSAM, RITM protocol): positive in false negatives, negative in false positives.
+``clicks`` places k positive clicks by centroidal Voronoi (Lloyd) iterations over the object's pixels, each
+the object pixel nearest its generator, so clicks are distinct and inside even non-convex objects; k follows
+ClickSAM, ``min(max, floor(1 + 2 (log10(area) - 3)))``, at least 1, unless ``n`` fixes it. Objects over
+``LLOYD_PIXELS`` iterate on a uniform sample of that many pixels (measured faster, same density;
+BENCHMARKS.md). Lloyd is written here rather than via ``scipy.cluster.vq.kmeans2`` because that reports
+emptied clusters through ``warnings`` (not thread-safe to silence under Dask threads); here an emptied cell
+keeps its generator. ``corrective_click`` gives one click on a prediction's error (micro-sam, RITM).
 """
 
 from __future__ import annotations

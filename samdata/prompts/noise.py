@@ -1,16 +1,10 @@
 """Human-like noise on top of any scheme's prompt (keys accepted by every scheme).
 
-* ``jitter_px``: each point moves by N(0, jitter_px) px per axis, is rounded to a pixel inside the
-  image, then a positive that left the object moves back to the nearest object pixel and a negative
-  that entered it moves to the nearest background pixel.
-* ``misclick``: probability that a positive point lands just outside the boundary instead: it moves
-  to the background pixel nearest to it (ignored when the object fills the image).
-* ``missed_edge`` / ``missed_frac``: probability that one box side (uniformly chosen) cuts into the
-  object: that edge moves from the tight box inward by ``max(1, round(missed_frac * extent))`` px,
-  leaving at least one object column/row (skipped for one-pixel extents).
-
-Mask prompts are not changed. A noise key at 0 draws nothing from the generator, so adding
-``jitter_px=0`` to a spec does not change its prompts.
+``jitter_px`` moves each point by N(0, jitter_px) px per axis, then back to the right side of the boundary;
+``misclick`` is the probability that a positive lands on the background pixel nearest to it;
+``missed_edge`` is the probability that one box side cuts into the object by ``missed_frac`` of its extent
+(at least 1 px, always leaving one object row or column). Mask prompts are unchanged, and a key at 0 draws
+nothing, so adding ``jitter_px=0`` to a spec does not change its prompts.
 """
 
 from __future__ import annotations

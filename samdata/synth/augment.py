@@ -1,15 +1,11 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. NeurIPS 2020) for image+mask stacks.
 
-DiffAugment applies the same random, differentiable transforms to real and generated samples
-every time the discriminator sees them, so a discriminator trained on tens of images cannot
-simply memorise them, while the generator still learns the un-augmented distribution. The
-policy is a comma list of :data:`POLICIES`; ``color`` touches the image channel only (a mask has
-no brightness), ``translation`` and ``cutout`` move/erase image and masks together so a pair stays
-consistent. Out-of-frame and cut-out pixels become -1: background (black image, no mask), unlike
-the original's 0 (mid-grey), which would paint a grey frame onto dark medical backgrounds.
-
-Written here (about 60 lines after the reference implementation's recipe) because no installed
-library offers it with an explicit ``torch.Generator`` (kornia is not a dependency).
+The same random, differentiable transforms are applied to real and generated samples whenever the
+discriminator sees them, so a discriminator trained on tens of images cannot memorise them. ``color``
+touches the image only; ``translation`` and ``cutout`` move or erase image and masks together, filling with
+-1 (background) rather than the original's 0, which would paint a grey frame onto dark medical images.
+Written here (about 60 lines after the reference recipe) because no installed library offers it with an
+explicit ``torch.Generator`` (kornia is not a dependency).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """``cgan``: a mask-conditioned GAN (pix2pix) that paints images onto label maps, trained on the real pairs.
 
-Generator: MONAI's ``UNet`` (pix2pix's generator is a U-Net) from the one-hot full label map plus one
-noise channel to the image (tanh). Discriminator: MONAI's ``PatchDiscriminator`` on the image and
-its label map, with MONAI's ``PatchAdversarialLoss`` (least squares) and an L1 term that keeps the
-image faithful to the real slice of the same map (Isola et al. 2017; GenSeg trains pix2pix on
-augmented real masks the same way). Every step draws fresh ``deform`` transforms of the real pairs
-(image and label moved together), so the network sees many label maps though there are few slices;
-the discriminator sees both sides through DiffAugment (translation, cutout). Pairs are drawn on
-label maps from ``deform`` (new shapes and in-between morphs) and the image is brought back from the
-model frame (``size`` × ``size``, anisotropic resize) to the store grid.
-
-Randomness is explicit (a CPU ``torch.Generator`` seeded with ``seed`` for batches and noise, a
-second on the device for DiffAugment); the training state is checkpointed for ``resume``.
+Generator: MONAI's ``UNet`` from the one-hot label map plus a noise channel; discriminator: MONAI's
+``PatchDiscriminator`` with a least-squares loss, plus an L1 term to the real slice of the same map (Isola
+et al. 2017; GenSeg trains pix2pix on augmented real masks the same way). Every step draws fresh ``deform``
+transforms of the real pairs, so the network sees many label maps from few slices, and DiffAugment keeps the
+discriminator from memorising them. Randomness is explicit (seeded generators); the training state is
+checkpointed for ``resume``.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """A trained generator on disk: the folder ``GEN`` that ``samdata synth train --out GEN`` writes.
 
-Layout::
-
-    GEN/generator.json          GeneratorInfo: kind (fastgan, cgan), id, network shape, labels, store
-                                grid and spacing, the store snapshot and (case, z) slices it learnt
-                                from, training config
-    GEN/generator.pt            the EMA generator's state dict (torch.save; read with weights_only)
-    GEN/checkpoints/step-NNNNNN.pt   full training state (G, D, EMA, optimisers, RNG) for --resume
-    GEN/samples/step-NNNNNN.png      sample grids written during training
-    GEN/log.jsonl               losses every log_every steps
-
-The *checkpoint hash* recorded in every synthetic case's provenance is the SHA-256 of
-``generator.pt``. Files are written to a temporary name and renamed, so a killed run never
+``generator.json`` (:class:`GeneratorInfo`: kind, network shape, labels, grid, the snapshot and slices it
+learnt from, config), ``generator.pt`` (the EMA generator's weights; its SHA-256 is the checkpoint hash in
+every synthetic case's provenance), ``checkpoints/step-NNNNNN.pt`` (the full state for ``--resume``),
+``samples/`` and ``log.jsonl``. Files are written under a temporary name and renamed, so a killed run never
 leaves a half-written checkpoint under the real name.
 """
 

@@ -1,15 +1,11 @@
 """``deform``: new anatomy from the few labelled slices by smooth deformation and in-between morphs.
 
-Each sample starts from one labelled real slice, or (probability ``morph``) from an in-between
-morph of two neighbouring labelled slices of one case: the earlier slice warped a fraction ``t`` of
-the way onto the later one by their label maps' registration (:mod:`samdata.synth.morph`; from the
-nearer end, so ``t`` ≤ 0.5 of the field is ever applied). On top come a random smooth field
-(control points about ``control_mm`` apart, up to ``max_mm`` each way) and a small affine. The image
-and the full label map are sampled through the same coordinates, so they agree by construction;
-the smallest Jacobian determinant of every transform goes to the gate (≤ 0 = folded).
-
-No training: :class:`DeformGenerator` registers the neighbouring pairs once when it is built (or takes
-the fields of an earlier build, as a medigan package of a cgan does).
+Each sample starts from one labelled real slice or (probability ``morph``) from an in-between morph of two
+neighbouring labelled slices of a case (:mod:`samdata.synth.morph`), then gets a random smooth field and a
+small affine. Image and full label map are sampled through the same coordinates, so they agree by
+construction, and each transform's smallest Jacobian determinant goes to the gate (≤ 0 = folded). No
+training: :class:`DeformGenerator` registers the neighbouring pairs once when built (or takes the fields of
+an earlier build, as a medigan package of a cgan does).
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
 """Smooth spatial transforms of 2D slices, batched in torch: random fields, affines, warps, Jacobians.
 
-A transform is kept as *source coordinates*: a (N, H, W, 2) float32 tensor giving, for each output
-pixel, the (x, y) pixel position in the source slice it samples (so image and label map warp with
-the same field and agree by construction). Random smooth fields are displacements on a coarse
-control grid (spacing in mm) upsampled bicubically, the B-spline-like fields of lab2im / SynthSeg;
-affines rotate and scale about the slice centre. Every random draw comes from a numpy
-``Generator`` per sample, so sample k is the same pair whatever batch it is drawn in.
-
-Written with ``torch.nn.functional.grid_sample`` rather than TorchIO's ``RandomElasticDeformation``
-/ ``RandomAffine``: those resample one subject at a time through SimpleITK, an order of magnitude
-slower per 256² slice (BENCHMARKS.md, ``bench/synth_speed.py``), and expose no field to check for
-folding.
+A transform is kept as source coordinates, a (N, H, W, 2) tensor of where each output pixel samples, so
+image and label map warp with the same field and agree by construction. Random fields are control-grid
+displacements upsampled bicubically (lab2im / SynthSeg); each sample draws from its own numpy Generator,
+so sample k is the same pair whatever batch it is drawn in. Written with ``grid_sample`` rather than
+TorchIO's ``RandomElasticDeformation`` / ``RandomAffine``: those resample one subject at a time through
+SimpleITK, an order of magnitude slower per slice (BENCHMARKS.md, ``bench/synth_speed.py``), and expose no
+field to check for folding.
 """
 
 from __future__ import annotations

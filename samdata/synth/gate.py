@@ -1,19 +1,11 @@
 """The quality gate every generated pair passes before it may enter the store.
 
-Per pair, against the real slices the generator learnt from (:func:`calibrate`), cheapest first;
-each failed check is a named reason in the report:
-
-* ``empty``: no label at all;
-* ``area``: a label's area outside ``[(1 - area_slack) · real min, (1 + area_slack) · real max]``;
-* ``components``: a label in more 8-connected pieces (of ≥ 10 pixels) than ``(1 + component_slack) · real max + 2``;
-* ``folding``: the pair's spatial transform folds (smallest Jacobian determinant ≤ ``min_jacobian``);
-* ``intensity_order``: a realistic source's tissues (median intensity per label) leave the real order;
-* ``memorised``: the image is within ``min_distance`` (RMS on 64² thumbnails) of a real slice.
-
-Per batch: the Fréchet distance of full-resolution image features (:mod:`samdata.synth.quality`)
-between the real slices and the batch; above ``frechet_max`` the whole batch is rejected
-(``frechet``). A source that does not claim the real contrast (``realistic=False``: random-contrast
-rendering) gets neither the order nor the Fréchet check; its distance is still reported.
+Per pair, against the real slices the generator learnt from (:func:`calibrate`), cheapest check first:
+``empty``, label ``area`` and ``components`` within the real range, ``folding`` of the spatial transform,
+``intensity_order`` of the tissues, ``memorised`` (a near-copy of a real slice). Per batch, a Fréchet
+distance of full-resolution features (:mod:`samdata.synth.quality`) above ``frechet_max`` rejects the whole
+batch. Every failure is a named reason in the report; a random-contrast source skips the order and Fréchet
+checks, since it does not claim the real contrast.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """The registry of synthetic pair generators: what each kind is, how it is configured, built or trained.
 
-========== ========= ===========================================================================
-kind       trains    pairs
-========== ========= ===========================================================================
-deform     no        real slices under smooth random fields + in-between morphs (real images)
-labels2image no      deformed label maps rendered SynthSeg-style (``mode=near`` or ``random``)
-cgan       yes       deformed label maps painted by a mask-conditioned GAN (pix2pix)
-fastgan    yes       image and mask drawn together from noise (the few-shot GAN; a baseline)
-========== ========= ===========================================================================
-
-Kinds without training are built from a spec string (``deform:morph=0.7``,
-``labels2image:mode=random,deform.max_mm=6``; keys are the fields of their params dataclass); kinds
-that train are configured by their config dataclass and written to a folder GEN, opened again by
-:func:`open_trained`. Unknown names raise a RegistryError listing the valid ones.
+``deform`` and ``labels2image`` need no training and are built from a spec string (``deform:morph=0.7``;
+keys are the fields of their params dataclass); ``cgan`` and ``fastgan`` train, are configured by their
+config dataclass, written to a folder GEN and opened again by :func:`open_trained` (what each kind draws:
+README.md, "Synthetic pairs"). Unknown names raise a RegistryError listing the valid ones.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The ``__init__.py`` of a samdata ``cgan`` exported as a medigan model package (mask to image).
 
 Copied verbatim into the package by :func:`samdata.synth.medigan_export.export_medigan`. Unlike the
-noise-to-pair template it imports samdata (a declared dependency of the package): the label maps it
-paints are ``deform`` transforms of the label maps shipped in ``labels.npz`` (with their
-registration fields, so nothing is registered again), or the label maps in ``input_path``.
-
-Contract (medigan's ``generate_method``: base args ``model_file, num_samples, output_path,
-save_images``; custom ``seed, start_index, input_path, device``): ``model_file`` is the generator's
-state dict (``generator.pt``), ``generator.json`` beside it the samdata description. Without
-``input_path`` sample ``k`` of ``seed`` is the one ``samdata synth generate --generator GEN`` draws;
-with it, the ``*.png`` / ``*.npy`` label maps there (store label values) are painted in name order.
-With ``save_images`` it writes ``<k>_img.png`` (grey uint8) and ``<k>_mask.png`` (label values) and
-returns None; otherwise it returns a list of ``(image uint8, mask uint8)``.
+noise-to-pair template it imports samdata (a declared dependency of the package): the label maps it paints
+are ``deform`` transforms of those shipped in ``labels.npz``, with their registration fields so nothing is
+registered again, or the label maps in ``input_path``. The contract medigan calls is :func:`generate`.
 """
 
 from __future__ import annotations
@@ -32,7 +24,15 @@ def _input_maps(folder: str) -> list:
 
 def generate(model_file: str, num_samples: int, output_path: str, save_images: bool, seed: int = 0,
              start_index: int = 0, input_path: str | None = None, device: str = "cpu"):
-    """medigan entry point: ``num_samples`` painted pairs (see the module docstring)."""
+    """medigan entry point: ``num_samples`` painted pairs.
+
+    medigan's ``generate_method``: base args ``model_file, num_samples, output_path, save_images``; custom
+    ``seed, start_index, input_path, device``. ``model_file`` is the generator's state dict
+    (``generator.pt``), ``generator.json`` beside it the samdata description. Without ``input_path`` sample
+    ``k`` of ``seed`` is the one ``samdata synth generate --generator GEN`` draws; with it, the ``*.png`` /
+    ``*.npy`` label maps there (store label values) are painted in name order. With ``save_images`` it
+    writes ``<k>_img.png`` (grey uint8) and ``<k>_mask.png`` (label values) and returns None; otherwise a
+    list of ``(image uint8, mask uint8)``."""
     import numpy as np
     import torch
 

@@ -1,26 +1,11 @@
 """medigan model packages: run one from a local folder or zip (export is :mod:`samdata.synth.medigan_export`).
 
-This module reads and writes files (packages, zips, generated PNGs) although the rest of
-``samdata.synth`` only takes arrays: a medigan model *is* a folder of files that medigan imports
-from the current directory, so the file handling cannot be separated from using it.
-
-**Security.** A medigan package is Python code that runs when it is imported. samdata loads a
-package only from the path the user names (``--package``), never from the web: the config handed
-to medigan's own ``ConfigManager(config_dict=...)`` points ``package_link`` at that local path, and
-the package is unpacked to ``<workdir>/models/<model_id>/`` before medigan looks, so medigan's
-"already unpacked" check passes and it never fetches anything.
-
-**How medigan finds a package** (medigan 1.0, ``ModelExecutor``): it checks
-``models/<id>/<package_name>/<model_name><extension>`` relative to the current directory, then
-imports ``models.<id>.<package_name>`` (falling back to ``models.<id>``) with importlib, and calls
-``generate(model_file=<that relative path>, num_samples, output_path, save_images, **custom)``.
-So :class:`MediganModel` changes the working directory to ``workdir`` and puts it first on
-``sys.path`` while it is open (process-wide; not thread-safe) and restores both, and any
-``models`` modules, on close. medigan imports ``pkg_resources``: setuptools must be < 81.
-
-The metadata (medigan's ``global.json`` entry: ``execution``, ``selection``, ``description``) comes
-from ``--config FILE`` or from ``metadata.json`` inside the package, the convention of medigan's
-published zips.
+This module does file I/O although the rest of ``samdata.synth`` takes arrays: a medigan model *is* a
+folder of files that medigan imports from the current directory. A package is code that runs on import, so
+it is loaded only from the path the user names, never from the web: it is unpacked where medigan's
+"already unpacked" check looks, so medigan never fetches. :class:`MediganModel` changes the working
+directory and ``sys.path`` while open (process-wide; not thread-safe). medigan imports ``pkg_resources``:
+setuptools must be < 81.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The ``__init__.py`` of a samdata generator exported as a medigan model package.
 
-This file is copied verbatim into the package by :func:`samdata.synth.medigan_export.export_medigan`,
-so it imports nothing from samdata: only numpy, torch and Pillow (the package's declared
-dependencies). samdata itself draws latents with :func:`latents`, so a sample ``k`` of seed ``s``
-is the same pair whether it comes from ``samdata synth generate`` or from medigan.
-
-Contract (medigan's ``generate_method`` with base args ``model_file, num_samples, output_path,
-save_images`` and custom args ``seed, start_index``): the weights are a ``torch.export`` program
-(``<model_name>.pt2``) mapping latents (B, L) to (B, 1 + K, S, S), image in [-1, 1] then K mask
-logits; ``generator.json`` beside it gives L and K. With ``save_images`` it writes
-``<k>_img.png`` (grey uint8) and ``<k>_mask.png`` ({0, 255} for one label, else the label index
-1..K per pixel) for ``k = start_index ... start_index + num_samples - 1`` and returns None;
-otherwise it returns a list of ``(image (S, S) uint8, mask (S, S) uint8)`` tuples.
+This file is copied verbatim into the package by :func:`samdata.synth.medigan_export.export_medigan`, so it
+imports nothing from samdata: only numpy, torch and Pillow (the package's declared dependencies). samdata
+itself draws latents with :func:`latents`, so sample ``k`` of seed ``s`` is the same pair whether it comes
+from ``samdata synth generate`` or from medigan. The contract medigan calls is :func:`generate`.
 """
 
 from __future__ import annotations
@@ -32,7 +24,7 @@ def latents(seed: int, indices: range | list[int], latent: int) -> np.ndarray:
 
 
 def decode(output: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Raw (B, 1 + K, S, S) output → (image uint8, mask uint8) per sample (see the module docstring)."""
+    """Raw (B, 1 + K, S, S) output → (image uint8, mask uint8) per sample (see :func:`generate`)."""
     images = np.clip(np.rint((output[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
     logits = output[:, 1:]
     if logits.shape[1] == 1:
@@ -44,7 +36,15 @@ def decode(output: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def generate(model_file: str, num_samples: int, output_path: str, save_images: bool, seed: int = 0,
              start_index: int = 0, device: str = "cpu"):
-    """medigan entry point: draw ``num_samples`` image/mask pairs (see the module docstring)."""
+    """medigan entry point: draw ``num_samples`` image/mask pairs.
+
+    medigan's ``generate_method`` with base args ``model_file, num_samples, output_path, save_images`` and
+    custom args ``seed, start_index``: ``model_file`` is a ``torch.export`` program (``<model_name>.pt2``)
+    mapping latents (B, L) to (B, 1 + K, S, S), image in [-1, 1] then K mask logits; ``generator.json``
+    beside it gives L and K. With ``save_images`` it writes ``<k>_img.png`` (grey uint8) and
+    ``<k>_mask.png`` ({0, 255} for one label, else the label index 1..K per pixel) for ``k = start_index
+    ... start_index + num_samples - 1`` and returns None; otherwise a list of ``(image (S, S) uint8,
+    mask (S, S) uint8)`` tuples."""
     import torch
 
     if int(num_samples) <= 0:

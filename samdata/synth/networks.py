@@ -1,21 +1,11 @@
 """Paired generators (one image channel + K mask channels from one latent) and their discriminator.
 
-Two generator designs sit in the one registry :data:`GENERATORS` (``build_generator``):
-
-* ``fastgan`` (default): FastGAN's generator (Liu et al., ICLR 2021) scaled down for tens of
-  slices: upsample + 3x3 conv + BatchNorm + GLU blocks and *skip-layer excitation* (SLE), where
-  a low-resolution feature map gates the channels of one 8x larger, which is what lets FastGAN
-  train stably in few steps on ~100 images.
-* ``dcgan``: a plain DCGAN generator (transposed convolutions, BatchNorm, ReLU) as the baseline.
-
-Generator convolutions pad by replication, not zeros: with a black (-1) background, zero padding
-drew a grey frame around every sample. The discriminator is a DCGAN-style convolutional net with
-spectral norm on every layer (Miyato et al. 2018) and no normalisation, trained with the hinge
-loss (:mod:`samdata.synth.losses`).
-
-Channels of the output: 0 = image in [-1, 1] (tanh), 1..K = mask logits, one per label.
-The networks are written here because no installed library (torchvision, MONAI, timm) ships a
-GAN generator or a few-shot GAN; they are small and follow the papers' layer recipes.
+:data:`GENERATORS` holds ``fastgan`` (FastGAN's generator scaled down for tens of slices; its skip-layer
+excitation is what lets it train stably in few steps) and ``dcgan`` (the baseline). Generator convolutions
+pad by replication, since zero padding drew a grey frame on black backgrounds; the discriminator is a
+spectral-norm DCGAN net trained with the hinge loss. Output channel 0 is the image in [-1, 1], 1..K the
+mask logits. Written here because no installed library (torchvision, MONAI, timm) ships a GAN generator or
+a few-shot GAN; they are small and follow the papers' layer recipes.
 """
 
 from __future__ import annotations

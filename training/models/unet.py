@@ -1,21 +1,11 @@
 """The honest baseline: a 2D U-Net (MONAI ``UNet``) trained from scratch on the same mixture as SAM.
 
-It takes no prompt (``promptable = False``, see :func:`training.loop.is_promptable`): given the
-model frame it predicts one logit map per label name it was built for, and an object (one label on
-one slice) is scored on the channel of its label. So where SAM gets a box for the object, the U-Net
-has to find the structure everywhere in the slice by itself — what a user who trains a U-Net gets.
-
-Architecture (the measured reference of the project: MNI152 white matter, Dice 0.964 from 28
-slices): MONAI ``UNet(spatial_dims=2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2),
-num_res_units=2)`` with MONAI's default instance norm (no running statistics, so the trainable
-weights are the whole state). Input: the same 256² frame, 3 channels (the slice three times, or
-[z-1, z, z+1] context), scaled from 0..255 to [-1, 1]. nnU-Net would pick its depth and widths from
-the data; at 256² and a few dozen slices its 2D plan is this shape with wider stages, which costs
-CPU time without changing the answer here.
-
-The class offers the pieces of :class:`training.models.SamModel` that training, evaluation and
-prediction use outside the prompt path: ``img_size``, ``low_res_size``, ``preprocess``,
-``postprocess``, ``pixel_mean`` (for the device), ``name`` and ``checkpoint_path``.
+It takes no prompt (``promptable = False``): it predicts one logit map per label name and an object is
+scored on its label's channel, so it must find the structure everywhere in the slice, as a user who trains a
+U-Net would. The shape is REFERENCES.md's measured reference (channels 16..256, 2 residual units, instance
+norm, so the trainable weights are the whole state); nnU-Net's 2D plan at 256² is this shape with wider
+stages, which costs CPU time without changing the answer here. The class offers the parts of
+:class:`training.models.SamModel` that training, evaluation and prediction use outside the prompt path.
 """
 
 from __future__ import annotations
