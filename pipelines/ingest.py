@@ -255,8 +255,8 @@ def _start_client(cluster: ClusterConfig, stack: ExitStack) -> Any:
     else:
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers' environment; setting it freezes
         # glibc's mmap threshold at 128 kB, so every slice-sized array is a fresh mmap whose pages fault
-        # in on first touch (measured on 20 × 512²×100 cases: system time 3 → 16 s, 2 workers no faster
-        # than 1). The workers keep glibc's adaptive default instead. A nanny also leaves the variable
+        # in on first touch (measured: several times the system time, 2 workers no faster than 1;
+        # BENCHMARKS.md, "Ingest"). The workers keep glibc's adaptive default instead. A nanny also leaves the variable
         # in its parent's os.environ, where later workers would inherit it: Dask's value is taken out
         # while ours start (a value of the user's own is kept).
         leaked = os.environ.get(_TRIM) == _DASK_TRIM and os.environ.pop(_TRIM)

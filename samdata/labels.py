@@ -68,7 +68,7 @@ def as_label_array(array: np.ndarray, *, path: str) -> np.ndarray:
 def label_boxes(label_zyx: np.ndarray) -> list[tuple[slice, ...] | None]:
     """``scipy.ndimage.find_objects`` of a (Z, Y, X) label map, scanning only its labelled extent.
 
-    find_objects holds the GIL and walks every voxel (0.09 s for 512x512x100); the extent comes from
+    find_objects holds the GIL and walks every voxel (BENCHMARKS.md, "Ingest"); the extent comes from
     two numpy reductions that release it (a slice's labelled rows, then the columns within them), and
     organs fill a fraction of a CT volume (a third for the benchmark's phantoms)."""
     rows = label_zyx.any(axis=2)  # (Z, Y)

@@ -45,12 +45,12 @@ KEEP_LIMIT = 128 << 20  #: blocks under this size are kept for reuse by :func:`k
 def keep_freed_memory(limit: int = KEEP_LIMIT, arenas: int = 1) -> bool:
     """Let glibc keep freed blocks under ``limit`` bytes for reuse instead of unmapping them, and the
     heap's free top up to ``4 * limit``, in at most ``arenas`` heap arenas (torch's worker threads
-    would otherwise each keep their own freed blocks: -330 MB at the training peak, no slower).
+    would otherwise each keep their own freed blocks: a lower training peak, no slower).
 
-    LiteMedSAM's encoder at 256x256, one slice at a time on the 2-core box: 1.2-1.8 s per slice by
-    default or with a 64 MB limit (tens-of-MB activations re-faulted), 0.9-1.1 s from 128 MB up. A 1 GB
-    limit was as fast, but it also kept every freed evaluation batch, so a job's process grew stage by
-    stage; 128 MB keeps the per-layer buffers and hands larger ones back (BENCHMARKS.md, memory).
+    On LiteMedSAM's CPU encoder the default and a 64 MB limit re-fault tens-of-MB activations every
+    forward pass and were measured slower than 128 MB and up. A 1 GB limit was as fast, but it also kept
+    every freed evaluation batch, so a job's process grew stage by stage; 128 MB keeps the per-layer
+    buffers and hands larger ones back (BENCHMARKS.md, "Memory of the demo's process").
     Returns whether it was applied.
     """
     return _mallopt((_M_MMAP_THRESHOLD, limit), (_M_TRIM_THRESHOLD, 4 * limit), (_M_ARENA_MAX, arenas))
@@ -59,10 +59,10 @@ def keep_freed_memory(limit: int = KEEP_LIMIT, arenas: int = 1) -> bool:
 def return_large_blocks(threshold: int = 4 << 20, arenas: int = 1) -> bool:
     """Serve every block of ``threshold`` bytes or more with its own mmap, so a freed volume goes back
     to the system at once; slice-sized temporaries (a 512x512 slice is 0.25-1 MB) stay in the heap,
-    where a fixed 128 kB threshold would page-fault each one in (Dask's nanny default: system time
-    3 s → 16 s on 20 cases). ``arenas``: the most heap arenas glibc makes (one per thread by default,
-    each keeping its own freed blocks: the ingest's reader threads then hold ~50 MB more at peak,
-    measured on 20 cases of 512x512x100). Not applied where ``MALLOC_MMAP_THRESHOLD_`` is set (the
+    where a fixed 128 kB threshold would page-fault each one in (Dask's nanny default: several times the
+    system time). ``arenas``: the most heap arenas glibc makes (one per thread by default, each keeping its
+    own freed blocks, so the ingest's reader threads then hold more at peak; BENCHMARKS.md, "Ingest"). Not
+    applied where ``MALLOC_MMAP_THRESHOLD_`` is set (the
     flows set it for training, which wants the opposite, in their own process and its children).
     Returns whether it was applied."""
     return not os.environ.get(_ENV) and _mallopt((_M_MMAP_THRESHOLD, threshold), (_M_ARENA_MAX, arenas))

@@ -4,7 +4,7 @@
 (``/proc/self/clear_refs``, value 5) when a stage starts and reads ``VmHWM`` when it ends. Between stages
 it calls glibc's ``malloc_trim(0)``: training keeps freed blocks for reuse (:mod:`samdata.malloc`), and
 every thread that allocated kept its own arena of them, so without a trim each stage's freed memory stays
-resident beside the next stage's (the demo's largest process grew to 8.9 GB over its stages that way).
+resident beside the next stage's (the demo's largest process grew stage by stage that way; BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def _label_names(given: dict[int, str], present: np.ndarray) -> dict[int, str]:
 
 def _present_values(boxes: list[tuple[slice, ...] | None]) -> np.ndarray:
     """The non-zero values of an integer label map from its boxes (:func:`~samdata.labels.label_boxes`:
-    no copy; a ``bincount`` of an F-ordered map copied and cast every voxel to int64: 0.48 s and 210 MB
-    for 512x512x100). The same boxes serve :func:`~samdata.labels.clean_labels`."""
+    no copy; a ``bincount`` of an F-ordered map copied and cast every voxel to int64, measured far slower
+    and larger: BENCHMARKS.md, "Ingest"). The same boxes serve :func:`~samdata.labels.clean_labels`."""
     return np.array([v for v, box in enumerate(boxes, start=1) if box is not None], dtype=np.int64)
 
 

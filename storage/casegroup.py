@@ -61,9 +61,8 @@ def write_slice_chunks(arr: zarr.Array, data: np.ndarray, codec: BloscCodec) -> 
     the byte layout is ``codec``: each slice blosc-encoded and all chunks set in one batch.
 
     Why not ``arr[:] = data``: zarr's codec pipeline runs each chunk through its own asyncio task
-    (about 1 ms per chunk beyond blosc's own time: a third of a 512x512x100 case's ingest, measured with
-    the same codec on the same slices: 0.42 s → 0.13 s encode + 0.09 s storing per case); and it would
-    compare every chunk with the fill value. The chunks written here are exactly zarr's (the same blosc
+    (measured as a large share of a case's ingest beyond blosc's own time: BENCHMARKS.md, "Ingest"); and
+    it would compare every chunk with the fill value. The chunks written here are exactly zarr's (the same blosc
     frame, the chunk key from the array's metadata); every slice is stored, an all-zero one as a
     ~100-byte chunk, and reads back through zarr like any other (tested against ``arr[:] = data``)."""
     if data.shape != arr.shape or data.dtype != arr.dtype or arr.chunks != (1, *arr.shape[1:]) or not data.flags.c_contiguous:

@@ -146,7 +146,7 @@ class SegLoss(nn.Module):
     """Dice (sigmoid, squared) + BCE on logits, plus ``iou_weight`` × MSE of the IoU head."""
 
     def __init__(self, iou_weight: float) -> None:
-        from monai.losses import DiceLoss  # imported here: ``import monai`` loads all of MONAI (~3-7 s of CPU)
+        from monai.losses import DiceLoss  # imported here: ``import monai`` loads all of MONAI (seconds of CPU)
 
         super().__init__()
         self.dice = DiceLoss(sigmoid=True, squared_pred=True, reduction="mean")

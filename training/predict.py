@@ -57,8 +57,8 @@ def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[i
     The model's own upsampling (SAM: its low-res logits to the frame) stays on logits; the frame → slice
     resampling is done on probabilities, as MedSAM's inference and nnU-Net's export do. Resampling logits
     there moves the 0.5 boundary towards the less confident side (a U-Net's background logits are smaller
-    than its white-matter ones): on MNI152 white matter it added 6.5% area to a U-Net's masks and cost it
-    0.4-0.6 Dice points (BENCHMARKS.md)."""
+    than its white-matter ones): on MNI152 white matter it grew a U-Net's masks and cost it Dice
+    (BENCHMARKS.md, "Test-time mirroring", Resampling)."""
     up = model.postprocess(low_res.float())[..., :input_size[0], :input_size[1]]
     probs = F.interpolate(torch.sigmoid(up), size=tuple(int(v) for v in original), mode="bilinear",
                           align_corners=False)

@@ -66,7 +66,7 @@ def _lookup_table(dtype: np.dtype, scaled: Callable[[np.ndarray], np.ndarray], t
     """``transform(scaled(v))`` for every value ``v`` of a native 8- or 16-bit integer type, indexed by
     the value's bits read as unsigned (and that unsigned type); None for other types. The transform
     is elementwise, so a lookup gives exactly its values, for a 65,536-entry table instead of six
-    float32 passes over every voxel (a CT window: 0.10 → 0.03 s for 512x512x100 int16)."""
+    float32 passes over every voxel (measured faster for a CT window: BENCHMARKS.md, "Ingest")."""
     if dtype.kind not in "iu" or dtype.itemsize > 2 or not dtype.isnative:
         return None
     unsigned = np.dtype(f"u{dtype.itemsize}")
@@ -83,7 +83,7 @@ def gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> n
     Why not nibabel's own read: it fills the array with one ``readinto`` that Python's gzip module
     serves through a temporary ``bytes`` of the volume's size (peak twice the volume: 100 MB for a
     512x512x100 int16 case), inflating 8 kB of input per call and computing the CRC in a second pass
-    (Python 3.11): 0.65 s for that case against 0.36 s for zlib alone. Header, offset, dtype, byte
+    (Python 3.11), measured much slower than zlib alone (BENCHMARKS.md, "Ingest"). Header, offset, dtype, byte
     order and scaling all come from nibabel's own proxy; None (use nibabel) for anything but a plain
     proxy on a ``.gz`` file, and, with ``transform``, anything but a 3D Fortran-ordered one."""
     proxy = img.dataobj

@@ -134,8 +134,8 @@ def _files_of(path: Path) -> list[Path]:
     raise CaseNotFoundError(f"{path}: no such file or folder to hash")
 
 
-#: The content hash of new cases: BLAKE2b-256, 3.4x faster than SHA-256 on these cores (no SHA
-#: instructions: 27 MB in 0.04 s against 0.14 s), written with its name so stores can hold both.
+#: The content hash of new cases: BLAKE2b-256, measured faster than SHA-256 on cores without SHA
+#: instructions (BENCHMARKS.md, "Ingest"), written with its name so stores can hold both.
 HASH_ALGORITHM = "blake2b"
 #: Stores written before the prefix hold bare SHA-256 hex digests.
 LEGACY_HASH_ALGORITHM = "sha256"

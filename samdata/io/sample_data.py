@@ -103,7 +103,7 @@ def mni152_contrast(t1: np.ndarray, wm: np.ndarray, gm: np.ndarray, brain: np.nd
 def write_mni152(dest: str | Path, contrast: str = "t1") -> Path:
     """Write the bundled MNI152 anatomy in ``contrast`` (default the T1 template itself) with its WM/GM/other-brain
     label map as a one-case MSD dataset (case ``mni152``, or ``mni152_<contrast>`` for the drawn contrasts)."""
-    datasets = require("nilearn.datasets", "sample", "the MNI152 sample data")  # slow import (~2 s): only when asked
+    datasets = require("nilearn.datasets", "sample", "the MNI152 sample data")  # slow import: only when asked
 
     if contrast not in CONTRASTS:
         raise ConfigError(f"unknown MNI152 contrast {contrast!r}; expected one of {', '.join(CONTRASTS)}")

@@ -124,7 +124,7 @@ class RefineHead(nn.Module):
 
     SAM's logits are 4× upsampled from its embedding grid (64² for LiteMedSAM at 256²), so a structure
     with 1–2 px detail such as white matter's gyri is drawn from tokens 4 px apart; on the MNI152
-    protocol the adapted LiteMedSAM fits its own training slices to Dice 0.937 only. The head reads
+    protocol the adapted LiteMedSAM underfits even its own training slices (BENCHMARKS.md). The head reads
     the (normalised) middle input channel and ``tanh(logits / 4)`` at the logits' resolution and adds
     its output to the logits: a MONAI ``UNet`` (channels ``width``, 2·``width``, 4·``width``, strides 2,
     one residual unit, ``width`` output channels; 53,623 parameters at width 16) and a 1×1 convolution

@@ -198,8 +198,7 @@ def _upscale(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     The transposed tokens reach the first transposed convolution with channels-last strides, which it
     keeps; GELU's backward on such an input with a contiguous gradient takes a slow strided path on
-    the CPU (0.28 s instead of 0.03 s per call for a batch of 4 at 256²). Same values; a LiteMedSAM
-    decoder-only step on one core: 3.05 → 2.4-2.65 s."""
+    the CPU, measured many times slower per call (BENCHMARKS.md, "Training internals"). Same values."""
     for layer in layers:
         x = layer(x if next(layer.parameters(), None) is not None else x.contiguous())
     return x
