@@ -35,12 +35,12 @@ LABEL_DTYPES = ("uint8", "uint16")
 
 
 def image_codec() -> BloscCodec:
-    """The image compressor: blosc zstd level 1 with byte shuffle (as small as level 5 on CT, much faster; BENCHMARKS.md)."""
+    """The image compressor: blosc zstd level 1 with byte shuffle (as small as level 5 on CT, far faster)."""
     return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 
 
 def label_codec() -> BloscCodec:
-    """The label compressor: blosc zstd level 3 with byte shuffle (much faster than level 5 bitshuffle; BENCHMARKS.md)."""
+    """The label compressor: blosc zstd level 3 with byte shuffle (far faster than level 5 bitshuffle)."""
     return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 
 
