@@ -58,7 +58,7 @@ AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType({
     "elastic": AugmentEntry(
         lambda: tio().RandomElasticDeformation(num_control_points=(7, 7, 5), max_displacement=(8, 8, 0),
                                              locked_borders=2, copy=False),
-        "B-spline elastic deformation, 7x7 control points, up to 8 px (slow: ~0.1 s per channel)", True),
+        "B-spline elastic deformation, 7x7 control points, up to 8 px (slow: see BENCHMARKS.md)", True),
     "bias": AugmentEntry(lambda: tio().RandomBiasField(coefficients=0.3, order=3, copy=False),
                          "smooth multiplicative bias field (MR-like), polynomial order 3", False),
     "noise": AugmentEntry(lambda: tio().RandomNoise(mean=0.0, std=(0.0, 0.03), copy=False),
