@@ -27,6 +27,12 @@ T = TypeVar("T")
 Int = Annotated[int, Field(strict=True)]
 #: a finite number (int or float), never a bool or a string
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: an integer >= 0
+Count = Annotated[int, Field(strict=True, ge=0)]
+#: an integer >= 1
+Positive = Annotated[int, Field(strict=True, ge=1)]
+#: a finite number >= 0 (a weight, a rate, a tolerance)
+Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 #: true or false only
 Flag = Annotated[bool, Field(strict=True)]
 #: a torch device name (``auto``: CUDA when present)
@@ -59,7 +65,7 @@ def config(cls: type[T] | None = None, /, **options: Any) -> Any:
 def config_error(cls: type, err: pydantic.ValidationError) -> SamdataError:
     """The error of a failed validation of config class ``cls``: the SamdataError that a validator raised,
     else a ConfigError with one ``Class.field=value; expected ...`` part per problem (a field's description
-    says what a pattern expects)."""
+    says what a pattern expects, and follows other problems in parentheses)."""
     name, fields, parts = cls.__name__, getattr(cls, "__pydantic_fields__", {}), []
     for problem in err.errors():
         cause = (problem.get("ctx") or {}).get("error")
@@ -74,7 +80,8 @@ def config_error(cls: type, err: pydantic.ValidationError) -> SamdataError:
             parts.append(f"{name}.{field}={problem['input']!r}; expected {fields[field].description}")
         else:
             expected = problem["msg"].replace("Input should be", "expected").replace("Value error, ", "")
-            parts.append(f"{name}.{field}={problem['input']!r}; {expected}")
+            about = getattr(fields.get(field.split(".")[0]), "description", None)
+            parts.append(f"{name}.{field}={problem['input']!r}; {expected}" + (f" ({about})" if about else ""))
     return ConfigError("; ".join(parts))
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from samdata.config import Device, Flag, Int, PathText, build, config
+from samdata.config import Count, Device, Flag, Int, PathText, Positive, Weight, build, config
 from samdata.errors import ConfigError
 from samdata.prompts.clicks import CORRECTIVE_MODES
 from training.adapters import parse_adapter
@@ -46,11 +46,6 @@ def parse_slices(spec: str) -> tuple[int, ...]:
             raise ConfigError(f"slice spec {spec!r}: empty range {token!r}; expected a <= b and step >= 1")
         out.update(range(first, last + 1, step))
     return tuple(sorted(out))
-
-
-Count = Annotated[int, Field(strict=True, ge=0)]  # an integer >= 0
-Positive = Annotated[int, Field(strict=True, ge=1)]  # an integer >= 1
-Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]  # a finite number >= 0
 
 
 @config

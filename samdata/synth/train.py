@@ -25,7 +25,7 @@ from pydantic import Field
 import numpy as np
 import torch
 
-from samdata.config import Int, config
+from samdata.config import Int, Positive, config
 from samdata.errors import ConfigError, TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
@@ -44,7 +44,6 @@ RESUMABLE = ("steps", "sample_every", "save_every", "log_every", "device")
 GRID_SAMPLES = 16
 
 
-Positive = Annotated[int, Field(strict=True, ge=1)]
 Rate = Annotated[float, Field(strict=True, ge=0, lt=1)]  # a rate or decay in [0, 1)
 
 
