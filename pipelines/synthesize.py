@@ -24,9 +24,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.config import Count, Positive, config
@@ -50,16 +51,12 @@ BatchFn = Callable[[int, int, dict[str, Any]], None]
 class SliceQuery:
     """Which real slices: label names, optional case ids and z indices, splits, a cap and a snapshot."""
 
-    labels: tuple[str, ...]
+    labels: Annotated[tuple[str, ...], Field(min_length=1, description="label names, --labels")]
     cases: tuple[str, ...] | None = None
     slices: tuple[int, ...] | None = None
     splits: tuple[str, ...] = ("train",)
     max_slices: Positive | None = None
     snapshot: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.labels:
-            raise ConfigError("slice query needs at least one label name (--labels)")
 
 
 def _open(store_url: str | Path, snapshot: str | None) -> SliceStore:

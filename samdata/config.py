@@ -4,14 +4,16 @@
 and checks each field's type and ``Field``/``Annotated`` constraints, so a config states its limits once,
 in its declaration; ``dataclasses.replace``/``asdict`` keep working. Pydantic's ValidationError becomes a
 ConfigError naming the class, the field, the value and what was expected (a SamdataError raised by the
-class's own ``__post_init__`` is passed on as it is).
+class's own ``__post_init__`` is passed on as it is). :func:`model_fields` hands a config's fields to the
+pydantic models that restate them (the flows' parameters).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Annotated, Any, TypeVar
 
@@ -72,6 +74,7 @@ def config_error(cls: type, err: pydantic.ValidationError) -> SamdataError:
         if isinstance(cause, SamdataError):
             return cause
         field = ".".join(str(p) for p in problem["loc"])
+        about = getattr(fields.get(field.split(".")[0]), "description", None)
         if problem["type"] == "unexpected_keyword_argument":
             parts.append(f"{name}: unknown field {field!r}")
         elif problem["type"] == "missing_argument":
@@ -79,8 +82,8 @@ def config_error(cls: type, err: pydantic.ValidationError) -> SamdataError:
         elif problem["type"] == "string_pattern_mismatch" and getattr(fields.get(field), "description", None):
             parts.append(f"{name}.{field}={problem['input']!r}; expected {fields[field].description}")
         else:
-            expected = problem["msg"].replace("Input should be", "expected").replace("Value error, ", "")
-            about = getattr(fields.get(field.split(".")[0]), "description", None)
+            expected = (f"expected at least {problem['ctx']['min_length']} item(s)" if problem["type"] == "too_short"
+                        else problem["msg"].replace("Input should be", "expected").replace("Value error, ", ""))
             parts.append(f"{name}.{field}={problem['input']!r}; {expected}" + (f" ({about})" if about else ""))
     return ConfigError("; ".join(parts))
 
@@ -97,3 +100,20 @@ def build(cls: Callable[..., T], values: dict[str, Any], where: str) -> T:
     if unknown:
         raise ConfigError(f"{where}: unknown {cls.__name__} keys {unknown}; valid keys: {', '.join(sorted(names))}")
     return cls(**values)
+
+
+def model_fields(cls: type, fields: Iterable[str] | Mapping[str, str] | None = None, **defaults: Any
+                 ) -> dict[str, Any]:
+    """Field definitions for ``pydantic.create_model`` taken from config class ``cls``: its type, limits,
+    default and description per field. ``fields``: the names to take (None = all), or a mapping from the
+    model's field name to the config's; ``defaults`` replace some defaults."""
+    infos = cls.__pydantic_fields__  # type: ignore[attr-defined]
+    names = fields if isinstance(fields, Mapping) else {n: n for n in (infos if fields is None else fields)}
+    assert set(defaults) <= set(names), f"defaults for fields not taken: {set(defaults) - set(names)}"
+    out: dict[str, Any] = {}
+    for name, source in names.items():
+        info = copy.copy(infos[source])
+        if name in defaults:
+            info.default, info.default_factory = defaults[name], None
+        out[name] = (info.annotation, info)
+    return out
