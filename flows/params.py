@@ -1,7 +1,8 @@
 """Flow parameters as frozen pydantic models: Prefect validates them before a run starts.
 
-Each model checks its values by building the pipeline's own config (``IngestConfig``,
-``MixtureConfig``, a prompt scheme), so a bad window name or scheme spec fails the run at parameter
+Each model takes its fields (types, limits, defaults) from the pipeline's own config (``IngestConfig``,
+``MixtureConfig``; :func:`samdata.config.model_fields`) and checks its values by building that config
+(or parsing the prompt scheme), so a bad window name or scheme spec fails the run at parameter
 validation with the pipeline's message, before any task runs, and the flows and the CLI accept
 exactly the same values. Training's parameters live in :mod:`flows.train_params` so that this
 module (imported by every Dask worker that runs an ingest task) does not import torch.
@@ -9,12 +10,12 @@ module (imported by every Dask worker that runs an ingest task) does not import 
 
 from __future__ import annotations
 
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from pipelines.mixtures import MixtureConfig
 from pipelines.prompt_sets import check_table_name
-from samdata.normalise import DEFAULT_MAX_VOXELS, IngestConfig
+from samdata.config import field_names, model_fields
+from samdata.normalise import IngestConfig
 from samdata.spec import parse_spacing, parse_window
 from samdata.prompts import parse_scheme
 
@@ -25,29 +26,34 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class IngestParams(Params):
-    """How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes,
-    and the voxel budget of a case."""
+class _IngestFields(Params):
+    """Base of :class:`IngestParams`: the text forms of modality, window and spacing, and the conversion."""
 
     modality: str | None = None
     window: str | None = None
     spacing: str | None = None
-    min_voxels: int = Field(1000, ge=0)
-    min_pixels: int = Field(100, ge=0)
-    max_voxels: int = Field(DEFAULT_MAX_VOXELS, ge=1)
 
     @model_validator(mode="after")
-    def _valid(self) -> IngestParams:
+    def _valid(self) -> _IngestFields:
         self.config()
         return self
 
     def config(self) -> IngestConfig:
         """The pipeline's IngestConfig for these values (ConfigError on a bad value)."""
+        values = self.model_dump(exclude={"modality", "window", "spacing"})
         return IngestConfig(modality=self.modality.upper() if self.modality else None,
                             window=parse_window(self.window) if self.window else None,
                             spacing=parse_spacing(self.spacing) if self.spacing else None,
-                            min_object_voxels=self.min_voxels, min_object_pixels=self.min_pixels,
-                            max_voxels=self.max_voxels)
+                            **{INGEST_NAMES[k]: v for k, v in values.items()})
+
+
+#: IngestParams' numeric fields and the IngestConfig fields they are
+INGEST_NAMES = {"min_voxels": "min_object_voxels", "min_pixels": "min_object_pixels", "max_voxels": "max_voxels"}
+
+#: How a source is normalised (IngestConfig's fields, modality, window and spacing as text).
+IngestParams = create_model("IngestParams", __base__=_IngestFields, __doc__=(
+    "How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes, "
+    "and the voxel budget of a case."), **model_fields(IngestConfig, INGEST_NAMES))
 
 
 class SourceParams(Params):
@@ -72,24 +78,23 @@ class PromptParams(Params):
         return self
 
 
-class MixtureParams(Params):
-    """A curated mixture: name, real/synthetic weights, generator shares, labels, split fractions, seed."""
+class _MixtureFields(Params):
+    """Base of :class:`MixtureParams`: the mixture's name, validation and conversion to a MixtureConfig."""
 
     name: str = "default"
-    real: float = Field(1.0, ge=0)
-    synthetic: float = Field(0.0, ge=0)
-    generators: dict[str, float] | None = None
-    labels: tuple[str, ...] | None = None
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _valid(self) -> MixtureParams:
+    def _valid(self) -> _MixtureFields:
         check_table_name("mixture name", self.name)
         self.config(None)
         return self
 
     def config(self, prompt_set: str | None) -> MixtureConfig:
         """The pipeline's MixtureConfig, training with ``prompt_set`` (ConfigError on a bad value)."""
-        return MixtureConfig(real=self.real, synthetic=self.synthetic, generators=self.generators,
-                             labels=self.labels, splits=self.splits, prompt_set=prompt_set, seed=self.seed)
+        return MixtureConfig(prompt_set=prompt_set, **self.model_dump(exclude={"name"}))
+
+
+#: A curated mixture: its name and MixtureConfig's fields but the prompt set (which the flows pass).
+MixtureParams = create_model("MixtureParams", __base__=_MixtureFields, __doc__=(
+    "A curated mixture: name, real/synthetic weights, generator shares, labels, split fractions, seed."),
+    **model_fields(MixtureConfig, [f for f in field_names(MixtureConfig) if f != "prompt_set"]))

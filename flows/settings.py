@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
+from pydantic import Field
 
+from samdata.config import Count, config
 from samdata.errors import ConfigError
 
 ADDRESS_ENV = "SAMDATA_DASK_ADDRESS"
@@ -30,21 +31,15 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-@dataclass(frozen=True)
+@config
 class FlowSettings:
     """The task runner settings: an existing Dask scheduler's address, or the local worker count."""
 
-    dask_address: str | None = None
-    dask_workers: int = 0  # 0 = default_workers()
-
-    def __post_init__(self) -> None:
-        workers = self.dask_workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ConfigError(f"Dask worker count {workers!r} ({WORKERS_ENV}); expected an integer >= 1 "
-                              "(1 = run tasks in the flow's own process)")
-        if self.dask_address is not None and "://" not in self.dask_address:
-            raise ConfigError(f"Dask scheduler address {self.dask_address!r} ({ADDRESS_ENV}); expected "
-                              "e.g. tcp://127.0.0.1:8786")
+    dask_address: Annotated[Annotated[str, Field(pattern=r"^.*://")] | None, Field(
+        description=f"a scheduler address such as tcp://127.0.0.1:8786 ({ADDRESS_ENV})")] = None
+    #: 0 = default_workers()
+    dask_workers: Annotated[Count, Field(
+        description=f"local worker count, {WORKERS_ENV}; 1 = run tasks in the flow's own process")] = 0
 
     @property
     def workers(self) -> int:

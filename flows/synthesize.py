@@ -16,37 +16,29 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
-from pydantic import Field, model_validator
+from pydantic import create_model, model_validator
 
 from flows.artifacts import markdown_table, publish
 from flows.params import Params
 from pipelines.synthesize import (SliceQuery, SynthConfig, SynthReport, build_source, open_trained, synthesize,
                                   train_generator)
+from samdata.config import model_fields
 from samdata.spec import parse_slices, split_spec
 from samdata.synth.gate import GateConfig
 from samdata.synth.kinds import kind_entry, parse_kind
+from samdata.synth.train import GanConfig
 
 DEFAULT_KIND = "deform"
 
 
-class SynthParams(Params):
-    """A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a
-    generation run (count, seed, gate's Fréchet limit)."""
+class _SynthFields(Params):
+    """Base of :class:`SynthParams`: the generator kind and id, validation and the configs they make."""
 
     kind: str = DEFAULT_KIND
     generator_id: str | None = None
-    labels: tuple[str, ...] = Field(min_length=1)
-    slices: str | None = None
-    max_slices: int | None = Field(None, ge=1)
-    steps: int = Field(1000, ge=1)
-    size: int | None = None
-    count: int = Field(64, ge=1)
-    seed: int = Field(0, ge=0)
-    frechet_max: float | None = Field(2.0, gt=0)
-    device: str = "cpu"
 
     @model_validator(mode="after")
-    def _valid(self) -> SynthParams:
+    def _valid(self) -> _SynthFields:
         self.query(), self.synth()
         if not self.trains:
             parse_kind(self.kind)
@@ -82,8 +74,6 @@ class SynthParams(Params):
 
             return CganConfig(size=self.size or 128, steps=self.steps, seed=self.seed, save_every=every,
                               log_every=max(1, self.steps // 20), device=self.device)
-        from samdata.synth.train import GanConfig
-
         return GanConfig(size=self.size or GanConfig().size, steps=self.steps, seed=self.seed, sample_every=0,
                          save_every=every, log_every=max(1, self.steps // 20), device=self.device)
 
@@ -91,6 +81,17 @@ class SynthParams(Params):
         """The generation config: ``count`` samples of ``seed`` through the gate."""
         return SynthConfig(count=self.count, seed=self.seed, batch_size=min(32, self.count),
                            gate=GateConfig(frechet_max=self.frechet_max))
+
+
+#: A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a
+#: generation run (count, seed, gate's Fréchet limit): fields of SliceQuery, GanConfig, SynthConfig, GateConfig.
+SynthParams = create_model("SynthParams", __base__=_SynthFields, __doc__=(
+    "A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a "
+    "generation run (count, seed, gate's Fréchet limit)."),
+    **model_fields(SliceQuery, ["labels"]), slices=(str | None, None), **model_fields(SliceQuery, ["max_slices"]),
+    **model_fields(GanConfig, ["steps"]), size=(int | None, None),
+    **model_fields(SynthConfig, ["count", "seed"], count=64), **model_fields(GateConfig, ["frechet_max"]),
+    **model_fields(GanConfig, ["device"]))
 
 
 @task(name="train-generator", cache_policy=NONE)

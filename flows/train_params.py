@@ -1,38 +1,33 @@
 """Training and evaluation parameters of the flows (imports torch through :mod:`training`).
 
 :class:`TrainParams` is made from :class:`training.config.TrainConfig`'s own fields (all but
-``store`` and ``mixture``, which the flows pass), so it follows that config as it grows; values are
-checked by building the TrainConfig, so Prefect refuses a bad adapter spec or device before a run.
+``store`` and ``mixture``, which the flows pass), :class:`EvalParams` from EvalConfig's, so they follow
+those configs as they grow (types, limits, defaults); values are checked by building the configs, so
+Prefect refuses a bad adapter spec or device before a run.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import create_model, model_validator
 
 from flows.params import Params
+from samdata.config import field_names, model_fields
 from samdata.spec import parse_slices
 from training.config import TrainConfig
 from training.evaluate import EvalConfig
+from training.tta import TTA_VIEWS
 
 
-class EvalParams(Params):
-    """Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as
-    ``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time
-    mirroring (:mod:`training.tta`: none, lr or flip)."""
+class _EvalFields(Params):
+    """Base of :class:`EvalParams`: the split and z filter evaluated, validation and conversion."""
 
     split: Literal["test", "val", "train"] = "test"
     slices: str | None = None
-    tolerance_mm: float = Field(2.0, gt=0)
-    clicks: tuple[int, ...] = ()
-    batch_slices: int = Field(2, ge=1)
-    tta: Literal["none", "lr", "flip"] = "none"
 
     @model_validator(mode="after")
-    def _valid(self) -> EvalParams:
+    def _valid(self) -> _EvalFields:
         self.config()
         if self.slices is not None:
             parse_slices(self.slices)
@@ -40,8 +35,16 @@ class EvalParams(Params):
 
     def config(self) -> EvalConfig:
         """The training package's EvalConfig (ConfigError on a bad value)."""
-        return EvalConfig(tolerance_mm=self.tolerance_mm, clicks=self.clicks, batch_slices=self.batch_slices,
-                          tta=self.tta)
+        return EvalConfig(**self.model_dump(exclude={"split", "slices"}))
+
+
+#: Evaluation of a run: split, z filter and EvalConfig's tolerance, clicks, batch and TTA (a choice in the UI).
+EvalParams = create_model("EvalParams", __base__=_EvalFields, __doc__=(
+    "Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as "
+    "``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time "
+    "mirroring (:mod:`training.tta`: none, lr or flip)."),
+    **model_fields(EvalConfig, ["tolerance_mm", "clicks", "batch_slices"]),
+    tta=(Literal[tuple(TTA_VIEWS)], model_fields(EvalConfig, ["tta"])["tta"][1]))  # type: ignore[misc]
 
 
 class _TrainFields(Params):
@@ -58,13 +61,7 @@ class _TrainFields(Params):
         return TrainConfig(store=store, mixture=mixture, **values)
 
 
-def _train_fields() -> dict[str, Any]:
-    """TrainConfig's fields (but store and mixture) as pydantic field definitions with their defaults."""
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(TrainConfig)
-            if f.name not in ("store", "mixture")}
-
-
 #: A run's training settings: every TrainConfig field except store and mixture, with its default.
 TrainParams = create_model("TrainParams", __base__=_TrainFields, __doc__=(
-    "Training settings: every TrainConfig field but store and mixture (see training.config)."), **_train_fields())
+    "Training settings: every TrainConfig field but store and mixture (see training.config)."),
+    **model_fields(TrainConfig, [f for f in field_names(TrainConfig) if f not in ("store", "mixture")]))

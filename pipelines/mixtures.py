@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.prompt_sets import check_table_name, select_objects
+from samdata.config import Count, Weight, config
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from storage import SliceStore
 from storage.records import SPLITS, MixtureRecord, load_prompt_set, table_names
@@ -31,43 +31,27 @@ UNKNOWN_GENERATOR = "unknown"
 OBJECT_KEY: tuple[str, ...] = ("case_id", "z", "label", "x0", "y0", "x1", "y1", "area")
 
 
-@dataclass(frozen=True)
+@config
 class MixtureConfig:
     """What to mix: real and synthetic weights, generator weights, labels, split fractions, prompt set, seed."""
 
-    real: float = 1.0
-    synthetic: float = 0.0
-    generators: dict[str, float] | None = None
+    real: Weight = 1.0
+    synthetic: Weight = 0.0
+    generators: dict[str, Weight] | None = None
     labels: tuple[str, ...] | None = None
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    splits: tuple[Weight, Weight, Weight] = (0.7, 0.15, 0.15)
     prompt_set: str | None = None
-    seed: int = 0
+    seed: Count = 0
 
     def __post_init__(self) -> None:
-        for key in ("real", "synthetic"):
-            _check_weight(key, getattr(self, key))
         if self.real + self.synthetic <= 0:
             raise ConfigError(f"mixture weights real={self.real} and synthetic={self.synthetic} are both 0; "
                               "expected at least one > 0")
-        for gen, weight in (self.generators or {}).items():
-            _check_weight(f"generator {gen!r}", weight)
         if self.generators is not None and sum(self.generators.values()) <= 0:
             raise ConfigError(f"generator weights {self.generators} sum to 0; expected at least one > 0")
-        if len(self.splits) != 3 or any(not math.isfinite(f) or f < 0 for f in self.splits):
-            raise ConfigError(f"mixture splits {self.splits} invalid; expected three fractions >= 0 (train, val, test)")
         if abs(sum(self.splits) - 1.0) > 1e-6 or self.splits[0] <= 0:
             raise ConfigError(f"mixture splits {self.splits} sum to {sum(self.splits):g}; expected train > 0 "
                               "and train + val + test = 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"mixture seed {self.seed!r} is invalid; expected an integer >= 0")
-        object.__setattr__(self, "labels", tuple(self.labels) if self.labels is not None else None)
-        object.__setattr__(self, "splits", tuple(float(f) for f in self.splits))
-
-
-def _check_weight(key: str, value: Any) -> None:
-    """Raise ConfigError unless ``value`` is a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"mixture weight {key}={value!r} is invalid; expected a finite number >= 0")
 
 
 def table_path(name: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
-from samdata.config import Int, config
+from samdata.config import Count, Positive, config
 from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
 from samdata.synth.checkpoint import read_info
 from samdata.synth.gate import GateConfig, calibrate, run_gate
@@ -39,22 +39,16 @@ from storage import SliceStore
 BatchFn = Callable[[int, int, dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
+@config
 class SliceQuery:
     """Which real slices: label names, optional case ids and z indices, splits, a cap and a snapshot."""
 
-    labels: tuple[str, ...]
+    labels: Annotated[tuple[str, ...], Field(min_length=1, description="label names, --labels")]
     cases: tuple[str, ...] | None = None
     slices: tuple[int, ...] | None = None
     splits: tuple[str, ...] = ("train",)
-    max_slices: int | None = None
+    max_slices: Positive | None = None
     snapshot: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.labels:
-            raise ConfigError("slice query needs at least one label name (--labels)")
-        if self.max_slices is not None and self.max_slices < 1:
-            raise ConfigError(f"max_slices={self.max_slices}; expected None or >= 1")
 
 
 def _open(store_url: str | Path, snapshot: str | None) -> SliceStore:
@@ -168,9 +162,9 @@ def reference_for(store_url: str | Path, gen_dir: Path | str) -> RealPairs:
 class SynthConfig:
     """How many pairs to draw (``count``, indices 0..count-1 of ``seed``), per batch, with which gate."""
 
-    count: Annotated[Int, Field(ge=1)]
-    seed: Annotated[Int, Field(ge=0)] = 0
-    batch_size: Annotated[Int, Field(ge=1)] = 16
+    count: Positive
+    seed: Count = 0
+    batch_size: Positive = 16
     gate: GateConfig = field(default_factory=GateConfig)
     dry_run: bool = False
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+from pydantic import Field
 from scipy import ndimage
 
 from samdata.case import Normalisation, Volume
+from samdata.config import Count, Int, Weight, config
 from samdata.errors import ConfigError, ValidationError, unknown_name
 
 WINDOWS: dict[str, tuple[float, float]] = {
@@ -60,7 +62,11 @@ DEFAULT_MAX_VOXELS = 1 << 29
 _ROUND_EPS = 1e-6  # so that n * old / new == k + 0.5 rounds the same way after float noise
 
 
-@dataclass(frozen=True)
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]  # a percentile, 0..100
+Millimetres = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # a voxel side, finite and > 0
+
+
+@config
 class IngestConfig:
     """How a read volume becomes a stored case.
 
@@ -81,38 +87,22 @@ class IngestConfig:
 
     modality: str | None = None
     window: str | tuple[float, float] | None = None
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    spacing: tuple[float, float, float] | None = None
-    min_object_voxels: int = 1000
-    min_object_pixels: int = 100
-    image_order: int = 1
+    percentiles: tuple[Percent, Percent] = (0.5, 99.5)
+    spacing: tuple[Millimetres, Millimetres, Millimetres] | None = None
+    min_object_voxels: Count = 1000
+    min_object_pixels: Count = 100
+    image_order: Annotated[Int, Field(ge=0, le=5, description="a spline order")] = 1
     keep_uint8: bool = True
-    affine_tolerance: float = 1e-3
-    max_voxels: int = DEFAULT_MAX_VOXELS
+    affine_tolerance: Weight = 1e-3
+    max_voxels: Annotated[Int, Field(ge=1, description="voxels of a case")] = DEFAULT_MAX_VOXELS
 
     def __post_init__(self) -> None:
         if self.modality is not None:
             canonical_modality(self.modality)
         if self.window is not None:
             resolve_window(self.window)
-        try:
-            lo, hi = (float(v) for v in self.percentiles)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"percentiles {self.percentiles!r}: expected two numbers (low, high)") from err
-        if not 0.0 <= lo < hi <= 100.0:
+        if not self.percentiles[0] < self.percentiles[1]:
             raise ConfigError(f"percentiles {self.percentiles!r}: expected 0 <= low < high <= 100")
-        if self.spacing is not None:
-            check_spacing(self.spacing, "IngestConfig.spacing")
-        for name in ("min_object_voxels", "min_object_pixels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name}={value!r}: expected an integer >= 0")
-        if self.image_order not in range(6):
-            raise ConfigError(f"image_order={self.image_order!r}: expected a spline order 0..5")
-        if isinstance(self.max_voxels, bool) or not isinstance(self.max_voxels, int) or self.max_voxels < 1:
-            raise ConfigError(f"max_voxels={self.max_voxels!r}: expected an integer >= 1 (voxels of a case)")
-        if not self.affine_tolerance >= 0:
-            raise ConfigError(f"affine_tolerance={self.affine_tolerance!r}: expected a number >= 0")
 
 
 def check_spacing(values: tuple[float, ...], what: str) -> tuple[float, float, float]:

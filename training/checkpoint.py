@@ -10,7 +10,6 @@ whole.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from samdata.config import Device, Flag, Int, PathText, build, config
+from samdata.config import Count, Device, Flag, Int, PathText, Positive, Weight, build, config
 from samdata.errors import ConfigError
 from samdata.prompts.clicks import CORRECTIVE_MODES
 from samdata.spec import parse_slices
@@ -29,11 +28,6 @@ CACHE_MODES: tuple[str, ...] = ("off", "memory", "disk")
 #: fields a resumed run may change; every other field must equal the saved config
 RESUME_MUTABLE: tuple[str, ...] = ("steps", "eval_every", "save_every", "log_every", "device", "bf16", "cache",
                                    "cache_mb", "num_workers", "val_max", "store")
-
-
-Count = Annotated[int, Field(strict=True, ge=0)]  # an integer >= 0
-Positive = Annotated[int, Field(strict=True, ge=1)]  # an integer >= 1
-Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]  # a finite number >= 0
 
 
 @config

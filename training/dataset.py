@@ -15,13 +15,15 @@ import multiprocessing
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BeforeValidator
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from samdata.config import Count, Positive, config
 from samdata.errors import ConfigError, RegistryError, StoreError, ValidationError
 from samdata.prompts import Prompt, columns_to_prompts, frame_shape, object_rng, parse_scheme
 from storage import SliceStore
@@ -36,7 +38,12 @@ _NO_BOX = (-1.0, -1.0, -1.0, -1.0)
 _opened_in: int | None = None  # pid of the process in which this module last opened a store
 
 
-@dataclass(frozen=True)
+def _names(value: Any) -> Any:
+    """Label names given as any sequence, each as a string (numbers too)."""
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+@config
 class DatasetConfig:
     """How items are made: model ``size``, context channels, object filter, augmentation and prompts.
 
@@ -49,30 +56,21 @@ class DatasetConfig:
     (:func:`training.augment.pixel_frames` widens them on the model's device).
     """
 
-    size: int = 256
+    size: Positive = 256
     context: bool = False
-    min_area: int = 10
+    min_area: Count = 10
     augment: tuple[str, ...] = ()
-    max_points: int = 8
-    labels: tuple[str, ...] | None = None
+    max_points: Count = 8
+    labels: Annotated[tuple[str, ...], BeforeValidator(_names)] | None = None
     scheme: str | None = None
-    cache_mb: int = 512
-    dtype: str = "uint8"
+    cache_mb: Count = 512
+    dtype: Literal[DTYPES] = "uint8"  # type: ignore[valid-type]
 
     def __post_init__(self) -> None:
-        for key in ("size", "min_area", "max_points", "cache_mb"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "size" else 0):
-                raise ConfigError(f"DatasetConfig.{key}={value!r}; expected an integer >= {int(key == 'size')}")
-        object.__setattr__(self, "augment", tuple(self.augment))
         for name in self.augment:
             augment_entry(name)
-        if self.labels is not None:
-            object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
         if self.scheme is not None:
             parse_scheme(self.scheme)
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"DatasetConfig.dtype={self.dtype!r}; expected one of {', '.join(DTYPES)}")
 
 
 class SliceCache:

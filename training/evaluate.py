@@ -48,7 +48,7 @@ class EvalConfig:
     as a run's held-out ``val_slices`` validation draws them; pass the run's seed), and ``tta``: the
     test-time mirroring of every prediction (:mod:`training.tta`: none, lr or flip)."""
 
-    tolerance_mm: float = 2.0
+    tolerance_mm: Annotated[float, Field(gt=0)] = 2.0
     threshold: float = 0.5
     batch_slices: Annotated[Int, Field(ge=1)] = 2
     figure_objects: Annotated[Int, Field(ge=1)] = 3

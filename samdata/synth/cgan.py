@@ -14,12 +14,14 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from samdata.config import Count, Int, Number, Positive, Weight, config
 from samdata.errors import ConfigError, TrainingError
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
@@ -34,36 +36,26 @@ RESUMABLE = ("steps", "save_every", "log_every", "device")
 NOISE_STREAM = 2  # sample_rng stream of the generator's input noise
 
 
-@dataclass(frozen=True)
+@config
 class CganConfig:
     """A cgan run: model frame ``size`` (256 on a GPU, 128 fits a CPU budget), generator ``width``, steps,
     batch, Adam ``lr``, L1 weight, DiffAugment policy, EMA decay, the deform transforms of training pairs."""
 
-    size: int = 256
-    width: int = 16
-    steps: int = 1000
-    batch_size: int = 4
-    lr: float = 2e-4
-    l1: float = 10.0
+    size: Annotated[Literal[64, 128, 192, 256, 384, 512], Field(description="a multiple of 16")] = 256
+    width: Annotated[Int, Field(ge=4)] = 16
+    steps: Positive = 1000
+    batch_size: Positive = 4
+    lr: Annotated[Number, Field(gt=0, lt=1)] = 2e-4
+    l1: Weight = 10.0
     augment: str = "translation,cutout"
-    ema: float = 0.99
-    seed: int = 0
-    save_every: int = 250
-    log_every: int = 25
+    ema: Annotated[Number, Field(ge=0, lt=1)] = 0.99
+    seed: Count = 0
+    save_every: Positive = 250
+    log_every: Positive = 25
     device: str = "cpu"
     deform: DeformParams = DeformParams()
 
     def __post_init__(self) -> None:
-        if self.size not in (64, 128, 192, 256, 384, 512):
-            raise ConfigError(f"cgan size={self.size!r}; expected 64, 128, 192, 256, 384 or 512 (a multiple of 16)")
-        for key, low in (("width", 4), ("steps", 1), ("batch_size", 1), ("seed", 0), ("save_every", 1),
-                         ("log_every", 1)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"cgan {key}={value!r}; expected an integer >= {low}")
-        if not 0 < self.lr < 1 or not 0 <= self.ema < 1 or self.l1 < 0:
-            raise ConfigError(f"cgan lr={self.lr}, ema={self.ema}, l1={self.l1}; expected 0 < lr < 1, 0 <= ema < 1, "
-                              "l1 >= 0")
         parse_policy(self.augment)
 
     def to_json(self) -> dict[str, Any]:

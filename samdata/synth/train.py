@@ -25,9 +25,9 @@ from pydantic import Field
 import numpy as np
 import torch
 
-from samdata.config import Int, config
+from samdata.config import Int, Positive, config
 from samdata.device import resolve_device
-from samdata.errors import ConfigError, TrainingError
+from samdata.errors import TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
@@ -45,7 +45,6 @@ RESUMABLE = ("steps", "sample_every", "save_every", "log_every", "device")
 GRID_SAMPLES = 16
 
 
-Positive = Annotated[int, Field(strict=True, ge=1)]
 Rate = Annotated[float, Field(strict=True, ge=0, lt=1)]  # a rate or decay in [0, 1)
 
 
