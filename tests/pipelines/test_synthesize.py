@@ -24,7 +24,7 @@ from samdata.synth.medigan_source import MediganSource
 from samdata.synth.sample import GanSource
 from samdata.synth.train import GanConfig
 from storage import SliceStore
-from tests.samdata.test_synth import TINY
+from tests.samdata.synth.pairs_data import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 OPEN_GATE = GateConfig(area_slack=100.0, component_slack=100.0, min_distance=0.0, frechet_max=None)
