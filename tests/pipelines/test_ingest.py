@@ -384,7 +384,7 @@ def test_free_form_file_names_ingest_under_safe_ids_in_both_layouts(phantoms: Pa
 
 def test_headers_over_budget_or_off_grid_fail_alone_before_decoding(phantoms: Path, tmp_path: Path) -> None:
     from tests.samdata.conftest import _write_dicom_series as write_dicom_series
-    from tests.samdata.test_io_headers import declared_nifti
+    from tests.samdata.io.test_headers import declared_nifti
 
     declared_nifti(phantoms / "imagesTr" / "forged.nii.gz", (2048, 2048, 1024))  # 8 GB declared, nothing stored
     declared_nifti(phantoms / "labelsTr" / "forged.nii.gz", (2048, 2048, 1024), np.uint8)

@@ -4,6 +4,7 @@ idempotent re-runs, mixtures keeping synthetic cases in train, and the medigan r
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from pipelines.mixtures import MixtureConfig, make_mixture
 from pipelines.synthesize import (SliceQuery, SynthConfig, build_source, case_id_for, load_real_pairs, open_trained,
                                   synthesize, train_generator)
-from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
+from samdata.case import Case
 from samdata.errors import ConfigError, ValidationError
 from samdata.synth.checkpoint import load_generator, save_generator
 from samdata.synth.gate import GateConfig
@@ -23,38 +24,20 @@ from samdata.synth.medigan_source import MediganSource
 from samdata.synth.sample import GanSource
 from samdata.synth.train import GanConfig
 from storage import SliceStore
-from tests.samdata.test_synth import TINY
+from tests.samdata.synth.pairs_data import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 OPEN_GATE = GateConfig(area_slack=100.0, component_slack=100.0, min_distance=0.0, frechet_max=None)
 
 
-def disc_case(case_id: str, seed: int, split: str = "train") -> Case:
-    """(4, 40, 36) MR-like case: a bright disc labelled 'blob' (1) on slices 1-2, 'rim' (2) on slice 2."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:40, :36]
-    image = rng.integers(10, 50, (4, 40, 36)).astype(np.uint8)
-    label = np.zeros((4, 40, 36), np.uint8)
-    for z in (1, 2):
-        disc = (yy - rng.uniform(15, 25)) ** 2 + (xx - rng.uniform(12, 24)) ** 2 < rng.uniform(30, 70)
-        image[z][disc], label[z][disc] = 190, 1
-    label[2, 0:3, 0:3] = 2
-    spacing = (0.7, 0.8, 3.0)
-    affine = tuple(tuple(float(v) for v in row) for row in np.diag([*spacing, 1.0]))
-    geometry = Geometry(affine, spacing, affine, (36, 40, 4), ("R", "A", "S"))
-    meta = CaseMeta(case_id, "MR", {1: "blob", 2: "rim"}, geometry, Normalisation("percentile", 0.0, 1.0),
-                    Provenance("real", case_id, f"hash-{case_id}"), split)
-    return Case(meta, image, label)
-
-
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def base(tmp_path_factory: pytest.TempPathFactory, mr_disc_case: Callable[..., Case]) -> tuple[Path, Path]:
     """A store of five real cases (one in split test) and a generator trained 2 steps on its blob slices."""
     root = tmp_path_factory.mktemp("synth")
     store = SliceStore.open(root / "store", create=True)
     with store.writer("real cases") as writer:
         for i in range(5):
-            writer.write_case(disc_case(f"real{i}", i, "test" if i == 4 else "train"))
+            writer.write_case(mr_disc_case(f"real{i}", i, "test" if i == 4 else "train"))
     train_generator(root / "store", root / "gen", SliceQuery(labels=("blob",)), "fastgan", GanConfig(steps=2, **TINY),
                     generator_id="discs")
     generator, info, _ = load_generator(root / "gen")  # two steps learn no masks: bias them on, so

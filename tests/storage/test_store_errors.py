@@ -1,4 +1,5 @@
-"""Bad inputs to SliceStore.open and writers give clear samdata errors."""
+"""Bad local paths given to SliceStore.open give clear samdata errors (unknown snapshots, branches and run
+names: tests/storage/contract.py, on every backend)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import icechunk
 import pytest
 import zarr
 
-from samdata.errors import SnapshotNotFoundError, StoreError, ValidationError
+from samdata.errors import StoreError
 from storage import SliceStore
 
 
@@ -45,21 +46,3 @@ def test_create_on_empty_folder_and_reopen(tmp_path):
     assert created.case_ids() == [] and created.url == str(empty)
     again = SliceStore.open(str(empty), create=True)  # an existing store is opened, not reset
     assert again.snapshot_id == created.snapshot_id
-
-
-def test_unknown_snapshots_and_branches(store_path):
-    with pytest.raises(SnapshotNotFoundError, match="'nope'.*expected 20 characters"):
-        SliceStore.open(store_path, snapshot="nope")
-    with pytest.raises(SnapshotNotFoundError, match="ZZZZZZZZZZZZZZZZZZZZ"):
-        SliceStore.open(store_path, snapshot="ZZZZZZZZZZZZZZZZZZZZ")
-    with pytest.raises(SnapshotNotFoundError, match="branch 'dev'"):
-        SliceStore.open(store_path, branch="dev")
-    with pytest.raises(LookupError):  # SnapshotNotFoundError is also a LookupError
-        SliceStore.open(store_path).at("00000000000000000000")
-
-
-def test_bad_run_names_are_rejected(store_path):
-    store = SliceStore.open(store_path)
-    for bad in ("a/b", "", ".hidden", "x" * 300):
-        with pytest.raises(ValidationError, match="run name"):
-            store.writer("m", run_name=bad)

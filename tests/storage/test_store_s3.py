@@ -1,7 +1,12 @@
-"""The store on S3-compatible object storage: a moto server on 127.0.0.1 started by the test."""
+"""The store on S3-compatible object storage: a moto server on 127.0.0.1 started by the module.
+
+The store contract (tests/storage/contract.py) runs here as on a local folder, plus the two ways of giving
+the S3 settings: explicit ``S3Options`` and the AWS environment variables.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import boto3
@@ -11,13 +16,14 @@ from moto.server import ThreadedMotoServer
 
 from samdata.errors import StoreError
 from storage import S3Options, SliceStore
+from tests.storage.contract import StoreContract
 
 KEYS = {"access_key_id": "testing", "secret_access_key": "testing-secret"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free local port with an empty bucket ``samdata``."""
+    """A moto S3 server on a free local port with a bucket ``samdata``; each test uses its own prefix."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -28,6 +34,26 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+def use_s3_environment(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point the AWS environment variables (read by ``S3Options.from_env``) at the moto server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["secret_access_key"])
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+class TestS3Store(StoreContract):
+    """The store contract on S3: every ``SliceStore.open(url)`` finds the moto server through the environment."""
+
+    @pytest.fixture
+    def store_path(self, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+        """``s3://samdata/contract/<random>``: a freshly created, empty store of its own."""
+        use_s3_environment(monkeypatch, s3_endpoint)
+        url = f"s3://samdata/contract/{uuid.uuid4().hex}"
+        SliceStore.open(url, create=True)
+        return url
 
 
 def test_s3_round_trip_with_explicit_options(s3_endpoint, make_case):
@@ -55,10 +81,7 @@ def test_s3_round_trip_with_explicit_options(s3_endpoint, make_case):
 
 
 def test_s3_options_from_environment(s3_endpoint, make_case, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["secret_access_key"])
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    use_s3_environment(monkeypatch, s3_endpoint)
     assert S3Options.from_env() == S3Options(endpoint_url=s3_endpoint, region="us-east-1", **KEYS)
     with SliceStore.open("s3://samdata/envstore", create=True).writer("one") as w:
         w.write_case(make_case("a", 3))

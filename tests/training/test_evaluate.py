@@ -366,12 +366,6 @@ def test_cli_predict_writes_a_mask_on_the_image_grid(run_dir: Path, tmp_path: Pa
     assert set(printed["slices"]) <= {1, 2, 3, 4} and 2 in printed["slices"]
 
 
-def test_cli_evaluate_missing_run_dir_is_a_clear_error(tmp_path: Path):
-    missing = tmp_path / "no-such-run"
-    result = CliRunner().invoke(app, ["evaluate", str(missing), "--split", "test"])
-    assert result.exit_code == 2 and str(missing) in result.output and "not a samdata run directory" in result.output
-
-
 def test_progress_stages_count_every_slice(test_set: MixtureDataset, run: LoadedRun):
     """evaluate_models / evaluate_interactive report one stage each over the evaluated slices."""
     from training.evaluate import _Slices

@@ -42,23 +42,6 @@ def test_phantom_ingest_info_verify(tmp_path: Path) -> None:
         assert res.exit_code == 1 and json.loads(res.stdout)["problems"]
 
 
-def test_version_log_level_and_exit_codes(tmp_path: Path) -> None:
-    from importlib.metadata import version
-
-    res = runner.invoke(app, ["--version"])
-    assert res.exit_code == 0 and res.stdout.strip() == f"samdata {version('samdata')}"
-    res = runner.invoke(app, ["--log-level", "loud", "info", str(tmp_path)])
-    assert res.exit_code == 2 and "--log-level" in res.output
-    res = runner.invoke(app, ["--log-level", "debug", "info", str(tmp_path / "nowhere")])
-    assert res.exit_code == 2 and "nowhere" in res.output  # a store that does not exist: it cannot start
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "zarr.json").write_text("{not json")
-    res = runner.invoke(app, ["info", str(tmp_path / "junk")])
-    assert res.exit_code == 1 and "junk" in res.output  # it ran and the store was broken: exit 1
-    res = runner.invoke(app, ["prompts", str(tmp_path / "nowhere"), "--scheme", "lasso", "--name", "x"])
-    assert res.exit_code == 2 and "lasso" in res.output  # called wrongly: exit 2
-
-
 def test_ingest_errors_exit_nonzero(tmp_path: Path) -> None:
     src = tmp_path / "ph"
     runner.invoke(app, ["sample-data", "phantom", str(src), "--cases", "2"])

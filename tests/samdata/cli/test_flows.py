@@ -13,6 +13,7 @@ from samdata.cli.main import app
 from samdata.errors import ConfigError
 from storage import SliceStore
 
+pytestmark = pytest.mark.usefixtures("prefect_server")
 runner = CliRunner()
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from samdata.case import Case
 from samdata.cli.main import app
 from storage import SliceStore
-from tests.pipelines.test_synthesize import disc_case
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 runner = CliRunner()
@@ -25,12 +26,12 @@ def last_json(text: str) -> dict:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
+def store(tmp_path: Path, mr_disc_case: Callable[..., Case]) -> Path:
     path = tmp_path / "store"
     opened = SliceStore.open(path, create=True)
     with opened.writer("real cases") as writer:
         for i in range(3):
-            writer.write_case(disc_case(f"real{i}", i))
+            writer.write_case(mr_disc_case(f"real{i}", i))
     return path
 
 

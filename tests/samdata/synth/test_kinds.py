@@ -16,7 +16,7 @@ from samdata.synth.checkpoint import read_info
 from samdata.synth.kinds import KINDS, build_source, kind_entry, open_trained, parse_kind, train_kind
 from samdata.synth.medigan_export import export_medigan
 from samdata.synth.train import GanConfig
-from tests.samdata.test_synth_deform import atlas
+from tests.samdata.synth.pairs_data import atlas
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 TINY_CGAN = dict(size=64, width=4, batch_size=2, save_every=2, log_every=1)

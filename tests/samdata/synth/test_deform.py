@@ -13,23 +13,7 @@ from samdata.synth.deform import DeformGenerator, DeformParams, neighbour_pairs
 from samdata.synth.morph import label_levels, register
 from samdata.synth.pairs import RealPairs
 from samdata.synth.render import LabelsToImageGenerator, RenderParams, kmeans_1d
-
-LUT = np.array([0, 210, 130, 60], dtype=np.uint8)  # background, core, ring, spot
-
-
-def atlas(n: int = 4, height: int = 72, width: int = 64) -> RealPairs:
-    """n slices of one 'case' 10 z apart: a ring around a core that grows with z, a small spot; image = LUT[label]."""
-    yy, xx = np.mgrid[:height, :width]
-    labels = np.zeros((n, height, width), np.uint8)
-    for i in range(n):
-        r = np.hypot((yy - 36) / 1.1, xx - 30 - i)
-        labels[i][r < 26] = 2
-        labels[i][r < 9 + 3 * i] = 1
-        labels[i][(yy - 14) ** 2 + (xx - 46 + i) ** 2 < 9] = 3
-    images = LUT[labels]
-    return RealPairs(images, (labels == 1)[:, None], (1,), ("core",), (1.0, 1.0, 2.0), "MR",
-                     tuple(("atlas", 10 * i) for i in range(n)), full_labels=labels,
-                     all_labels=((0, "background"), (1, "core"), (2, "ring"), (3, "spot")))
+from tests.samdata.synth.pairs_data import LUT, atlas
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from samdata.synth.medigan_io import MediganModel, read_outputs, resolve_metadat
 from samdata.synth.medigan_package import decode
 from samdata.synth.sample import generate_raw
 from samdata.synth.train import GanConfig, train_gan
-from tests.samdata.test_synth import TINY, blob_pairs
+from tests.samdata.synth.pairs_data import TINY, blob_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 
