@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from samdata.cli.common import console, fail, interactive, out, progress
 from pipelines.configs import MixtureConfig
+from samdata.cli.common import console, fail, interactive, out, progress
 from samdata.cli.options import JsonOpt, StoreArg, config_option
 from samdata.errors import ConfigError
 from samdata.spec import parse_labels, parse_splits, split_assignment

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from samdata.cli.common import fail, out, progress
 from pipelines.configs import SliceQuery, SynthConfig
+from samdata.cli.common import fail, out, progress
 from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, JsonOpt, ResumeOpt, StoreArg, config_option
 from samdata.errors import ConfigError
 from samdata.synth.configs import CganConfig, GanConfig, GateConfig

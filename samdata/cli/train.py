@@ -13,12 +13,11 @@ from samdata.cli.common import out, progress
 from samdata.cli.options import ResumeOpt, config_option
 from samdata.errors import ConfigError
 from samdata.spec import parse_list
+from training.config import TrainConfig
 
 
 def train_option(*decls: str) -> Any:
     """The option of TrainConfig field ``decls[-1]`` (earlier items: its flag names), None when not given."""
-    from training.config import TrainConfig
-
     return config_option(TrainConfig, decls[-1], *decls[:-1], default=None)
 
 
@@ -26,7 +25,6 @@ def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: 
                  config_file: Path | None = None) -> None:
     """Build the TrainConfig from the given option values over ``config_file``'s (a run's config.json), or over
     the saved run's config when resuming, and train with a bar."""
-    from training.config import TrainConfig
     from training.run import RunLayout
     from training.train import TrainHooks, train
 
