@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.configs import MixtureConfig as MixtureConfig
 from pipelines.prompt_sets import check_table_name, select_objects
-from samdata.config import Count, Weight, config
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from storage import SliceStore
 from storage.records import SPLITS, MixtureRecord, load_prompt_set, table_names
@@ -29,29 +29,6 @@ from storage.schema import MIXTURES
 
 UNKNOWN_GENERATOR = "unknown"
 OBJECT_KEY: tuple[str, ...] = ("case_id", "z", "label", "x0", "y0", "x1", "y1", "area")
-
-
-@config
-class MixtureConfig:
-    """What to mix: real and synthetic weights, generator weights, labels, split fractions, prompt set, seed."""
-
-    real: Weight = 1.0
-    synthetic: Weight = 0.0
-    generators: dict[str, Weight] | None = None
-    labels: tuple[str, ...] | None = None
-    splits: tuple[Weight, Weight, Weight] = (0.7, 0.15, 0.15)
-    prompt_set: str | None = None
-    seed: Count = 0
-
-    def __post_init__(self) -> None:
-        if self.real + self.synthetic <= 0:
-            raise ConfigError(f"mixture weights real={self.real} and synthetic={self.synthetic} are both 0; "
-                              "expected at least one > 0")
-        if self.generators is not None and sum(self.generators.values()) <= 0:
-            raise ConfigError(f"generator weights {self.generators} sum to 0; expected at least one > 0")
-        if abs(sum(self.splits) - 1.0) > 1e-6 or self.splits[0] <= 0:
-            raise ConfigError(f"mixture splits {self.splits} sum to {sum(self.splits):g}; expected train > 0 "
-                              "and train + val + test = 1")
 
 
 def table_path(name: str) -> str:

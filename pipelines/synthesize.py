@@ -16,16 +16,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
+from pipelines.configs import SliceQuery as SliceQuery
+from pipelines.configs import SynthConfig as SynthConfig
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
-from samdata.config import Count, Positive, config
 from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
 from samdata.synth.checkpoint import read_info
-from samdata.synth.gate import GateConfig, calibrate, run_gate
+from samdata.synth.gate import calibrate, run_gate
 from samdata.synth.kinds import open_trained as _open_trained
 from samdata.synth.kinds import build_source as _build_source
 from samdata.synth.kinds import train_kind
@@ -37,18 +37,6 @@ from storage import SliceStore
 
 #: Called after each batch with (samples done, samples in all, batch summary).
 BatchFn = Callable[[int, int, dict[str, Any]], None]
-
-
-@config
-class SliceQuery:
-    """Which real slices: label names, optional case ids and z indices, splits, a cap and a snapshot."""
-
-    labels: Annotated[tuple[str, ...], Field(min_length=1, description="label names, --labels")]
-    cases: tuple[str, ...] | None = None
-    slices: tuple[int, ...] | None = None
-    splits: tuple[str, ...] = ("train",)
-    max_slices: Positive | None = None
-    snapshot: str | None = None
 
 
 def _open(store_url: str | Path, snapshot: str | None) -> SliceStore:
@@ -158,17 +146,6 @@ def reference_for(store_url: str | Path, gen_dir: Path | str) -> RealPairs:
 
 
 # ----------------------------------------------------------------------------------- generation
-@config
-class SynthConfig:
-    """How many pairs to draw (``count``, indices 0..count-1 of ``seed``), per batch, with which gate."""
-
-    count: Positive
-    seed: Count = 0
-    batch_size: Positive = 16
-    gate: GateConfig = field(default_factory=GateConfig)
-    dry_run: bool = False
-
-
 @dataclass
 class SynthReport:
     """What a generation run did: counts, rejections by reason, per-batch Fréchet distances, timing."""

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import BeforeValidator, ConfigDict, Field
@@ -38,7 +38,10 @@ Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 #: true or false only
 Flag = Annotated[bool, Field(strict=True)]
 #: a torch device name (``auto``: CUDA when present)
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                              description="auto (CUDA if present), cpu, cuda or cuda:N")]
+#: where a simulated corrective click goes (``samdata.prompts.clicks.CORRECTIVE_MODES``)
+ClickMode = Literal["interior", "random"]
 #: a path or URL, given as a string or a path (kept as a string)
 PathText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, PurePath) else v)]
 

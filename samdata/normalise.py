@@ -12,16 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated
 
 import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
-from pydantic import Field
 from scipy import ndimage
 
 from samdata.case import Normalisation, Volume
-from samdata.config import Count, Int, Weight, config
 from samdata.errors import ConfigError, ValidationError, unknown_name
+from samdata.ingest_config import DEFAULT_MAX_VOXELS as DEFAULT_MAX_VOXELS
+from samdata.ingest_config import IngestConfig as IngestConfig
 
 WINDOWS: dict[str, tuple[float, float]] = {
     "abdomen": (40.0, 400.0),
@@ -55,54 +54,9 @@ MODALITY_ALIASES: dict[str, str] = {
 """Spellings found in dataset.json files and DICOM Modality tags, mapped to :data:`MODALITIES`."""
 
 HU_GUESS_THRESHOLD = -500.0
-#: default voxel budget of a case's image or label file: 2**29 voxels (a 512 x 512 x 2048 CT)
-DEFAULT_MAX_VOXELS = 1 << 29
 """A volume whose minimum is below this is guessed to be CT in Hounsfield units."""
 
 _ROUND_EPS = 1e-6  # so that n * old / new == k + 0.5 rounds the same way after float noise
-
-
-Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]  # a percentile, 0..100
-Millimetres = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # a voxel side, finite and > 0
-
-
-@config
-class IngestConfig:
-    """How a read volume becomes a stored case.
-
-    ``modality``: forces the modality; ``None`` takes, in order, the modality declared by the
-    caller (e.g. from dataset.json), the reader's ``Volume.meta["modality"]`` (e.g. a DICOM tag),
-    else guesses ``"CT"`` when the minimum value is below -500 (HU air) and ``"OTHER"`` otherwise.
-    ``window``: preset name from :data:`WINDOWS` or ``(level, width)``; CT defaults to
-    ``"abdomen"``; an explicit window is applied to any modality. ``percentiles``: low/high
-    percentiles of the non-zero voxels used for every non-CT modality without a window.
-    ``spacing``: target (X, Y, Z) mm of the canonical grid, ``None`` keeps the source spacing.
-    ``min_object_voxels`` / ``min_object_pixels``: smaller 3D / per-slice 2D label components are
-    dropped (MedSAM; the 3D rule is skipped for 2D images). ``image_order``: spline order used to
-    resample images (labels always use 0). ``keep_uint8``: non-CT uint8 images without an explicit
-    window are stored unchanged (already display-ready, as MedSAM does for 2D images).
-    ``affine_tolerance``: largest element-wise difference allowed between image and label affines.
-    ``max_voxels``: a case whose image or label file declares more voxels fails before it is decoded.
-    """
-
-    modality: str | None = None
-    window: str | tuple[float, float] | None = None
-    percentiles: tuple[Percent, Percent] = (0.5, 99.5)
-    spacing: tuple[Millimetres, Millimetres, Millimetres] | None = None
-    min_object_voxels: Count = 1000
-    min_object_pixels: Count = 100
-    image_order: Annotated[Int, Field(ge=0, le=5, description="a spline order")] = 1
-    keep_uint8: bool = True
-    affine_tolerance: Weight = 1e-3
-    max_voxels: Annotated[Int, Field(ge=1, description="voxels of a case")] = DEFAULT_MAX_VOXELS
-
-    def __post_init__(self) -> None:
-        if self.modality is not None:
-            canonical_modality(self.modality)
-        if self.window is not None:
-            resolve_window(self.window)
-        if not self.percentiles[0] < self.percentiles[1]:
-            raise ConfigError(f"percentiles {self.percentiles!r}: expected 0 <= low < high <= 100")
 
 
 def check_spacing(values: tuple[float, ...], what: str) -> tuple[float, float, float]:

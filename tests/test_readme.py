@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typing import Any
 
+import click
 import pytest
 import typer.main
 
@@ -41,8 +42,13 @@ def _resolve(words: list[str]) -> tuple[Any, list[str]]:
     """The command a line names (walking the groups of Typer's command tree) and the words after it."""
     command = typer.main.get_command(app)
     rest = list(words)
-    while hasattr(command, "commands") and rest and rest[0] in command.commands:
-        command = command.commands[rest.pop(0)]
+    while hasattr(command, "get_command") and rest:
+        with click.Context(command) as ctx:  # get_command: the root group loads a command's module on demand
+            sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            break
+        command = sub
+        rest.pop(0)
     return command, rest
 
 

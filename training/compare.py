@@ -14,19 +14,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
 from torch import nn
 
-from samdata.config import Device, Int, config
 from samdata.device import resolve_device
 from samdata.errors import ConfigError, ValidationError
 from samdata.metrics import METRICS
-from samdata.spec import parse_slices
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
 from training.batches import build_data
@@ -35,8 +32,9 @@ from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT
                                       error_map, json_row, table_cells)
 from training.config import TrainConfig
 from training.dataset import MixtureDataset
+from training.eval_config import CompareConfig as CompareConfig
 from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
-from training.evaluate import (EvalConfig, Stages, aggregate, check_clicks, evaluate_interactive, evaluate_models,
+from training.evaluate import (Stages, aggregate, evaluate_interactive, evaluate_models,
                                predict_objects)
 from training.loop import is_promptable
 from training.run import LoadedRun, load_run
@@ -45,38 +43,6 @@ NO_FED_LOGITS = ("litemedsam",)  # box-only models: their mask encoder never tra
 AGGREGATION = "per object (label on a slice) → mean per case & label → mean over case & label pairs"
 SD_RULE = "sample sd (ddof 1) of the per case & label mean Dice, the units the overall mean averages; null if < 2"
 Frame = tuple[int, bool]  # (model input side, context channels)
-
-
-@config
-class CompareConfig:
-    """What to compare on: ``split`` (``slices``, a z spec, as :func:`open_split` takes them), click counts of the
-    interactive protocol (``()`` skips it), NSD tolerance, slices per encoder batch, torch device (``auto``: CUDA if
-    present), whether to add the first SAM run's zero-shot base, the prompt and click seed (None: the first run's
-    seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
-    the test-time mirroring of every prediction (:mod:`training.tta`)."""
-
-    split: Literal["test", "val", "train"] = "test"
-    slices: str | None = None
-    clicks: tuple[int, ...] = (0, 1, 3, 5)
-    tolerance_mm: float = 2.0
-    batch_slices: int = 2
-    device: Device = "cpu"
-    zero_shot: bool = True
-    prompt_seed: Annotated[Int, Field(ge=0)] | None = None
-    feed_logits: bool | None = None
-    figure_slices: Annotated[Int, Field(ge=1)] = 3
-    tta: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.slices is not None:
-            parse_slices(self.slices)
-        object.__setattr__(self, "clicks", check_clicks(self.clicks))
-        self.eval_config(0)
-
-    def eval_config(self, seed: int, feed_logits: bool = True) -> EvalConfig:
-        """The evaluation settings with prompt (train split) and click seed ``seed``."""
-        return EvalConfig(tolerance_mm=self.tolerance_mm, batch_slices=self.batch_slices, clicks=self.clicks,
-                          feed_logits=feed_logits, prompt_seed=seed, tta=self.tta)
 
 
 @dataclass(frozen=True)

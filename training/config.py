@@ -16,13 +16,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from samdata.config import Count, Device, Flag, Int, PathText, Positive, Weight, build, config
+from samdata.config import ClickMode, Count, Device, Flag, Int, PathText, Positive, Weight, build, config
 from samdata.errors import ConfigError
-from samdata.prompts.clicks import CORRECTIVE_MODES
 from samdata.spec import parse_slices
-from training.adapters import parse_adapter
-from training.augment import augment_entry
-from training.models import BASELINES, DEFAULT_MODEL
+
+#: the model a run fine-tunes unless it names another (:data:`training.models.MODELS`)
+DEFAULT_MODEL = "litemedsam"
 
 CACHE_MODES: tuple[str, ...] = ("off", "memory", "disk")
 #: fields a resumed run may change; every other field must equal the saved config
@@ -32,59 +31,67 @@ RESUME_MUTABLE: tuple[str, ...] = ("steps", "eval_every", "save_every", "log_eve
 
 @config
 class TrainConfig:
-    """Everything that defines a training run (data, model, optimisation, bookkeeping, hardware).
+    """Everything that defines a training run (data, model, optimisation, bookkeeping, hardware); each field's
+    description says what it does (``samdata train --help`` shows them).
 
-    ``adapter``: spec of :func:`training.adapters.parse_adapter` (stored canonical; a baseline model
-    such as ``unet`` always trains ``full`` and needs ``labels``, one output channel each). ``size``: model
-    input side (None = the model's own). ``steps``: optimizer steps, each of ``grad_accum``
-    micro-batches of ``batch_size`` items per process. ``warmup``: linear warm-up steps before the
-    cosine decay to 0. ``iou_loss``: weight of the IoU-head MSE (0 = off). ``eval_every``: steps
-    between validations (0 = only at the end; validation also runs before step 1 for the zero-shot
-    score). ``val_max``: at most this many validation objects (evenly spaced; 0 = all). ``cache``:
-    frozen encoder prefix cache, ``off`` / ``memory`` / ``disk`` (fp16 under the run dir, plus memory),
-    ignored when image augmentation is on. ``device``: ``auto`` (CUDA if present), ``cpu``, ``cuda``.
-    ``click_rounds``: corrective clicks simulated per training item after its first decode (0 = off;
-    :mod:`training.clicks`), each round's loss added; ``click_mode``: where a click goes,
-    ``interior`` or ``random`` (:func:`samdata.prompts.corrective_click`); ``click_feed_logits``: feed
-    the previous round's low-res logits as mask input (SAM's protocol). Validation stays box-only.
+    ``adapter`` is stored canonical (:func:`training.adapters.parse_adapter`); a baseline model such as ``unet``
+    always trains ``full`` and needs ``labels``, one output channel each. Validation also runs before step 1
+    for the zero-shot score and stays box-only under click rounds; ``cache`` is ignored when image
+    augmentation is on (:mod:`training.clicks` for the click rounds).
     """
 
-    store: PathText
-    mixture: str
-    model: str = DEFAULT_MODEL
-    checkpoint: PathText | None = None
-    adapter: str = "decoder"
-    steps: Positive = 300
-    batch_size: Positive = 4
-    lr: Weight = 1e-4
-    weight_decay: Weight = 0.01
-    warmup: Count = 0
-    grad_accum: Positive = 1
-    seed: Count = 0
-    size: Annotated[Int, Field(ge=16)] | None = None
-    context: bool = False
-    augment: tuple[str, ...] = ()
-    labels: tuple[str, ...] | None = None
-    scheme: str | None = None
-    min_area: Count = 10
-    train_slices: str | None = None
-    val_slices: str | None = None
-    snapshot: str | None = None
-    iou_loss: Weight = 0.0
-    eval_every: Count = 0
-    val_max: Count = 64
-    save_every: Positive = 100
-    log_every: Positive = 10
+    store: Annotated[PathText, Field(description="Store folder or s3://bucket/prefix")]
+    mixture: Annotated[str, Field(description="Mixture name (samdata mixture)")]
+    model: Annotated[str, Field(description="litemedsam, sam_vit_b/l/h, tiny, or unet (the prompt-free baseline: "
+                                            "needs --labels, trains every weight; use --lr 1e-3)")] = DEFAULT_MODEL
+    checkpoint: Annotated[PathText | None, Field(description="Base weights (.pth); required for sam_vit_*")] = None
+    adapter: Annotated[str, Field(description="Adapter spec, e.g. decoder, lora:r=8,blocks=all+decoder")] = "decoder"
+    steps: Annotated[Positive, Field(description="Optimizer steps")] = 300
+    batch_size: Annotated[Positive, Field(description="Items per micro-batch per process")] = 4
+    lr: Annotated[Weight, Field(description="AdamW learning rate")] = 1e-4
+    weight_decay: Annotated[Weight, Field(description="AdamW weight decay")] = 0.01
+    warmup: Annotated[Count, Field(description="Linear warm-up steps before the cosine decay to 0")] = 0
+    grad_accum: Annotated[Positive, Field(description="Micro-batches per step")] = 1
+    seed: Annotated[Count, Field(description="Seed of items, prompts, augmentation and adapters")] = 0
+    size: Annotated[Int, Field(ge=16, description="Model input side (default: the model's own)")] | None = None
+    context: Annotated[bool, Field(description="Slices z-1,z,z+1 as channels")] = False
+    augment: Annotated[tuple[str, ...], Field(
+        description="Augmentations, e.g. flip,affine (turns the prefix cache off)")] = ()
+    labels: Annotated[tuple[str, ...] | None, Field(
+        description="Label names to train on, comma-separated (default: the mixture's)")] = None
+    scheme: Annotated[str | None, Field(
+        description="Training prompt scheme (default: the prompt set's, else box:jitter=5)")] = None
+    min_area: Annotated[Count, Field(description="Skip objects smaller than this (pixels)")] = 10
+    train_slices: Annotated[str | None, Field(description="Train only on these z, e.g. 50-139:3")] = None
+    val_slices: Annotated[str | None, Field(
+        description="Hold these z of the train cases out for validation, e.g. 51-135:6 (default: the mixture's val "
+                    "split)")] = None
+    snapshot: Annotated[str | None, Field(description="Store snapshot id (default: the mixture's)")] = None
+    iou_loss: Annotated[Weight, Field(description="Weight of the IoU-head MSE (0: off)")] = 0.0
+    eval_every: Annotated[Count, Field(description="Validate every N steps (0: only at the end)")] = 0
+    val_max: Annotated[Count, Field(description="At most N validation objects, evenly spaced (0: all)")] = 64
+    save_every: Annotated[Positive, Field(description="Checkpoint every N steps")] = 100
+    log_every: Annotated[Positive, Field(description="Log metrics every N steps")] = 10
     device: Device = "auto"
-    bf16: bool = True
-    cache: Literal[CACHE_MODES] = "memory"  # type: ignore[valid-type]
+    bf16: Annotated[bool, Field(description="bf16 autocast on CUDA")] = True
+    cache: Annotated[Literal[CACHE_MODES], Field(  # type: ignore[valid-type]
+        description="Frozen-prefix cache: memory, disk or off; disk keeps fp16 under the run dir, plus memory")
+                   ] = "memory"
     cache_mb: Count = 4096
-    num_workers: Count = 0
-    click_rounds: Count = 0
-    click_mode: Literal[CORRECTIVE_MODES] = "interior"  # type: ignore[valid-type]
-    click_feed_logits: Flag = True
+    num_workers: Annotated[Count, Field(description="DataLoader worker processes")] = 0
+    click_rounds: Annotated[Count, Field(
+        description="Corrective clicks simulated per item after its first decode, each decoded again and its loss "
+                    "added")] = 0
+    click_mode: Annotated[ClickMode, Field(
+        description="Where a simulated click goes: interior (the deepest error pixel) or random")] = "interior"
+    click_feed_logits: Annotated[Flag, Field(
+        description="Feed the previous round's logits as mask input during click rounds")] = True
 
     def __post_init__(self) -> None:
+        from training.adapters import parse_adapter  # torch: not at import, so the CLI reads this class cheaply
+        from training.augment import augment_entry
+        from training.models import BASELINES
+
         if self.click_rounds and self.model in BASELINES:
             raise ConfigError(f"TrainConfig.click_rounds={self.click_rounds}: model {self.model!r} takes no prompt, "
                               "so corrective clicks cannot train it; use click_rounds=0")

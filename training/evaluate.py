@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -21,16 +20,16 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from pydantic import Field
 
 from samdata.case import CaseMeta
-from samdata.config import Int, config
 from samdata.errors import ConfigError
-from samdata.metrics import METRICS, MetricConfig, dice, object_metrics
+from samdata.metrics import METRICS, dice, object_metrics
 from samdata.prompts import Prompt, corrective_click, object_rng
 from storage import SliceStore
 from training.batches import SeededMixture
 from training.dataset import MixtureDataset
+from training.eval_config import EvalConfig as EvalConfig
+from training.eval_config import check_clicks as check_clicks
 from training.loop import MASK_PROMPT_LOGIT, is_promptable
 from training.models import SamModel
 from training.predict import decode_prompts, model_input, to_probabilities
@@ -38,42 +37,6 @@ from training.tta import View, flip_frames, flip_prompts, mean_of_views, tta_vie
 
 #: progress reporting: ``stages(description, total)`` starts a stage and returns ``advance(n)``
 Stages = Callable[[str, int], Callable[[int], None]]
-
-
-@config
-class EvalConfig:
-    """NSD tolerance (mm), probability threshold, slices per encoder batch, objects per figure end, click
-    counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
-    ``prompt_seed``: the seed of the prompts of train-split items (``object_rng(seed, case, z, label)``,
-    as a run's held-out ``val_slices`` validation draws them; pass the run's seed), and ``tta``: the
-    test-time mirroring of every prediction (:mod:`training.tta`: none, lr or flip)."""
-
-    tolerance_mm: Annotated[float, Field(gt=0)] = 2.0
-    threshold: float = 0.5
-    batch_slices: Annotated[Int, Field(ge=1)] = 2
-    figure_objects: Annotated[Int, Field(ge=1)] = 3
-    clicks: tuple[int, ...] = ()
-    feed_logits: bool = True
-    prompt_seed: int = 0
-    tta: str = "none"
-
-    def __post_init__(self) -> None:
-        MetricConfig(self.tolerance_mm, self.threshold)
-        tta_views(self.tta)
-        object.__setattr__(self, "clicks", check_clicks(self.clicks))
-
-    @property
-    def metric(self) -> MetricConfig:
-        """The metric settings."""
-        return MetricConfig(self.tolerance_mm, self.threshold)
-
-
-def check_clicks(clicks: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """Sorted distinct click counts, each an integer >= 0 (ConfigError otherwise)."""
-    values = tuple(clicks)
-    if any(isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 0 for c in values):
-        raise ConfigError(f"click counts {values!r}; expected integers >= 0 such as 0,1,3,5")
-    return tuple(sorted({int(c) for c in values}))
 
 
 @dataclass(frozen=True)

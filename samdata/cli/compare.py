@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import interactive, out, progress
-from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunStoreOpt,
-                                 SlicesOpt, ToleranceOpt, TtaOpt)
+from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, RunStoreOpt, config_option, feed_logits_option
 from samdata.spec import parse_clicks, parse_list
+from training.eval_config import CompareConfig
 
 
 def compare(
@@ -19,27 +19,24 @@ def compare(
         help="Run directories written by `samdata train`; the first one's split, snapshot and prompts are used.")],
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")],
-    split: Annotated[str, typer.Option(
-        help="Mixture split: test, val, or train (held-out slices: --slices or the first run's val_slices).")] = "test",
-    slices: SlicesOpt = None,
-    clicks: Annotated[str, typer.Option(
-        help="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5; 'none' skips it.")] = "0,1,3,5",
+    split: str = config_option(CompareConfig, "split"),
+    slices: Optional[str] = config_option(CompareConfig, "slices"),
+    clicks: str = config_option(CompareConfig, "clicks", note="'none' skips it"),
     names: Annotated[Optional[str], typer.Option(
         help="Row names of the runs, comma-separated (default: the run folder names).")] = None,
     store: RunStoreOpt = None,
-    zero_shot: Annotated[bool, typer.Option(
-        "--zero-shot/--no-zero-shot", help="Add the first SAM run's base model without adapters.")] = True,
-    feed_logits: FeedLogitsOpt = None,
-    tolerance_mm: ToleranceOpt = 2.0,
-    batch_slices: BatchSlicesOpt = 2,
-    tta: TtaOpt = DEFAULT_TTA,
-    device: DeviceOpt = DEFAULT_DEVICE,
+    zero_shot: bool = config_option(CompareConfig, "zero_shot", "--zero-shot/--no-zero-shot"),
+    feed_logits: Optional[bool] = feed_logits_option(CompareConfig),
+    tolerance_mm: float = config_option(CompareConfig, "tolerance_mm"),
+    batch_slices: int = config_option(CompareConfig, "batch_slices"),
+    tta: str = config_option(CompareConfig, "tta"),
+    device: DeviceOpt = DEFAULT_DEVICE,  # the CLI's device default, not CompareConfig's cpu (options.DEFAULT_DEVICE)
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
     """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks."""
     from rich.table import Table
 
-    from training.compare import CompareConfig, compare_runs
+    from training.compare import compare_runs
     from training.compare_figures import TABLE_HEADER, click_table, json_row, table_cells
 
     counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from pipelines.configs import MixtureConfig
 from samdata.cli.common import console, fail, interactive, out, progress
-from samdata.cli.options import JsonOpt, StoreArg
+from samdata.cli.options import JsonOpt, StoreArg, config_option
 from samdata.errors import ConfigError
 from samdata.spec import parse_labels, parse_splits, split_assignment
 
@@ -76,20 +77,19 @@ def prompts(
 def mixture(
     store: StoreArg,
     name: Annotated[str, typer.Option(help="Name of the mixture (table mixtures/NAME).")],
-    real: Annotated[float, typer.Option(help="Total sampling weight of the real train cases.")] = 1.0,
-    synthetic: Annotated[float, typer.Option(help="Total sampling weight of the synthetic cases.")] = 0.0,
-    generator: Annotated[Optional[list[str]], typer.Option(
-        help="GEN=W: share of the synthetic weight for a generator id (repeat; default: all, per case).")] = None,
+    real: float = config_option(MixtureConfig, "real"),
+    synthetic: float = config_option(MixtureConfig, "synthetic"),
+    generator: Optional[list[str]] = config_option(MixtureConfig, "generators", "--generator", note="repeat"),
     labels: LabelsOpt = None,
-    splits: Annotated[str, typer.Option(help="train,val,test fractions of the real cases.")] = "0.7,0.15,0.15",
-    prompt_set: Annotated[Optional[str], typer.Option("--prompts", help="Prompt set the mixture trains with.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the case split.")] = 0,
+    splits: str = config_option(MixtureConfig, "splits"),
+    prompt_set: Optional[str] = config_option(MixtureConfig, "prompt_set", "--prompts"),
+    seed: int = config_option(MixtureConfig, "seed"),
     snapshot: Annotated[Optional[str], typer.Option(help="Mix the cases of this snapshot id (default: head).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing mixture of that name.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Split the cases by case (synthetic only in train), weight them, and commit the mixture."""
-    from pipelines.mixtures import SPLITS, MixtureConfig, make_mixture
+    from pipelines.mixtures import SPLITS, make_mixture
 
     wanted = parse_labels(labels)
     config = MixtureConfig(real=real, synthetic=synthetic, generators=parse_generators(generator),

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import console, fail, out, progress
-from samdata.cli.options import StoreArg, StoreOpt
+from samdata.cli.options import StoreArg, StoreOpt, config_option
+from samdata.ingest_config import IngestConfig
 
 sample = typer.Typer(help="Write embedded sample datasets (no download).", no_args_is_help=True)
 
@@ -44,23 +45,21 @@ def sample_phantom(
 def ingest(
     source: Annotated[Path, typer.Argument(help="Dataset folder (MSD/nnU-Net raw or images/+labels/) or one file.")],
     store: StoreOpt,
-    modality: Annotated[Optional[str], typer.Option(help="CT, MR, US, ... (default: dataset.json or guess).")] = None,
-    window: Annotated[Optional[str], typer.Option(help="CT window: abdomen|brain|bone|lung|liver|mediastinum or WL,WW.")] = None,
-    spacing: Annotated[Optional[str], typer.Option(help="Resample to X,Y,Z mm.")] = None,
+    modality: Optional[str] = config_option(IngestConfig, "modality"),
+    window: Optional[str] = config_option(IngestConfig, "window"),
+    spacing: Optional[str] = config_option(IngestConfig, "spacing"),
     workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes (1 = in-process).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler.")] = None,
     prefetch: Annotated[bool, typer.Option(help="In-process: read the next case while this one is written "
                                            "(each case is already read on two threads; two cases in memory).")] = False,
-    min_voxels: Annotated[int, typer.Option(help="Drop 3D objects smaller than this (voxels).")] = 1000,
-    min_pixels: Annotated[int, typer.Option(help="Drop 2D objects smaller than this (pixels per slice).")] = 100,
-    max_voxels: Annotated[int, typer.Option(min=1, help="Refuse a case whose image or label declares more voxels "
-                                                       "(checked on the headers, before decoding).")] = 1 << 29,
+    min_voxels: int = config_option(IngestConfig, "min_object_voxels", "--min-voxels"),
+    min_pixels: int = config_option(IngestConfig, "min_object_pixels", "--min-pixels"),
+    max_voxels: int = config_option(IngestConfig, "max_voxels"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest a dataset into the slice store in one commit (idempotent, resumable)."""
     from pipelines.ingest import ClusterConfig, ingest as run_ingest
     from samdata.io.layouts import discover
-    from samdata.normalise import IngestConfig
     from samdata.spec import parse_spacing, parse_window
 
     config = IngestConfig(

@@ -10,13 +10,11 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import interactive, out, progress
-from samdata.cli.options import (DEFAULT_DEVICE, DEFAULT_TTA, BatchSlicesOpt, DeviceOpt, FeedLogitsOpt, RunArg,
-                                 RunStoreOpt, SlicesOpt, ToleranceOpt, TtaOpt)
+from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, RunArg, RunStoreOpt, config_option, feed_logits_option
 from samdata.device import resolve_device
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.spec import parse_box, parse_clicks, parse_z_range
-
-
+from training.eval_config import CompareConfig, EvalConfig
 
 
 def evaluate(
@@ -24,18 +22,18 @@ def evaluate(
     store: RunStoreOpt = None,
     split: Annotated[str, typer.Option(
         help="Mixture split: test, val, or train (its held-out slices: --slices or the run's val_slices).")] = "test",
-    slices: SlicesOpt = None,
+    slices: Optional[str] = config_option(CompareConfig, "slices"),
     zero_shot: Annotated[bool, typer.Option(
         "--zero-shot/--no-zero-shot", help="Also score the base model without adapters, side by side.")] = True,
     out_dir: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT).")] = None,
-    tolerance_mm: ToleranceOpt = 2.0,
-    clicks: Annotated[Optional[str], typer.Option(
-        help="Also run the interactive protocol: Dice after these corrective-click counts, e.g. 0,1,3,5.")] = None,
-    feed_logits: FeedLogitsOpt = None,
-    batch_slices: BatchSlicesOpt = 2,
-    figure_objects: Annotated[int, typer.Option(min=1, help="Best and worst objects shown in the figure.")] = 3,
-    tta: TtaOpt = DEFAULT_TTA,
+    tolerance_mm: float = config_option(EvalConfig, "tolerance_mm"),
+    clicks: Optional[str] = config_option(EvalConfig, "clicks", default=None,
+                                          note="given, evaluate also runs the interactive protocol"),
+    feed_logits: Optional[bool] = feed_logits_option(EvalConfig),
+    batch_slices: int = config_option(EvalConfig, "batch_slices"),
+    figure_objects: int = config_option(EvalConfig, "figure_objects"),
+    tta: str = config_option(EvalConfig, "tta"),
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
@@ -44,7 +42,6 @@ def evaluate(
 
     from training.compare import default_feed
     from training.eval_report import evaluate_run
-    from training.evaluate import EvalConfig
     from training.run import load_run
 
     config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
@@ -79,7 +76,7 @@ def predict(
              "with a U-Net run: segment only those slices.")] = None,
     context: Annotated[Optional[bool], typer.Option(
         "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
-    tta: TtaOpt = DEFAULT_TTA,
+    tta: str = config_option(EvalConfig, "tta"),
     store: RunStoreOpt = None,
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

@@ -1,11 +1,13 @@
 """The ``samdata`` command line: the composition root.
 
-Every command imports the packages it needs inside its body so ``samdata --help`` stays fast; this
-is the one place in ``samdata`` allowed to call ``storage``, ``pipelines``, ``training`` and ``flows``.
+Commands are loaded lazily (:class:`Guarded`), and each imports the heavy packages it needs inside its body,
+so ``samdata --help`` stays fast; ``samdata/cli`` is the one place in ``samdata`` allowed to call ``storage``,
+``pipelines``, ``training`` and ``flows``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Annotated, Any
 
@@ -13,19 +15,77 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from samdata.cli import curate, data, demo
-from samdata.cli import train as train_cli
-from samdata.cli import evaluate as evaluate_cli
-from samdata.cli import compare as compare_cli
-from samdata.cli import synth as synth_cli
-from samdata.cli import flows as flows_cli
 from samdata.cli.common import exit_code, fail
 from samdata.errors import SamdataError
 
+#: every command: name → (the module whose ``register(app)`` adds it, its line in ``samdata --help``). A command's
+#: module is imported only when that command runs or shows its own help (it reads the configs it mirrors, which
+#: loads pydantic), so ``samdata --help`` lists the commands from here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": ("samdata.cli.data", "Ingest a dataset into the slice store in one commit (idempotent, resumable)."),
+    "info": ("samdata.cli.data", "Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures, "
+                                 "renamed cases, snapshots."),
+    "verify": ("samdata.cli.data", "Check every chunk decodes, the index agrees with the pixels and metadata is "
+                                   "complete (exit 1 if not)."),
+    "demo": ("samdata.cli.demo", "Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → "
+                                 "HTML report."),
+    "prompts": ("samdata.cli.curate", "Draw one seeded prompt per (case, slice, label) object and commit it as a "
+                                      "prompt set."),
+    "mixture": ("samdata.cli.curate", "Split the cases by case (synthetic only in train), weight them, and commit the "
+                                      "mixture."),
+    "show": ("samdata.cli.curate", "Draw one slice with label outlines and prompts, or a grid of a mixture's weighted "
+                                   "train samples."),
+    "train": ("samdata.cli.train", "Fine-tune SAM with adapters on a mixture (under torchrun: DDP over the "
+                                   "processes)."),
+    "evaluate": ("samdata.cli.evaluate", "Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs "
+                                         "zero-shot (JSON, Markdown, figure)."),
+    "predict": ("samdata.cli.evaluate", "Segment a new image with a run from a box (propagated through the volume) or "
+                                        "a prompt mask; a U-Net run takes no prompt and segments every slice."),
+    "compare": ("samdata.cli.compare", "Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, "
+                                       "NSD, HD95, parameters, clicks."),
+    "sample-data": ("samdata.cli.data", "Write embedded sample datasets (no download)."),
+    "synth": ("samdata.cli.synth", "Synthetic image/mask pairs: generators driven by label maps (deform, "
+                                   "labels2image, cgan), a few-shot GAN (fastgan), the quality gate, medigan "
+                                   "packages."),
+    "flows": ("samdata.cli.flows", "Prefect flows: run one now, list them, or serve the scheduled deployments."),
+}
+
+
+def load_commands(module: str) -> dict[str, click.Command]:
+    """The click commands that ``module``'s ``register(app)`` adds, by name, each with its line from COMMANDS."""
+    sub = typer.Typer()
+    importlib.import_module(module).register(sub)
+    commands = typer.main.get_group(sub).commands
+    for name, command in commands.items():
+        command.short_help = COMMANDS[name][1]
+    return commands
+
 
 class Guarded(TyperGroup):
-    """The root command group: the one error handler of every command. A :class:`SamdataError` that a
-    command raises becomes one red line and the exit code of its kind (:func:`samdata.cli.common.exit_code`)."""
+    """The root command group: the one error handler of every command, and the lazy loader of their modules.
+
+    A :class:`SamdataError` that a command raises becomes one red line and the exit code of its kind
+    (:func:`samdata.cli.common.exit_code`). A command's module is imported when the command is looked up to run
+    or to show its help; the group's own help lists :data:`COMMANDS` without importing any."""
+
+    listing = False  # True while the group's own help is written
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if self.listing:
+                return click.Command(cmd_name, short_help=COMMANDS[cmd_name][1])
+            self.commands.update(load_commands(COMMANDS[cmd_name][0]))
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -81,16 +141,6 @@ def root(
         if not logger.handlers:
             logger.addHandler(handler)
         logger.propagate = False
-
-
-data.register(app)
-demo.register(app)
-curate.register(app)
-train_cli.register(app)
-evaluate_cli.register(app)
-compare_cli.register(app)
-synth_cli.register(app)
-flows_cli.register(app)
 
 
 def main() -> None:

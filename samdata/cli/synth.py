@@ -16,25 +16,34 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from pipelines.configs import SliceQuery, SynthConfig
 from samdata.cli.common import fail, out, progress
-from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, JsonOpt, ResumeOpt, StoreArg
+from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, JsonOpt, ResumeOpt, StoreArg, config_option
 from samdata.errors import ConfigError
+from samdata.synth.configs import CganConfig, GanConfig, GateConfig
 
 synth = typer.Typer(help="Synthetic image/mask pairs: generators driven by label maps (deform, labels2image, cgan), "
                          "a few-shot GAN (fastgan), the quality gate, medigan packages.", no_args_is_help=True)
 SECURITY = ("medigan packages are Python code that runs when loaded: samdata loads one only from the "
             "--package path you name, never downloads, and you should only name packages you trust.")
-LabelsOpt = Annotated[Optional[str], typer.Option(help="Label names whose slices the generator starts from, "
-                                                       "comma-separated (every label of those slices is kept).")]
-SlicesOpt = Annotated[Optional[str], typer.Option(help="Only these z, e.g. 50-139:3 or 60,80,100.")]
-CasesOpt = Annotated[Optional[str], typer.Option(help="Only these case ids, comma-separated.")]
-MaxSlicesOpt = Annotated[Optional[int], typer.Option(help="At most N slices (evenly spaced).")]
-SnapshotOpt = Annotated[Optional[str], typer.Option(help="Store snapshot id (default: the head).")]
+
+
+def query_option(name: str, default: Any = None) -> Any:
+    """The option of SliceQuery field ``name``, None when not given (the query then leaves it open; ``generate``
+    needs ``labels`` only with --kind or --medigan, which :func:`_query` checks)."""
+    note = "comma-separated" if name in ("labels", "cases") else ""
+    return config_option(SliceQuery, name, default=default, note=note)
+
+
+def gan_option(name: str) -> Any:
+    """The option of a trained kind's config field ``name``; None when not given, so that the kind's own config
+    (CganConfig or GanConfig, whose defaults differ) decides."""
+    classes = tuple(c for c in (CganConfig, GanConfig) if name in c.__pydantic_fields__)
+    return config_option(classes, name, default=None)
 
 
 def _query(labels: str | None, slices: str | None, cases: str | None, max_slices: int | None,
            snapshot: str | None) -> Any:
-    from pipelines.synthesize import SliceQuery
     from samdata.spec import parse_names, parse_slices, split_list
 
     if not labels:
@@ -64,24 +73,23 @@ def kinds_command(json_out: JsonOpt = False) -> None:
 @synth.command("train")
 def train_command(
     store: StoreArg,
-    labels: LabelsOpt,
-    out_dir: Annotated[Path, typer.Option("--out", help="Generator folder GEN (created; new unless --resume).")],
+    labels: str = query_option("labels", default=...),
+    out_dir: Path = typer.Option(..., "--out", help="Generator folder GEN (created; new unless --resume)."),
     kind: Annotated[str, typer.Option(help="cgan (default: paints label maps) or fastgan (pairs from noise).")] = "cgan",
     name: Annotated[Optional[str], typer.Option(help="Generator id (default: the GEN folder name).")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Square model size (cgan: 128 fits a CPU budget; fastgan "
-                                                     "32-256).")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Channels at full resolution.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (one D and one G update each).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of G and D.")] = None,
-    l1: Annotated[Optional[float], typer.Option(help="cgan: weight of the L1 term against the real image.")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy, e.g. translation,cutout; none.")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="fastgan: generator design, fastgan or dcgan.")] = None,
-    latent: Annotated[Optional[int], typer.Option(help="fastgan: latent vector length.")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of weights, batches, noise and augmentation.")
-                    ] = None,
-    slices: SlicesOpt = None, cases: CasesOpt = None, max_slices: MaxSlicesOpt = None, snapshot: SnapshotOpt = None,
-    save_every: Annotated[Optional[int], typer.Option(help="Write a resumable checkpoint every N steps.")] = None,
+    size: Optional[int] = gan_option("size"),
+    width: Optional[int] = gan_option("width"),
+    steps: Optional[int] = gan_option("steps"),
+    batch_size: Optional[int] = gan_option("batch_size"),
+    lr: Optional[float] = gan_option("lr"),
+    l1: Optional[float] = gan_option("l1"),
+    augment: Optional[str] = gan_option("augment"),
+    arch: Optional[str] = gan_option("arch"),
+    latent: Optional[int] = gan_option("latent"),
+    seed: Optional[int] = gan_option("seed"),
+    slices: Optional[str] = query_option("slices"), cases: Optional[str] = query_option("cases"),
+    max_slices: Optional[int] = query_option("max_slices"), snapshot: Optional[str] = query_option("snapshot"),
+    save_every: Optional[int] = gan_option("save_every"),
     device: DeviceOpt = DEFAULT_DEVICE,
     resume: ResumeOpt = False,
     json_out: JsonOpt = False,
@@ -142,7 +150,7 @@ def _print_report(report: dict[str, Any], json_out: bool) -> None:
                                 "MODEL_ID --package PATH). " + SECURITY)
 def generate_command(
     store: StoreArg,
-    count: Annotated[int, typer.Option(min=1, help="Pairs to generate (samples 0..N-1 of --seed).")],
+    count: int = config_option(SynthConfig, "count"),
     kind: Annotated[Optional[str], typer.Option(help="Kind spec without training: deform[:key=value,...] or "
                                                      "labels2image[:mode=near|random,...] (`samdata synth kinds`).")
                     ] = None,
@@ -152,23 +160,24 @@ def generate_command(
                        ] = None,
     config: Annotated[Optional[Path], typer.Option(help="medigan config JSON (default: the package's metadata.json).")
                       ] = None,
-    labels: LabelsOpt = None, slices: SlicesOpt = None, cases: CasesOpt = None, max_slices: MaxSlicesOpt = None,
-    snapshot: SnapshotOpt = None,
+    labels: Optional[str] = query_option("labels"), slices: Optional[str] = query_option("slices"),
+    cases: Optional[str] = query_option("cases"), max_slices: Optional[int] = query_option("max_slices"),
+    snapshot: Optional[str] = query_option("snapshot"),
     name: Annotated[Optional[str], typer.Option(help="--kind: generator id in case ids (default: the kind).")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed; the same seed regenerates the same pairs.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Pairs per gated batch (a Fréchet distance per batch).")] = 32,
-    area_slack: Annotated[float, typer.Option(help="Label areas within (1 ± slack) x the real range.")] = 0.5,
-    component_slack: Annotated[float, typer.Option(help="Components at most (1 + slack) x real max + 2.")] = 1.0,
-    min_distance: Annotated[Optional[float], typer.Option(help="Memorisation distance (default 0.1 x real).")] = None,
-    frechet_max: Annotated[Optional[float], typer.Option(help="Reject a batch above this Fréchet distance "
-                                                             "(default 2; 0 = report only).")] = 2.0,
+    seed: int = config_option(SynthConfig, "seed"),
+    # 32, as the synthesize flow draws (min(32, count)): a Fréchet distance over 32 pairs is steadier than over
+    # SynthConfig's 16, the library default
+    batch_size: int = config_option(SynthConfig, "batch_size", default=32),
+    area_slack: float = config_option(GateConfig, "area_slack"),
+    component_slack: float = config_option(GateConfig, "component_slack"),
+    min_distance: Optional[float] = config_option(GateConfig, "min_distance"),
+    frechet_max: Optional[float] = config_option(GateConfig, "frechet_max", note="0 = report only"),
     device: DeviceOpt = DEFAULT_DEVICE,
-    dry_run: Annotated[bool, typer.Option(help="Gate and report, write nothing.")] = False,
+    dry_run: bool = config_option(SynthConfig, "dry_run"),
     json_out: JsonOpt = False,
 ) -> None:
     """Generate, gate and store synthetic pairs."""
-    from pipelines.synthesize import SynthConfig, build_source, load_real_pairs, open_trained, synthesize
-    from samdata.synth.gate import GateConfig
+    from pipelines.synthesize import build_source, load_real_pairs, open_trained, synthesize
 
     if sum(x is not None for x in (kind, generator, medigan)) != 1 or (medigan is not None and package is None):
         fail("give one of --kind SPEC (with --labels), --generator GEN, or --medigan MODEL_ID with --package PATH")

@@ -10,16 +10,21 @@ from typing import Annotated, Any, Optional
 import typer
 
 from samdata.cli.common import out, progress
-from samdata.cli.options import ResumeOpt
+from samdata.cli.options import ResumeOpt, config_option
 from samdata.errors import ConfigError
 from samdata.spec import parse_list
+from training.config import TrainConfig
+
+
+def train_option(*decls: str) -> Any:
+    """The option of TrainConfig field ``decls[-1]`` (earlier items: its flag names), None when not given."""
+    return config_option(TrainConfig, decls[-1], *decls[:-1], default=None)
 
 
 def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: bool,
                  config_file: Path | None = None) -> None:
     """Build the TrainConfig from the given option values over ``config_file``'s (a run's config.json), or over
     the saved run's config when resuming, and train with a bar."""
-    from training.config import TrainConfig
     from training.run import RunLayout
     from training.train import TrainHooks, train
 
@@ -59,38 +64,40 @@ def train_command(
     config_file: Annotated[Optional[Path], typer.Option(
         "--config", help="A TrainConfig as JSON, e.g. a run's config.json (it reproduces that run); options given "
                          "override its values.")] = None,
-    store: Annotated[Optional[str], typer.Option(help="Store folder or s3://bucket/prefix.")] = None,
-    mixture: Annotated[Optional[str], typer.Option(help="Mixture name (samdata mixture).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="litemedsam, sam_vit_b/l/h, tiny, or unet (the prompt-free baseline: needs --labels, trains every weight; use --lr 1e-3).")] = None,
-    adapter: Annotated[Optional[str], typer.Option(help="Adapter spec, e.g. decoder, lora:r=8,blocks=all+decoder.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Items per micro-batch per process.")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Micro-batches per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay.")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Linear warm-up steps before cosine decay.")] = None,
-    iou_loss: Annotated[Optional[float], typer.Option(help="Weight of the IoU-head MSE.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of items, prompts, augmentation and adapters.")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Base weights (.pth); required for sam_vit_*.")] = None,
-    context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Slices z-1,z,z+1 as channels.")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="Augmentations, e.g. flip,affine (turns the prefix cache off).")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="Label names to train on, comma-separated (default: the mixture's).")] = None,
-    scheme: Annotated[Optional[str], typer.Option(help="Training prompt scheme (default: the prompt set's, else box:jitter=5).")] = None,
-    min_area: Annotated[Optional[int], typer.Option(help="Skip objects smaller than this (pixels).")] = None,
-    train_slices: Annotated[Optional[str], typer.Option(help="Train only on these z, e.g. 50-139:3.")] = None,
-    val_slices: Annotated[Optional[str], typer.Option(help="Hold these z of the train cases out for validation, e.g. 51-135:6.")] = None,
-    snapshot: Annotated[Optional[str], typer.Option(help="Store snapshot id (default: the mixture's).")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Validate every N steps.")] = None,
-    val_max: Annotated[Optional[int], typer.Option(help="At most N validation objects.")] = None,
-    save_every: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Log metrics every N steps.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu, cuda, cuda:N.")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast on CUDA.")] = None,
-    cache: Annotated[Optional[str], typer.Option(help="Frozen-prefix cache: memory, disk, off.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.")] = None,
-    click_rounds: Annotated[Optional[int], typer.Option(help="Corrective clicks simulated per item after its first decode, each decoded again and its loss added.")] = None,
-    click_mode: Annotated[Optional[str], typer.Option(help="Where a simulated click goes: interior (the deepest error pixel) or random.")] = None,
-    click_feed_logits: Annotated[Optional[bool], typer.Option("--click-feed-logits/--no-click-feed-logits", help="Feed the previous round's logits as mask input during click rounds.")] = None,
+    # Every TrainConfig option defaults to None, "not given": its value then comes from --config, else (with
+    # --resume) the run's config.json, else TrainConfig's default, which the help shows.
+    store: Optional[str] = train_option("store"),
+    mixture: Optional[str] = train_option("mixture"),
+    model: Optional[str] = train_option("model"),
+    adapter: Optional[str] = train_option("adapter"),
+    steps: Optional[int] = train_option("steps"),
+    batch_size: Optional[int] = train_option("batch_size"),
+    grad_accum: Optional[int] = train_option("grad_accum"),
+    lr: Optional[float] = train_option("lr"),
+    weight_decay: Optional[float] = train_option("weight_decay"),
+    warmup: Optional[int] = train_option("warmup"),
+    iou_loss: Optional[float] = train_option("iou_loss"),
+    seed: Optional[int] = train_option("seed"),
+    checkpoint: Optional[str] = train_option("checkpoint"),
+    context: Optional[bool] = train_option("--context/--no-context", "context"),
+    augment: Optional[str] = train_option("augment"),
+    labels: Optional[str] = train_option("labels"),
+    scheme: Optional[str] = train_option("scheme"),
+    min_area: Optional[int] = train_option("min_area"),
+    train_slices: Optional[str] = train_option("train_slices"),
+    val_slices: Optional[str] = train_option("val_slices"),
+    snapshot: Optional[str] = train_option("snapshot"),
+    eval_every: Optional[int] = train_option("eval_every"),
+    val_max: Optional[int] = train_option("val_max"),
+    save_every: Optional[int] = train_option("save_every"),
+    log_every: Optional[int] = train_option("log_every"),
+    device: Optional[str] = train_option("device"),
+    bf16: Optional[bool] = train_option("--bf16/--no-bf16", "bf16"),
+    cache: Optional[str] = train_option("cache"),
+    workers: Optional[int] = train_option("--workers", "num_workers"),
+    click_rounds: Optional[int] = train_option("click_rounds"),
+    click_mode: Optional[str] = train_option("click_mode"),
+    click_feed_logits: Optional[bool] = train_option("--click-feed-logits/--no-click-feed-logits", "click_feed_logits"),
     resume: ResumeOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ) -> None:

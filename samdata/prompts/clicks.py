@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
+from samdata.config import ClickMode
 from samdata.errors import ConfigError, ValidationError
 from samdata.prompts.prompt import Prompt
 from samdata.prompts.regions import depth, interior_point, object_mask, pixels_xy, require_pixels
 from samdata.spec import check_int
 
-CORRECTIVE_MODES: tuple[str, ...] = ("interior", "random")
+CORRECTIVE_MODES: tuple[str, ...] = get_args(ClickMode)
 LLOYD_PIXELS = 8192  # larger objects run Lloyd on this many pixels drawn uniformly (same density)
 
 

@@ -12,60 +12,27 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from samdata.config import Count, Int, Number, Positive, Weight, config
 from samdata.errors import ConfigError, TrainingError
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
 from samdata.synth.checkpoint import (CHECKPOINTS, GENERATOR_FILE, LOG_FILE, GeneratorInfo, atomic_save,
                                       check_generator_id, checkpoint_path, file_sha256, read_info, resume_state,
                                       write_info)
-from samdata.synth.deform import DeformGenerator, DeformParams
+from samdata.synth.configs import CganConfig as CganConfig
+from samdata.synth.deform import DeformGenerator
 from samdata.synth.pairs import RealPairs
 from samdata.synth.source import GeneratedBatch, sample_rng
 
 RESUMABLE = ("steps", "save_every", "log_every", "device")
 NOISE_STREAM = 2  # sample_rng stream of the generator's input noise
-
-
-@config
-class CganConfig:
-    """A cgan run: model frame ``size`` (256 on a GPU, 128 fits a CPU budget), generator ``width``, steps,
-    batch, Adam ``lr``, L1 weight, DiffAugment policy, EMA decay, the deform transforms of training pairs."""
-
-    size: Annotated[Literal[64, 128, 192, 256, 384, 512], Field(description="a multiple of 16")] = 256
-    width: Annotated[Int, Field(ge=4)] = 16
-    steps: Positive = 1000
-    batch_size: Positive = 4
-    lr: Annotated[Number, Field(gt=0, lt=1)] = 2e-4
-    l1: Weight = 10.0
-    augment: str = "translation,cutout"
-    ema: Annotated[Number, Field(ge=0, lt=1)] = 0.99
-    seed: Count = 0
-    save_every: Positive = 250
-    log_every: Positive = 25
-    device: str = "cpu"
-    deform: DeformParams = DeformParams()
-
-    def __post_init__(self) -> None:
-        parse_policy(self.augment)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CganConfig:
-        """Rebuild from :meth:`to_json` output."""
-        return cls(**{**data, "deform": DeformParams(**data.get("deform", {}))})
 
 
 def build_networks(classes: int, config: CganConfig) -> tuple[torch.nn.Module, torch.nn.Module]:

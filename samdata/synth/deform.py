@@ -16,42 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from samdata.errors import ConfigError, ValidationError
+from samdata.errors import ValidationError
 from samdata.synth import fields
+from samdata.synth.configs import DeformParams as DeformParams
 from samdata.synth.morph import DemonsConfig, label_levels, register
 from samdata.synth.pairs import RealPairs
 from samdata.synth.source import GeneratedBatch, content_hash, sample_rng
-
-
-@dataclass(frozen=True)
-class DeformParams:
-    """Random smooth field (``max_mm`` at control points ``control_mm`` apart), affine (rotation, scale,
-    shift), the share of in-between morphs and their range of ``t``, and the largest z gap of a morph pair."""
-
-    max_mm: float = 4.0
-    control_mm: float = 32.0
-    rotation_deg: float = 10.0
-    scale: float = 0.08
-    shift_mm: float = 8.0
-    morph: float = 0.5
-    t_min: float = 0.1
-    t_max: float = 0.9
-    max_gap: int = 40
-
-    def __post_init__(self) -> None:
-        for key in ("max_mm", "rotation_deg", "scale", "shift_mm"):
-            if not 0 <= float(getattr(self, key)) < 1e3:
-                raise ConfigError(f"deform {key}={getattr(self, key)!r}; expected a number >= 0")
-        if not self.control_mm > 0:
-            raise ConfigError(f"deform control_mm={self.control_mm!r}; expected > 0 (mm between control points)")
-        if not 0 <= self.morph <= 1:
-            raise ConfigError(f"deform morph={self.morph!r}; expected a probability 0..1")
-        if not 0 < self.t_min <= self.t_max < 1:
-            raise ConfigError(f"deform t range {self.t_min}..{self.t_max}; expected 0 < t_min <= t_max < 1")
-        if self.scale >= 0.5:
-            raise ConfigError(f"deform scale={self.scale!r}; expected < 0.5 (per-axis scale 1 ± scale)")
-        if self.max_gap < 1:
-            raise ConfigError(f"deform max_gap={self.max_gap!r}; expected >= 1 slice")
 
 
 @dataclass(frozen=True)

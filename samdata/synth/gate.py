@@ -14,38 +14,19 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from pydantic import Field
-
-from samdata.config import Number, config
 from samdata.errors import ValidationError
+from samdata.synth.configs import GateConfig as GateConfig
 from samdata.synth.quality import frechet_distance, image_features, nearest_distance, thumbnails
 
 REASONS: tuple[str, ...] = ("empty", "area", "components", "folding", "intensity_order", "memorised", "frechet")
 EIGHT = np.ones((3, 3), dtype=bool)
 ORDER_MARGIN = 10.0  # real medians closer than this (0..255) are not ordered by the check
 MIN_PIECE = 10  # components smaller than this (pixels) are specks, not counted by the components check
-
-
-Slack = Annotated[Number, Field(ge=0, le=100)]
-
-
-@config
-class GateConfig:
-    """Gate thresholds; ``min_distance`` None = ``distance_fraction`` × the real slices' median
-    nearest-neighbour distance; ``frechet_max`` None = report the Fréchet distance only."""
-
-    area_slack: Slack = 0.5
-    component_slack: Slack = 1.0
-    min_jacobian: Annotated[Number, Field(ge=-1, lt=1)] = 0.0
-    intensity_order: bool = True
-    min_distance: Annotated[Number, Field(ge=0, le=1, description="RMS intensity")] | None = None
-    distance_fraction: Annotated[Number, Field(gt=0, le=1)] = 0.1
-    frechet_max: Annotated[Number, Field(gt=0)] | None = 2.0
 
 
 @dataclass(frozen=True)

