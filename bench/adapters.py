@@ -23,29 +23,47 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import (HELD_OUT, MIXTURE, POOL, VAL_SLICES, ModelSpec, args_record, build_store,  # noqa: E402
-                          mean_sd, read_json, real_mixture, run_steps, train_config, train_or_reuse, write_results)
+from bench.common import (
+    HELD_OUT,
+    MIXTURE,
+    POOL,
+    VAL_SLICES,
+    ModelSpec,
+    args_record,
+    build_store,  # noqa: E402
+    mean_sd,
+    read_json,
+    real_mixture,
+    run_steps,
+    train_config,
+    train_or_reuse,
+    write_results,
+)
 
 GAP_TRAIN = list(range(54, 139, 6))
 STAGE = "8-9"
-DEFAULT_MODELS = ";".join([
-    "decoder|litemedsam|decoder|300|1e-4|",
-    f"serial|litemedsam|serial:blocks={STAGE}+decoder|300|2e-4|",
-    f"parallel|litemedsam|parallel:blocks={STAGE}+decoder|300|2e-4|",
-    f"lora|litemedsam|lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
-    "unet|unet|full|1200|1e-3|flip",
-    f"serial+lora|litemedsam|serial:blocks={STAGE}+lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
-    f"serial+refine|litemedsam|serial:blocks={STAGE}+decoder+refine|300|2e-4|",
-])
+DEFAULT_MODELS = ";".join(
+    [
+        "decoder|litemedsam|decoder|300|1e-4|",
+        f"serial|litemedsam|serial:blocks={STAGE}+decoder|300|2e-4|",
+        f"parallel|litemedsam|parallel:blocks={STAGE}+decoder|300|2e-4|",
+        f"lora|litemedsam|lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
+        "unet|unet|full|1200|1e-3|flip",
+        f"serial+lora|litemedsam|serial:blocks={STAGE}+lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
+        f"serial+refine|litemedsam|serial:blocks={STAGE}+decoder+refine|300|2e-4|",
+    ]
+)
 #: Every block, and full fine-tuning: the whole encoder runs forward and backward each step (a GPU's job).
-GPU_MODELS = ";".join([
-    "decoder|litemedsam|decoder|300|1e-4|",
-    "serial-all|litemedsam|serial+decoder|300|2e-4|",
-    "parallel-all|litemedsam|parallel+decoder|300|2e-4|",
-    "lora-all|litemedsam|lora:r=8+decoder|300|2e-4|",
-    "serial+lora-all|litemedsam|serial+lora:r=8+decoder|300|2e-4|",
-    "full|litemedsam|full|300|1e-5|",
-])
+GPU_MODELS = ";".join(
+    [
+        "decoder|litemedsam|decoder|300|1e-4|",
+        "serial-all|litemedsam|serial+decoder|300|2e-4|",
+        "parallel-all|litemedsam|parallel+decoder|300|2e-4|",
+        "lora-all|litemedsam|lora:r=8+decoder|300|2e-4|",
+        "serial+lora-all|litemedsam|serial+lora:r=8+decoder|300|2e-4|",
+        "full|litemedsam|full|300|1e-5|",
+    ]
+)
 
 
 def train_slices(protocol: str) -> list[int]:
@@ -75,29 +93,54 @@ def step_times(run_dir: Path) -> tuple[float | None, float | None]:
     return steady, float(found.group(1)) if found else None
 
 
-def train_one(store: Path, out: Path, spec: ModelSpec, seed: int, chosen: list[int], args: argparse.Namespace
-              ) -> dict[str, Any]:
+def train_one(
+    store: Path, out: Path, spec: ModelSpec, seed: int, chosen: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
     """Train (or reuse) one (spec, seed) run; its held-out Dice, parameters and timings."""
     steps = run_steps(spec.model, spec.steps, None, args.quick, least=2)
-    config = train_config(store, MIXTURE, spec.model, spec.adapter, steps=steps, lr=spec.lr, seed=seed,
-                          augment=spec.augment, slices=chosen, batch_size=args.batch_size,
-                          log_every=max(steps // 20, 1), device=args.device,
-                          checkpoint=args.checkpoint if spec.model == "litemedsam" else None, bf16=args.bf16)
+    config = train_config(
+        store,
+        MIXTURE,
+        spec.model,
+        spec.adapter,
+        steps=steps,
+        lr=spec.lr,
+        seed=seed,
+        augment=spec.augment,
+        slices=chosen,
+        batch_size=args.batch_size,
+        log_every=max(steps // 20, 1),
+        device=args.device,
+        checkpoint=args.checkpoint if spec.model == "litemedsam" else None,
+        bf16=args.bf16,
+    )
     run_dir = out / "runs" / f"{spec.name}-{args.protocol}-s{seed}"
     done = train_or_reuse(config, run_dir)
     steady, first = step_times(run_dir)
-    return {"model": spec.name, "adapter": done.get("adapter", spec.adapter), "seed": seed, "run": str(run_dir),
-            "val_dice": done["val_dice"], "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
-            "trainable": done.get("trainable"), "total": done.get("total"), "steps": steps,
-            "s_per_step": steady, "prefix_seconds": first, "seconds": round(float(done.get("seconds", 0)), 1),
-            "device": done.get("device", args.device)}
+    return {
+        "model": spec.name,
+        "adapter": done.get("adapter", spec.adapter),
+        "seed": seed,
+        "run": str(run_dir),
+        "val_dice": done["val_dice"],
+        "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
+        "trainable": done.get("trainable"),
+        "total": done.get("total"),
+        "steps": steps,
+        "s_per_step": steady,
+        "prefix_seconds": first,
+        "seconds": round(float(done.get("seconds", 0)), 1),
+        "device": done.get("device", args.device),
+    }
 
 
 def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec]) -> str:
     """One row per model: Dice mean ± sd over seeds, trainable params (and share), step times, wall time."""
-    lines = ["| model | adapter | held-out Dice (mean ± sd) | per seed | trainable params | trainable share | "
-             "s/step (median) | prefix s (once) | s per run | steps, lr |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| model | adapter | held-out Dice (mean ± sd) | per seed | trainable params | trainable share | "
+        "s/step (median) | prefix s (once) | s per run | steps, lr |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
     if zero:
         lines.append(f"| zero-shot LiteMedSAM (box) | – | {statistics.mean(zero):.4f} | – | 0 | 0 | – | – | – | – |")
@@ -110,10 +153,12 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec]) -> str:
         share = mine[0]["trainable"] / mine[0]["total"] if mine[0].get("total") else float("nan")
         steady = statistics.mean(r["s_per_step"] for r in mine if r["s_per_step"] is not None)
         prefix = [r["prefix_seconds"] for r in mine if r.get("prefix_seconds") is not None]
-        lines.append(f"| {spec.name} | `{spec.adapter}` | {mean:.4f} ± {sd:.4f} | "
-                     f"{', '.join(f'{d:.4f}' for d in dice)} | {mine[0]['trainable']:,} | {share:.2%} | "
-                     f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} | "
-                     f"{mine[0]['steps']}, {spec.lr:g}{', ' + '+'.join(spec.augment) if spec.augment else ''} |")
+        lines.append(
+            f"| {spec.name} | `{spec.adapter}` | {mean:.4f} ± {sd:.4f} | "
+            f"{', '.join(f'{d:.4f}' for d in dice)} | {mine[0]['trainable']:,} | {share:.2%} | "
+            f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} | "
+            f"{mine[0]['steps']}, {spec.lr:g}{', ' + '+'.join(spec.augment) if spec.augment else ''} |"
+        )
     return "\n".join(lines)
 
 
@@ -123,11 +168,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-output/adapters"))
     parser.add_argument("--protocol", choices=("gap", "interleaved"), default="gap")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--models", default=None, help="';'-separated name|model|adapter|steps|lr|augment "
-                        "(default: --rows)")
-    parser.add_argument("--rows", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu: adapters in blocks 8-9 + the U-Net; gpu: adapters in every block and full "
-                             "fine-tuning (whole encoder each step)")
+    parser.add_argument(
+        "--models", default=None, help="';'-separated name|model|adapter|steps|lr|augment (default: --rows)"
+    )
+    parser.add_argument(
+        "--rows",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="cpu: adapters in blocks 8-9 + the U-Net; gpu: adapters in every block and full "
+        "fine-tuning (whole encoder each step)",
+    )
     parser.add_argument("--only", default="", help="comma-separated row names to run (default: every row)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
@@ -162,14 +212,26 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[dict[str, Any]] = [r for r in previous if (r["model"], r["seed"]) not in planned]
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": args_record(args), "held_out": VAL_SLICES,
-                   "train_slices": chosen, "min_gap_slices": min_gap(chosen), "runs": runs,
-                   "seconds": round(time.perf_counter() - started, 1)}
-        every = list({spec.name: spec for text in (args.models, DEFAULT_MODELS, GPU_MODELS)  # rows of earlier runs too
-                      for spec in ModelSpec.parse_list(text)}.values())
-        header = (f"Protocol `{args.protocol}`: {len(chosen)} training slices z = {chosen[0]}..{chosen[-1]}, "
-                  f"15 held-out z = 51..135 step 6, at least {min_gap(chosen)} slices between them; "
-                  f"batch {args.batch_size}, device {args.device}.\n\n")
+        results = {
+            "args": args_record(args),
+            "held_out": VAL_SLICES,
+            "train_slices": chosen,
+            "min_gap_slices": min_gap(chosen),
+            "runs": runs,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        every = list(
+            {
+                spec.name: spec
+                for text in (args.models, DEFAULT_MODELS, GPU_MODELS)  # rows of earlier runs too
+                for spec in ModelSpec.parse_list(text)
+            }.values()
+        )
+        header = (
+            f"Protocol `{args.protocol}`: {len(chosen)} training slices z = {chosen[0]}..{chosen[-1]}, "
+            f"15 held-out z = 51..135 step 6, at least {min_gap(chosen)} slices between them; "
+            f"batch {args.batch_size}, device {args.device}.\n\n"
+        )
         write_results(args.out, results, header + markdown(runs, every))
 
     for seed in seeds:

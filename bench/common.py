@@ -106,8 +106,9 @@ def build_store(out: Path, contrasts: Sequence[str] = ()) -> Path:
     return store
 
 
-def phantom_store(work: Path, cases: int, config: IngestConfig, *, shape: tuple[int, int, int] | None = None,
-                  workers: int = 1) -> Path:
+def phantom_store(
+    work: Path, cases: int, config: IngestConfig, *, shape: tuple[int, int, int] | None = None, workers: int = 1
+) -> Path:
     """Seeded CT phantoms written to ``work/src`` and ingested into ``work/store``; every case must pass."""
     from pipelines.ingest import ClusterConfig, ingest
     from samdata.io.sample_data import write_phantoms
@@ -135,17 +136,45 @@ def real_mixture(store: Path) -> None:
         make_mixture(store, MIXTURE, MixtureConfig(labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
 
 
-def train_config(store: Path, mixture: str, model: str, adapter: str, *, steps: int, lr: float, seed: int,
-                 augment: tuple[str, ...], slices: Iterable[int], batch_size: int, log_every: int, device: str,
-                 **options: Any) -> TrainConfig:
+def train_config(
+    store: Path,
+    mixture: str,
+    model: str,
+    adapter: str,
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    augment: tuple[str, ...],
+    slices: Iterable[int],
+    batch_size: int,
+    log_every: int,
+    device: str,
+    **options: Any,
+) -> TrainConfig:
     """A run of the protocol: :data:`LABEL` only, trained on ``slices``, scored once at the end on every
     object of the held-out :data:`VAL_SLICES`; ``options`` are further ``TrainConfig`` fields."""
     from training.config import TrainConfig
 
-    return TrainConfig(store=str(store), mixture=mixture, model=model, adapter=adapter, steps=steps,
-                       batch_size=batch_size, lr=lr, seed=seed, augment=augment, labels=(LABEL,),
-                       train_slices=",".join(map(str, slices)), val_slices=VAL_SLICES, val_max=0, save_every=steps,
-                       log_every=log_every, device=device, **options)
+    return TrainConfig(
+        store=str(store),
+        mixture=mixture,
+        model=model,
+        adapter=adapter,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        augment=augment,
+        labels=(LABEL,),
+        train_slices=",".join(map(str, slices)),
+        val_slices=VAL_SLICES,
+        val_max=0,
+        save_every=steps,
+        log_every=log_every,
+        device=device,
+        **options,
+    )
 
 
 def train_or_reuse(config: TrainConfig, run_dir: Path) -> dict[str, Any]:

@@ -75,23 +75,32 @@ print(time.perf_counter() - t, n)
 # Every variant imports the same libraries first, so peak RSS growth over that baseline is the work's own.
 # Peak RSS is the kernel's VmHWM of the variant's own process (ru_maxrss would start at the RSS of the
 # forking bench process, which holds the phantoms it wrote); children's is ru_maxrss of RUSAGE_CHILDREN.
-PRELUDE = ("import resource as _r, nibabel, SimpleITK, storage, pipelines.ingest, samdata.io.layouts\n"
-           "def _hwm():\n"
-           "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-           "_base = _hwm()\n")
+PRELUDE = (
+    "import resource as _r, nibabel, SimpleITK, storage, pipelines.ingest, samdata.io.layouts\n"
+    "def _hwm():\n"
+    "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "_base = _hwm()\n"
+)
 RSS = "\nprint(_hwm(), _base, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss)\n"
 
 
 def run(code: str, *args: str) -> dict:
     """Run a variant in a fresh interpreter; return seconds, slices and its peak RSS in MB (own, children)."""
-    proc = subprocess.run([sys.executable, "-c", PRELUDE + code + RSS, *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELUDE + code + RSS, *args], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise SystemExit(f"variant failed:\n{proc.stderr[-3000:]}")
     timing, rss = proc.stdout.strip().splitlines()[-2:]
     seconds, slices = timing.split()
     own, base, children = (int(v) / 1024 for v in rss.split())
-    return {"seconds": float(seconds), "slices": int(slices), "peak_rss_mb": own,
-            "rss_growth_mb": own - base, "peak_rss_children_mb": children}
+    return {
+        "seconds": float(seconds),
+        "slices": int(slices),
+        "peak_rss_mb": own,
+        "rss_growth_mb": own - base,
+        "peak_rss_children_mb": children,
+    }
 
 
 def du(path: Path) -> int:
@@ -139,8 +148,11 @@ def main() -> None:
         ordered = sorted(tries, key=lambda r: r["seconds"])
         results[name] = {**ordered[len(ordered) // 2], "seconds_all": [round(r["seconds"], 2) for r in tries]}
     results["npy_per_slice"]["bytes"] = du(args.work / "npy")
-    for name, folder in (("ingest_1_worker", "store1"), ("ingest_1_worker_prefetch", "store1p"),
-                         ("ingest_2_workers", "store2")):
+    for name, folder in (
+        ("ingest_1_worker", "store1"),
+        ("ingest_1_worker_prefetch", "store1p"),
+        ("ingest_2_workers", "store2"),
+    ):
         results[name]["bytes"] = du(args.work / folder)
     largest_mb = shape[0] * shape[1] * shape[2] * 2 / 1e6
     print(f"\n{'variant':<28}{'s':>8}{'slices/s':>10}{'MB/s':>8}{'bytes MB':>10}{'peak RSS MB':>13}{'growth MB':>11}")
@@ -149,8 +161,10 @@ def main() -> None:
         r["mb_per_s"] = voxels_mb / r["seconds"]
         size = f"{r['bytes'] / 1e6:10.1f}" if "bytes" in r else f"{'':>10}"
         spread = f"   s: {', '.join(f'{v:.1f}' for v in r['seconds_all'])}" if args.repeat > 1 else ""
-        print(f"{name:<28}{r['seconds']:8.1f}{r['slices_per_s']:10.0f}{r['mb_per_s']:8.1f}{size}{r['peak_rss_mb']:13.0f}"
-              f"{r['rss_growth_mb']:11.0f}{spread}")
+        print(
+            f"{name:<28}{r['seconds']:8.1f}{r['slices_per_s']:10.0f}{r['mb_per_s']:8.1f}{size}{r['peak_rss_mb']:13.0f}"
+            f"{r['rss_growth_mb']:11.0f}{spread}"
+        )
     decode = results["decode_only"]["seconds"]
     ratios = {
         "ingest_1w_over_decode_time": results["ingest_1_worker"]["seconds"] / decode,
@@ -161,10 +175,15 @@ def main() -> None:
         "rss_growth_over_largest_volume": results["ingest_1_worker"]["rss_growth_mb"] / largest_mb,
         "rss_growth_prefetch_over_largest_volume": results["ingest_1_worker_prefetch"]["rss_growth_mb"] / largest_mb,
     }
-    targets = {"ingest_1w_over_decode_time": "<= 1.5", "ingest_1w_prefetch_over_decode_time": "<= 1.5",
-               "samdata_reader_over_decode_time": "-", "speedup_2w_over_1w": ">= 1.6",
-               "store_over_npy_bytes": "<= 0.5", "rss_growth_over_largest_volume": "<= 3",
-               "rss_growth_prefetch_over_largest_volume": "<= 3"}
+    targets = {
+        "ingest_1w_over_decode_time": "<= 1.5",
+        "ingest_1w_prefetch_over_decode_time": "<= 1.5",
+        "samdata_reader_over_decode_time": "-",
+        "speedup_2w_over_1w": ">= 1.6",
+        "store_over_npy_bytes": "<= 0.5",
+        "rss_growth_over_largest_volume": "<= 3",
+        "rss_growth_prefetch_over_largest_volume": "<= 3",
+    }
     print()
     for key, value in ratios.items():
         print(f"{key:<44}{value:8.2f}   target {targets[key]}")

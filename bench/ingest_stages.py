@@ -35,8 +35,11 @@ STAGES: dict[str, tuple[str, ...]] = {
     "read + prepare one case (the two below and more)": ("pipelines.ingest*.prepare_item",),
     "  image: inflate + window (main thread)": ("samdata.io*.read_volume",),
     "  label: inflate + clean (helper thread)": ("pipelines.ingest*._read_clean_label",),
-    "  prepare: orientation, layout, meta": ("samdata.prepare*.canonical_case", "pipelines.ingest*.stored_arrays",
-                                             "samdata.prepare*.assemble_case"),
+    "  prepare: orientation, layout, meta": (
+        "samdata.prepare*.canonical_case",
+        "pipelines.ingest*.stored_arrays",
+        "samdata.prepare*.assemble_case",
+    ),
     "write: encode + store the chunks": ("storage.*.write_slice_chunks",),
     "  index rows (helper thread)": ("storage.*.CaseEntry.from_case",),
     "checkpoint: index + commit": ("storage.*.StoreWriter.checkpoint",),
@@ -71,8 +74,11 @@ class ThreadProfiles:
 
     def cumulative(self) -> dict[str, float]:
         """Cumulative wall seconds per ``module.qualname`` of every profiled Python function, over threads."""
-        modules = {str(Path(m.__file__).resolve()): name for name, m in list(sys.modules.items())
-                   if getattr(m, "__file__", None)}
+        modules = {
+            str(Path(m.__file__).resolve()): name
+            for name, m in list(sys.modules.items())
+            if getattr(m, "__file__", None)
+        }
         seconds: dict[str, float] = {}
         for profile in self.profiles:
             for entry in profile.getstats():
@@ -129,8 +135,11 @@ def main() -> None:
     show("CPU system (all threads)", after.ru_stime - before.ru_stime)
     print(f"{cases} case(s), {len(report.failed)} failed")
     for label in unmatched:
-        print(f"stage {label.strip()!r}: no profiled function matches {STAGES[label]}; update STAGES "
-              f"(--names WORD lists the profiled names)", file=sys.stderr)
+        print(
+            f"stage {label.strip()!r}: no profiled function matches {STAGES[label]}; update STAGES "
+            f"(--names WORD lists the profiled names)",
+            file=sys.stderr,
+        )
     if args.names:
         for name, value in sorted(cumulative.items(), key=lambda item: -item[1]):
             if args.names.lower() in name.lower():

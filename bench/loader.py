@@ -48,9 +48,14 @@ class NiftiBaseline(Dataset):
         label = np.array(nib.load(f"{self.folder}/{case_id}_seg.nii.gz").dataobj[..., z].T)
         mask = label == value
         prompt = self.scheme(mask, np.random.default_rng(index)).to_frame(mask.shape, self.size)
-        return {"image": resize_pad(image[None], self.size),
-                "mask": resize_pad_mask(mask, self.size), "box": torch.tensor(prompt.box, dtype=torch.float32),
-                "case_id": case_id, "z": z, "label": value}
+        return {
+            "image": resize_pad(image[None], self.size),
+            "mask": resize_pad_mask(mask, self.size),
+            "box": torch.tensor(prompt.box, dtype=torch.float32),
+            "case_id": case_id,
+            "z": z,
+            "label": value,
+        }
 
 
 class Floor(Dataset):
@@ -112,8 +117,7 @@ def timed_epochs(dataset: Dataset, order: list[int], workers: int, batch: int, e
             n += len(item["case_id"])
         seconds = time.perf_counter() - t1
         rate = (n - len(first["case_id"])) / seconds
-        result["epochs"].append({"seconds": seconds, "samples_per_s": rate,
-                                 "per_worker": rate / max(workers, 1)})
+        result["epochs"].append({"seconds": seconds, "samples_per_s": rate, "per_worker": rate / max(workers, 1)})
     del loader
     return result
 
@@ -136,49 +140,87 @@ def main() -> None:
     store, nifti = build(args.work, args.cases, shape)
     print(f"data: {args.cases} phantoms {shape} → store + uint8 .nii.gz in {time.perf_counter() - t:.0f} s")
 
-    datasets = {dtype: MixtureDataset(store, "bench", "train", DatasetConfig(size=args.size, dtype=dtype))
-                for dtype in ("float32", "uint8")}
+    datasets = {
+        dtype: MixtureDataset(store, "bench", "train", DatasetConfig(size=args.size, dtype=dtype))
+        for dtype in ("float32", "uint8")
+    }
     objects = datasets["float32"].objects()
     keys = list(zip(objects["case_id"].astype(str), objects["z"].astype(int), objects["label"].astype(int)))
     baseline = NiftiBaseline(nifti, keys, args.size)
     order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(0)).tolist()
     n_base = min(args.baseline_samples, len(order))
-    print(f"objects: {len(keys)} (area >= 10) on {objects[['case_id', 'z']].drop_duplicates().shape[0]} slices; "
-          f"baseline on the first {n_base} of the same shuffled order; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes share them)")
+    print(
+        f"objects: {len(keys)} (area >= 10) on {objects[['case_id', 'z']].drop_duplicates().shape[0]} slices; "
+        f"baseline on the first {n_base} of the same shuffled order; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} (other processes share them)"
+    )
 
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
         base = timed_epochs(baseline, order[:n_base], workers, args.batch, epochs=1)
         base_rate = base["epochs"][0]["samples_per_s"]
-        rows.append({"workers": workers, "variant": "nifti baseline (float32)", "samples_per_s": base_rate,
-                     "per_worker": base["epochs"][0]["per_worker"], "ratio": 1.0, "startup_s": base["startup_s"]})
+        rows.append(
+            {
+                "workers": workers,
+                "variant": "nifti baseline (float32)",
+                "samples_per_s": base_rate,
+                "per_worker": base["epochs"][0]["per_worker"],
+                "ratio": 1.0,
+                "startup_s": base["startup_s"],
+            }
+        )
         for dtype, dataset in datasets.items():
             floor = timed_epochs(Floor(dataset[0], len(order)), order, workers, args.batch, epochs=1)
             rate = floor["epochs"][0]["samples_per_s"]
-            rows.append({"workers": workers, "variant": f"floor {dtype} (copy one item)", "samples_per_s": rate,
-                         "per_worker": rate / workers, "ratio": rate / base_rate, "startup_s": floor["startup_s"]})
+            rows.append(
+                {
+                    "workers": workers,
+                    "variant": f"floor {dtype} (copy one item)",
+                    "samples_per_s": rate,
+                    "per_worker": rate / workers,
+                    "ratio": rate / base_rate,
+                    "startup_s": floor["startup_s"],
+                }
+            )
             ours = timed_epochs(dataset, order, workers, args.batch, epochs=3)
             warm = max(ours["epochs"][1:], key=lambda e: e["samples_per_s"])  # best of two: the CPUs are shared
             for epoch, name in ((ours["epochs"][0], "cold"), (warm, "warm")):
-                rows.append({"workers": workers, "variant": f"dataset {dtype} epoch {name}",
-                             "samples_per_s": epoch["samples_per_s"], "per_worker": epoch["per_worker"],
-                             "ratio": epoch["samples_per_s"] / base_rate,
-                             "startup_s": ours["startup_s"] if name == "cold" else None})
+                rows.append(
+                    {
+                        "workers": workers,
+                        "variant": f"dataset {dtype} epoch {name}",
+                        "samples_per_s": epoch["samples_per_s"],
+                        "per_worker": epoch["per_worker"],
+                        "ratio": epoch["samples_per_s"] / base_rate,
+                        "startup_s": ours["startup_s"] if name == "cold" else None,
+                    }
+                )
 
     print(f"\n{'workers':>7}  {'variant':<30}{'samples/s':>10}{'per worker':>12}{'x baseline':>12}{'start-up s':>12}")
     for r in rows:
         startup = f"{r['startup_s']:12.1f}" if r["startup_s"] is not None else f"{'':>12}"
-        print(f"{r['workers']:>7}  {r['variant']:<30}{r['samples_per_s']:10.0f}{r['per_worker']:12.0f}"
-              f"{r['ratio']:12.1f}{startup}")
+        print(
+            f"{r['workers']:>7}  {r['variant']:<30}{r['samples_per_s']:10.0f}{r['per_worker']:12.0f}"
+            f"{r['ratio']:12.1f}{startup}"
+        )
     for dtype in datasets:
         warm = [r for r in rows if r["variant"] == f"dataset {dtype} epoch warm"]
-        print(f"{dtype} warm: best {max(r['per_worker'] for r in warm):.0f} samples/s per worker "
-              f"(target >= {TARGET_PER_WORKER:.0f}), best {max(r['ratio'] for r in warm):.1f}x baseline "
-              f"(target >= {TARGET_RATIO:.0f}x)")
-    out = {"cases": args.cases, "shape": shape, "size": args.size, "batch": args.batch, "objects": len(keys),
-           "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "rows": rows,
-           "targets": {"per_worker": TARGET_PER_WORKER, "ratio": TARGET_RATIO}}
+        print(
+            f"{dtype} warm: best {max(r['per_worker'] for r in warm):.0f} samples/s per worker "
+            f"(target >= {TARGET_PER_WORKER:.0f}), best {max(r['ratio'] for r in warm):.1f}x baseline "
+            f"(target >= {TARGET_RATIO:.0f}x)"
+        )
+    out = {
+        "cases": args.cases,
+        "shape": shape,
+        "size": args.size,
+        "batch": args.batch,
+        "objects": len(keys),
+        "cpus": os.cpu_count(),
+        "load_average_end": os.getloadavg()[0],
+        "rows": rows,
+        "targets": {"per_worker": TARGET_PER_WORKER, "ratio": TARGET_RATIO},
+    }
     write_json(OUT / "loader.json", out)
     shutil.rmtree(args.work, ignore_errors=True)
 

@@ -21,26 +21,60 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import (MIXTURE, VAL_SLICES, ModelSpec, args_record, build_store, figure, labelled,  # noqa: E402
-                          mean_sd, real_mixture, run_steps, train_config, train_or_reuse, write_results)
+from bench.common import (
+    MIXTURE,
+    VAL_SLICES,
+    ModelSpec,
+    args_record,
+    build_store,
+    figure,
+    labelled,  # noqa: E402
+    mean_sd,
+    real_mixture,
+    run_steps,
+    train_config,
+    train_or_reuse,
+    write_results,
+)
 
 DEFAULT_MODELS = "unet|unet|full|1200|1e-3|flip;sam-decoder|litemedsam|decoder|300|1e-4|"
 
 
-def train_one(store: Path, out: Path, spec: ModelSpec, n: int | str, seed: int, args: argparse.Namespace
-              ) -> dict[str, Any]:
+def train_one(
+    store: Path, out: Path, spec: ModelSpec, n: int | str, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
     """Train (or reuse) the run of (spec, n, seed); its held-out Dice, zero-shot Dice and wall time."""
     steps = run_steps(spec.model, spec.steps, n, args.quick)
     checkpoint = args.checkpoint if spec.model == "litemedsam" else None
-    config = train_config(store, MIXTURE, spec.model, spec.adapter, steps=steps, lr=spec.lr, seed=seed,
-                          augment=spec.augment, slices=labelled(n), batch_size=args.batch_size,
-                          log_every=max(steps // 20, 1), device=args.device, checkpoint=checkpoint,
-                          num_workers=args.workers)
+    config = train_config(
+        store,
+        MIXTURE,
+        spec.model,
+        spec.adapter,
+        steps=steps,
+        lr=spec.lr,
+        seed=seed,
+        augment=spec.augment,
+        slices=labelled(n),
+        batch_size=args.batch_size,
+        log_every=max(steps // 20, 1),
+        device=args.device,
+        checkpoint=checkpoint,
+        num_workers=args.workers,
+    )
     run_dir = out / "runs" / f"{spec.name}-n{n}-s{seed}"
     done = train_or_reuse(config, run_dir)
-    return {"model": spec.name, "n": n, "seed": seed, "run": str(run_dir), "val_dice": done["val_dice"],
-            "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
-            "trainable": done.get("trainable"), "steps": steps, "seconds": round(float(done.get("seconds", 0)), 1)}
+    return {
+        "model": spec.name,
+        "n": n,
+        "seed": seed,
+        "run": str(run_dir),
+        "val_dice": done["val_dice"],
+        "zero_shot_dice": done.get("zero_shot_dice") if spec.promptable else None,
+        "trainable": done.get("trainable"),
+        "steps": steps,
+        "seconds": round(float(done.get("seconds", 0)), 1),
+    }
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -64,9 +98,11 @@ def targets(table: dict[str, dict[str, tuple[float, float, int]]], specs: list[M
             continue
         sam, unet = table[best][n][0], table[unets[0]][n][0]
         need = unet + (0.03 if n == "4" else 0.0)
-        lines.append(f"n={n}: best SAM ({best}) {sam:.4f} vs U-Net {unet:.4f}"
-                     f"{' + 0.03' if n == '4' else ''}: {'met' if sam >= need else 'NOT met'} "
-                     f"({sam - unet:+.4f})")
+        lines.append(
+            f"n={n}: best SAM ({best}) {sam:.4f} vs U-Net {unet:.4f}"
+            f"{' + 0.03' if n == '4' else ''}: {'met' if sam >= need else 'NOT met'} "
+            f"({sam - unet:+.4f})"
+        )
     return lines
 
 
@@ -77,17 +113,22 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec], ns: list[str]) 
     lines = [header, "|" + "---|" * (len(ns) + 3)]
     zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
     if zero:
-        lines.append(f"| zero-shot LiteMedSAM (box) | " + " | ".join(f"{statistics.mean(zero):.4f}" for _ in ns)
-                     + " | 0 | 0 |")
+        lines.append(
+            f"| zero-shot LiteMedSAM (box) | " + " | ".join(f"{statistics.mean(zero):.4f}" for _ in ns) + " | 0 | 0 |"
+        )
     for spec in specs:
         if spec.name not in table:
             continue
-        cells = [f"{table[spec.name][n][0]:.4f} ± {table[spec.name][n][1]:.4f}" if n in table[spec.name] else "-"
-                 for n in ns]
+        cells = [
+            f"{table[spec.name][n][0]:.4f} ± {table[spec.name][n][1]:.4f}" if n in table[spec.name] else "-" for n in ns
+        ]
         mine = [r for r in runs if r["model"] == spec.name]
-        lines.append(f"| {spec.name} ({spec.model} [{spec.adapter}], {spec.steps} steps, lr {spec.lr:g}"
-                     f"{', ' + '+'.join(spec.augment) if spec.augment else ''}) | " + " | ".join(cells)
-                     + f" | {mine[0]['trainable']:,} | {statistics.mean(r['seconds'] for r in mine):.0f} |")
+        lines.append(
+            f"| {spec.name} ({spec.model} [{spec.adapter}], {spec.steps} steps, lr {spec.lr:g}"
+            f"{', ' + '+'.join(spec.augment) if spec.augment else ''}) | "
+            + " | ".join(cells)
+            + f" | {mine[0]['trainable']:,} | {statistics.mean(r['seconds'] for r in mine):.0f} |"
+        )
     return "\n".join(lines + ["", *[f"- {t}" for t in targets(table, specs)]])
 
 
@@ -98,8 +139,14 @@ def plot(runs: list[dict[str, Any]], ns: list[str], path: Path) -> None:
     with figure(path) as (_fig, ax):
         for model, per_n in table.items():
             keys = [n for n in ns if n in per_n]
-            ax.errorbar([xs[n] for n in keys], [per_n[n][0] for n in keys], yerr=[per_n[n][1] for n in keys],
-                        marker="o", capsize=3, label=model)
+            ax.errorbar(
+                [xs[n] for n in keys],
+                [per_n[n][0] for n in keys],
+                yerr=[per_n[n][1] for n in keys],
+                marker="o",
+                capsize=3,
+                label=model,
+            )
         zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
         if zero:
             ax.axhline(statistics.mean(zero), color="grey", linestyle=":", label="zero-shot LiteMedSAM")
@@ -142,9 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     compared: dict[str, str] = {}
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": args_record(args), "held_out": VAL_SLICES,
-                   "shots": {n: labelled(n) for n in ns}, "runs": runs,
-                   "compare": compared, "seconds": round(time.perf_counter() - started, 1)}
+        results = {
+            "args": args_record(args),
+            "held_out": VAL_SLICES,
+            "shots": {n: labelled(n) for n in ns},
+            "runs": runs,
+            "compare": compared,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         write_results(args.out, results, markdown(runs, specs, ns))
 
     for n in ns:
@@ -157,9 +209,12 @@ def main(argv: list[str] | None = None) -> None:
             from training.compare import CompareConfig, compare_runs
 
             first = [r for r in runs if str(r["n"]) == n and r["seed"] == runs[0]["seed"]]
-            result = compare_runs([r["run"] for r in first], args.out / f"compare-n{n}",
-                                  CompareConfig(split="train", slices=VAL_SLICES, device=args.device),
-                                  names=[r["model"] for r in first])
+            result = compare_runs(
+                [r["run"] for r in first],
+                args.out / f"compare-n{n}",
+                CompareConfig(split="train", slices=VAL_SLICES, device=args.device),
+                names=[r["model"] for r in first],
+            )
             compared[n] = str(result.markdown_path)
             save()
     plot(runs, ns, args.out / "dice_vs_n.png")

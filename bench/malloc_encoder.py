@@ -33,7 +33,13 @@ print(json.dumps({"s_per_slice": (time.perf_counter() - started) / (slices * rep
                   "growth_mb": (peak_rss() - base) >> 20}))
 """
 
-SETTINGS = {"default": (0, 1), "keep64": (64, 1), "keep128": (128, 1), "keep1024": (1024, 1), "batch4": (0, 0)}  # (limit MB, slices per pass; 0 = all)
+SETTINGS = {
+    "default": (0, 1),
+    "keep64": (64, 1),
+    "keep128": (128, 1),
+    "keep1024": (1024, 1),
+    "batch4": (0, 0),
+}  # (limit MB, slices per pass; 0 = all)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,8 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name, (limit, chunk) in SETTINGS.items():
         chunk = chunk or args.slices
-        out = subprocess.run([sys.executable, "-c", CHILD, str(limit), str(chunk), str(args.slices),
-                              str(args.repeats)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(limit), str(chunk), str(args.slices), str(args.repeats)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps({"setting": name, **{k: round(v, 3) for k, v in results[name].items()}}), flush=True)
     base = results["default"]["s_per_slice"]

@@ -40,8 +40,9 @@ def collect(run, dataset, indices) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         item = dataset.item(int(i), object_rng(run.config.seed, str(row["case_id"]), int(row["z"]), int(row["label"])))
         x = model_input(run.model, item["image"][None])
         logits, _ = run.model.decode(run.model.encode(x), boxes=item["box"][None], images=x)
-        for bucket, value in zip(out, (x[0], logits[0].float(), item["mask"].float(), item["valid"][None].float()),
-                                 strict=True):
+        for bucket, value in zip(
+            out, (x[0], logits[0].float(), item["mask"].float(), item["valid"][None].float()), strict=True
+        ):
             bucket.append(value)
     return tuple(torch.stack(b) for b in out)
 
@@ -49,8 +50,9 @@ def collect(run, dataset, indices) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
 def dice(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> float:
     """Mean Dice of (N, 1, S, S) logits > 0 against masks inside the valid region."""
     pred = (logits > 0).float() * valid
-    return float((2 * (pred * masks).sum((1, 2, 3)) / (pred.sum((1, 2, 3)) + (masks * valid).sum((1, 2, 3))).clamp_min(1)
-                  ).mean())
+    return float(
+        (2 * (pred * masks).sum((1, 2, 3)) / (pred.sum((1, 2, 3)) + (masks * valid).sum((1, 2, 3))).clamp_min(1)).mean()
+    )
 
 
 def train_head(train, val, lr: float, steps: int, batch: int, with_logits: bool) -> tuple[float, float]:  # noqa: ANN001
@@ -67,7 +69,9 @@ def train_head(train, val, lr: float, steps: int, batch: int, with_logits: bool)
         frames, logits, masks, valid = (t[idx] for t in train)
         out = forward(frames, logits)
         prob = torch.sigmoid(out) * valid
-        dice_loss = 1 - (2 * (prob * masks).sum((1, 2, 3)) + 1) / (prob.sum((1, 2, 3)) + (masks * valid).sum((1, 2, 3)) + 1)
+        dice_loss = 1 - (2 * (prob * masks).sum((1, 2, 3)) + 1) / (
+            prob.sum((1, 2, 3)) + (masks * valid).sum((1, 2, 3)) + 1
+        )
         bce = (F.binary_cross_entropy_with_logits(out, masks, reduction="none") * valid).sum() / valid.sum()
         opt.zero_grad()
         (dice_loss.mean() + bce).backward()
@@ -100,8 +104,14 @@ def main() -> None:
         t = time.perf_counter()
         train_dice, val_dice = train_head(train, val, lr, args.steps, args.batch, with_logits)
         what = "image + SAM logits" if with_logits else "image alone"
-        rows.append({"variant": f"head on {what}, {args.steps} steps, batch {args.batch}, lr {lr:g}",
-                     "train_dice": train_dice, "val_dice": val_dice, "seconds": time.perf_counter() - t})
+        rows.append(
+            {
+                "variant": f"head on {what}, {args.steps} steps, batch {args.batch}, lr {lr:g}",
+                "train_dice": train_dice,
+                "val_dice": val_dice,
+                "seconds": time.perf_counter() - t,
+            }
+        )
     print(f"\n{'variant':<62}{'train Dice':>11}{'held-out':>10}")
     for r in rows:
         print(f"{r['variant']:<62}{r['train_dice']:11.4f}{r['val_dice']:10.4f}")

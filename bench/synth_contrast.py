@@ -19,12 +19,32 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import (LABEL, MODELS, VAL_SLICES, args_record, build_store, generator_id, has_mixture,  # noqa: E402
-                          labelled, mean_sd, read_json, run_steps, train_config, train_or_reuse, upsert, write_results)
+from bench.common import (
+    LABEL,
+    MODELS,
+    VAL_SLICES,
+    args_record,
+    build_store,
+    generator_id,
+    has_mixture,  # noqa: E402
+    labelled,
+    mean_sd,
+    read_json,
+    run_steps,
+    train_config,
+    train_or_reuse,
+    upsert,
+    write_results,
+)
 
 CONTRASTS = ("t1", "t2", "flair", "t1inv")
-ARMS = {"B": None, "R": "labels2image:mode=random", "S": "labels2image:mode=random,strip=0.5",
-        "R1": "labels2image:mode=random,clusters=1", "E": "labels2image"}
+ARMS = {
+    "B": None,
+    "R": "labels2image:mode=random",
+    "S": "labels2image:mode=random,strip=0.5",
+    "R1": "labels2image:mode=random,clusters=1",
+    "E": "labels2image",
+}
 
 
 def t1_train_seed() -> int:
@@ -46,16 +66,26 @@ def make_mixture(store: Path, name: str, kind: str | None, gid: str, share: floa
     if has_mixture(store, name):
         return
     seed = t1_train_seed()
-    record = make(store, name, MixtureConfig(real=1.0, synthetic=share / (1 - share) if kind else 0.0,
-                                             generators={gid: 1.0} if kind else None, labels=(LABEL,),
-                                             splits=(0.25, 0.75, 0.0), seed=seed))
+    record = make(
+        store,
+        name,
+        MixtureConfig(
+            real=1.0,
+            synthetic=share / (1 - share) if kind else 0.0,
+            generators={gid: 1.0} if kind else None,
+            labels=(LABEL,),
+            splits=(0.25, 0.75, 0.0),
+            seed=seed,
+        ),
+    )
     train = set(record.cases.loc[(record.cases["split"] == "train") & (record.cases["origin"] == "real"), "case_id"])
     if train != {"mni152"}:
         raise SystemExit(f"mixture {name} trains on {sorted(train)}; expected the T1 case only")
 
 
-def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, args: argparse.Namespace
-            ) -> dict[str, Any]:
+def run_one(
+    store: Path, out: Path, model: str, arm: str, n: str, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
     """Generate (if needed), train and evaluate one (model, arm, n, seed); per-contrast Dice."""
     from pipelines.synthesize import SliceQuery, SynthConfig, build_source, synthesize
     from storage import SliceStore
@@ -74,27 +104,49 @@ def run_one(store: Path, out: Path, model: str, arm: str, n: str, seed: int, arg
     base, adapter, steps, lr = MODELS[model]
     steps = run_steps(model, int(steps * args.steps_scale), n, args.quick)
     augment = tuple(a for a in args.augment.split(",") if a)
-    config = train_config(store, mixture, base, adapter, steps=steps, lr=lr, seed=seed, augment=augment,
-                          slices=[0, *labelled(n)], batch_size=4, log_every=max(steps // 10, 1), device=args.device)
+    config = train_config(
+        store,
+        mixture,
+        base,
+        adapter,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        augment=augment,
+        slices=[0, *labelled(n)],
+        batch_size=4,
+        log_every=max(steps // 10, 1),
+        device=args.device,
+    )
     run_dir = out / "runs" / f"{model}-{arm}-n{n}-s{seed}{scale}"
     info = train_or_reuse(config, run_dir)
     per_case: dict[str, float] = {}
     for split, folder in (("train", "t1"), ("val", "contrasts")):  # T1's held-out slices, then the other contrasts
         metrics = run_dir / folder / "metrics.json"
         if not metrics.is_file():
-            evaluate_run(load_run(run_dir, device=args.device), metrics.parent, split=split, zero_shot=False,
-                         slices=VAL_SLICES)
+            evaluate_run(
+                load_run(run_dir, device=args.device), metrics.parent, split=split, zero_shot=False, slices=VAL_SLICES
+            )
         report = json.loads(metrics.read_text())
         per_case.update({r["case_id"]: r["adapted"]["dice"] for r in report["per_case_label"]})
-    return {"model": model, "arm": arm + scale, "n": n, "seed": seed, "t1_frame": info["val_dice"],
-            **{c: per_case.get("mni152" if c == "t1" else f"mni152_{c}") for c in CONTRASTS},
-            "seconds": info.get("seconds"), "run": str(run_dir)}
+    return {
+        "model": model,
+        "arm": arm + scale,
+        "n": n,
+        "seed": seed,
+        "t1_frame": info["val_dice"],
+        **{c: per_case.get("mni152" if c == "t1" else f"mni152_{c}") for c in CONTRASTS},
+        "seconds": info.get("seconds"),
+        "run": str(run_dir),
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: mean ± sd Dice per contrast for each (model, arm, n)."""
-    lines = ["| model | n | arm | seeds | " + " | ".join(CONTRASTS) + " |",
-             "|---|---|---|---|" + "---|" * len(CONTRASTS)]
+    lines = [
+        "| model | n | arm | seeds | " + " | ".join(CONTRASTS) + " |",
+        "|---|---|---|---|" + "---|" * len(CONTRASTS),
+    ]
     for key in sorted({(r["model"], r["n"], r["arm"]) for r in rows}):
         mine = [r for r in rows if (r["model"], r["n"], r["arm"]) == key]
         cells = []
@@ -133,8 +185,11 @@ def main(argv: list[str] | None = None) -> None:
                     row = run_one(store, args.out, model, arm, n, seed, args)
                     upsert(rows, row, ("model", "arm", "n", "seed"))
                     print(json.dumps(row), flush=True)
-                    write_results(args.out, {"args": args_record(args), "runs": rows,
-                                             "seconds": round(time.perf_counter() - started, 1)}, table(rows))
+                    write_results(
+                        args.out,
+                        {"args": args_record(args), "runs": rows, "seconds": round(time.perf_counter() - started, 1)},
+                        table(rows),
+                    )
     print(table(rows))
 
 

@@ -24,14 +24,35 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import (LABEL, MODELS, VAL_SLICES, args_record, bootstrap, build_store, figure,  # noqa: E402
-                          generator_id, has_mixture, mean_sd, read_json, run_steps, shots, train_config, train_or_reuse,
-                          upsert, write_results)
+from bench.common import (
+    LABEL,
+    MODELS,
+    VAL_SLICES,
+    args_record,
+    bootstrap,
+    build_store,
+    figure,  # noqa: E402
+    generator_id,
+    has_mixture,
+    mean_sd,
+    read_json,
+    run_steps,
+    shots,
+    train_config,
+    train_or_reuse,
+    upsert,
+    write_results,
+)
 
 #: arm → (generator kind spec or None, uses B's augmentation)
 ARMS: dict[str, tuple[str | None, bool]] = {
-    "A": (None, False), "B": (None, True), "C": ("fastgan", True), "D": ("deform", True),
-    "E": ("labels2image", True), "F": ("cgan", True), "R": ("labels2image:mode=random", True),
+    "A": (None, False),
+    "B": (None, True),
+    "C": ("fastgan", True),
+    "D": ("deform", True),
+    "E": ("labels2image", True),
+    "F": ("cgan", True),
+    "R": ("labels2image:mode=random", True),
 }
 SCREEN = ("flip", "flip,affine", "flip,affine,elastic", "flip,affine,bias,noise", "flip,affine,elastic,bias,noise")
 
@@ -70,8 +91,16 @@ def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: a
         else:
             from samdata.synth.train import GanConfig
 
-            config = GanConfig(size=64, width=8, steps=args.fastgan_steps, batch_size=8, seed=seed, sample_every=0,
-                               save_every=args.fastgan_steps, device=args.device)
+            config = GanConfig(
+                size=64,
+                width=8,
+                steps=args.fastgan_steps,
+                batch_size=8,
+                seed=seed,
+                sample_every=0,
+                save_every=args.fastgan_steps,
+                device=args.device,
+            )
         done = (gen_dir / "generator.pt").is_file()
         if not done:
             train_generator(store, gen_dir, query, kind, config, generator_id=gid, resume=True)
@@ -86,8 +115,16 @@ def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: a
     report = synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32, gate=gate))
     summary = report.to_json()
     summary.pop("case_ids")
-    return {"kind": kind, "generator": gid, "n": n, "seed": seed, "train_seconds": round(train_seconds, 1),
-            "build_seconds": round(build_seconds, 1), "accepted": report.accepted, "synth": summary}
+    return {
+        "kind": kind,
+        "generator": gid,
+        "n": n,
+        "seed": seed,
+        "train_seconds": round(train_seconds, 1),
+        "build_seconds": round(build_seconds, 1),
+        "accepted": report.accepted,
+        "synth": summary,
+    }
 
 
 def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -98,33 +135,73 @@ def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dic
     kind = ARMS[run.arm][0]
     weight = run.share / (1 - run.share) if kind else 0.0
     mixture = f"m-{run.arm}-n{run.n}-s{run.seed}-r{run.share:g}"
-    entry = {"model": run.model, "arm": run.arm, "n": run.n, "seed": run.seed, "share": run.share,
-             "augment": list(run.augment), "val_dice": None, "objects": None, "run": None}
+    entry = {
+        "model": run.model,
+        "arm": run.arm,
+        "n": run.n,
+        "seed": run.seed,
+        "share": run.share,
+        "augment": list(run.augment),
+        "val_dice": None,
+        "objects": None,
+        "run": None,
+    }
     if not has_mixture(store, mixture):
         try:
-            make_mixture(store, mixture, MixtureConfig(
-                real=1.0, synthetic=weight, generators={generator_id(kind, run.n, run.seed): 1.0} if kind else None,
-                labels=(LABEL,), splits=(1.0, 0.0, 0.0), seed=0))
+            make_mixture(
+                store,
+                mixture,
+                MixtureConfig(
+                    real=1.0,
+                    synthetic=weight,
+                    generators={generator_id(kind, run.n, run.seed): 1.0} if kind else None,
+                    labels=(LABEL,),
+                    splits=(1.0, 0.0, 0.0),
+                    seed=0,
+                ),
+            )
         except RegistryError as err:  # the gate accepted no pair of this generator: nothing to train on
             return {**entry, "note": str(err)}
     model, adapter, steps, lr = MODELS[run.model]
     steps = run_steps(run.model, steps, run.n, args.quick)
-    config = train_config(store, mixture, model, adapter, steps=steps, lr=lr, seed=run.seed, augment=run.augment,
-                          slices=[0, *shots(run.n)], batch_size=4, log_every=max(steps // 10, 1), device=args.device)
+    config = train_config(
+        store,
+        mixture,
+        model,
+        adapter,
+        steps=steps,
+        lr=lr,
+        seed=run.seed,
+        augment=run.augment,
+        slices=[0, *shots(run.n)],
+        batch_size=4,
+        log_every=max(steps // 10, 1),
+        device=args.device,
+    )
     run_dir = out / "runs" / run.name
     done = train_or_reuse(config, run_dir)
-    return {**entry, "val_dice": done["val_dice"], "objects": done.get("val_object_dice"),
-            "train_objects": done.get("train_objects"), "seconds": round(float(done.get("seconds", 0)), 1),
-            "run": str(run_dir)}
+    return {
+        **entry,
+        "val_dice": done["val_dice"],
+        "objects": done.get("val_object_dice"),
+        "train_objects": done.get("train_objects"),
+        "seconds": round(float(done.get("seconds", 0)), 1),
+        "run": str(run_dir),
+    }
 
 
 def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str) -> str:
     """Markdown: per (model, n, arm, share) mean ± sd, per seed, paired difference to B with its interval."""
-    lines = [f"B's augmentation: `{b_augment}`.", "",
-             "| model | n | arm | augmentation | share | Dice (mean ± sd) | per seed | vs B | 95% interval |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"B's augmentation: `{b_augment}`.",
+        "",
+        "| model | n | arm | augmentation | share | Dice (mean ± sd) | per seed | vs B | 95% interval |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     aug = lambda r: ",".join(r["augment"]) or "none"  # noqa: E731
-    keyed = {(r["model"], r["n"], r["arm"], aug(r), r["share"], r["seed"]): r for r in runs if r["val_dice"] is not None}
+    keyed = {
+        (r["model"], r["n"], r["arm"], aug(r), r["share"], r["seed"]): r for r in runs if r["val_dice"] is not None
+    }
     for group in sorted({k[:5] for k in keyed}):
         model, n, arm, augment, share = group
         rows = [keyed[k] for k in sorted(keyed) if k[:5] == group]
@@ -140,21 +217,31 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
             delta = f"{np.mean([d.mean() for d in diffs.values()]):+.4f}"
             lo, hi = bootstrap(diffs)
             ci = f"[{lo:+.4f}, {hi:+.4f}]"
-        lines.append(f"| {model} | {n} | {arm} | {augment} | {share:g} | {mean:.4f} ± {sd:.4f} | "
-                     f"{', '.join(f'{d:.4f}' for d in dice)} | {delta} | {ci} |")
+        lines.append(
+            f"| {model} | {n} | {arm} | {augment} | {share:g} | {mean:.4f} ± {sd:.4f} | "
+            f"{', '.join(f'{d:.4f}' for d in dice)} | {delta} | {ci} |"
+        )
     for r in runs:  # arms whose generator had no pair through the gate: said, not silently dropped
         if r["val_dice"] is None and r.get("note"):
-            lines.append(f"| {r['model']} | {r['n']} | {r['arm']} | {aug(r)} | {r['share']:g} | not run: no pair "
-                         f"passed the gate (seed {r['seed']}) | | | |")
-    lines += ["", "| generator | n | seed | train s | build s | generated | accepted | rejections | Fréchet | "
-              "pairs/s | gate pairs/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {r['model']} | {r['n']} | {r['arm']} | {aug(r)} | {r['share']:g} | not run: no pair "
+                f"passed the gate (seed {r['seed']}) | | | |"
+            )
+    lines += [
+        "",
+        "| generator | n | seed | train s | build s | generated | accepted | rejections | Fréchet | "
+        "pairs/s | gate pairs/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for g in gens:
         s = g["synth"]
         fids = [b["frechet"] for b in s["batches"] if b["frechet"] is not None]
-        lines.append(f"| {g['kind']} | {g['n']} | {g['seed']} | {g['train_seconds']} | {g['build_seconds']} | "
-                     f"{s['generated']} | {s['accepted']} | {s['reasons'] or '-'} | "
-                     f"{np.mean(fids) if fids else float('nan'):.2f} | {s['pairs_per_s'] or 0:.1f} | "
-                     f"{s['gate_pairs_per_s'] or 0:.1f} |")
+        lines.append(
+            f"| {g['kind']} | {g['n']} | {g['seed']} | {g['train_seconds']} | {g['build_seconds']} | "
+            f"{s['generated']} | {s['accepted']} | {s['reasons'] or '-'} | "
+            f"{np.mean(fids) if fids else float('nan'):.2f} | {s['pairs_per_s'] or 0:.1f} | "
+            f"{s['gate_pairs_per_s'] or 0:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -168,8 +255,14 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
                     series.setdefault((r["arm"], r["share"]), {}).setdefault(r["n"], []).append(r["val_dice"])
             for (arm, share), per_n in sorted(series.items()):
                 ns = sorted(per_n)
-                ax.errorbar(ns, [np.mean(per_n[n]) for n in ns], yerr=[np.std(per_n[n]) for n in ns], marker="o",
-                            capsize=3, label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""))
+                ax.errorbar(
+                    ns,
+                    [np.mean(per_n[n]) for n in ns],
+                    yerr=[np.std(per_n[n]) for n in ns],
+                    marker="o",
+                    capsize=3,
+                    label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""),
+                )
             ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: MNI152 white matter")
             ax.set_xlabel("labelled real slices")
             ax.set_ylabel("held-out Dice (15 slices)")
@@ -193,8 +286,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cgan-size", type=int, default=256)
     parser.add_argument("--cgan-steps", type=int, default=600)
     parser.add_argument("--fastgan-steps", type=int, default=500)
-    parser.add_argument("--frechet-max", default="2.0",
-                        help="the gate's batch Fréchet limit; 'none' = report only (an explicitly ungated row)")
+    parser.add_argument(
+        "--frechet-max",
+        default="2.0",
+        help="the gate's batch Fréchet limit; 'none' = report only (an explicitly ungated row)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="one seed, n = 4, steps / 50, few pairs")
     args = parser.parse_args(argv)
@@ -209,9 +305,14 @@ def main(argv: list[str] | None = None) -> None:
     store = build_store(args.out)
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
-        results = {"args": args_record(args), "held_out": VAL_SLICES,
-                   "shots": {n: shots(int(n)) for n in args.shots.split(",")}, "generators": gens, "runs": runs,
-                   "seconds": round(time.perf_counter() - started, 1)}
+        results = {
+            "args": args_record(args),
+            "held_out": VAL_SLICES,
+            "shots": {n: shots(int(n)) for n in args.shots.split(",")},
+            "generators": gens,
+            "runs": runs,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         write_results(args.out, results, table(runs, gens, args.augment))
 
     def record(entry: dict[str, Any], into: list[dict[str, Any]], key: tuple[str, ...]) -> None:
@@ -225,8 +326,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.screen:
         for n in ns:
             for aug in SCREEN:
-                record(train_run(store, args.out, Run("unet", "B", n, seeds[0], 0.0, tuple(aug.split(","))), args),
-                       runs, ("model", "arm", "n", "seed", "share", "augment"))
+                record(
+                    train_run(store, args.out, Run("unet", "B", n, seeds[0], 0.0, tuple(aug.split(","))), args),
+                    runs,
+                    ("model", "arm", "n", "seed", "share", "augment"),
+                )
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     models = [m.strip() for m in args.models.split(",")]
     shares = [float(v) for v in args.shares.split(",")]
@@ -239,10 +343,13 @@ def main(argv: list[str] | None = None) -> None:
                     record(make_generator(store, args.out, kind, n, seed, args), gens, ("kind", "n", "seed"))
                     made.add((kind, n, seed))
                 for model in models:
-                    for share in (shares if kind else [0.0]):
+                    for share in shares if kind else [0.0]:
                         run = Run(model, arm, n, seed, share, augment_b if uses_b else ())
-                        record(train_run(store, args.out, run, args), runs, ("model", "arm", "n", "seed", "share",
-                                                                              "augment"))
+                        record(
+                            train_run(store, args.out, run, args),
+                            runs,
+                            ("model", "arm", "n", "seed", "share", "augment"),
+                        )
     plot([r for r in runs if tuple(r["augment"]) in (augment_b, ()) or r["arm"] != "B"], args.out / "dice_vs_n.png")
     print(table(runs, gens, args.augment))
 

@@ -36,8 +36,9 @@ def reference() -> object:
 
     t1 = np.asarray(nib.load(datasets.MNI152_FILE_PATH).dataobj).astype(np.float32)
     brain = np.asarray(datasets.load_mni152_brain_mask(resolution=1).dataobj)
-    label = mni152_labels(_probabilities(datasets.WM_MNI152_FILE_PATH), _probabilities(datasets.GM_MNI152_FILE_PATH),
-                          brain)
+    label = mni152_labels(
+        _probabilities(datasets.WM_MNI152_FILE_PATH), _probabilities(datasets.GM_MNI152_FILE_PATH), brain
+    )
     zs = np.linspace(50, 137, 8).round().astype(int)
     images = np.zeros((8, SIDE, SIDE), np.uint8)
     labels = np.zeros((8, SIDE, SIDE), np.uint8)
@@ -46,9 +47,17 @@ def reference() -> object:
         h, w = img.shape
         images[i, :h, :w] = np.clip(img / np.percentile(img[img > 0], 99.5) * 255, 0, 255).astype(np.uint8)
         labels[i, :h, :w] = lab
-    return RealPairs(images, (labels == 1)[:, None], (1,), ("white_matter",), (1.0, 1.0, 1.0), "MR",
-                     tuple(("mni152", int(z)) for z in zs), full_labels=labels,
-                     all_labels=((0, "background"), (1, "white_matter"), (2, "grey_matter"), (3, "other_brain")))
+    return RealPairs(
+        images,
+        (labels == 1)[:, None],
+        (1,),
+        ("white_matter",),
+        (1.0, 1.0, 1.0),
+        "MR",
+        tuple(("mni152", int(z)) for z in zs),
+        full_labels=labels,
+        all_labels=((0, "background"), (1, "white_matter"), (2, "grey_matter"), (3, "other_brain")),
+    )
 
 
 def timed(source: object, pairs: int) -> tuple[float, list]:
@@ -64,19 +73,31 @@ def torchio_baseline(ref: object, pairs: int) -> tuple[float, float]:
     """Seconds per pair of TorchIO's shape transforms, and of shape + rendering transforms, one subject at a time."""
     import torchio as tio
 
-    shape = tio.Compose([tio.RandomElasticDeformation(num_control_points=(9, 9, 5), max_displacement=(4, 4, 0),
-                                                      locked_borders=2),
-                         tio.RandomAffine(scales=(0.92, 1.08, 0.92, 1.08, 1, 1), degrees=(0, 0, 0, 0, -10, 10),
-                                          translation=(-8, 8, -8, 8, 0, 0))])
-    render = tio.Compose([tio.RandomLabelsToImage(label_key="label", image_key="image"), tio.RandomBiasField(),
-                          tio.RandomBlur(std=(0, 1.5, 0, 1.5, 0, 0)), tio.RandomAnisotropy(axes=(0, 1)),
-                          tio.RandomGamma(), tio.RandomNoise()])
+    shape = tio.Compose(
+        [
+            tio.RandomElasticDeformation(num_control_points=(9, 9, 5), max_displacement=(4, 4, 0), locked_borders=2),
+            tio.RandomAffine(
+                scales=(0.92, 1.08, 0.92, 1.08, 1, 1), degrees=(0, 0, 0, 0, -10, 10), translation=(-8, 8, -8, 8, 0, 0)
+            ),
+        ]
+    )
+    render = tio.Compose(
+        [
+            tio.RandomLabelsToImage(label_key="label", image_key="image"),
+            tio.RandomBiasField(),
+            tio.RandomBlur(std=(0, 1.5, 0, 1.5, 0, 0)),
+            tio.RandomAnisotropy(axes=(0, 1)),
+            tio.RandomGamma(),
+            tio.RandomNoise(),
+        ]
+    )
     n = max(8, pairs // 8)  # TorchIO is slow: time a share of the pairs
 
     def subject(i: int) -> tio.Subject:
-        return tio.Subject(image=tio.ScalarImage(tensor=torch.from_numpy(ref.images[i % 8][None, ..., None].astype(
-            np.float32))), label=tio.LabelMap(tensor=torch.from_numpy(ref.full_labels[i % 8][None, ..., None].astype(
-                np.int64))))
+        return tio.Subject(
+            image=tio.ScalarImage(tensor=torch.from_numpy(ref.images[i % 8][None, ..., None].astype(np.float32))),
+            label=tio.LabelMap(tensor=torch.from_numpy(ref.full_labels[i % 8][None, ..., None].astype(np.int64))),
+        )
 
     started = time.perf_counter()
     for i in range(n):

@@ -73,7 +73,7 @@ def synthetic_batch(batch: int, size: int) -> dict:
     """In-memory tensors on the GPU shaped like the loader's uint8 items."""
     g = torch.Generator().manual_seed(0)
     mask = torch.zeros(batch, 1, size, size)
-    mask[:, :, size // 4: size // 2, size // 4: size // 2] = 1
+    mask[:, :, size // 4 : size // 2, size // 4 : size // 2] = 1
     box = torch.tensor([size / 4, size / 4, size / 2, size / 2]).repeat(batch, 1)
     image = torch.randint(0, 256, (batch, 3, size, size), generator=g, dtype=torch.uint8)
     return {"image": image.cuda(), "mask": mask.cuda(), "box": box.cuda()}
@@ -154,10 +154,18 @@ def main() -> None:
                         loader.pin_memory = True
                         loaders[(size, bs)] = forever(loader)
                     store_ips, _ = timed(step, loaders[(size, bs)], steps, warmup)
-                    row = {"model": name, "size": size, "adapter": adapter, "batch": bs,
-                           "trainable": report.trainable, "fraction": report.fraction,
-                           "images_per_s_memory": mem_ips, "images_per_s_store": store_ips,
-                           "store_over_memory": store_ips / mem_ips, "peak_gib": peak}
+                    row = {
+                        "model": name,
+                        "size": size,
+                        "adapter": adapter,
+                        "batch": bs,
+                        "trainable": report.trainable,
+                        "fraction": report.fraction,
+                        "images_per_s_memory": mem_ips,
+                        "images_per_s_store": store_ips,
+                        "store_over_memory": store_ips / mem_ips,
+                        "peak_gib": peak,
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                 del model, params, step
@@ -167,9 +175,11 @@ def main() -> None:
     print("| model | adapter | batch | trainable | img/s (memory) | img/s (store) | store/memory | peak GiB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['model']} {r['size']}² | {r['adapter']} | {r['batch']} | {r['trainable']:,} "
-              f"({100 * r['fraction']:.1f}%) | {r['images_per_s_memory']:.0f} | {r['images_per_s_store']:.0f} "
-              f"| {r['store_over_memory']:.2f} | {r['peak_gib']:.1f} |")
+        print(
+            f"| {r['model']} {r['size']}² | {r['adapter']} | {r['batch']} | {r['trainable']:,} "
+            f"({100 * r['fraction']:.1f}%) | {r['images_per_s_memory']:.0f} | {r['images_per_s_store']:.0f} "
+            f"| {r['store_over_memory']:.2f} | {r['peak_gib']:.1f} |"
+        )
     write_json(OUT / "train_gpu.json", {"device": device, "rows": rows})
 
 

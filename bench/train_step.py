@@ -87,20 +87,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp))
         for name, adapter in VARIANTS:
-            config = TrainConfig(store=store, mixture="bench", model="litemedsam", adapter=adapter, size=256,
-                                 steps=args.steps + 1, batch_size=args.batch_size, device=args.device, seed=0)
+            config = TrainConfig(
+                store=store,
+                mixture="bench",
+                model="litemedsam",
+                adapter=adapter,
+                size=256,
+                steps=args.steps + 1,
+                batch_size=args.batch_size,
+                device=args.device,
+                seed=0,
+            )
             results[name] = time_variant(config, args.steps)
             print(f"{name}: {results[name]}", flush=True)
     threads = torch.get_num_threads()
-    print(f"\nLiteMedSAM train step, batch {args.batch_size}, {args.device} ({threads} torch threads), "
-          f"median of {args.steps} steps; baseline = prefix recomputed every step, measured in the same run\n")
+    print(
+        f"\nLiteMedSAM train step, batch {args.batch_size}, {args.device} ({threads} torch threads), "
+        f"median of {args.steps} steps; baseline = prefix recomputed every step, measured in the same run\n"
+    )
     print("| variant | frozen prefix up to block | recompute s/step | cached s/step | ratio | one-time fill s |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {int(r['first_block'])} | {r['off_median_s']:.3f} | {r['memory_median_s']:.3f} | "
-              f"{r['ratio']:.1f}x | {r['memory_fill_s']:.2f} |")
-    write_json(OUT / "train_step.json",
-               {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results})
+        print(
+            f"| {name} | {int(r['first_block'])} | {r['off_median_s']:.3f} | {r['memory_median_s']:.3f} | "
+            f"{r['ratio']:.1f}x | {r['memory_fill_s']:.2f} |"
+        )
+    write_json(
+        OUT / "train_step.json",
+        {"device": args.device, "threads": threads, "batch_size": args.batch_size, "results": results},
+    )
 
 
 if __name__ == "__main__":

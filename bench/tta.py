@@ -36,10 +36,21 @@ def score(run_dir: Path, modes: list[str], split: str, slices: str | None) -> li
         result = evaluate_models({"m": run.model}, dataset, config, indices=indices)
         overall = aggregate(result.rows, "model")[2].set_index("model").loc["m"]
         n_slices = len(result.rows[["case_id", "z"]].drop_duplicates())
-        rows.append({"run": str(run_dir), "model": run.config.model, "adapter": run.config.adapter, "mode": mode,
-                     "views": len(tta_views(mode)), "objects": len(result.rows), "protocol": protocol,
-                     "dice": float(overall["dice"]), "nsd": float(overall["nsd"]), "hd95": float(overall["hd95"]),
-                     "seconds_per_slice": result.seconds["m"] / n_slices})
+        rows.append(
+            {
+                "run": str(run_dir),
+                "model": run.config.model,
+                "adapter": run.config.adapter,
+                "mode": mode,
+                "views": len(tta_views(mode)),
+                "objects": len(result.rows),
+                "protocol": protocol,
+                "dice": float(overall["dice"]),
+                "nsd": float(overall["nsd"]),
+                "hd95": float(overall["hd95"]),
+                "seconds_per_slice": result.seconds["m"] / n_slices,
+            }
+        )
     base = rows[0]
     for row in rows:
         row["dice_gain"] = row["dice"] - base["dice"]
@@ -63,13 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     for run_dir in args.runs:
         rows = score(run_dir, modes, args.split, args.slices)
         found += rows
-        print(f"\n{run_dir} ({rows[0]['model']} [{rows[0]['adapter']}], {rows[0]['objects']} objects, "
-              f"{rows[0]['protocol']})")
+        print(
+            f"\n{run_dir} ({rows[0]['model']} [{rows[0]['adapter']}], {rows[0]['objects']} objects, "
+            f"{rows[0]['protocol']})"
+        )
         print("| mode | views | Dice | NSD | HD95 (mm) | Dice gain | s / slice | cost ratio |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['mode']} | {r['views']} | {r['dice']:.4f} | {r['nsd']:.4f} | {r['hd95']:.2f} | "
-                  f"{r['dice_gain']:+.4f} | {r['seconds_per_slice']:.3f} | {r['cost_ratio']:.2f} |", flush=True)
+            print(
+                f"| {r['mode']} | {r['views']} | {r['dice']:.4f} | {r['nsd']:.4f} | {r['hd95']:.2f} | "
+                f"{r['dice_gain']:+.4f} | {r['seconds_per_slice']:.3f} | {r['cost_ratio']:.2f} |",
+                flush=True,
+            )
     print("\nover the runs given: mean Dice gain over", modes[0])
     for mode in modes[1:]:
         gains = [r["dice_gain"] for r in found if r["mode"] == mode]

@@ -47,11 +47,17 @@ def _failures(reports: list[dict[str, Any]]) -> dict[str, str]:
 
 
 @flow(name="build-and-train", validate_parameters=True)
-def build_and_train(sources: Annotated[list[SourceParams], Field(min_length=1)], store: str, out: str,
-                    prompts: PromptParams = PromptParams(), mixture: MixtureParams = MixtureParams(),
-                    train: TrainParams | None = TrainParams(),  # type: ignore[valid-type]
-                    evaluate: EvalParams | None = EvalParams(), synthesize: SynthParams | None = None,
-                    report: str | None = "report") -> dict[str, Any]:
+def build_and_train(
+    sources: Annotated[list[SourceParams], Field(min_length=1)],
+    store: str,
+    out: str,
+    prompts: PromptParams = PromptParams(),
+    mixture: MixtureParams = MixtureParams(),
+    train: TrainParams | None = TrainParams(),  # type: ignore[valid-type]
+    evaluate: EvalParams | None = EvalParams(),
+    synthesize: SynthParams | None = None,
+    report: str | None = "report",
+) -> dict[str, Any]:
     """Ingest ``sources`` into ``store``, add gated synthetic pairs from a generator trained in ``out/generator``
     (if ``synthesize``), commit a prompt set and a mixture, train into ``out/run`` (unless ``train`` is None),
     evaluate, and write the HTML report into ``out/<report>`` (unless None)."""
@@ -67,25 +73,40 @@ def build_and_train(sources: Annotated[list[SourceParams], Field(min_length=1)],
         with memory.stage("synthetic pairs"):
             synthetic = synthesize_flow(store, str(Path(out) / GENERATOR_FOLDER), synthesize)
         if mixture.synthetic > 0 and not _has_synthetic(store, mixture):
-            logger.warning(f"no synthetic pair of labels {list(mixture.labels or ['any'])} passed the gate; "
-                           f"mixture {mixture.name!r} trains on real cases only (synthetic weight 0)")
+            logger.warning(
+                f"no synthetic pair of labels {list(mixture.labels or ['any'])} passed the gate; "
+                f"mixture {mixture.name!r} trains on real cases only (synthetic weight 0)"
+            )
             mixture = mixture.model_copy(update={"synthetic": 0.0})
     with memory.stage("prompts and mixture"):
         prompt_report = prompts_flow(store, prompts, overwrite=True)
         mixture_attrs = curate_flow(store, mixture, prompt_set=prompts.name, overwrite=True)
-    result: dict[str, Any] = {"store": str(store), "ingest": reports, "synthesize": synthetic,
-                              "prompts": prompt_report, "mixture": mixture_attrs, "train": None, "report": None}
+    result: dict[str, Any] = {
+        "store": str(store),
+        "ingest": reports,
+        "synthesize": synthetic,
+        "prompts": prompt_report,
+        "mixture": mixture_attrs,
+        "train": None,
+        "report": None,
+    }
     if train is not None:
         run_dir = Path(out) / RUN_FOLDER
-        result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate,
-                                     resume=True)
+        result["train"] = train_flow(
+            store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate, resume=True
+        )
         memory.stages.update(result["train"].get("memory") or {})
     if report is not None:
         trained = result["train"] or {}
-        inputs = ReportInputs(title=f"samdata: {Path(out).name}", store=str(store), prompt_set=prompts.name,
-                              mixture=mixture.name, run_dir=trained.get("run_dir"),
-                              evaluation_json=(trained.get("evaluation") or {}).get("json"),
-                              memory=dict(memory.stages))
+        inputs = ReportInputs(
+            title=f"samdata: {Path(out).name}",
+            store=str(store),
+            prompt_set=prompts.name,
+            mixture=mixture.name,
+            run_dir=trained.get("run_dir"),
+            evaluation_json=(trained.get("evaluation") or {}).get("json"),
+            memory=dict(memory.stages),
+        )
         with memory.stage("report"):
             result["report"] = report_task(inputs, str(Path(out) / report))
         logger.info(f"report: {result['report']}")
@@ -126,10 +147,16 @@ def _has_table(store: str, folder: str, name: str) -> bool:
 
 
 @flow(name="watch-folder", validate_parameters=True)
-def watch_flow(folder: str, store: str, ingest: IngestParams = IngestParams(), prompts: PromptParams = PromptParams(),
-               mixture: MixtureParams = MixtureParams(), retrain_into: str | None = None,
-               train: TrainParams = TrainParams(),  # type: ignore[valid-type]
-               evaluate: EvalParams = EvalParams()) -> dict[str, Any]:
+def watch_flow(
+    folder: str,
+    store: str,
+    ingest: IngestParams = IngestParams(),
+    prompts: PromptParams = PromptParams(),
+    mixture: MixtureParams = MixtureParams(),
+    retrain_into: str | None = None,
+    train: TrainParams = TrainParams(),  # type: ignore[valid-type]
+    evaluate: EvalParams = EvalParams(),
+) -> dict[str, Any]:
     """Ingest the new cases of ``folder``; if any came (or the tables are missing) redraw the prompt set and
     re-curate the mixture; with ``retrain_into`` train and evaluate a new run in ``<retrain_into>/<UTC time>``."""
     logger = get_run_logger()
@@ -140,12 +167,14 @@ def watch_flow(folder: str, store: str, ingest: IngestParams = IngestParams(), p
     if not new and not stale:
         logger.info(f"no new cases in {folder}; prompt set {prompts.name!r} and mixture {mixture.name!r} are current")
     else:
-        logger.info(f"{len(new)} new case(s) in {folder}: refreshing prompt set {prompts.name!r} and mixture "
-                    f"{mixture.name!r}")
+        logger.info(
+            f"{len(new)} new case(s) in {folder}: refreshing prompt set {prompts.name!r} and mixture {mixture.name!r}"
+        )
         result["prompts"] = prompts_flow(store, prompts, overwrite=True)
         result["mixture"] = curate_flow(store, mixture, prompt_set=prompts.name, overwrite=True)
     if retrain_into is not None:
         run_dir = Path(retrain_into) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        result["train"] = train_flow(store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate,
-                                     resume=True)
+        result["train"] = train_flow(
+            store, mixture.name, str(run_dir), pinned(train, store, run_dir), evaluate, resume=True
+        )
     return result

@@ -29,21 +29,30 @@ def prompt_set_task(store: str, prompts: PromptParams, overwrite: bool) -> Promp
 
 
 @task(name="mixture", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, cache_policy=NONE)
-def mixture_task(store: str, name: str, config: MixtureConfig, snapshot: str | None,
-                 overwrite: bool) -> MixtureRecord:
+def mixture_task(store: str, name: str, config: MixtureConfig, snapshot: str | None, overwrite: bool) -> MixtureRecord:
     """Split and weight the store's cases and commit the mixture."""
     return make_mixture(store, name, config, snapshot=snapshot, overwrite=overwrite)
 
 
 def prompt_markdown(store: str, report: PromptSetReport) -> str:
     """The artifact of a prompt set: scheme, seed, counts, snapshots and examples of skipped objects."""
-    text = (f"## Prompt set `{report.name}` in `{store}`\n\n"
-            + markdown_table(["scheme", "seed", "objects", "skipped", "drawn from", "committed"],
-                             [[report.scheme, report.seed, report.n_objects, report.n_skipped,
-                               report.source_snapshot_id, report.snapshot_id]]))
+    text = f"## Prompt set `{report.name}` in `{store}`\n\n" + markdown_table(
+        ["scheme", "seed", "objects", "skipped", "drawn from", "committed"],
+        [
+            [
+                report.scheme,
+                report.seed,
+                report.n_objects,
+                report.n_skipped,
+                report.source_snapshot_id,
+                report.snapshot_id,
+            ]
+        ],
+    )
     if report.skipped_examples:
         text += "\n\nSkipped (too small for the scheme), first ones:\n\n" + "\n".join(
-            f"- {line}" for line in report.skipped_examples[:10])
+            f"- {line}" for line in report.skipped_examples[:10]
+        )
     return text
 
 
@@ -52,12 +61,21 @@ def mixture_markdown(store: str, record: MixtureRecord) -> str:
     rows = []
     for split in SPLITS:
         cases = record.cases[record.cases["split"] == split]
-        rows.append([split, record.counts[split]["real"], record.counts[split]["synthetic"],
-                     int(cases["n_objects"].sum()), f"{cases['weight'].sum():.3g}"])
-    text = (f"## Mixture `{record.name}` in `{store}`\n\nCases of snapshot `{record.snapshot_id}`, prompt set "
-            f"`{record.prompt_set}`, labels {list(record.labels) if record.labels else 'all'}; real "
-            f"{record.real:g}, synthetic {record.synthetic:g}.\n\n"
-            + markdown_table(["split", "real cases", "synthetic cases", "objects", "weight"], rows))
+        rows.append(
+            [
+                split,
+                record.counts[split]["real"],
+                record.counts[split]["synthetic"],
+                int(cases["n_objects"].sum()),
+                f"{cases['weight'].sum():.3g}",
+            ]
+        )
+    text = (
+        f"## Mixture `{record.name}` in `{store}`\n\nCases of snapshot `{record.snapshot_id}`, prompt set "
+        f"`{record.prompt_set}`, labels {list(record.labels) if record.labels else 'all'}; real "
+        f"{record.real:g}, synthetic {record.synthetic:g}.\n\n"
+        + markdown_table(["split", "real cases", "synthetic cases", "objects", "weight"], rows)
+    )
     if record.generators:
         text += "\n\nGenerator shares: " + ", ".join(f"{g} {s:.3g}" for g, s in record.generators.items())
     if record.warnings:
@@ -70,14 +88,21 @@ def prompts_flow(store: str, prompts: PromptParams = PromptParams(), overwrite: 
     """Commit a seeded prompt set of every object in ``store`` (artifact ``prompts-<store>``)."""
     report = prompt_set_task(store, prompts, overwrite)
     publish("prompts", store, prompt_markdown(store, report), f"prompt set {report.name}")
-    get_run_logger().info(f"prompt set {report.name}: {report.n_objects} objects ({report.n_skipped} skipped), "
-                          f"scheme {report.scheme}, seed {report.seed}; committed {report.snapshot_id}")
+    get_run_logger().info(
+        f"prompt set {report.name}: {report.n_objects} objects ({report.n_skipped} skipped), "
+        f"scheme {report.scheme}, seed {report.seed}; committed {report.snapshot_id}"
+    )
     return report.to_json()
 
 
 @flow(name="curate", validate_parameters=True)
-def curate_flow(store: str, mixture: MixtureParams = MixtureParams(), prompt_set: str | None = None,
-                snapshot: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+def curate_flow(
+    store: str,
+    mixture: MixtureParams = MixtureParams(),
+    prompt_set: str | None = None,
+    snapshot: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Commit a curated mixture of ``store`` (splits by case, weights), training with ``prompt_set``
     (artifact ``mixture-<store>``)."""
     logger = get_run_logger()

@@ -53,28 +53,52 @@ def sample_data_task(out: str, phantoms: int, seed: int) -> tuple[str, str]:
 
 
 @flow(name="demo", validate_parameters=True)
-def demo_flow(out: str, phantoms: Annotated[int, Field(ge=1)] = 4, seed: Annotated[int, Field(ge=0)] = 0,
-              steps: Annotated[int, Field(ge=1)] = 100, generator: str = "deform",
-              generator_steps: Annotated[int, Field(ge=1)] = 300,
-              synthetic: Annotated[int, Field(ge=0)] = 32) -> dict[str, Any]:
+def demo_flow(
+    out: str,
+    phantoms: Annotated[int, Field(ge=1)] = 4,
+    seed: Annotated[int, Field(ge=0)] = 0,
+    steps: Annotated[int, Field(ge=1)] = 100,
+    generator: str = "deform",
+    generator_steps: Annotated[int, Field(ge=1)] = 300,
+    synthetic: Annotated[int, Field(ge=0)] = 32,
+) -> dict[str, Any]:
     """Run build_and_train on the sample data into ``out`` (store, run, report in ``out/demo-report``);
     ``synthetic`` pairs come from a ``generator`` kind (trained ``generator_steps`` steps if it trains;
     0 pairs: no synthetic step)."""
     mni, ct = sample_data_task(out, phantoms, seed)
     synth = None
     if synthetic:
-        synth = SynthParams(kind=generator, labels=WM, slices=TRAIN_SLICES, steps=generator_steps, count=synthetic,
-                            seed=seed)
+        synth = SynthParams(
+            kind=generator, labels=WM, slices=TRAIN_SLICES, steps=generator_steps, count=synthetic, seed=seed
+        )
         synth = synth.model_copy(update={"generator_id": f"{synth.name}_wm"})
-    train = TrainParams(model="litemedsam", adapter="decoder", steps=steps, batch_size=4, lr=1e-4, seed=seed,
-                        labels=WM, train_slices=TRAIN_WITH_SYNTHETIC if synthetic else TRAIN_SLICES,
-                        val_slices=HELD_OUT, val_max=0,
-                        eval_every=max(1, steps // 4), save_every=max(1, steps // 4), log_every=5, device="cpu")
+    train = TrainParams(
+        model="litemedsam",
+        adapter="decoder",
+        steps=steps,
+        batch_size=4,
+        lr=1e-4,
+        seed=seed,
+        labels=WM,
+        train_slices=TRAIN_WITH_SYNTHETIC if synthetic else TRAIN_SLICES,
+        val_slices=HELD_OUT,
+        val_max=0,
+        eval_every=max(1, steps // 4),
+        save_every=max(1, steps // 4),
+        log_every=5,
+        device="cpu",
+    )
     return build_and_train(
-        sources=[SourceParams(path=mni, ingest=IngestParams(modality="MR")),
-                 SourceParams(path=ct, ingest=IngestParams(modality="CT", window="abdomen"))],
-        store=str(Path(out) / "store"), out=out,
+        sources=[
+            SourceParams(path=mni, ingest=IngestParams(modality="MR")),
+            SourceParams(path=ct, ingest=IngestParams(modality="CT", window="abdomen")),
+        ],
+        store=str(Path(out) / "store"),
+        out=out,
         prompts=PromptParams(name="boxes", scheme="box:jitter=5", seed=seed),
         mixture=MixtureParams(name="mni-wm", labels=WM, real=1.0, synthetic=0.25 if synthetic else 0.0, seed=seed),
-        train=train, evaluate=EvalParams(split="train", slices=HELD_OUT), synthesize=synth,
-        report=REPORT)
+        train=train,
+        evaluate=EvalParams(split="train", slices=HELD_OUT),
+        synthesize=synth,
+        report=REPORT,
+    )

@@ -108,24 +108,39 @@ def read_specs(path: str | Path = DEFAULT_CONFIG, env: Mapping[str, str] | None 
         name = entry.get("name") if isinstance(entry, dict) else None
         if not name or not entry.get("entrypoint"):
             raise ConfigError(f"{where}: deployment {entry!r} needs a name and an entrypoint")
-        filled = fill_env({k: v for k, v in entry.items() if k in ("parameters", "schedules")},
-                          os.environ if env is None else env)
+        filled = fill_env(
+            {k: v for k, v in entry.items() if k in ("parameters", "schedules")}, os.environ if env is None else env
+        )
         crons = []
         for schedule in filled.get("schedules") or []:
             if "cron" not in schedule:
-                raise ConfigError(f"{where}: deployment {name!r} has schedule {schedule!r}; only cron schedules "
-                                  "are served (expected a 'cron' key)")
-            crons.append((str(schedule["cron"]), str(schedule.get("timezone") or "UTC"),
-                          bool(schedule.get("active", True))))
-        specs.append(DeploymentSpec(name=str(name), entrypoint=str(entry["entrypoint"]), crons=tuple(crons),
-                                    parameters=dict(filled.get("parameters") or {}),
-                                    description=str(entry.get("description") or ""),
-                                    tags=tuple(entry.get("tags") or ())))
+                raise ConfigError(
+                    f"{where}: deployment {name!r} has schedule {schedule!r}; only cron schedules "
+                    "are served (expected a 'cron' key)"
+                )
+            crons.append(
+                (str(schedule["cron"]), str(schedule.get("timezone") or "UTC"), bool(schedule.get("active", True)))
+            )
+        specs.append(
+            DeploymentSpec(
+                name=str(name),
+                entrypoint=str(entry["entrypoint"]),
+                crons=tuple(crons),
+                parameters=dict(filled.get("parameters") or {}),
+                description=str(entry.get("description") or ""),
+                tags=tuple(entry.get("tags") or ()),
+            )
+        )
     return specs
 
 
-def to_deployments(specs: list[DeploymentSpec], *, cron: Mapping[str, str] | None = None,
-                   paused: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> list[Any]:
+def to_deployments(
+    specs: list[DeploymentSpec],
+    *,
+    cron: Mapping[str, str] | None = None,
+    paused: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
+) -> list[Any]:
     """RunnerDeployments of ``specs`` (``only`` these names if given), with ``cron`` overrides by name and
     ``paused`` names' schedules inactive; ConfigError for unknown names or unfilled placeholders."""
     names = [s.name for s in specs]
@@ -138,25 +153,36 @@ def to_deployments(specs: list[DeploymentSpec], *, cron: Mapping[str, str] | Non
             continue
         missing = _unresolved(spec.parameters)
         if missing:
-            raise ConfigError(f"deployment {spec.name!r}: parameters still hold {missing}; set the environment "
-                              "variables they name (or pass the matching samdata flows serve option)")
+            raise ConfigError(
+                f"deployment {spec.name!r}: parameters still hold {missing}; set the environment "
+                "variables they name (or pass the matching samdata flows serve option)"
+            )
         if cron and spec.name in cron:
             crons = [(cron[spec.name], spec.crons[0][1] if spec.crons else "UTC", True)]
         else:
             crons = list(spec.crons)
         try:
-            schedules = [Cron(expr, timezone=tz, active=active and spec.name not in paused)
-                         for expr, tz, active in crons]
+            schedules = [
+                Cron(expr, timezone=tz, active=active and spec.name not in paused) for expr, tz, active in crons
+            ]
         except ValueError as err:
             raise ConfigError(f"deployment {spec.name!r}: bad schedule {crons}: {err}") from err
         flow_obj = _entrypoint_flow(spec.entrypoint, spec.name)
         try:
             flow_obj.validate_parameters(spec.parameters)
         except Exception as err:  # Prefect's ParameterTypeError: say which deployment and why
-            raise ConfigError(f"deployment {spec.name!r}: parameters {spec.parameters} do not fit flow "
-                              f"{flow_obj.name!r}: {err}") from err
-        out.append(flow_obj.to_deployment(name=spec.name, schedules=schedules or None, parameters=spec.parameters,
-                                          description=spec.description or None, tags=list(spec.tags) or None))
+            raise ConfigError(
+                f"deployment {spec.name!r}: parameters {spec.parameters} do not fit flow {flow_obj.name!r}: {err}"
+            ) from err
+        out.append(
+            flow_obj.to_deployment(
+                name=spec.name,
+                schedules=schedules or None,
+                parameters=spec.parameters,
+                description=spec.description or None,
+                tags=list(spec.tags) or None,
+            )
+        )
     return out
 
 

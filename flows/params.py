@@ -41,19 +41,27 @@ class _IngestFields(Params):
     def config(self) -> IngestConfig:
         """The pipeline's IngestConfig for these values (ConfigError on a bad value)."""
         values = self.model_dump(exclude={"modality", "window", "spacing"})
-        return IngestConfig(modality=self.modality.upper() if self.modality else None,
-                            window=parse_window(self.window) if self.window else None,
-                            spacing=parse_spacing(self.spacing) if self.spacing else None,
-                            **{INGEST_NAMES[k]: v for k, v in values.items()})
+        return IngestConfig(
+            modality=self.modality.upper() if self.modality else None,
+            window=parse_window(self.window) if self.window else None,
+            spacing=parse_spacing(self.spacing) if self.spacing else None,
+            **{INGEST_NAMES[k]: v for k, v in values.items()},
+        )
 
 
 #: IngestParams' numeric fields and the IngestConfig fields they are
 INGEST_NAMES = {"min_voxels": "min_object_voxels", "min_pixels": "min_object_pixels", "max_voxels": "max_voxels"}
 
 #: How a source is normalised (IngestConfig's fields, modality, window and spacing as text).
-IngestParams = create_model("IngestParams", __base__=_IngestFields, __doc__=(
-    "How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes, "
-    "and the voxel budget of a case."), **model_fields(IngestConfig, INGEST_NAMES))
+IngestParams = create_model(
+    "IngestParams",
+    __base__=_IngestFields,
+    __doc__=(
+        "How a source is normalised: modality, CT window (preset or ``WL,WW``), spacing ``X,Y,Z`` mm, object sizes, "
+        "and the voxel budget of a case."
+    ),
+    **model_fields(IngestConfig, INGEST_NAMES),
+)
 
 
 class SourceParams(Params):
@@ -95,6 +103,9 @@ class _MixtureFields(Params):
 
 
 #: A curated mixture: its name and MixtureConfig's fields but the prompt set (which the flows pass).
-MixtureParams = create_model("MixtureParams", __base__=_MixtureFields, __doc__=(
-    "A curated mixture: name, real/synthetic weights, generator shares, labels, split fractions, seed."),
-    **model_fields(MixtureConfig, [f for f in field_names(MixtureConfig) if f != "prompt_set"]))
+MixtureParams = create_model(
+    "MixtureParams",
+    __base__=_MixtureFields,
+    __doc__=("A curated mixture: name, real/synthetic weights, generator shares, labels, split fractions, seed."),
+    **model_fields(MixtureConfig, [f for f in field_names(MixtureConfig) if f != "prompt_set"]),
+)

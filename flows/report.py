@@ -71,8 +71,11 @@ def data_section(store: SliceStore, frame: pd.DataFrame | None, folder: Path) ->
     with its stored prompts."""
     info, objects = store.info(), store.objects()
     real = sorted(set(objects.loc[objects["origin"] == "real", "case_id"].astype(str)))
-    rows = [("cases", str(info["cases"])), ("slices", str(info["slices"])),
-            ("labelled slices", str(info["labelled_slices"]))]
+    rows = [
+        ("cases", str(info["cases"])),
+        ("slices", str(info["slices"])),
+        ("labelled slices", str(info["labelled_slices"])),
+    ]
     rows += [(f"cases of origin {k}", str(v)) for k, v in info["origins"].items()]
     rows += [(f"objects of {k}", str(v)) for k, v in info["objects_per_label"].items()]
     groups: dict[tuple, list[str]] = {}
@@ -85,11 +88,20 @@ def data_section(store: SliceStore, frame: pd.DataFrame | None, folder: Path) ->
         samples = [_sample(store, cid, _busiest_slice(objects, cid), frame, modality) for cid in shown]
         name = SAMPLES.replace(".png", f"_{k + 1}.png")
         draw_grid(samples, folder / name, cols=min(3, len(samples)), label_names=_names(store, shown))
-        figures.append(ReportFigure(name, f"{modality}: {len(shown)} of {len(cases)} real case(s), each at its slice "
-                                          "with the most objects: label outlines and the prompt set's prompts "
-                                          "(boxes dashed, positive points as stars, negative as crosses)."))
-    return ReportSection("Data", (f"Store {store.url} at snapshot {store.snapshot_id}.",),
-                         (ReportTable("store contents", ("what", "count"), tuple(rows)),), tuple(figures))
+        figures.append(
+            ReportFigure(
+                name,
+                f"{modality}: {len(shown)} of {len(cases)} real case(s), each at its slice "
+                "with the most objects: label outlines and the prompt set's prompts "
+                "(boxes dashed, positive points as stars, negative as crosses).",
+            )
+        )
+    return ReportSection(
+        "Data",
+        (f"Store {store.url} at snapshot {store.snapshot_id}.",),
+        (ReportTable("store contents", ("what", "count"), tuple(rows)),),
+        tuple(figures),
+    )
 
 
 def synthetic_section(store: SliceStore, folder: Path) -> ReportSection | None:
@@ -116,36 +128,69 @@ def synthetic_section(store: SliceStore, folder: Path) -> ReportSection | None:
         samples.append(_sample(store, cid, _busiest_slice(objects, cid), None, "")[:3] + (what,))
     cols = 4 if all(metas[c].provenance.parents for c in shown) else min(4, len(samples))
     draw_grid(samples, folder / SYNTHETIC, cols=cols, label_names=_names(store, shown))
-    keys = [k for k in ("distance", "min_jacobian", "frechet_batch")
-            if any(k in metas[c].provenance.scores for c in shown)]
-    rows = tuple((cid, metas[cid].provenance.generator or "-", str(metas[cid].provenance.seed),
-                  " ".join(f"{c}:{z}" for c, z in metas[cid].provenance.parents) or "-",
-                  *(fmt(metas[cid].provenance.scores.get(k)) for k in keys)) for cid in shown)
-    return ReportSection("Synthetic pairs", (f"{len(synthetic)} synthetic case(s) passed the quality gate and are "
-                                             "in the store; synthetic cases only ever train.",),
-                         (ReportTable("shown synthetic cases", ("case", "generator", "seed", "made from", *keys),
-                                      rows),),
-                         (ReportFigure(SYNTHETIC, "Each generated pair at the store's resolution (right) beside "
-                                                  "the real slice it was made from (left); label outlines."),))
+    keys = [
+        k for k in ("distance", "min_jacobian", "frechet_batch") if any(k in metas[c].provenance.scores for c in shown)
+    ]
+    rows = tuple(
+        (
+            cid,
+            metas[cid].provenance.generator or "-",
+            str(metas[cid].provenance.seed),
+            " ".join(f"{c}:{z}" for c, z in metas[cid].provenance.parents) or "-",
+            *(fmt(metas[cid].provenance.scores.get(k)) for k in keys),
+        )
+        for cid in shown
+    )
+    return ReportSection(
+        "Synthetic pairs",
+        (
+            f"{len(synthetic)} synthetic case(s) passed the quality gate and are "
+            "in the store; synthetic cases only ever train.",
+        ),
+        (ReportTable("shown synthetic cases", ("case", "generator", "seed", "made from", *keys), rows),),
+        (
+            ReportFigure(
+                SYNTHETIC,
+                "Each generated pair at the store's resolution (right) beside "
+                "the real slice it was made from (left); label outlines.",
+            ),
+        ),
+    )
 
 
 def curation_section(store: SliceStore, inputs: ReportInputs, attrs: dict | None) -> ReportSection:
     """The prompt set's and the mixture's tables."""
     tables = []
     if attrs is not None:
-        tables.append(ReportTable(f"prompt set {inputs.prompt_set}", ("scheme", "seed", "objects", "skipped"),
-                                  ((str(attrs["scheme"]), str(attrs["seed"]), str(attrs["n_objects"]),
-                                    str(attrs["n_skipped"])),)))
+        tables.append(
+            ReportTable(
+                f"prompt set {inputs.prompt_set}",
+                ("scheme", "seed", "objects", "skipped"),
+                ((str(attrs["scheme"]), str(attrs["seed"]), str(attrs["n_objects"]), str(attrs["n_skipped"])),),
+            )
+        )
     paragraphs: tuple[str, ...] = ()
     if inputs.mixture is not None:
         record = load_mixture(store, inputs.mixture)
         rows = []
         for split in SPLITS:
             cases = record.cases[record.cases["split"] == split]
-            rows.append((split, str(record.counts[split]["real"]), str(record.counts[split]["synthetic"]),
-                         str(int(cases["n_objects"].sum())), fmt(float(cases["weight"].sum()))))
-        tables.append(ReportTable(f"mixture {record.name} (labels {', '.join(record.labels or ['all'])})",
-                                  ("split", "real cases", "synthetic cases", "objects", "weight"), tuple(rows)))
+            rows.append(
+                (
+                    split,
+                    str(record.counts[split]["real"]),
+                    str(record.counts[split]["synthetic"]),
+                    str(int(cases["n_objects"].sum())),
+                    fmt(float(cases["weight"].sum())),
+                )
+            )
+        tables.append(
+            ReportTable(
+                f"mixture {record.name} (labels {', '.join(record.labels or ['all'])})",
+                ("split", "real cases", "synthetic cases", "objects", "weight"),
+                tuple(rows),
+            )
+        )
         paragraphs = tuple(f"Warning: {w}" for w in record.warnings)
     return ReportSection("Prompts and mixture", paragraphs, tuple(tables))
 
@@ -165,13 +210,22 @@ def training_sections(inputs: ReportInputs, folder: Path) -> list[ReportSection]
     run = Path(inputs.run_dir)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
     curve = _copy(run / "training_curve.png", folder, "training_curve.png")
-    text = (f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}] trained for {info.get('step')} "
-            f"steps on {info.get('device')} (last session {fmt(info.get('seconds'), 0)} s); validation: "
-            f"{info.get('validation')}; Dice {fmt(info.get('zero_shot_dice'))} before training, "
-            f"{fmt(last_val_dice(run))} after.")
-    sections = [ReportSection("Training", (text, f"Run folder: {run}"), (),
-                              (ReportFigure(curve, "Training loss per logged step and validation Dice "
-                                                   "(step 0 is the zero-shot model)."),) if curve else ())]
+    text = (
+        f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}] trained for {info.get('step')} "
+        f"steps on {info.get('device')} (last session {fmt(info.get('seconds'), 0)} s); validation: "
+        f"{info.get('validation')}; Dice {fmt(info.get('zero_shot_dice'))} before training, "
+        f"{fmt(last_val_dice(run))} after."
+    )
+    sections = [
+        ReportSection(
+            "Training",
+            (text, f"Run folder: {run}"),
+            (),
+            (ReportFigure(curve, "Training loss per logged step and validation Dice (step 0 is the zero-shot model)."),)
+            if curve
+            else (),
+        )
+    ]
     if inputs.evaluation_json is None or not Path(inputs.evaluation_json).is_file():
         return sections
     report = json.loads(Path(inputs.evaluation_json).read_text())
@@ -179,18 +233,31 @@ def training_sections(inputs: ReportInputs, folder: Path) -> list[ReportSection]
     models = report["models"]
     rows = [(m, *(fmt(overall[name][m]) for name in models)) for m in overall[models[0]]]
     per_label = [(r["label_name"], *(fmt(r[name]["dice"]) for name in models)) for r in report["per_label"]]
-    figure = _copy(Path(inputs.evaluation_json).parent / report.get("figure", "best_worst.png"), folder,
-                   "zero_shot_vs_adapted.png")
+    figure = _copy(
+        Path(inputs.evaluation_json).parent / report.get("figure", "best_worst.png"), folder, "zero_shot_vs_adapted.png"
+    )
     data = report["data"]
-    sections.append(ReportSection(
-        "Zero-shot vs adapted",
-        (f"Evaluated on {data.get('protocol') or 'split ' + data['split']}: {data['cases']} case(s), "
-         f"{data['slices']} slices, {data['objects']} objects; the same prompts for both models.",
-         f"Empty masks: {report['empty_masks']}"),
-        (ReportTable("overall (mean over case & label)", ("metric", *models), tuple(rows)),
-         ReportTable("Dice per label", ("label", *models), tuple(per_label))),
-        (ReportFigure(figure, "Best and worst objects: reference, then each model's prediction with the "
-                              "same prompt."),) if figure else ()))
+    sections.append(
+        ReportSection(
+            "Zero-shot vs adapted",
+            (
+                f"Evaluated on {data.get('protocol') or 'split ' + data['split']}: {data['cases']} case(s), "
+                f"{data['slices']} slices, {data['objects']} objects; the same prompts for both models.",
+                f"Empty masks: {report['empty_masks']}",
+            ),
+            (
+                ReportTable("overall (mean over case & label)", ("metric", *models), tuple(rows)),
+                ReportTable("Dice per label", ("label", *models), tuple(per_label)),
+            ),
+            (
+                ReportFigure(
+                    figure, "Best and worst objects: reference, then each model's prediction with the same prompt."
+                ),
+            )
+            if figure
+            else (),
+        )
+    )
     return sections
 
 
@@ -209,13 +276,22 @@ def report_task(inputs: ReportInputs, folder: str) -> str:
     sections.append(curation_section(store, inputs, attrs))
     sections += training_sections(inputs, out)
     if inputs.memory:
-        rows = tuple((name, f"{stage['peak_mb']:,.0f}", f"{stage['seconds']:.0f}")
-                     for name, stage in inputs.memory.items())
-        sections.append(ReportSection("Memory", ("Peak resident memory of the job's process per stage (MB; the ingest "
-                                                 "workers of a local Dask cluster run in processes of their own).",),
-                                      (ReportTable("peak per stage", ("stage", "peak MB", "seconds"), rows),)))
-    page = Report(inputs.title, summary_lines(store, inputs), tuple(sections),
-                  {"store": store.url, "snapshot": store.snapshot_id})
+        rows = tuple(
+            (name, f"{stage['peak_mb']:,.0f}", f"{stage['seconds']:.0f}") for name, stage in inputs.memory.items()
+        )
+        sections.append(
+            ReportSection(
+                "Memory",
+                (
+                    "Peak resident memory of the job's process per stage (MB; the ingest "
+                    "workers of a local Dask cluster run in processes of their own).",
+                ),
+                (ReportTable("peak per stage", ("stage", "peak MB", "seconds"), rows),),
+            )
+        )
+    page = Report(
+        inputs.title, summary_lines(store, inputs), tuple(sections), {"store": store.url, "snapshot": store.snapshot_id}
+    )
     return str(write_report(page, out))
 
 
@@ -223,13 +299,16 @@ def summary_lines(store: SliceStore, inputs: ReportInputs) -> tuple[str, ...]:
     """The headline: what the store holds and, after an evaluation, Dice zero-shot vs adapted."""
     info = store.info()
     origins = ", ".join(f"{n} {k}" for k, n in info["origins"].items())
-    lines = [f"Store: {info['cases']} cases ({origins}), {info['labelled_slices']} labelled slices, "
-             f"{sum(info['objects_per_label'].values())} objects."]
+    lines = [
+        f"Store: {info['cases']} cases ({origins}), {info['labelled_slices']} labelled slices, "
+        f"{sum(info['objects_per_label'].values())} objects."
+    ]
     if inputs.evaluation_json is not None and Path(inputs.evaluation_json).is_file():
         report = json.loads(Path(inputs.evaluation_json).read_text())
         dice = {name: scores.get("dice") for name, scores in report["overall"].items()}
         where = report["data"].get("protocol") or f"split {report['data']['split']}"
-        lines.append(f"{report['model']} [{report['adapter']}] on {where} ({report['data']['objects']} objects): "
-                     "Dice " + ", ".join(
-                         f"{name.replace('_', '-')} {fmt(v)}" for name, v in dice.items()) + ".")
+        lines.append(
+            f"{report['model']} [{report['adapter']}] on {where} ({report['data']['objects']} objects): "
+            "Dice " + ", ".join(f"{name.replace('_', '-')} {fmt(v)}" for name, v in dice.items()) + "."
+        )
     return tuple(lines)

@@ -35,11 +35,14 @@ def default_workers() -> int:
 class FlowSettings:
     """The task runner settings: an existing Dask scheduler's address, or the local worker count."""
 
-    dask_address: Annotated[Annotated[str, Field(pattern=r"^.*://")] | None, Field(
-        description=f"a scheduler address such as tcp://127.0.0.1:8786 ({ADDRESS_ENV})")] = None
+    dask_address: Annotated[
+        Annotated[str, Field(pattern=r"^.*://")] | None,
+        Field(description=f"a scheduler address such as tcp://127.0.0.1:8786 ({ADDRESS_ENV})"),
+    ] = None
     #: 0 = default_workers()
-    dask_workers: Annotated[Count, Field(
-        description=f"local worker count, {WORKERS_ENV}; 1 = run tasks in the flow's own process")] = 0
+    dask_workers: Annotated[
+        Count, Field(description=f"local worker count, {WORKERS_ENV}; 1 = run tasks in the flow's own process")
+    ] = 0
 
     @property
     def workers(self) -> int:
@@ -83,9 +86,15 @@ def task_runner(settings: FlowSettings | None = None) -> Any:
         return DaskTaskRunner(address=settings.dask_address)
     if settings.workers == 1:
         return ThreadPoolTaskRunner(max_workers=1)
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs={"n_workers": settings.workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": settings.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        },
+    )
 
 
 def with_runner(flow_obj: Any, settings: FlowSettings | None = None) -> Any:

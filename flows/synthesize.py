@@ -20,8 +20,15 @@ from pydantic import create_model, model_validator
 
 from flows.artifacts import markdown_table, publish
 from flows.params import Params
-from pipelines.synthesize import (SliceQuery, SynthConfig, SynthReport, build_source, open_trained, synthesize,
-                                  train_generator)
+from pipelines.synthesize import (
+    SliceQuery,
+    SynthConfig,
+    SynthReport,
+    build_source,
+    open_trained,
+    synthesize,
+    train_generator,
+)
 from samdata.config import model_fields
 from samdata.spec import parse_slices, split_spec
 from samdata.synth.gate import GateConfig
@@ -63,8 +70,9 @@ class _SynthFields(Params):
 
     def query(self) -> SliceQuery:
         """The real slices the generator starts from (train split)."""
-        return SliceQuery(labels=self.labels, slices=parse_slices(self.slices) if self.slices else None,
-                          max_slices=self.max_slices)
+        return SliceQuery(
+            labels=self.labels, slices=parse_slices(self.slices) if self.slices else None, max_slices=self.max_slices
+        )
 
     def train_config(self) -> Any:
         """The training config of a kind that trains (small CPU defaults; ``size`` overrides the frame)."""
@@ -72,26 +80,52 @@ class _SynthFields(Params):
         if self.name == "cgan":
             from samdata.synth.cgan import CganConfig
 
-            return CganConfig(size=self.size or 128, steps=self.steps, seed=self.seed, save_every=every,
-                              log_every=max(1, self.steps // 20), device=self.device)
-        return GanConfig(size=self.size or GanConfig().size, steps=self.steps, seed=self.seed, sample_every=0,
-                         save_every=every, log_every=max(1, self.steps // 20), device=self.device)
+            return CganConfig(
+                size=self.size or 128,
+                steps=self.steps,
+                seed=self.seed,
+                save_every=every,
+                log_every=max(1, self.steps // 20),
+                device=self.device,
+            )
+        return GanConfig(
+            size=self.size or GanConfig().size,
+            steps=self.steps,
+            seed=self.seed,
+            sample_every=0,
+            save_every=every,
+            log_every=max(1, self.steps // 20),
+            device=self.device,
+        )
 
     def synth(self) -> SynthConfig:
         """The generation config: ``count`` samples of ``seed`` through the gate."""
-        return SynthConfig(count=self.count, seed=self.seed, batch_size=min(32, self.count),
-                           gate=GateConfig(frechet_max=self.frechet_max))
+        return SynthConfig(
+            count=self.count,
+            seed=self.seed,
+            batch_size=min(32, self.count),
+            gate=GateConfig(frechet_max=self.frechet_max),
+        )
 
 
 #: A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a
 #: generation run (count, seed, gate's Fréchet limit): fields of SliceQuery, GanConfig, SynthConfig, GateConfig.
-SynthParams = create_model("SynthParams", __base__=_SynthFields, __doc__=(
-    "A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a "
-    "generation run (count, seed, gate's Fréchet limit)."),
-    **model_fields(SliceQuery, ["labels"]), slices=(str | None, None), **model_fields(SliceQuery, ["max_slices"]),
-    **model_fields(GanConfig, ["steps"]), size=(int | None, None),
-    **model_fields(SynthConfig, ["count", "seed"], count=64), **model_fields(GateConfig, ["frechet_max"]),
-    **model_fields(GanConfig, ["device"]))
+SynthParams = create_model(
+    "SynthParams",
+    __base__=_SynthFields,
+    __doc__=(
+        "A generator (kind spec, id, the real slices it starts from; steps and size for kinds that train) and a "
+        "generation run (count, seed, gate's Fréchet limit)."
+    ),
+    **model_fields(SliceQuery, ["labels"]),
+    slices=(str | None, None),
+    **model_fields(SliceQuery, ["max_slices"]),
+    **model_fields(GanConfig, ["steps"]),
+    size=(int | None, None),
+    **model_fields(SynthConfig, ["count", "seed"], count=64),
+    **model_fields(GateConfig, ["frechet_max"]),
+    **model_fields(GanConfig, ["device"]),
+)
 
 
 @task(name="train-generator", cache_policy=NONE)
@@ -105,10 +139,22 @@ def train_generator_task(store: str, gen_dir: str, params: SynthParams) -> dict[
         if step % every == 0 or step == steps:
             logger.info(f"{params.name} step {step}/{steps}: D {metrics['loss_d']:.3f}, G {metrics['loss_g']:.3f}")
 
-    result = train_generator(store, gen_dir, params.query(), params.name, params.train_config(),
-                             generator_id=params.gid, resume=True, on_step=on_step)
-    return {"gen_dir": str(result.gen_dir), "steps": result.step, "checkpoint_hash": result.checkpoint_hash,
-            "seconds": result.seconds}
+    result = train_generator(
+        store,
+        gen_dir,
+        params.query(),
+        params.name,
+        params.train_config(),
+        generator_id=params.gid,
+        resume=True,
+        on_step=on_step,
+    )
+    return {
+        "gen_dir": str(result.gen_dir),
+        "steps": result.step,
+        "checkpoint_hash": result.checkpoint_hash,
+        "seconds": result.seconds,
+    }
 
 
 @task(name="generate", cache_policy=NONE)
@@ -128,14 +174,29 @@ def generate_task(store: str, gen_dir: str | None, params: SynthParams) -> Synth
 
 def synth_markdown(store: str, params: SynthParams, trained: dict[str, Any] | None, report: SynthReport) -> str:
     """The artifact: generator, counts, rejections by reason, thresholds and per-batch Fréchet distance."""
-    rows = [[report.generator_id, params.kind, report.seed, report.requested, report.already_stored,
-             report.generated, report.accepted, report.rejected, report.snapshot_id]]
+    rows = [
+        [
+            report.generator_id,
+            params.kind,
+            report.seed,
+            report.requested,
+            report.already_stored,
+            report.generated,
+            report.accepted,
+            report.rejected,
+            report.snapshot_id,
+        ]
+    ]
     text = f"## Synthetic pairs in `{store}`\n\n"
     if trained is not None:
-        text += (f"Generator `{trained['gen_dir']}`: {trained['steps']} steps, checkpoint sha256 "
-                 f"`{trained['checkpoint_hash'][:16]}`.\n\n")
-    text += markdown_table(["generator", "kind", "seed", "requested", "already stored", "generated", "accepted",
-                            "rejected", "snapshot"], rows)
+        text += (
+            f"Generator `{trained['gen_dir']}`: {trained['steps']} steps, checkpoint sha256 "
+            f"`{trained['checkpoint_hash'][:16]}`.\n\n"
+        )
+    text += markdown_table(
+        ["generator", "kind", "seed", "requested", "already stored", "generated", "accepted", "rejected", "snapshot"],
+        rows,
+    )
     if report.reasons:
         text += "\n\nRejected by reason:\n\n" + markdown_table(["reason", "pairs"], sorted(report.reasons.items()))
     frechet = [b.get("frechet") for b in report.batches]
@@ -154,6 +215,8 @@ def synthesize_flow(store: str, generator_dir: str, synth: SynthParams) -> dict[
         logger.info(f"generator {trained['gen_dir']}: {trained['steps']} steps ({trained['seconds']:.0f} s this run)")
     report = generate_task(store, str(Path(generator_dir)) if synth.trains else None, synth)
     publish("synthesize", store, synth_markdown(store, synth, trained, report), f"synthetic pairs of {synth.gid}")
-    logger.info(f"synthetic pairs: {report.accepted} accepted, {report.rejected} rejected "
-                f"{dict(report.reasons) or ''}, {report.already_stored} already stored; snapshot {report.snapshot_id}")
+    logger.info(
+        f"synthetic pairs: {report.accepted} accepted, {report.rejected} rejected "
+        f"{dict(report.reasons) or ''}, {report.already_stored} already stored; snapshot {report.snapshot_id}"
+    )
     return report.to_json()

@@ -44,8 +44,10 @@ def _hooks(total_hint: int) -> TrainHooks:
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
         if step % state["every"] == 0 or step == state["total"]:
-            logger.info(f"step {step}/{state['total']}: loss {metrics['loss']:.4f}, "
-                        f"{metrics['seconds']:.2f} s/step, {time.perf_counter() - state['began']:.0f} s so far")
+            logger.info(
+                f"step {step}/{state['total']}: loss {metrics['loss']:.4f}, "
+                f"{metrics['seconds']:.2f} s/step, {time.perf_counter() - state['began']:.0f} s so far"
+            )
 
     return TrainHooks(on_start=on_start, on_step=on_step, on_message=logger.info)
 
@@ -88,9 +90,14 @@ def draw_curve(run_dir: str | Path) -> Path | None:
         return None
     info = json.loads(layout.info.read_text()) if layout.info.is_file() else {}
     title = f"{info.get('model', 'model')} [{info.get('adapter', '?')}] on mixture {info.get('mixture', '?')}"
-    return draw_training_curve([r["step"] for r in train_rows], [r["loss"] for r in train_rows],
-                               [r["step"] for r in val_rows], [r["val_dice"] for r in val_rows],
-                               layout.root / CURVE, title=title)
+    return draw_training_curve(
+        [r["step"] for r in train_rows],
+        [r["loss"] for r in train_rows],
+        [r["step"] for r in val_rows],
+        [r["val_dice"] for r in val_rows],
+        layout.root / CURVE,
+        title=title,
+    )
 
 
 def overall_rows(overall: dict[str, dict[str, float]]) -> list[list[str]]:
@@ -103,40 +110,59 @@ def overall_rows(overall: dict[str, dict[str, float]]) -> list[list[str]]:
     return rows
 
 
-def train_markdown(result: TrainResult, evaluation: EvalReport | None, curve: Path | None,
-                   params: EvalParams | None, skipped: str | None = None) -> str:
+def train_markdown(
+    result: TrainResult,
+    evaluation: EvalReport | None,
+    curve: Path | None,
+    params: EvalParams | None,
+    skipped: str | None = None,
+) -> str:
     """The artifact: run summary, the zero-shot vs adapted metrics table and where the figures are."""
     info = result.info
-    parts = [f"## Training run `{result.run_dir}`",
-             f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}], step {result.step}, "
-             f"mixture `{info.get('mixture')}` at snapshot `{info.get('snapshot_id')}`; validation: "
-             f"{info.get('validation')}. Validation Dice {fmt(result.zero_shot_dice)} before training → "
-             f"{fmt(last_val_dice(result.run_dir))} after; {result.seconds:.0f} s this run."]
+    parts = [
+        f"## Training run `{result.run_dir}`",
+        f"{info.get('model')} [{info.get('adapter_report', info.get('adapter'))}], step {result.step}, "
+        f"mixture `{info.get('mixture')}` at snapshot `{info.get('snapshot_id')}`; validation: "
+        f"{info.get('validation')}. Validation Dice {fmt(result.zero_shot_dice)} before training → "
+        f"{fmt(last_val_dice(result.run_dir))} after; {result.seconds:.0f} s this run.",
+    ]
     if evaluation is not None and params is not None:
-        parts += [f"### Evaluation on {params.split}" + (f" slices {params.slices}" if params.slices else ""),
-                  markdown_table(["metric", "zero-shot", "adapted", "adapted - zero-shot"],
-                                 overall_rows(evaluation.overall))]
+        parts += [
+            f"### Evaluation on {params.split}" + (f" slices {params.slices}" if params.slices else ""),
+            markdown_table(["metric", "zero-shot", "adapted", "adapted - zero-shot"], overall_rows(evaluation.overall)),
+        ]
     elif params is not None and skipped:
         parts += [f"### Evaluation on {params.split} skipped", skipped]
     figures = [["training curve", str(curve)]] if curve is not None else []
     if evaluation is not None:
-        figures += [["best and worst objects, zero-shot vs adapted", evaluation.figure_path],
-                    ["metrics (JSON)", evaluation.json_path], ["metrics (Markdown)", evaluation.markdown_path]]
+        figures += [
+            ["best and worst objects, zero-shot vs adapted", evaluation.figure_path],
+            ["metrics (JSON)", evaluation.json_path],
+            ["metrics (Markdown)", evaluation.markdown_path],
+        ]
     if figures:
         parts += ["### Files", markdown_table(["what", "path"], figures)]
     return "\n\n".join(parts)
 
 
 @flow(name="train", validate_parameters=True)
-def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainParams(),  # type: ignore[valid-type]
-               evaluate: EvalParams | None = EvalParams(), resume: bool = True) -> dict[str, Any]:
+def train_flow(
+    store: str,
+    mixture: str,
+    out: str,
+    train: TrainParams = TrainParams(),  # type: ignore[valid-type]
+    evaluate: EvalParams | None = EvalParams(),
+    resume: bool = True,
+) -> dict[str, Any]:
     """Fine-tune on ``mixture`` of ``store`` into the run folder ``out`` (continuing the run there when
     ``resume``), evaluate adapted vs zero-shot (unless ``evaluate`` is None); artifact ``train-<run>``."""
     logger = get_run_logger()
     config = train.config(store, mixture)
     again = resume and RunLayout(Path(out)).exists()
-    logger.info(f"{'resuming' if again else 'starting'} run {out}: {config.model} [{config.adapter}], "
-                f"{config.steps} steps of batch {config.batch_size} on mixture {mixture!r}")
+    logger.info(
+        f"{'resuming' if again else 'starting'} run {out}: {config.model} [{config.adapter}], "
+        f"{config.steps} steps of batch {config.batch_size} on mixture {mixture!r}"
+    )
     memory = StageMemory()
     with memory.stage("training"):
         result = train_task(config, out, again)
@@ -156,8 +182,21 @@ def train_flow(store: str, mixture: str, out: str, train: TrainParams = TrainPar
     key = publish("train", out, train_markdown(result, evaluation, curve, evaluate, skipped), f"training run {out}")
     final = result.val_dice if result.val_dice is not None else last_val_dice(result.run_dir)
     logger.info(f"run {result.run_dir}: validation Dice {fmt(result.zero_shot_dice)} → {fmt(final)} (artifact {key})")
-    return {"run_dir": str(result.run_dir), "step": result.step, "zero_shot_dice": result.zero_shot_dice,
-            "val_dice": final, "seconds": result.seconds, "curve": str(curve) if curve else None,
-            "evaluation": None if evaluation is None else {
-                "overall": evaluation.overall, "json": evaluation.json_path, "markdown": evaluation.markdown_path,
-                "figure": evaluation.figure_path}, "evaluation_skipped": skipped, "memory": memory.stages}
+    return {
+        "run_dir": str(result.run_dir),
+        "step": result.step,
+        "zero_shot_dice": result.zero_shot_dice,
+        "val_dice": final,
+        "seconds": result.seconds,
+        "curve": str(curve) if curve else None,
+        "evaluation": None
+        if evaluation is None
+        else {
+            "overall": evaluation.overall,
+            "json": evaluation.json_path,
+            "markdown": evaluation.markdown_path,
+            "figure": evaluation.figure_path,
+        },
+        "evaluation_skipped": skipped,
+        "memory": memory.stages,
+    }

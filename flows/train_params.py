@@ -39,12 +39,17 @@ class _EvalFields(Params):
 
 
 #: Evaluation of a run: split, z filter and EvalConfig's tolerance, clicks, batch and TTA (a choice in the UI).
-EvalParams = create_model("EvalParams", __base__=_EvalFields, __doc__=(
-    "Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as "
-    "``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time "
-    "mirroring (:mod:`training.tta`: none, lr or flip)."),
+EvalParams = create_model(
+    "EvalParams",
+    __base__=_EvalFields,
+    __doc__=(
+        "Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as "
+        "``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time "
+        "mirroring (:mod:`training.tta`: none, lr or flip)."
+    ),
     **model_fields(EvalConfig, ["tolerance_mm", "clicks", "batch_slices"]),
-    tta=(Literal[tuple(TTA_VIEWS)], model_fields(EvalConfig, ["tta"])["tta"][1]))  # type: ignore[misc]
+    tta=(Literal[tuple(TTA_VIEWS)], model_fields(EvalConfig, ["tta"])["tta"][1]),
+)  # type: ignore[misc]
 
 
 class _TrainFields(Params):
@@ -62,6 +67,9 @@ class _TrainFields(Params):
 
 
 #: A run's training settings: every TrainConfig field except store and mixture, with its default.
-TrainParams = create_model("TrainParams", __base__=_TrainFields, __doc__=(
-    "Training settings: every TrainConfig field but store and mixture (see training.config)."),
-    **model_fields(TrainConfig, [f for f in field_names(TrainConfig) if f not in ("store", "mixture")]))
+TrainParams = create_model(
+    "TrainParams",
+    __base__=_TrainFields,
+    __doc__=("Training settings: every TrainConfig field but store and mixture (see training.config)."),
+    **model_fields(TrainConfig, [f for f in field_names(TrainConfig) if f not in ("store", "mixture")]),
+)

@@ -19,31 +19,42 @@ class MixtureConfig:
 
     real: Annotated[Weight, Field(description="Total sampling weight of the real train cases")] = 1.0
     synthetic: Annotated[Weight, Field(description="Total sampling weight of the synthetic cases")] = 0.0
-    generators: Annotated[dict[str, Weight] | None, Field(
-        description="GEN=W: share of the synthetic weight for a generator id (default: all, per case)")] = None
+    generators: Annotated[
+        dict[str, Weight] | None,
+        Field(description="GEN=W: share of the synthetic weight for a generator id (default: all, per case)"),
+    ] = None
     labels: tuple[str, ...] | None = None
-    splits: Annotated[tuple[Weight, Weight, Weight], Field(description="train,val,test fractions of the real cases")
-                      ] = (0.7, 0.15, 0.15)
+    splits: Annotated[
+        tuple[Weight, Weight, Weight], Field(description="train,val,test fractions of the real cases")
+    ] = (0.7, 0.15, 0.15)
     prompt_set: Annotated[str | None, Field(description="Prompt set the mixture trains with")] = None
     seed: Annotated[Count, Field(description="Seed of the case split")] = 0
 
     def __post_init__(self) -> None:
         if self.real + self.synthetic <= 0:
-            raise ConfigError(f"mixture weights real={self.real} and synthetic={self.synthetic} are both 0; "
-                              "expected at least one > 0")
+            raise ConfigError(
+                f"mixture weights real={self.real} and synthetic={self.synthetic} are both 0; expected at least one > 0"
+            )
         if self.generators is not None and sum(self.generators.values()) <= 0:
             raise ConfigError(f"generator weights {self.generators} sum to 0; expected at least one > 0")
         if abs(sum(self.splits) - 1.0) > 1e-6 or self.splits[0] <= 0:
-            raise ConfigError(f"mixture splits {self.splits} sum to {sum(self.splits):g}; expected train > 0 "
-                              "and train + val + test = 1")
+            raise ConfigError(
+                f"mixture splits {self.splits} sum to {sum(self.splits):g}; expected train > 0 "
+                "and train + val + test = 1"
+            )
 
 
 @config
 class SliceQuery:
     """Which real slices: label names, optional case ids and z indices, splits, a cap and a snapshot."""
 
-    labels: Annotated[tuple[str, ...], Field(min_length=1, description=(
-        "Label names whose slices the generator starts from; every label of those slices is kept"))]
+    labels: Annotated[
+        tuple[str, ...],
+        Field(
+            min_length=1,
+            description=("Label names whose slices the generator starts from; every label of those slices is kept"),
+        ),
+    ]
     cases: Annotated[tuple[str, ...] | None, Field(description="Only these case ids")] = None
     slices: Annotated[tuple[int, ...] | None, Field(description="Only these z, e.g. 50-139:3 or 60,80,100")] = None
     splits: tuple[str, ...] = ("train",)

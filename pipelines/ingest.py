@@ -28,8 +28,15 @@ from samdata.case import Case, Normalisation, Provenance, Volume
 from samdata.errors import SamdataError, ValidationError
 from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.headers import check_budget, check_pair, read_header
-from samdata.io.readers import (HASH_ALGORITHM, LEGACY_HASH_ALGORITHM, is_legacy_hash, match_label_grid, read_label,
-                                read_volume, source_hash)
+from samdata.io.readers import (
+    HASH_ALGORITHM,
+    LEGACY_HASH_ALGORITHM,
+    is_legacy_hash,
+    match_label_grid,
+    read_label,
+    read_volume,
+    source_hash,
+)
 from samdata.labels import as_label_array
 from samdata.malloc import return_large_blocks
 from samdata.normalise import IngestConfig, canonical_ornt, inverse_ornt, planned_window, reorient, window_transform
@@ -126,8 +133,9 @@ def _as_read(array_xyz: np.ndarray, normalised: Normalisation) -> tuple[np.ndarr
     return own_zyx(array_xyz), normalised
 
 
-def _stored_label(canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
+def _stored_label(
+    canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """The stored label of :func:`stored_arrays` (on the calling thread)."""
     if cleaned is None:
         if canonical.label is None:
@@ -144,9 +152,9 @@ def _stored_label(canonical: CanonicalCase, config: IngestConfig, cleaned: Clean
     return clean_label_zyx(own_zyx(label.array), config, canonical.case_id)[0], cleaned.present
 
 
-def stored_arrays(canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None,
-                  normalised: Normalisation | None
-                  ) -> tuple[tuple[np.ndarray, Normalisation], tuple[np.ndarray, np.ndarray] | None]:
+def stored_arrays(
+    canonical: CanonicalCase, config: IngestConfig, cleaned: CleanedLabel | None, normalised: Normalisation | None
+) -> tuple[tuple[np.ndarray, Normalisation], tuple[np.ndarray, np.ndarray] | None]:
     """The stored image and label of a freshly read case for :func:`samdata.prepare.assemble_case`, as
     :func:`samdata.prepare.prepare_case` makes them but from arrays the readers gave up: they are rearranged
     and cleaned in place where their layout allows (no copy of either volume: the ingest path's largest
@@ -159,8 +167,10 @@ def stored_arrays(canonical: CanonicalCase, config: IngestConfig, cleaned: Clean
     :func:`~samdata.normalise.planned_window`); not with resampling."""
     source = canonical.source
     if normalised is not None and (config.spacing is not None or np.asarray(source.array).dtype != np.uint8):
-        raise ValidationError(f"{source.path}: an image normalised while read ({normalised.method}) must be uint8 "
-                              f"(is {np.asarray(source.array).dtype}) and is not resampled (spacing {config.spacing})")
+        raise ValidationError(
+            f"{source.path}: an image normalised while read ({normalised.method}) must be uint8 "
+            f"(is {np.asarray(source.array).dtype}) and is not resampled (spacing {config.spacing})"
+        )
     image_xyz = np.asarray(canonical.image.array)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samdata-normalise") as pool:
         if normalised is None:
@@ -209,10 +219,12 @@ def prepare_item(item: SourceItem, dataset: SourceDataset, config: IngestConfig,
         label = match_label_grid(raw, image)  # a raster mask without geometry takes the image's affine
     provenance = Provenance(origin="real", source=str(item.image), source_hash=content_hash, name=item.name)
     canonical = canonical_case(image, label, case_id=item.case_id, config=config, modality=modality)
-    stored_image, stored_label = stored_arrays(canonical, config, cleaned,
-                                               window if image.meta.get("transformed") else None)
-    return assemble_case(canonical, stored_image, stored_label, label_names=dataset.label_names,
-                         provenance=provenance, split=item.split)
+    stored_image, stored_label = stored_arrays(
+        canonical, config, cleaned, window if image.meta.get("transformed") else None
+    )
+    return assemble_case(
+        canonical, stored_image, stored_label, label_names=dataset.label_names, provenance=provenance, split=item.split
+    )
 
 
 def _describe(err: BaseException, item: SourceItem) -> str:
@@ -262,8 +274,9 @@ def _start_client(cluster: ClusterConfig, stack: ExitStack) -> Any:
         leaked = os.environ.get(_TRIM) == _DASK_TRIM and os.environ.pop(_TRIM)
         try:
             with dask.config.set({f"distributed.nanny.pre-spawn-environ.{_TRIM}": None}):
-                local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=None)
+                local = LocalCluster(
+                    n_workers=cluster.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
         finally:
             if leaked:
                 os.environ[_TRIM] = _DASK_TRIM
@@ -302,11 +315,13 @@ class IngestPlan:
 WaveRunner = Callable[[list[PlannedCase], StoreWriter], list[tuple[CaseWriter | None, dict[str, str]]]]
 
 
-def _hashes(items: list[SourceItem], threads: int, legacy: bool = False
-            ) -> Iterator[tuple[SourceItem, tuple[str, ...] | BaseException]]:
+def _hashes(
+    items: list[SourceItem], threads: int, legacy: bool = False
+) -> Iterator[tuple[SourceItem, tuple[str, ...] | BaseException]]:
     """Each item with its content hash (and, with ``legacy``, the bare SHA-256 that stores written
     before the hash prefix hold), or the error hashing it raised; on ``threads`` threads (hashlib and
     file reads release the GIL), in item order."""
+
     def one(item: SourceItem) -> tuple[str, ...] | BaseException:
         try:
             digest = item_hash(item)
@@ -321,8 +336,14 @@ def _hashes(items: list[SourceItem], threads: int, legacy: bool = False
         yield from zip(items, pool.map(one, items))
 
 
-def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig | None = None, *,
-                progress: ProgressFn | None = None, threads: int = 1) -> tuple[IngestPlan, IngestReport]:
+def plan_ingest(
+    source: str | Path,
+    store_url: str | Path,
+    config: IngestConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    threads: int = 1,
+) -> tuple[IngestPlan, IngestReport]:
     """Discover ``source``, hash every item (on ``threads`` threads) and keep those whose content is not
     stored yet (creates the store if absent); the report already holds the skipped items and the ones
     that failed here."""
@@ -354,8 +375,9 @@ def plan_ingest(source: str | Path, store_url: str | Path, config: IngestConfig 
     return plan, report
 
 
-def prepare_into(cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter,
-                 *, prefetch: bool = False) -> tuple[CaseWriter, dict[str, str]]:
+def prepare_into(
+    cases: list[PlannedCase], dataset: SourceDataset, config: IngestConfig, fork: CaseWriter, *, prefetch: bool = False
+) -> tuple[CaseWriter, dict[str, str]]:
     """Worker part: prepare each case and write it into ``fork``; returns the fork and case_id → error
     ('' when written). A case that cannot be read or prepared is reported, not raised.
 
@@ -408,8 +430,9 @@ class _Deferred:
         return self.fn(*self.args)
 
 
-def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wave: int,
-             progress: ProgressFn | None = None) -> IngestReport:
+def run_plan(
+    plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wave: int, progress: ProgressFn | None = None
+) -> IngestReport:
     """The committer: run the plan's cases in waves of ``wave`` through ``run_wave``, merge and
     checkpoint each wave on the run's staging branch, and publish to ``main`` in one commit."""
     if not plan.todo:
@@ -429,7 +452,7 @@ def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wa
             else:
                 pending.append(case)
         for start in range(0, len(pending), max(1, wave)):
-            chunk = pending[start:start + max(1, wave)]
+            chunk = pending[start : start + max(1, wave)]
             results = run_wave(chunk, writer)
             outcome = {cid: error for _fork, errors in results for cid, error in errors.items()}
             forks = [fork for fork, _errors in results if fork is not None and fork.case_ids()]
@@ -451,8 +474,14 @@ def run_plan(plan: IngestPlan, report: IngestReport, run_wave: WaveRunner, *, wa
     return report
 
 
-def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | None = None, *,
-           cluster: ClusterConfig | None = None, progress: ProgressFn | None = None) -> IngestReport:
+def ingest(
+    source: str | Path,
+    store_url: str | Path,
+    config: IngestConfig | None = None,
+    *,
+    cluster: ClusterConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
     """Ingest every case of ``source`` into the store at ``store_url``; returns the per-case report."""
     cluster = cluster or ClusterConfig()
     if cluster.scheduler is None and cluster.workers <= 1:
@@ -461,8 +490,9 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
     with _client(cluster) as get_client:  # a local cluster starts while the sources are hashed
         # the sources are hashed here before any case is read, on up to four threads whatever the number
         # of workers (hashlib and file reads release the GIL)
-        plan, report = plan_ingest(source, store_url, config, progress=progress,
-                                   threads=max(cluster.workers, min(4, os.cpu_count() or 1)))
+        plan, report = plan_ingest(
+            source, store_url, config, progress=progress, threads=max(cluster.workers, min(4, os.cpu_count() or 1))
+        )
         if not plan.todo:
             return report
         client = get_client()
@@ -470,8 +500,10 @@ def ingest(source: str | Path, store_url: str | Path, config: IngestConfig | Non
         def run_wave(chunk: list[PlannedCase], writer: StoreWriter) -> list[tuple[CaseWriter | None, dict[str, str]]]:
             if client is None:  # one fork for the wave, so the next case's read can overlap this one's write
                 return [prepare_into(list(chunk), plan.dataset, plan.config, writer.fork(), prefetch=cluster.prefetch)]
-            futures = [client.submit(prepare_into, [case], plan.dataset, plan.config, writer.fork(), pure=False)
-                       for case in chunk]
+            futures = [
+                client.submit(prepare_into, [case], plan.dataset, plan.config, writer.fork(), pure=False)
+                for case in chunk
+            ]
             return client.gather(futures)
 
         return run_plan(plan, report, run_wave, wave=batch, progress=progress)

@@ -63,8 +63,9 @@ def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, in
     return counts[0], counts[1], counts[2]
 
 
-def assign_splits(case_ids: list[str], fractions: tuple[float, float, float], seed: int
-                  ) -> tuple[dict[str, str], list[str]]:
+def assign_splits(
+    case_ids: list[str], fractions: tuple[float, float, float], seed: int
+) -> tuple[dict[str, str], list[str]]:
     """Split real case ids by :func:`split_key` order; returns case → split and warnings for empty splits."""
     ordered = sorted(case_ids, key=lambda cid: split_key(seed, cid))
     n_train, n_val, _ = split_counts(len(ordered), fractions)
@@ -72,8 +73,9 @@ def assign_splits(case_ids: list[str], fractions: tuple[float, float, float], se
     warnings = []
     for name, frac in zip(SPLITS[1:], fractions[1:]):
         if frac > 0 and name not in split.values():
-            warnings.append(f"only {len(ordered)} real case(s): split {name!r} (fraction {frac:g}) is empty, "
-                            f"train has {n_train}")
+            warnings.append(
+                f"only {len(ordered)} real case(s): split {name!r} (fraction {frac:g}) is empty, train has {n_train}"
+            )
     return split, warnings
 
 
@@ -98,15 +100,19 @@ def _synthetic_shares(frame: pd.DataFrame, config: MixtureConfig, where: str) ->
     if config.generators is not None:
         for gen in config.generators:
             if gen not in present:
-                raise RegistryError(f"unknown generator {gen!r}: no synthetic case with objects of the chosen labels "
-                                    f"in store {where} names it; generators there: {', '.join(present) or 'none'}")
+                raise RegistryError(
+                    f"unknown generator {gen!r}: no synthetic case with objects of the chosen labels "
+                    f"in store {where} names it; generators there: {', '.join(present) or 'none'}"
+                )
         total = sum(config.generators.values())
         shares = {gen: w / total for gen, w in sorted(config.generators.items()) if w > 0}
     else:
         shares = {gen: int(counts[gen]) / len(synth) for gen in present}
     if config.synthetic > 0 and not shares:
-        raise ValidationError(f"mixture asks synthetic={config.synthetic} but store {where} has no synthetic "
-                              "cases with objects of the chosen labels; set synthetic to 0 or add synthetic cases")
+        raise ValidationError(
+            f"mixture asks synthetic={config.synthetic} but store {where} has no synthetic "
+            "cases with objects of the chosen labels; set synthetic to 0 or add synthetic cases"
+        )
     return shares if config.synthetic > 0 else {}
 
 
@@ -115,8 +121,9 @@ def _object_keys(objects: pd.DataFrame, columns: tuple[str, ...]) -> set[tuple[A
     return set(zip(*(objects[col].astype(str if col == "case_id" else int) for col in columns)))
 
 
-def _prompt_coverage(head: SliceStore, config: MixtureConfig, objects: pd.DataFrame,
-                     source: SliceStore) -> tuple[str | None, list[str]]:
+def _prompt_coverage(
+    head: SliceStore, config: MixtureConfig, objects: pd.DataFrame, source: SliceStore
+) -> tuple[str | None, list[str]]:
     """Check the prompt set exists; its source snapshot and warnings about objects it lacks or that changed."""
     if config.prompt_set is None:
         return None, []
@@ -126,19 +133,24 @@ def _prompt_coverage(head: SliceStore, config: MixtureConfig, objects: pd.DataFr
     missing = need - _object_keys(frame, OBJECT_KEY[:3])
     warnings = []
     if missing:
-        warnings.append(f"prompt set {config.prompt_set!r} has no prompt for {len(missing)} of the mixture's "
-                        f"{len(need)} objects (too small for its scheme, or other labels)")
+        warnings.append(
+            f"prompt set {config.prompt_set!r} has no prompt for {len(missing)} of the mixture's "
+            f"{len(need)} objects (too small for its scheme, or other labels)"
+        )
     if drawn_from != source.snapshot_id:
         mixed = objects[objects["case_id"].isin(set(frame["case_id"]))]
         changed = _object_keys(mixed, OBJECT_KEY) - _object_keys(source.at(drawn_from).objects(), OBJECT_KEY)
         if changed:
-            warnings.append(f"{len(changed)} objects differ between snapshot {drawn_from} (prompt set "
-                            f"{config.prompt_set!r}) and {source.snapshot_id} (mixture): cases were rewritten")
+            warnings.append(
+                f"{len(changed)} objects differ between snapshot {drawn_from} (prompt set "
+                f"{config.prompt_set!r}) and {source.snapshot_id} (mixture): cases were rewritten"
+            )
     return drawn_from, warnings
 
 
-def make_mixture(store_url: str | Path, name: str, config: MixtureConfig, *, snapshot: str | None = None,
-                 overwrite: bool = False) -> MixtureRecord:
+def make_mixture(
+    store_url: str | Path, name: str, config: MixtureConfig, *, snapshot: str | None = None, overwrite: bool = False
+) -> MixtureRecord:
     """Split and weight the cases of ``snapshot`` (default: the head) per ``config`` and commit the
     result as table ``mixtures/<name>`` on the head; every check runs before anything is written."""
     path = table_path(name)
@@ -146,14 +158,18 @@ def make_mixture(store_url: str | Path, name: str, config: MixtureConfig, *, sna
     source = head.at(snapshot) if snapshot is not None else head
     where = f"{source.url!r} at {source.snapshot_id}"
     if not overwrite and path in head.list_tables(MIXTURES):
-        raise ConfigError(f"mixture {name!r} already exists in store {head.url!r}; choose another name or "
-                          "pass overwrite=True (--overwrite)")
+        raise ConfigError(
+            f"mixture {name!r} already exists in store {head.url!r}; choose another name or "
+            "pass overwrite=True (--overwrite)"
+        )
     objects = select_objects(source.objects(), list(config.labels) if config.labels is not None else None, where)
     frame = _case_table(source, objects)
     real_ids = frame.loc[frame["origin"] == "real", "case_id"].tolist()
     if not real_ids:
-        raise ValidationError(f"store {where} has no real cases with objects of labels "
-                              f"{list(config.labels) if config.labels else 'any'}; a mixture needs real cases")
+        raise ValidationError(
+            f"store {where} has no real cases with objects of labels "
+            f"{list(config.labels) if config.labels else 'any'}; a mixture needs real cases"
+        )
     shares = _synthetic_shares(frame, config, where)
     frame = frame[(frame["origin"] == "real") | frame["generator"].isin(list(shares))].reset_index(drop=True)
     objects = objects[objects["case_id"].isin(frame["case_id"])]
@@ -163,27 +179,43 @@ def make_mixture(store_url: str | Path, name: str, config: MixtureConfig, *, sna
     real_train = int(((frame["origin"] == "real") & (frame["split"] == "train")).sum())
     per_gen = frame.loc[frame["origin"] == "synthetic", "generator"].value_counts()
     frame["weight"] = [
-        (config.real / real_train if sp == "train" else 0.0) if origin == "real"
+        (config.real / real_train if sp == "train" else 0.0)
+        if origin == "real"
         else config.synthetic * shares[gen] / int(per_gen[gen])
         for origin, sp, gen in zip(frame["origin"], frame["split"], frame["generator"])
     ]
-    counts = {sp: {origin: int(((frame["split"] == sp) & (frame["origin"] == origin)).sum())
-                   for origin in ("real", "synthetic")} for sp in SPLITS}
+    counts = {
+        sp: {
+            origin: int(((frame["split"] == sp) & (frame["origin"] == origin)).sum())
+            for origin in ("real", "synthetic")
+        }
+        for sp in SPLITS
+    }
     n_all_cases = len(set(source.case_ids()))
     attrs = {
-        "name": name, "snapshot_id": source.snapshot_id, "prompt_set": config.prompt_set,
+        "name": name,
+        "snapshot_id": source.snapshot_id,
+        "prompt_set": config.prompt_set,
         "prompt_set_snapshot_id": prompt_snapshot,
         "labels": list(config.labels) if config.labels is not None else None,
-        "real": float(config.real), "synthetic": float(config.synthetic), "generators": shares,
-        "splits": list(config.splits), "seed": config.seed, "counts": counts,
+        "real": float(config.real),
+        "synthetic": float(config.synthetic),
+        "generators": shares,
+        "splits": list(config.splits),
+        "seed": config.seed,
+        "counts": counts,
         "objects": {sp: int(frame.loc[frame["split"] == sp, "n_objects"].sum()) for sp in SPLITS},
-        "excluded_cases": n_all_cases - len(frame), "warnings": split_warnings + warnings,
+        "excluded_cases": n_all_cases - len(frame),
+        "warnings": split_warnings + warnings,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     columns = {
-        "case_id": frame["case_id"].to_numpy(dtype=str), "split": frame["split"].to_numpy(dtype=str),
-        "origin": frame["origin"].to_numpy(dtype=str), "generator": frame["generator"].to_numpy(dtype=str),
-        "n_objects": frame["n_objects"].to_numpy(dtype=np.int32), "weight": frame["weight"].to_numpy(dtype=np.float64),
+        "case_id": frame["case_id"].to_numpy(dtype=str),
+        "split": frame["split"].to_numpy(dtype=str),
+        "origin": frame["origin"].to_numpy(dtype=str),
+        "generator": frame["generator"].to_numpy(dtype=str),
+        "n_objects": frame["n_objects"].to_numpy(dtype=np.int32),
+        "weight": frame["weight"].to_numpy(dtype=np.float64),
     }
     summary = ", ".join(f"{sp} {sum(c.values())}" for sp, c in counts.items())
     with head.writer(f"mixture {name}: real {config.real:g}, synthetic {config.synthetic:g}; {summary}") as writer:
@@ -197,16 +229,21 @@ def list_mixtures(store: SliceStore) -> list[dict[str, Any]]:
     return [store.read_table(table_path(name))[1] for name in table_names(store, MIXTURES)]
 
 
-def sample_train_slices(store: SliceStore, record: MixtureRecord, n: int, rng: np.random.Generator
-                        ) -> list[tuple[str, int]]:
+def sample_train_slices(
+    store: SliceStore, record: MixtureRecord, n: int, rng: np.random.Generator
+) -> list[tuple[str, int]]:
     """``n`` (case_id, z) draws as training sees them: a train case by weight, then one of its slices
     holding the mixture's labels uniformly; ``store`` should be the view at ``record.snapshot_id``."""
     train = record.cases[(record.cases["split"] == "train") & (record.cases["weight"] > 0)]
     if train.empty or n < 1:
-        raise ValidationError(f"mixture {record.name!r} has {len(train)} train cases with weight > 0; "
-                              f"cannot draw {n} samples")
-    objects = select_objects(store.objects(), list(record.labels) if record.labels is not None else None,
-                             f"{store.url!r} at {store.snapshot_id}")
+        raise ValidationError(
+            f"mixture {record.name!r} has {len(train)} train cases with weight > 0; cannot draw {n} samples"
+        )
+    objects = select_objects(
+        store.objects(),
+        list(record.labels) if record.labels is not None else None,
+        f"{store.url!r} at {store.snapshot_id}",
+    )
     slices = objects.drop_duplicates(["case_id", "z"]).groupby("case_id")["z"].apply(list).to_dict()
     weights = train["weight"].to_numpy(dtype=np.float64)
     picks = rng.choice(len(train), size=n, p=weights / weights.sum())

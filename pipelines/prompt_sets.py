@@ -70,14 +70,17 @@ def select_objects(objects: pd.DataFrame, labels: list[str] | None, where: str) 
         known = sorted(set(objects["label_name"].astype(str)))
         unknown = [name for name in labels if name not in known]
         if unknown or not labels:
-            raise ConfigError(f"unknown label name(s) {unknown or labels} for store {where}; "
-                              f"expected some of: {', '.join(known) or '(no objects in the store)'}")
+            raise ConfigError(
+                f"unknown label name(s) {unknown or labels} for store {where}; "
+                f"expected some of: {', '.join(known) or '(no objects in the store)'}"
+            )
         objects = objects[objects["label_name"].isin(labels)]
     return objects.sort_values(list(PROMPT_KEY_COLUMNS), kind="stable").reset_index(drop=True)
 
 
-def _draw(store: SliceStore, objects: pd.DataFrame, scheme: PromptScheme, seed: int,
-          progress: ProgressFn | None) -> tuple[list[int], list[Prompt], list[str]]:
+def _draw(
+    store: SliceStore, objects: pd.DataFrame, scheme: PromptScheme, seed: int, progress: ProgressFn | None
+) -> tuple[list[int], list[Prompt], list[str]]:
     """Prompt every object (one slice read per slice); returns kept row numbers, prompts, skip reasons."""
     kept: list[int] = []
     prompts: list[Prompt] = []
@@ -98,9 +101,16 @@ def _draw(store: SliceStore, objects: pd.DataFrame, scheme: PromptScheme, seed: 
     return kept, prompts, skipped
 
 
-def make_prompt_set(store_url: str | Path, scheme_spec: str, name: str, seed: int, *,
-                    labels: list[str] | None = None, overwrite: bool = False,
-                    progress: ProgressFn | None = None) -> PromptSetReport:
+def make_prompt_set(
+    store_url: str | Path,
+    scheme_spec: str,
+    name: str,
+    seed: int,
+    *,
+    labels: list[str] | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> PromptSetReport:
     """Draw one prompt per object of the store's head with ``scheme_spec`` and commit it as table
     ``prompt_sets/<name>`` (all inputs are checked before anything is written)."""
     scheme = parse_scheme(scheme_spec)
@@ -110,15 +120,19 @@ def make_prompt_set(store_url: str | Path, scheme_spec: str, name: str, seed: in
     store = SliceStore.open(store_url)
     where = f"{store.url!r} at {store.snapshot_id}"
     if not overwrite and path in store.list_tables(PROMPT_SETS):
-        raise ConfigError(f"prompt set {name!r} already exists in store {where}; "
-                          "choose another name or pass overwrite=True (--overwrite)")
+        raise ConfigError(
+            f"prompt set {name!r} already exists in store {where}; "
+            "choose another name or pass overwrite=True (--overwrite)"
+        )
     objects = select_objects(store.objects(), labels, where)
     if objects.empty:
         raise ValidationError(f"store {where} has no labelled objects to prompt; ingest labelled cases first")
     kept, prompts, skipped = _draw(store, objects, scheme, int(seed), progress)
     if not prompts:
-        raise ValidationError(f"prompt scheme {scheme.spec!r} failed on all {len(objects)} objects of store "
-                              f"{where}; first failure: {skipped[0]}")
+        raise ValidationError(
+            f"prompt scheme {scheme.spec!r} failed on all {len(objects)} objects of store "
+            f"{where}; first failure: {skipped[0]}"
+        )
     rows = objects.loc[kept]
     columns: dict[str, np.ndarray] = {
         "case_id": rows["case_id"].to_numpy(dtype=str),
@@ -127,19 +141,32 @@ def make_prompt_set(store_url: str | Path, scheme_spec: str, name: str, seed: in
         **prompts_to_columns(prompts),
     }
     attrs = {
-        "name": name, "scheme": scheme.spec, "seed": int(seed), "snapshot_id": store.snapshot_id,
-        "labels": list(labels) if labels is not None else None, "n_objects": len(prompts),
-        "n_skipped": len(skipped), "skipped_examples": skipped[:MAX_SKIP_EXAMPLES],
+        "name": name,
+        "scheme": scheme.spec,
+        "seed": int(seed),
+        "snapshot_id": store.snapshot_id,
+        "labels": list(labels) if labels is not None else None,
+        "n_objects": len(prompts),
+        "n_skipped": len(skipped),
+        "skipped_examples": skipped[:MAX_SKIP_EXAMPLES],
         "mask_prompts": scheme.name == "mask",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with store.writer(f"prompt set {name}: {scheme.spec} seed {seed} ({len(prompts)} objects)") as writer:
         writer.write_table(path, columns, attrs)
         snapshot = writer.finish()
-    return PromptSetReport(name=name, table=path, scheme=scheme.spec, seed=int(seed),
-                           source_snapshot_id=store.snapshot_id, snapshot_id=snapshot, n_objects=len(prompts),
-                           n_skipped=len(skipped), skipped_examples=tuple(skipped[:MAX_SKIP_EXAMPLES]),
-                           labels=tuple(labels) if labels is not None else None)
+    return PromptSetReport(
+        name=name,
+        table=path,
+        scheme=scheme.spec,
+        seed=int(seed),
+        source_snapshot_id=store.snapshot_id,
+        snapshot_id=snapshot,
+        n_objects=len(prompts),
+        n_skipped=len(skipped),
+        skipped_examples=tuple(skipped[:MAX_SKIP_EXAMPLES]),
+        labels=tuple(labels) if labels is not None else None,
+    )
 
 
 def list_prompt_sets(store: SliceStore) -> list[dict[str, Any]]:

@@ -49,13 +49,16 @@ def _label_values(objects: Any, labels: tuple[str, ...], where: str) -> tuple[in
     known = set(objects["label_name"].astype(str))
     missing = [n for n in labels if n not in known]
     if missing:
-        raise ConfigError(f"unknown label name(s) {missing} for store {where}; expected some of: "
-                          f"{', '.join(sorted(known)) or '(no objects)'}")
+        raise ConfigError(
+            f"unknown label name(s) {missing} for store {where}; expected some of: "
+            f"{', '.join(sorted(known)) or '(no objects)'}"
+        )
     return tuple(int(objects.loc[objects["label_name"] == n, "label"].mode().iloc[0]) for n in labels)
 
 
-def read_pairs(store: SliceStore, keys: list[tuple[str, int]], labels: tuple[str, ...], values: tuple[int, ...]
-               ) -> RealPairs:
+def read_pairs(
+    store: SliceStore, keys: list[tuple[str, int]], labels: tuple[str, ...], values: tuple[int, ...]
+) -> RealPairs:
     """Real pairs of the (case_id, z) ``keys``: one mask channel per label name and the full label maps (values
     unified by label name across cases), resized to the commonest grid."""
     if not keys:
@@ -83,9 +86,19 @@ def read_pairs(store: SliceStore, keys: list[tuple[str, int]], labels: tuple[str
     first = metas[next(cid for cid, *_, img, _l in slices if img.shape == grid)]
     modality = Counter(m.modality for m in metas.values()).most_common(1)[0][0]
     dtype = np.uint8 if max(table.values(), default=0) < 256 else np.uint16
-    return RealPairs(np.stack(images), np.asarray(masks, dtype=bool), values, labels, first.geometry.spacing,
-                     modality, tuple((c, int(z)) for c, z in keys), store.url, store.snapshot_id,
-                     np.stack(full).astype(dtype), tuple(sorted((v, n) for n, v in table.items())))
+    return RealPairs(
+        np.stack(images),
+        np.asarray(masks, dtype=bool),
+        values,
+        labels,
+        first.geometry.spacing,
+        modality,
+        tuple((c, int(z)) for c, z in keys),
+        store.url,
+        store.snapshot_id,
+        np.stack(full).astype(dtype),
+        tuple(sorted((v, n) for n, v in table.items())),
+    )
 
 
 def load_real_pairs(store_url: str | Path, query: SliceQuery) -> RealPairs:
@@ -102,22 +115,41 @@ def load_real_pairs(store_url: str | Path, query: SliceQuery) -> RealPairs:
         chosen = chosen[chosen["z"].isin(query.slices)]
     keys = sorted({(str(c), int(z)) for c, z in zip(chosen["case_id"], chosen["z"])})
     if not keys:
-        raise ValidationError(f"store {where} has no real slices of labels {list(query.labels)} in splits "
-                              f"{list(query.splits)}{'' if query.slices is None else f' at z {list(query.slices)}'}")
+        raise ValidationError(
+            f"store {where} has no real slices of labels {list(query.labels)} in splits "
+            f"{list(query.splits)}{'' if query.slices is None else f' at z {list(query.slices)}'}"
+        )
     if query.max_slices is not None and len(keys) > query.max_slices:
         keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, query.max_slices).round()]
     return read_pairs(store, keys, query.labels, values)
 
 
-def train_generator(store_url: str | Path, gen_dir: Path | str, query: SliceQuery, kind: str, config: Any, *,
-                    generator_id: str, resume: bool = False, on_step: StepFn | None = None) -> Any:
+def train_generator(
+    store_url: str | Path,
+    gen_dir: Path | str,
+    query: SliceQuery,
+    kind: str,
+    config: Any,
+    *,
+    generator_id: str,
+    resume: bool = False,
+    on_step: StepFn | None = None,
+) -> Any:
     """Train a generator of ``kind`` (``cgan``, ``fastgan``) on the real slices of ``query`` into ``gen_dir``."""
-    return train_kind(kind, load_real_pairs(store_url, query), gen_dir, config, generator_id=generator_id,
-                      resume=resume, on_step=on_step)
+    return train_kind(
+        kind,
+        load_real_pairs(store_url, query),
+        gen_dir,
+        config,
+        generator_id=generator_id,
+        resume=resume,
+        on_step=on_step,
+    )
 
 
-def build_source(store_url: str | Path, query: SliceQuery, spec: str, *, generator_id: str | None = None
-                 ) -> tuple[PairSource, RealPairs]:
+def build_source(
+    store_url: str | Path, query: SliceQuery, spec: str, *, generator_id: str | None = None
+) -> tuple[PairSource, RealPairs]:
     """A generator that needs no training (spec ``deform[:key=value,...]`` or ``labels2image:...``) built on
     the real slices of ``query``, and those slices."""
     reference = load_real_pairs(store_url, query)
@@ -141,8 +173,10 @@ def reference_for(store_url: str | Path, gen_dir: Path | str) -> RealPairs:
     try:
         return read_pairs(store, [tuple(k) for k in info.train_keys], info.label_names, info.label_values)
     except CaseNotFoundError as err:
-        raise ValidationError(f"store {store.url!r} lacks slices generator {info.generator_id!r} learnt from; "
-                              f"generate into the store it was trained on ({info.source})") from err
+        raise ValidationError(
+            f"store {store.url!r} lacks slices generator {info.generator_id!r} learnt from; "
+            f"generate into the store it was trained on ({info.source})"
+        ) from err
 
 
 # ----------------------------------------------------------------------------------- generation
@@ -169,9 +203,11 @@ class SynthReport:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe summary with throughput (pairs/s) added."""
-        return {**asdict(self),
-                "pairs_per_s": self.generated / self.generate_seconds if self.generate_seconds else None,
-                "gate_pairs_per_s": self.generated / self.gate_seconds if self.gate_seconds else None}
+        return {
+            **asdict(self),
+            "pairs_per_s": self.generated / self.generate_seconds if self.generate_seconds else None,
+            "gate_pairs_per_s": self.generated / self.gate_seconds if self.gate_seconds else None,
+        }
 
 
 def case_id_for(generator_id: str, seed: int, k: int) -> str:
@@ -179,30 +215,51 @@ def case_id_for(generator_id: str, seed: int, k: int) -> str:
     return f"syn-{generator_id}-{int(seed)}-{int(k)}"
 
 
-def synthetic_case(source: PairSource, reference: RealPairs, seed: int, k: int, image: np.ndarray,
-                   label: np.ndarray | None, scores: dict[str, float], parents: tuple[tuple[str, int], ...] = (),
-                   recipe: dict[str, Any] | None = None) -> Case:
+def synthetic_case(
+    source: PairSource,
+    reference: RealPairs,
+    seed: int,
+    k: int,
+    image: np.ndarray,
+    label: np.ndarray | None,
+    scores: dict[str, float],
+    parents: tuple[tuple[str, int], ...] = (),
+    recipe: dict[str, Any] | None = None,
+) -> Case:
     """A generated (H, W) pair as a store case: Z = 1, diagonal affine, 'synthetic' normalisation, provenance."""
     sx, sy, sz = reference.spacing
     affine = tuple(tuple(float(v) for v in row) for row in np.diag([sx, sy, sz, 1.0]))
     height, width = image.shape
     geometry = Geometry(affine, (sx, sy, sz), affine, (width, height, 1), ("R", "A", "S"))
     normalisation = Normalisation("synthetic", 0.0, 255.0, {"generator": source.generator_id})
-    provenance = Provenance("synthetic", source.description,
-                            hashlib.sha256(f"{source.checkpoint_hash}:{seed}:{k}".encode()).hexdigest(),
-                            source.generator_id, source.checkpoint_hash, int(seed),
-                            {key: float(v) for key, v in scores.items() if math.isfinite(v)},
-                            tuple(parents), dict(recipe or {}))
+    provenance = Provenance(
+        "synthetic",
+        source.description,
+        hashlib.sha256(f"{source.checkpoint_hash}:{seed}:{k}".encode()).hexdigest(),
+        source.generator_id,
+        source.checkpoint_hash,
+        int(seed),
+        {key: float(v) for key, v in scores.items() if math.isfinite(v)},
+        tuple(parents),
+        dict(recipe or {}),
+    )
     names = reference.label_table()
     dtype = np.uint8 if max(names) < 256 else np.uint16
     label_map = np.zeros_like(image, dtype=dtype) if label is None else label.astype(dtype)
-    meta = CaseMeta(case_id_for(source.generator_id, seed, k), reference.modality, names, geometry, normalisation,
-                    provenance)
+    meta = CaseMeta(
+        case_id_for(source.generator_id, seed, k), reference.modality, names, geometry, normalisation, provenance
+    )
     return Case(meta, image[None].astype(np.uint8), label_map[None])
 
 
-def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, config: SynthConfig, *,
-               progress: BatchFn | None = None) -> SynthReport:
+def synthesize(
+    store_url: str | Path,
+    source: PairSource,
+    reference: RealPairs,
+    config: SynthConfig,
+    *,
+    progress: BatchFn | None = None,
+) -> SynthReport:
     """Draw ``config.count`` pairs from ``source``, gate each batch against ``reference`` and commit the
     accepted ones in one commit (none with ``dry_run``); see the module docstring."""
     store = SliceStore.open(store_url)
@@ -215,19 +272,30 @@ def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, 
     reasons: Counter[str] = Counter()
     accepted: list[Case] = []
     for start in range(0, len(todo), config.batch_size):
-        indices = todo[start:start + config.batch_size]
+        indices = todo[start : start + config.batch_size]
         t0 = time.perf_counter()
         batch = source.batch(config.seed, indices)
         report.generate_seconds += time.perf_counter() - t0
-        gated = run_gate(batch.images, batch.labels, gate_cfg, ref, jacobians=batch.min_jacobian,
-                         realistic=source.realistic)
+        gated = run_gate(
+            batch.images, batch.labels, gate_cfg, ref, jacobians=batch.min_jacobian, realistic=source.realistic
+        )
         report.gate_seconds += gated.seconds
         for i, (k, verdict) in enumerate(zip(indices, gated.verdicts)):
             if verdict.accepted:
                 scores = {**verdict.scores, "frechet_batch": gated.frechet}
-                accepted.append(synthetic_case(
-                    source, reference, config.seed, k, batch.images[i], None if batch.labels is None else batch.labels[i],
-                    scores, batch.parents[i] if batch.parents else (), batch.recipes[i] if batch.recipes else None))
+                accepted.append(
+                    synthetic_case(
+                        source,
+                        reference,
+                        config.seed,
+                        k,
+                        batch.images[i],
+                        None if batch.labels is None else batch.labels[i],
+                        scores,
+                        batch.parents[i] if batch.parents else (),
+                        batch.recipes[i] if batch.recipes else None,
+                    )
+                )
         reasons.update(gated.reasons())
         summary = {"indices": [indices[0], indices[-1]], **gated.summary()}
         summary.pop("thresholds"), summary.pop("reference")
@@ -240,8 +308,10 @@ def synthesize(store_url: str | Path, source: PairSource, reference: RealPairs, 
     if config.dry_run or not accepted:
         report.snapshot_id = store.snapshot_id
         return report
-    message = (f"synthetic: {len(accepted)} pair(s) from {source.generator_id} seed {config.seed} "
-               f"({report.generated} generated, {report.rejected} rejected by the gate)")
+    message = (
+        f"synthetic: {len(accepted)} pair(s) from {source.generator_id} seed {config.seed} "
+        f"({report.generated} generated, {report.rejected} rejected by the gate)"
+    )
     with store.writer(message) as writer:
         for case in accepted:
             writer.write_case(case)

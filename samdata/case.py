@@ -136,8 +136,9 @@ class CaseMeta:
             label_names={int(k): v for k, v in d["label_names"].items()},
             geometry=geometry,
             normalisation=Normalisation(**d["normalisation"]),
-            provenance=Provenance(**{**d["provenance"], "parents": tuple(
-                (str(c), int(z)) for c, z in d["provenance"].get("parents", ()))}),
+            provenance=Provenance(
+                **{**d["provenance"], "parents": tuple((str(c), int(z)) for c, z in d["provenance"].get("parents", ()))}
+            ),
             split=d.get("split", "train"),
         )
 
@@ -183,12 +184,22 @@ def slice_objects(case_id: str, label: np.ndarray) -> list[ObjectRow]:
         # only the slice's labelled extent is scanned (organs cover a fraction of a CT slice)
         ys, xs = np.flatnonzero(row_any[z]), np.flatnonzero(col_any[z])
         y0, x0 = int(ys[0]), int(xs[0])
-        plane = label[z, y0:int(ys[-1]) + 1, x0:int(xs[-1]) + 1]
+        plane = label[z, y0 : int(ys[-1]) + 1, x0 : int(xs[-1]) + 1]
         areas = np.bincount(plane.ravel())
         for value, box in enumerate(ndimage.find_objects(plane), start=1):
             if box is None:
                 continue
             by, bx = box
-            rows.append(ObjectRow(case_id, z, value, x0 + int(bx.start), y0 + int(by.start), x0 + int(bx.stop),
-                                  y0 + int(by.stop), int(areas[value])))
+            rows.append(
+                ObjectRow(
+                    case_id,
+                    z,
+                    value,
+                    x0 + int(bx.start),
+                    y0 + int(by.start),
+                    x0 + int(bx.stop),
+                    y0 + int(by.stop),
+                    int(areas[value]),
+                )
+            )
     return rows

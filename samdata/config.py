@@ -38,8 +38,9 @@ Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 #: true or false only
 Flag = Annotated[bool, Field(strict=True)]
 #: a torch device name (``auto``: CUDA when present)
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                              description="auto (CUDA if present), cpu, cuda or cuda:N")]
+Device = Annotated[
+    str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA if present), cpu, cuda or cuda:N")
+]
 #: where a simulated corrective click goes (``samdata.prompts.clicks.CORRECTIVE_MODES``)
 ClickMode = Literal["interior", "random"]
 #: a path or URL, given as a string or a path (kept as a string)
@@ -85,8 +86,11 @@ def config_error(cls: type, err: pydantic.ValidationError) -> SamdataError:
         elif problem["type"] == "string_pattern_mismatch" and getattr(fields.get(field), "description", None):
             parts.append(f"{name}.{field}={problem['input']!r}; expected {fields[field].description}")
         else:
-            expected = (f"expected at least {problem['ctx']['min_length']} item(s)" if problem["type"] == "too_short"
-                        else problem["msg"].replace("Input should be", "expected").replace("Value error, ", ""))
+            expected = (
+                f"expected at least {problem['ctx']['min_length']} item(s)"
+                if problem["type"] == "too_short"
+                else problem["msg"].replace("Input should be", "expected").replace("Value error, ", "")
+            )
             parts.append(f"{name}.{field}={problem['input']!r}; {expected}" + (f" ({about})" if about else ""))
     return ConfigError("; ".join(parts))
 
@@ -105,8 +109,7 @@ def build(cls: Callable[..., T], values: dict[str, Any], where: str) -> T:
     return cls(**values)
 
 
-def model_fields(cls: type, fields: Iterable[str] | Mapping[str, str] | None = None, **defaults: Any
-                 ) -> dict[str, Any]:
+def model_fields(cls: type, fields: Iterable[str] | Mapping[str, str] | None = None, **defaults: Any) -> dict[str, Any]:
     """Field definitions for ``pydantic.create_model`` taken from config class ``cls``: its type, limits,
     default and description per field. ``fields``: the names to take (None = all), or a mapping from the
     model's field name to the config's; ``defaults`` replace some defaults."""

@@ -26,8 +26,10 @@ def check_installed(module: str, extra: str, what: str) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise MissingExtraError(f"{what} needs the optional package {module!r}, which is not installed: "
-                                f"pip install 'samdata[{extra}]' (or 'samdata[all]')")
+        raise MissingExtraError(
+            f"{what} needs the optional package {module!r}, which is not installed: "
+            f"pip install 'samdata[{extra}]' (or 'samdata[all]')"
+        )
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:
@@ -35,5 +37,7 @@ def require(module: str, extra: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise MissingExtraError(f"{what} needs the optional package {module.split('.')[0]!r}, which is not "
-                                f"installed: pip install 'samdata[{extra}]' (or 'samdata[all]')") from err
+        raise MissingExtraError(
+            f"{what} needs the optional package {module.split('.')[0]!r}, which is not "
+            f"installed: pip install 'samdata[{extra}]' (or 'samdata[all]')"
+        ) from err

@@ -43,8 +43,10 @@ def _check(image: np.ndarray, mask: np.ndarray) -> None:
     if image.ndim != 2 or image.dtype != np.uint8:
         raise ValidationError(f"figure image must be (Y, X) uint8; got shape {image.shape}, dtype {image.dtype}")
     if mask.shape != image.shape or not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool):
-        raise ValidationError(f"figure mask must be an integer (Y, X) map shaped like the image {image.shape}; "
-                              f"got shape {mask.shape}, dtype {mask.dtype}")
+        raise ValidationError(
+            f"figure mask must be an integer (Y, X) map shaped like the image {image.shape}; "
+            f"got shape {mask.shape}, dtype {mask.dtype}"
+        )
 
 
 def _draw_prompt(ax: Axes, prompt: Prompt, colour: str | None) -> None:
@@ -52,15 +54,33 @@ def _draw_prompt(ax: Axes, prompt: Prompt, colour: str | None) -> None:
     edge = colour or "black"
     if prompt.box is not None:
         x0, y0, x1, y1 = prompt.box
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour or UNKEYED_BOX,
-                               linewidth=1.8, linestyle="--"))
+        ax.add_patch(
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                x1 - x0,
+                y1 - y0,
+                fill=False,
+                edgecolor=colour or UNKEYED_BOX,
+                linewidth=1.8,
+                linestyle="--",
+            )
+        )
     pos = prompt.point_labels == 1
     if pos.any():
-        ax.scatter(prompt.points[pos, 0], prompt.points[pos, 1], marker="*", s=170, c=POSITIVE,
-                   edgecolors=edge, linewidths=1.0, zorder=3)
+        ax.scatter(
+            prompt.points[pos, 0],
+            prompt.points[pos, 1],
+            marker="*",
+            s=170,
+            c=POSITIVE,
+            edgecolors=edge,
+            linewidths=1.0,
+            zorder=3,
+        )
     if (~pos).any():
-        ax.scatter(prompt.points[~pos, 0], prompt.points[~pos, 1], marker="x", s=90, c=NEGATIVE,
-                   linewidths=2.2, zorder=3)
+        ax.scatter(
+            prompt.points[~pos, 0], prompt.points[~pos, 1], marker="x", s=90, c=NEGATIVE, linewidths=2.2, zorder=3
+        )
 
 
 def _draw_axes(ax: Axes, image: np.ndarray, mask: np.ndarray, prompts: Prompts, title: str) -> set[int]:
@@ -87,18 +107,41 @@ def _draw_axes(ax: Axes, image: np.ndarray, mask: np.ndarray, prompts: Prompts, 
 def _legend_handles(labels: set[int], label_names: Mapping[int, str] | None, prompts: list[Prompts]) -> list[Line2D]:
     """Legend entries: one per label drawn, then the prompt marks that appear."""
     names = label_names or {}
-    handles = [Line2D([], [], color=label_colour(lab), linewidth=2, label=names.get(lab, f"label {lab}"))
-               for lab in sorted(labels)]
-    flat = [p for item in prompts if item is not None
-            for p in ([item] if isinstance(item, Prompt) else list(item.values()))]
+    handles = [
+        Line2D([], [], color=label_colour(lab), linewidth=2, label=names.get(lab, f"label {lab}"))
+        for lab in sorted(labels)
+    ]
+    flat = [
+        p for item in prompts if item is not None for p in ([item] if isinstance(item, Prompt) else list(item.values()))
+    ]
     if any(p.box is not None for p in flat):
         handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.5, label="box prompt"))
     if any((p.point_labels == 1).any() for p in flat):
-        handles.append(Line2D([], [], color=POSITIVE, marker="*", markersize=11, markeredgecolor="black",
-                              linestyle="none", label="positive point"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=POSITIVE,
+                marker="*",
+                markersize=11,
+                markeredgecolor="black",
+                linestyle="none",
+                label="positive point",
+            )
+        )
     if any((p.point_labels == 0).any() for p in flat):
-        handles.append(Line2D([], [], color=NEGATIVE, marker="x", markersize=9, markeredgewidth=2,
-                              linestyle="none", label="negative point"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=NEGATIVE,
+                marker="x",
+                markersize=9,
+                markeredgewidth=2,
+                linestyle="none",
+                label="negative point",
+            )
+        )
     return handles
 
 
@@ -119,8 +162,15 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return out
 
 
-def draw_slice(image: np.ndarray, mask: np.ndarray, prompt: Prompts, title: str, path: str | Path, *,
-               label_names: Mapping[int, str] | None = None) -> Path:
+def draw_slice(
+    image: np.ndarray,
+    mask: np.ndarray,
+    prompt: Prompts,
+    title: str,
+    path: str | Path,
+    *,
+    label_names: Mapping[int, str] | None = None,
+) -> Path:
     """Draw a (Y, X) uint8 slice with the outlines of its (Y, X) integer label map and its prompt(s)
     (one Prompt, or {label: Prompt}) to a PNG at ``path``."""
     fig = Figure(figsize=_panel_size(np.shape(image)))
@@ -132,8 +182,9 @@ def draw_slice(image: np.ndarray, mask: np.ndarray, prompt: Prompts, title: str,
     return _save(fig, path)
 
 
-def draw_grid(samples: Sequence[Sample], path: str | Path, cols: int = 4, *,
-              label_names: Mapping[int, str] | None = None) -> Path:
+def draw_grid(
+    samples: Sequence[Sample], path: str | Path, cols: int = 4, *, label_names: Mapping[int, str] | None = None
+) -> Path:
     """Draw (image, mask, prompt(s), title) samples as a grid of ``cols`` columns with one legend, to PNG."""
     if not samples:
         raise ValidationError("draw_grid needs at least one sample; got none")
@@ -147,7 +198,7 @@ def draw_grid(samples: Sequence[Sample], path: str | Path, cols: int = 4, *,
     labels: set[int] = set()
     for ax, (image, mask, prompt, title) in zip(axes.flat, samples):
         labels |= _draw_axes(ax, image, mask, prompt, title)
-    for ax in axes.flat[len(samples):]:
+    for ax in axes.flat[len(samples) :]:
         ax.set_axis_off()
     handles = _legend_handles(labels, label_names, [s[2] for s in samples])
     if handles:

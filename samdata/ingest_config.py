@@ -37,20 +37,28 @@ class IngestConfig:
     """
 
     modality: Annotated[str | None, Field(description="CT, MR, US, ... (default: dataset.json's, else a guess)")] = None
-    window: Annotated[str | tuple[float, float] | None, Field(
-        description="CT window: abdomen|brain|bone|lung|liver|mediastinum or level,width in HU")] = None
+    window: Annotated[
+        str | tuple[float, float] | None,
+        Field(description="CT window: abdomen|brain|bone|lung|liver|mediastinum or level,width in HU"),
+    ] = None
     percentiles: tuple[Percent, Percent] = (0.5, 99.5)
-    spacing: Annotated[tuple[Millimetres, Millimetres, Millimetres] | None, Field(
-        description="Resample to X,Y,Z mm (default: keep the source spacing)")] = None
+    spacing: Annotated[
+        tuple[Millimetres, Millimetres, Millimetres] | None,
+        Field(description="Resample to X,Y,Z mm (default: keep the source spacing)"),
+    ] = None
     min_object_voxels: Annotated[Count, Field(description="Drop 3D objects smaller than this (voxels)")] = 1000
-    min_object_pixels: Annotated[Count, Field(description="Drop 2D objects smaller than this (pixels per slice)")
-                                 ] = 100
+    min_object_pixels: Annotated[Count, Field(description="Drop 2D objects smaller than this (pixels per slice)")] = 100
     image_order: Annotated[Int, Field(ge=0, le=5, description="a spline order")] = 1
     keep_uint8: bool = True
     affine_tolerance: Weight = 1e-3
-    max_voxels: Annotated[Int, Field(ge=1, description="Refuse a case whose image or label declares more voxels, "
-                                                       "checked on the headers before decoding")
-                          ] = DEFAULT_MAX_VOXELS
+    max_voxels: Annotated[
+        Int,
+        Field(
+            ge=1,
+            description="Refuse a case whose image or label declares more voxels, "
+            "checked on the headers before decoding",
+        ),
+    ] = DEFAULT_MAX_VOXELS
 
     def __post_init__(self) -> None:
         from samdata.normalise import canonical_modality, resolve_window  # numpy, nibabel, scipy: not at import

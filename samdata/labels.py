@@ -79,8 +79,10 @@ def label_boxes(label_zyx: np.ndarray) -> list[tuple[slice, ...] | None]:
     xs = np.flatnonzero(label_zyx[z0:z1, y0:y1].any(axis=(0, 1)))
     x0, x1 = int(xs[0]), int(xs[-1]) + 1
     inner = ndimage.find_objects(label_zyx[z0:z1, y0:y1, x0:x1])
-    return [None if box is None else tuple(slice(s.start + o, s.stop + o) for s, o in zip(box, (z0, y0, x0)))
-            for box in inner]
+    return [
+        None if box is None else tuple(slice(s.start + o, s.stop + o) for s, o in zip(box, (z0, y0, x0)))
+        for box in inner
+    ]
 
 
 def _small_components(mask: np.ndarray, structure: np.ndarray, min_size: int) -> np.ndarray | None:
@@ -101,7 +103,11 @@ def _small_components(mask: np.ndarray, structure: np.ndarray, min_size: int) ->
 
 
 def clean_labels(
-    label_zyx: np.ndarray, *, min_object_voxels: int, min_object_pixels: int, copy: bool = True,
+    label_zyx: np.ndarray,
+    *,
+    min_object_voxels: int,
+    min_object_pixels: int,
+    copy: bool = True,
     boxes: list[tuple[slice, ...] | None] | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Drop small objects from a (Z, Y, X) integer label map, per label value (MedSAM).
@@ -133,8 +139,10 @@ def clean_labels(
         value = index + 1
         mask = cleaned[box] == value  # the only box-sized temporaries: this, the component ids and `small`
         removed = 0
-        for used, structure, min_size in ((use_3d, _STRUCTURE_3D, min_object_voxels),
-                                          (use_2d, _STRUCTURE_2D, min_object_pixels)):
+        for used, structure, min_size in (
+            (use_3d, _STRUCTURE_3D, min_object_voxels),
+            (use_2d, _STRUCTURE_2D, min_object_pixels),
+        ):
             small = _small_components(mask, structure, min_size) if used else None
             if small is not None:
                 cleaned[box][small] = 0

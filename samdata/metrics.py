@@ -32,8 +32,9 @@ class MetricConfig:
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.tolerance_mm, int | float) and math.isfinite(self.tolerance_mm)
-                and self.tolerance_mm >= 0):
+        if not (
+            isinstance(self.tolerance_mm, int | float) and math.isfinite(self.tolerance_mm) and self.tolerance_mm >= 0
+        ):
             raise ConfigError(f"NSD tolerance_mm={self.tolerance_mm!r}; expected a finite number >= 0 (mm)")
         if not (isinstance(self.threshold, int | float) and 0.0 <= self.threshold < 1.0):
             raise ConfigError(f"probability threshold={self.threshold!r}; expected 0 <= threshold < 1")
@@ -43,8 +44,10 @@ def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check two masks of one 2D/3D shape and return them as bool (nonzero = object)."""
     pred_arr, gt_arr = np.asarray(pred), np.asarray(gt)
     if pred_arr.shape != gt_arr.shape or pred_arr.ndim not in (2, 3):
-        raise ValidationError(f"metrics need prediction and reference masks of one 2D or 3D shape; "
-                              f"got {pred_arr.shape} and {gt_arr.shape}")
+        raise ValidationError(
+            f"metrics need prediction and reference masks of one 2D or 3D shape; "
+            f"got {pred_arr.shape} and {gt_arr.shape}"
+        )
     return pred_arr != 0, gt_arr != 0
 
 
@@ -52,8 +55,9 @@ def _spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
     """Validate a per-axis spacing in mm for an ``ndim``-D mask."""
     values = tuple(float(v) for v in spacing)
     if len(values) != ndim or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValidationError(f"spacing {tuple(spacing)} is not {ndim} positive finite numbers (mm per axis, "
-                              f"in the mask's axis order)")
+        raise ValidationError(
+            f"spacing {tuple(spacing)} is not {ndim} positive finite numbers (mm per axis, in the mask's axis order)"
+        )
     return values
 
 
@@ -87,12 +91,12 @@ def diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
 
 def _monai_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, 1, *shape) float tensors, the single-channel one-hot layout MONAI expects."""
-    return (torch.from_numpy(pred[None, None].astype(np.float32)),
-            torch.from_numpy(gt[None, None].astype(np.float32)))
+    return (torch.from_numpy(pred[None, None].astype(np.float32)), torch.from_numpy(gt[None, None].astype(np.float32)))
 
 
-def surface_dice(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
-                 tolerance_mm: float = DEFAULT_TOLERANCE_MM) -> float:
+def surface_dice(
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = DEFAULT_TOLERANCE_MM
+) -> float:
     """Normalised surface Dice at ``tolerance_mm`` of two bool masks with per-axis ``spacing`` (mm)."""
     p, g = _pair(pred, gt)
     sp = _spacing(spacing, p.ndim)
@@ -120,14 +124,19 @@ def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> float:
     return float(value[0, 0])
 
 
-def object_metrics(prob: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
-                   config: MetricConfig = MetricConfig()) -> dict[str, float]:
+def object_metrics(
+    prob: np.ndarray, gt: np.ndarray, spacing: Sequence[float], config: MetricConfig = MetricConfig()
+) -> dict[str, float]:
     """All of :data:`METRICS` plus areas for one object: ``prob`` foreground probabilities, ``gt`` bool, same shape."""
     p = np.asarray(prob, dtype=np.float32)
     g = np.asarray(gt) != 0
     pred = p > config.threshold
     return {
-        "dice": dice(pred, g), "iou": iou(pred, g),
-        "nsd": surface_dice(pred, g, spacing, config.tolerance_mm), "hd95": hd95(pred, g, spacing),
-        "mae": mae(p, g), "gt_area": int(g.sum()), "pred_area": int(pred.sum()),
+        "dice": dice(pred, g),
+        "iou": iou(pred, g),
+        "nsd": surface_dice(pred, g, spacing, config.tolerance_mm),
+        "hd95": hd95(pred, g, spacing),
+        "mae": mae(p, g),
+        "gt_area": int(g.sum()),
+        "pred_area": int(pred.sum()),
     }

@@ -35,20 +35,60 @@ WINDOWS: dict[str, tuple[float, float]] = {
 DEFAULT_CT_WINDOW = "abdomen"
 
 MODALITIES: tuple[str, ...] = (
-    "CT", "MR", "PET", "US", "XR", "MG", "NM",
-    "ENDOSCOPY", "DERMOSCOPY", "FUNDUS", "OCT", "MICROSCOPY", "OTHER",
+    "CT",
+    "MR",
+    "PET",
+    "US",
+    "XR",
+    "MG",
+    "NM",
+    "ENDOSCOPY",
+    "DERMOSCOPY",
+    "FUNDUS",
+    "OCT",
+    "MICROSCOPY",
+    "OTHER",
 )
 """Canonical modality names stored in ``CaseMeta.modality``."""
 
 MODALITY_ALIASES: dict[str, str] = {
     # dataset.json (MSD "modality", nnU-Net "channel_names") spellings
-    "MRI": "MR", "T1": "MR", "T1W": "MR", "T1C": "MR", "T1GD": "MR", "T1CE": "MR", "T2": "MR",
-    "T2W": "MR", "FLAIR": "MR", "ADC": "MR", "DWI": "MR", "PD": "MR", "ULTRASOUND": "US",
-    "XRAY": "XR", "X-RAY": "XR", "MAMMOGRAPHY": "MG", "SPECT": "NM",
-    "ZSCORE": "OTHER", "NONORM": "OTHER", "RESCALE_TO_0_1": "OTHER", "RGB_TO_0_1": "OTHER",
+    "MRI": "MR",
+    "T1": "MR",
+    "T1W": "MR",
+    "T1C": "MR",
+    "T1GD": "MR",
+    "T1CE": "MR",
+    "T2": "MR",
+    "T2W": "MR",
+    "FLAIR": "MR",
+    "ADC": "MR",
+    "DWI": "MR",
+    "PD": "MR",
+    "ULTRASOUND": "US",
+    "XRAY": "XR",
+    "X-RAY": "XR",
+    "MAMMOGRAPHY": "MG",
+    "SPECT": "NM",
+    "ZSCORE": "OTHER",
+    "NONORM": "OTHER",
+    "RESCALE_TO_0_1": "OTHER",
+    "RGB_TO_0_1": "OTHER",
     # DICOM (0008,0060) Modality codes
-    "PT": "PET", "CR": "XR", "DX": "XR", "RG": "XR", "XA": "XR", "RF": "XR", "PX": "XR", "IO": "XR",
-    "ES": "ENDOSCOPY", "OP": "FUNDUS", "OPT": "OCT", "SM": "MICROSCOPY", "OT": "OTHER", "SC": "OTHER",
+    "PT": "PET",
+    "CR": "XR",
+    "DX": "XR",
+    "RG": "XR",
+    "XA": "XR",
+    "RF": "XR",
+    "PX": "XR",
+    "IO": "XR",
+    "ES": "ENDOSCOPY",
+    "OP": "FUNDUS",
+    "OPT": "OCT",
+    "SM": "MICROSCOPY",
+    "OT": "OTHER",
+    "SC": "OTHER",
     "XC": "OTHER",
 }
 """Spellings found in dataset.json files and DICOM Modality tags, mapped to :data:`MODALITIES`."""
@@ -118,8 +158,7 @@ def canonical_ornt(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ornt = io_orientation(np.asarray(affine, dtype=float))
     if np.isnan(ornt).any():
         raise ValidationError(
-            f"affine {np.asarray(affine).tolist()} has a degenerate axis; expected an invertible "
-            "voxel-to-world matrix"
+            f"affine {np.asarray(affine).tolist()} has a degenerate axis; expected an invertible voxel-to-world matrix"
         )
     if len(shape) >= 3 and shape[2] == 1 and ornt[2, 0] != 2:
         first, second = sorted((0, 1), key=lambda axis: ornt[axis, 0])
@@ -185,8 +224,13 @@ def sample_grid(array: np.ndarray, index_map: np.ndarray, shape: tuple[int, ...]
         return out.view(np.bool_) if source.dtype == np.bool_ else out
     float_type = np.result_type(work.dtype, np.float32)
     out = ndimage.affine_transform(
-        work.astype(float_type, copy=False), matrix, offset=offset, output_shape=shape,
-        order=order, mode="nearest", output=float_type,
+        work.astype(float_type, copy=False),
+        matrix,
+        offset=offset,
+        output_shape=shape,
+        order=order,
+        mode="nearest",
+        output=float_type,
     )
     if source.dtype == np.bool_:
         return out >= 0.5

@@ -54,11 +54,7 @@ def _check_image(image: Volume) -> np.ndarray:
                 "expected finite intensities"
             )
     affine = np.asarray(image.affine, dtype=float)
-    if (
-        affine.shape != (4, 4)
-        or not np.isfinite(affine).all()
-        or abs(np.linalg.det(affine[:3, :3])) < 1e-12
-    ):
+    if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ValidationError(
             f"{image.path}: affine {affine.tolist()} is not an invertible finite (4, 4) voxel-to-world matrix"
         )
@@ -179,8 +175,9 @@ class CanonicalCase:
     resampled: bool
 
 
-def canonical_case(image: Volume, label: Volume | None, *, case_id: str, config: IngestConfig,
-                   modality: str | None = None) -> CanonicalCase:
+def canonical_case(
+    image: Volume, label: Volume | None, *, case_id: str, config: IngestConfig, modality: str | None = None
+) -> CanonicalCase:
     """Check an (X, Y, Z) image Volume and optional label Volume on the same grid, reorient both to RAS+
     and resample them when ``config.spacing`` asks (the first steps of :func:`prepare_case`); the
     arrays are views of the inputs where no resampling is done."""
@@ -203,9 +200,15 @@ def canonical_case(image: Volume, label: Volume | None, *, case_id: str, config:
     return CanonicalCase(case_id, image, canon, canon_label, resolved, ornt, resampled)
 
 
-def assemble_case(canonical: CanonicalCase, image: tuple[np.ndarray, Normalisation],
-                  label: tuple[np.ndarray, np.ndarray] | None, *, label_names: dict[int, str],
-                  provenance: Provenance, split: str) -> Case:
+def assemble_case(
+    canonical: CanonicalCase,
+    image: tuple[np.ndarray, Normalisation],
+    label: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    label_names: dict[int, str],
+    provenance: Provenance,
+    split: str,
+) -> Case:
     """The Case of a canonical case from its stored image (:func:`normalise_zyx`: (Z, Y, X) uint8 and its
     Normalisation) and label (:func:`clean_label_zyx`: the cleaned map and the values present; None for a
     case without labels, stored as an all-zero map)."""

@@ -78,12 +78,21 @@ def fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def draw_training_curve(steps: Sequence[int], losses: Sequence[float], val_steps: Sequence[int],
-                        val_dice: Sequence[float], path: str | Path, *, title: str = "training") -> Path:
+def draw_training_curve(
+    steps: Sequence[int],
+    losses: Sequence[float],
+    val_steps: Sequence[int],
+    val_dice: Sequence[float],
+    path: str | Path,
+    *,
+    title: str = "training",
+) -> Path:
     """Plot the training loss per logged step and the validation Dice per validation step to a PNG."""
     if len(steps) != len(losses) or len(val_steps) != len(val_dice):
-        raise ValidationError(f"training curve needs equal-length series; got {len(steps)} steps, "
-                              f"{len(losses)} losses, {len(val_steps)} validation steps, {len(val_dice)} Dice")
+        raise ValidationError(
+            f"training curve needs equal-length series; got {len(steps)} steps, "
+            f"{len(losses)} losses, {len(val_steps)} validation steps, {len(val_dice)} Dice"
+        )
     if not steps and not val_steps:
         raise ValidationError(f"training curve {str(path)!r}: no logged steps and no validations to draw")
     out = Path(path)
@@ -98,8 +107,14 @@ def draw_training_curve(steps: Sequence[int], losses: Sequence[float], val_steps
     ax.grid(alpha=0.3)
     right = ax.twinx()
     if val_steps:
-        right.plot(list(val_steps), list(val_dice), color="#ff7f0e", marker="o", linewidth=1.4,
-                   label="validation Dice (step 0 = zero-shot)")
+        right.plot(
+            list(val_steps),
+            list(val_dice),
+            color="#ff7f0e",
+            marker="o",
+            linewidth=1.4,
+            label="validation Dice (step 0 = zero-shot)",
+        )
     right.set_ylabel("validation Dice", color="#ff7f0e")
     right.set_ylim(0.0, 1.0)
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
@@ -125,8 +140,10 @@ def _section_html(section: ReportSection, folder: Path) -> str:
     for figure in section.figures:
         if not (folder / figure.file).is_file():
             raise ValidationError(f"report figure {figure.file!r} is not in the report folder {str(folder)!r}")
-        parts.append(f'<figure><img src="{html.escape(figure.file)}" alt="{html.escape(figure.caption)}">'
-                     f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{html.escape(figure.file)}" alt="{html.escape(figure.caption)}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+        )
     return "\n".join(parts)
 
 
@@ -140,9 +157,12 @@ def write_report(report: Report, folder: str | Path) -> Path:
     if report.summary:
         body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in report.summary) + "</ul>")
     body += [_section_html(section, out) for section in report.sections]
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -26,6 +26,7 @@ _BOX = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*@\s*
 
 # --- checks shared by params dataclasses -------------------------------------------------------------
 
+
 def check_int(scheme: str, key: str, value: Any, lo: int, hi: int | None = None) -> None:
     """Raise ConfigError unless ``value`` is an int in ``[lo, hi]``."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
@@ -49,8 +50,10 @@ def check_choice(scheme: str, key: str, value: Any, choices: tuple[str, ...]) ->
 
 # --- name:key=value,... -------------------------------------------------------------------------------
 
-def split_spec(spec: str, *, what: str = "spec", list_keys: tuple[str, ...] = (),
-               empty_options: bool = False) -> tuple[str, dict[str, str]]:
+
+def split_spec(
+    spec: str, *, what: str = "spec", list_keys: tuple[str, ...] = (), empty_options: bool = False
+) -> tuple[str, dict[str, str]]:
     """Split ``name:key=value,...`` into the name and its raw key/value strings (whitespace trimmed).
 
     The value of a key in ``list_keys`` may itself hold commas (``blocks=0,1,8-9``): an item without
@@ -153,8 +156,9 @@ def build_params(cls: type, raw: dict[str, str], spec: str, extra_keys: tuple[st
 def _instantiate(cls: type, values: dict[str, Any]) -> Any:
     """Create ``cls`` from a nested dict of field values, recursing into nested dataclass fields."""
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _instantiate(hints[name], value) if isinstance(value, dict) else value
-              for name, value in values.items()}
+    kwargs = {
+        name: _instantiate(hints[name], value) if isinstance(value, dict) else value for name, value in values.items()
+    }
     return cls(**kwargs)
 
 
@@ -174,6 +178,7 @@ def format_params(params: Any) -> list[str]:
 
 # --- index ranges -------------------------------------------------------------------------------------
 
+
 def parse_ranges(text: str, what: str, item: str, expected: str, *, steps: bool = True) -> tuple[int, ...]:
     """Sorted indices of ``"4,8,10-12"`` (ranges inclusive; ``a-b:step`` when ``steps``).
 
@@ -188,8 +193,7 @@ def parse_ranges(text: str, what: str, item: str, expected: str, *, steps: bool 
         last = int(found.group(2)) if found.group(2) is not None else first
         step = int(found.group(3)) if found.group(3) is not None else 1
         if last < first or step < 1:
-            raise ConfigError(f"{what}: empty range {token!r}; expected a <= b"
-                              + (" and step >= 1" if steps else ""))
+            raise ConfigError(f"{what}: empty range {token!r}; expected a <= b" + (" and step >= 1" if steps else ""))
         out.update(range(first, last + 1, step))
     return tuple(sorted(out))
 
@@ -203,8 +207,7 @@ def parse_blocks(spec: str, key: str, text: str) -> tuple[int, ...] | None:
     """Encoder block indices of ``blocks=0,1,8-9`` in spec ``spec``; None for ``all``."""
     if text == "all":
         return None
-    return parse_ranges(text, f"spec {spec!r}: {key}={text!r}", "block", "'all', ints or ranges like 8-11",
-                        steps=False)
+    return parse_ranges(text, f"spec {spec!r}: {key}={text!r}", "block", "'all', ints or ranges like 8-11", steps=False)
 
 
 def format_blocks(blocks: tuple[int, ...] | None) -> str:
@@ -216,8 +219,9 @@ def parse_z_range(text: str) -> tuple[int, int]:
     """Parse an inclusive slice range ``"a-b"`` (canonical z) into (a, b)."""
     found = _Z_RANGE.match(str(text))
     if not found or int(found.group(1)) > int(found.group(2)):
-        raise ConfigError(f"z range {text!r}: expected 'first-last' canonical slice indices with first <= last, "
-                          "e.g. '30-52'")
+        raise ConfigError(
+            f"z range {text!r}: expected 'first-last' canonical slice indices with first <= last, e.g. '30-52'"
+        )
     return int(found.group(1)), int(found.group(2))
 
 
@@ -231,6 +235,7 @@ def parse_box(text: str) -> tuple[Box, int]:
 
 
 # --- comma lists and KEY=VALUE items --------------------------------------------------------------------
+
 
 def split_list(text: str) -> tuple[str, ...]:
     """``"a, b"`` → ("a", "b"): the comma-separated items, whitespace trimmed (empty items kept)."""
@@ -292,6 +297,7 @@ def split_assignment(item: str) -> tuple[str, str] | None:
 
 
 # --- intensity window and voxel spacing -------------------------------------------------------------------
+
 
 def parse_window(text: str) -> str | tuple[float, float]:
     """Parse a CLI window spec: a preset name ("abdomen") or "level,width" ("40,400")."""

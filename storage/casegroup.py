@@ -16,8 +16,18 @@ from zarr.core.sync import sync
 from samdata.case import Case, CaseMeta
 from samdata.errors import CaseNotFoundError, ValidationError
 from storage.index import CaseEntry
-from storage.schema import (CASE_MARKER, CASES, IMAGE, LABEL, LABEL_DTYPES, LAYOUT_VERSION, case_path,
-                            check_name, image_codec, label_codec)
+from storage.schema import (
+    CASE_MARKER,
+    CASES,
+    IMAGE,
+    LABEL,
+    LABEL_DTYPES,
+    LAYOUT_VERSION,
+    case_path,
+    check_name,
+    image_codec,
+    label_codec,
+)
 
 
 def check_case(case: Case) -> None:
@@ -38,10 +48,22 @@ def write_case_group(root: zarr.Group, case: Case) -> CaseEntry:
         del cases[cid]
     group = cases.create_group(cid, attributes={"meta": case.meta.to_json(), CASE_MARKER: LAYOUT_VERSION})
     _, height, width = case.image.shape
-    arrays = [(group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(1, height, width),
-                                  compressors=codec, fill_value=0, dimension_names=("z", "y", "x")),
-               np.ascontiguousarray(data), codec)
-              for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec()))]
+    arrays = [
+        (
+            group.create_array(
+                name,
+                shape=data.shape,
+                dtype=data.dtype,
+                chunks=(1, height, width),
+                compressors=codec,
+                fill_value=0,
+                dimension_names=("z", "y", "x"),
+            ),
+            np.ascontiguousarray(data),
+            codec,
+        )
+        for name, data, codec in ((IMAGE, case.image, image_codec()), (LABEL, case.label, label_codec()))
+    ]
     # the label's chunks and the index rows (a scan of the label map) on helper threads while the
     # image's chunks are encoded and stored here (blosc and the store release the GIL)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="samdata-write") as pool:
@@ -52,8 +74,11 @@ def write_case_group(root: zarr.Group, case: Case) -> CaseEntry:
         return entry.result()
 
 
-_SHUFFLE = {BloscShuffle.noshuffle: Blosc.NOSHUFFLE, BloscShuffle.shuffle: Blosc.SHUFFLE,
-            BloscShuffle.bitshuffle: Blosc.BITSHUFFLE}
+_SHUFFLE = {
+    BloscShuffle.noshuffle: Blosc.NOSHUFFLE,
+    BloscShuffle.shuffle: Blosc.SHUFFLE,
+    BloscShuffle.bitshuffle: Blosc.BITSHUFFLE,
+}
 
 
 def write_slice_chunks(arr: zarr.Array, data: np.ndarray, codec: BloscCodec) -> None:
@@ -65,15 +90,25 @@ def write_slice_chunks(arr: zarr.Array, data: np.ndarray, codec: BloscCodec) -> 
     it would compare every chunk with the fill value. The chunks written here are exactly zarr's (the same blosc
     frame, the chunk key from the array's metadata); every slice is stored, an all-zero one as a
     ~100-byte chunk, and reads back through zarr like any other (tested against ``arr[:] = data``)."""
-    if data.shape != arr.shape or data.dtype != arr.dtype or arr.chunks != (1, *arr.shape[1:]) or not data.flags.c_contiguous:
-        raise ValidationError(f"write_slice_chunks: array {arr.shape} {arr.dtype} chunks {arr.chunks} cannot take "
-                              f"{data.shape} {data.dtype} slice by slice")
-    encoder = Blosc(cname=codec.cname.value, clevel=codec.clevel, shuffle=_SHUFFLE[codec.shuffle],
-                    blocksize=codec.blocksize)
+    if (
+        data.shape != arr.shape
+        or data.dtype != arr.dtype
+        or arr.chunks != (1, *arr.shape[1:])
+        or not data.flags.c_contiguous
+    ):
+        raise ValidationError(
+            f"write_slice_chunks: array {arr.shape} {arr.dtype} chunks {arr.chunks} cannot take "
+            f"{data.shape} {data.dtype} slice by slice"
+        )
+    encoder = Blosc(
+        cname=codec.cname.value, clevel=codec.clevel, shuffle=_SHUFFLE[codec.shuffle], blocksize=codec.blocksize
+    )
     prototype = default_buffer_prototype()
     store, path = arr.store_path.store, arr.store_path.path
-    chunks = [(f"{path}/{arr.metadata.encode_chunk_key((z, 0, 0))}", prototype.buffer.from_bytes(encoder.encode(data[z])))
-              for z in range(data.shape[0])]
+    chunks = [
+        (f"{path}/{arr.metadata.encode_chunk_key((z, 0, 0))}", prototype.buffer.from_bytes(encoder.encode(data[z])))
+        for z in range(data.shape[0])
+    ]
 
     async def put() -> None:
         await asyncio.gather(*(store.set(key, buffer) for key, buffer in chunks))

@@ -24,15 +24,12 @@ def as_column(name: str, values: object, where: str) -> np.ndarray:
         return arr
     if arr.dtype.kind in "UT" or (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr)):
         return arr.astype(_STRING)
-    raise ValidationError(
-        f"column {name!r} of {where} has dtype {arr.dtype}; expected bool, integer, float or str"
-    )
+    raise ValidationError(f"column {name!r} of {where} has dtype {arr.dtype}; expected bool, integer, float or str")
 
 
 def check_columns(columns: Mapping[str, object], where: str) -> dict[str, np.ndarray]:
     """Validate names, dimensionality, dtypes and equal lengths of a column mapping."""
-    out = {check_name(f"column name in {where}", name): as_column(name, col, where)
-           for name, col in columns.items()}
+    out = {check_name(f"column name in {where}", name): as_column(name, col, where) for name, col in columns.items()}
     lengths = {name: len(col) for name, col in out.items()}
     if len(set(lengths.values())) > 1:
         raise ValidationError(f"columns of {where} differ in length: {lengths}; expected equal lengths")
@@ -44,8 +41,12 @@ def write_columns(group: zarr.Group, columns: Mapping[str, np.ndarray]) -> None:
     for name, col in columns.items():
         dtype = str if col.dtype.kind in "UT" else col.dtype
         arr = group.create_array(
-            name, shape=col.shape, dtype=dtype, chunks=(max(len(col), 1),),
-            compressors=column_codec(), overwrite=True,
+            name,
+            shape=col.shape,
+            dtype=dtype,
+            chunks=(max(len(col), 1),),
+            compressors=column_codec(),
+            overwrite=True,
         )
         if len(col):
             arr[:] = col

@@ -59,7 +59,7 @@ def _touched(diff: icechunk.Diff) -> tuple[set[str], set[str]]:
         if parts[0] == CASES and len(parts) >= 2:
             cases.add(parts[1])
         elif parts[0] == TABLES and len(parts) >= 2 + is_array:
-            tables.add("/".join(parts[1:len(parts) - is_array]))
+            tables.add("/".join(parts[1 : len(parts) - is_array]))
     return cases, tables
 
 

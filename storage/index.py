@@ -14,8 +14,7 @@ from samdata.case import Case, slice_objects
 from storage.columns import read_columns, write_columns
 from storage.schema import INDEX
 
-CASE_COLUMNS = ("case_id", "split", "origin", "modality", "source_hash", "label_names",
-                "depth", "height", "width")
+CASE_COLUMNS = ("case_id", "split", "origin", "modality", "source_hash", "label_names", "depth", "height", "width")
 SLICE_COLUMNS = ("case", "z", "n_objects")
 OBJECT_COLUMNS = ("case", "z", "label", "x0", "y0", "x1", "y1", "area")
 _CASE_STR = CASE_COLUMNS[:6]
@@ -44,23 +43,30 @@ class CaseEntry:
         """Compute a case's index rows from its label map with ``samdata.case.slice_objects``."""
         meta = case.meta
         rows = slice_objects(meta.case_id, case.label)
-        objects = np.array([(r.z, r.label, r.x0, r.y0, r.x1, r.y1, r.area) for r in rows],
-                           dtype=np.int64).reshape(-1, 7)
+        objects = np.array([(r.z, r.label, r.x0, r.y0, r.x1, r.y1, r.area) for r in rows], dtype=np.int64).reshape(
+            -1, 7
+        )
         n_objects = np.bincount(objects[:, 0], minlength=case.label.shape[0]).astype(np.int32)
         return cls(
-            case_id=meta.case_id, split=meta.split, origin=meta.provenance.origin,
-            modality=meta.modality, source_hash=meta.provenance.source_hash,
+            case_id=meta.case_id,
+            split=meta.split,
+            origin=meta.provenance.origin,
+            modality=meta.modality,
+            source_hash=meta.provenance.source_hash,
             label_names=json.dumps(meta.to_json()["label_names"], sort_keys=True),
             shape=tuple(int(s) for s in case.image.shape),  # type: ignore[arg-type]
-            objects=objects, n_objects=n_objects,
+            objects=objects,
+            n_objects=n_objects,
         )
 
     def same_rows(self, other: CaseEntry) -> bool:
         """Whether two entries carry identical index rows (used by verify)."""
         fields = ("case_id", "split", "origin", "modality", "source_hash", "label_names", "shape")
-        return (all(getattr(self, f) == getattr(other, f) for f in fields)
-                and np.array_equal(self.objects, other.objects)
-                and np.array_equal(self.n_objects, other.n_objects))
+        return (
+            all(getattr(self, f) == getattr(other, f) for f in fields)
+            and np.array_equal(self.objects, other.objects)
+            and np.array_equal(self.n_objects, other.n_objects)
+        )
 
 
 def empty_columns() -> IndexColumns:
@@ -72,8 +78,7 @@ def columns_from_entries(entries: Mapping[str, CaseEntry]) -> IndexColumns:
     """Lay out per-case entries as the three global column sets, cases sorted by id."""
     ordered = [entries[k] for k in sorted(entries)]
     cases: dict[str, np.ndarray] = {
-        name: np.array([getattr(e, name) for e in ordered], dtype=np.dtypes.StringDType())
-        for name in _CASE_STR
+        name: np.array([getattr(e, name) for e in ordered], dtype=np.dtypes.StringDType()) for name in _CASE_STR
     }
     for axis, name in enumerate(("depth", "height", "width")):
         cases[name] = np.array([e.shape[axis] for e in ordered], dtype=np.int32)
@@ -96,8 +101,11 @@ def entries_from_columns(cols: IndexColumns) -> dict[str, CaseEntry]:
     """Split the global columns back into per-case entries."""
     cases, slices, objects = cols["cases"], cols["slices"], cols["objects"]
     n = len(cases["case_id"])
-    obj = np.stack([objects[name].astype(np.int64) for name in OBJECT_COLUMNS[1:]], axis=1) \
-        if len(objects["case"]) else np.zeros((0, 7), np.int64)
+    obj = (
+        np.stack([objects[name].astype(np.int64) for name in OBJECT_COLUMNS[1:]], axis=1)
+        if len(objects["case"])
+        else np.zeros((0, 7), np.int64)
+    )
     obj_parts = np.split(obj, np.searchsorted(objects["case"], np.arange(1, n)))
     slice_parts = np.split(slices["n_objects"], np.searchsorted(slices["case"], np.arange(1, n)))
     out: dict[str, CaseEntry] = {}
@@ -105,7 +113,8 @@ def entries_from_columns(cols: IndexColumns) -> dict[str, CaseEntry]:
         entry = CaseEntry(
             *(str(cases[name][i]) for name in _CASE_STR),
             shape=(int(cases["depth"][i]), int(cases["height"][i]), int(cases["width"][i])),
-            objects=obj_parts[i], n_objects=slice_parts[i].astype(np.int32),
+            objects=obj_parts[i],
+            n_objects=slice_parts[i].astype(np.int32),
         )
         out[entry.case_id] = entry
     return out
@@ -131,26 +140,40 @@ def objects_frame(cols: IndexColumns) -> pd.DataFrame:
     row = objects["case"]
     names = [json.loads(str(s)) for s in cases["label_names"]]
     label_name = [names[c].get(str(lab), str(lab)) for c, lab in zip(row.tolist(), objects["label"].tolist())]
-    return pd.DataFrame({
-        "case_id": _take(cases["case_id"], row),
-        "z": objects["z"], "label": objects["label"], "label_name": pd.array(label_name, dtype="str"),
-        "x0": objects["x0"], "y0": objects["y0"], "x1": objects["x1"], "y1": objects["y1"],
-        "area": objects["area"],
-        "split": _take(cases["split"], row), "origin": _take(cases["origin"], row),
-        "modality": _take(cases["modality"], row),
-    })
+    return pd.DataFrame(
+        {
+            "case_id": _take(cases["case_id"], row),
+            "z": objects["z"],
+            "label": objects["label"],
+            "label_name": pd.array(label_name, dtype="str"),
+            "x0": objects["x0"],
+            "y0": objects["y0"],
+            "x1": objects["x1"],
+            "y1": objects["y1"],
+            "area": objects["area"],
+            "split": _take(cases["split"], row),
+            "origin": _take(cases["origin"], row),
+            "modality": _take(cases["modality"], row),
+        }
+    )
 
 
 def slices_frame(cols: IndexColumns) -> pd.DataFrame:
     """One row per slice: case_id, z, n_objects, labelled, split, origin, height, width."""
     cases, slices = cols["cases"], cols["slices"]
     row = slices["case"]
-    return pd.DataFrame({
-        "case_id": _take(cases["case_id"], row), "z": slices["z"], "n_objects": slices["n_objects"],
-        "labelled": slices["n_objects"] > 0,
-        "split": _take(cases["split"], row), "origin": _take(cases["origin"], row),
-        "height": cases["height"][row], "width": cases["width"][row],
-    })
+    return pd.DataFrame(
+        {
+            "case_id": _take(cases["case_id"], row),
+            "z": slices["z"],
+            "n_objects": slices["n_objects"],
+            "labelled": slices["n_objects"] > 0,
+            "split": _take(cases["split"], row),
+            "origin": _take(cases["origin"], row),
+            "height": cases["height"][row],
+            "width": cases["width"][row],
+        }
+    )
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:

@@ -54,20 +54,29 @@ class S3Options:
     def storage(self, bucket: str, prefix: str | None) -> icechunk.Storage:
         """Build the Icechunk storage for ``bucket``/``prefix`` with these settings."""
         endpoint = self.endpoint_url
-        allow_http = self.allow_http if self.allow_http is not None else bool(
-            endpoint and endpoint.startswith("http://"))
+        allow_http = (
+            self.allow_http if self.allow_http is not None else bool(endpoint and endpoint.startswith("http://"))
+        )
         path_style = self.force_path_style if self.force_path_style is not None else bool(endpoint)
         keys: dict[str, object] = {}
         if self.anonymous:
             keys["anonymous"] = True
         elif self.access_key_id and self.secret_access_key:
-            keys.update(access_key_id=self.access_key_id, secret_access_key=self.secret_access_key,
-                        session_token=self.session_token)
+            keys.update(
+                access_key_id=self.access_key_id,
+                secret_access_key=self.secret_access_key,
+                session_token=self.session_token,
+            )
         else:
             keys["from_env"] = True
         return icechunk.s3_storage(
-            bucket=bucket, prefix=prefix, region=self.region, endpoint_url=endpoint,
-            allow_http=allow_http, force_path_style=path_style, **keys,  # type: ignore[arg-type]
+            bucket=bucket,
+            prefix=prefix,
+            region=self.region,
+            endpoint_url=endpoint,
+            allow_http=allow_http,
+            force_path_style=path_style,
+            **keys,  # type: ignore[arg-type]
         )
 
 
@@ -84,7 +93,7 @@ def locate(url: str | Path, s3: S3Options | None) -> Location:
     """Parse a local path or ``s3://bucket/prefix`` into a :class:`Location`."""
     text = str(url)
     if text.startswith("s3://"):
-        bucket, _, prefix = text[len("s3://"):].partition("/")
+        bucket, _, prefix = text[len("s3://") :].partition("/")
         prefix = prefix.strip("/")
         if not bucket:
             raise StoreError(f"store url {text!r} names no bucket; expected s3://bucket/prefix")
@@ -104,7 +113,9 @@ def open_repository(loc: Location, *, create: bool) -> tuple[icechunk.Repository
         if path.exists() and not path.is_dir():
             raise StoreError(f"store {loc.url!r} is a file, expected a store folder")
         if not path.exists() and not create:
-            raise StoreNotFoundError(f"no store at {loc.url!r}: the folder does not exist (pass create=True to make one)")
+            raise StoreNotFoundError(
+                f"no store at {loc.url!r}: the folder does not exist (pass create=True to make one)"
+            )
     try:
         exists = icechunk.Repository.exists(loc.storage)
     except icechunk.IcechunkError as err:
@@ -129,4 +140,3 @@ def icechunk_message(err: BaseException) -> str:
     lines = [ln.strip(" |x`->") for ln in str(err).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith(("context:", "at ", "with "))]
     return lines[0] if lines else type(err).__name__
-

@@ -21,8 +21,17 @@ if TYPE_CHECKING:
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 MIXTURE_COLUMNS: tuple[str, ...] = ("case_id", "split", "origin", "generator", "n_objects", "weight")
-MIXTURE_ATTRS: tuple[str, ...] = ("name", "snapshot_id", "real", "synthetic", "generators", "splits", "seed",
-                                  "counts", "created")
+MIXTURE_ATTRS: tuple[str, ...] = (
+    "name",
+    "snapshot_id",
+    "real",
+    "synthetic",
+    "generators",
+    "splits",
+    "seed",
+    "counts",
+    "created",
+)
 PROMPT_KEY_COLUMNS: tuple[str, ...] = ("case_id", "z", "label")
 PROMPT_SET_ATTRS: tuple[str, ...] = ("scheme", "seed", "snapshot_id")
 
@@ -54,8 +63,9 @@ class MixtureRecord:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_table(cls, columns: dict[str, np.ndarray], attrs: dict[str, Any], where: str = "mixture table"
-                   ) -> MixtureRecord:
+    def from_table(
+        cls, columns: dict[str, np.ndarray], attrs: dict[str, Any], where: str = "mixture table"
+    ) -> MixtureRecord:
         """Rebuild a record from the stored table's columns and attrs (ValidationError naming what is missing)."""
         _require(where, "columns", columns, MIXTURE_COLUMNS)
         _require(where, "attrs", attrs, MIXTURE_ATTRS)
@@ -63,12 +73,22 @@ class MixtureRecord:
         for col in ("case_id", "split", "origin", "generator"):
             frame[col] = frame[col].astype(str)
         labels = attrs.get("labels")
-        return cls(name=attrs["name"], cases=frame, snapshot_id=attrs["snapshot_id"],
-                   prompt_set=attrs.get("prompt_set"), labels=tuple(labels) if labels is not None else None,
-                   real=float(attrs["real"]), synthetic=float(attrs["synthetic"]),
-                   generators=dict(attrs["generators"]), splits=tuple(attrs["splits"]),  # type: ignore[arg-type]
-                   seed=int(attrs["seed"]), counts=attrs["counts"], created=attrs["created"],
-                   warnings=tuple(attrs.get("warnings", ())), attrs=attrs)
+        return cls(
+            name=attrs["name"],
+            cases=frame,
+            snapshot_id=attrs["snapshot_id"],
+            prompt_set=attrs.get("prompt_set"),
+            labels=tuple(labels) if labels is not None else None,
+            real=float(attrs["real"]),
+            synthetic=float(attrs["synthetic"]),
+            generators=dict(attrs["generators"]),
+            splits=tuple(attrs["splits"]),  # type: ignore[arg-type]
+            seed=int(attrs["seed"]),
+            counts=attrs["counts"],
+            created=attrs["created"],
+            warnings=tuple(attrs.get("warnings", ())),
+            attrs=attrs,
+        )
 
     def split_cases(self, split: str) -> list[str]:
         """Sorted case ids of one split (train, val or test)."""
@@ -89,37 +109,49 @@ class PromptSetRecord:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_table(cls, name: str, columns: dict[str, np.ndarray], attrs: dict[str, Any],
-                   where: str = "prompt set table") -> PromptSetRecord:
+    def from_table(
+        cls, name: str, columns: dict[str, np.ndarray], attrs: dict[str, Any], where: str = "prompt set table"
+    ) -> PromptSetRecord:
         """Rebuild a record from the stored table's columns and attrs (ValidationError naming what is missing)."""
         _require(where, "columns", columns, PROMPT_KEY_COLUMNS)
         _require(where, "attrs", attrs, PROMPT_SET_ATTRS)
         frame = pd.DataFrame(columns)
         frame["case_id"] = frame["case_id"].astype(str)
-        return cls(name=name, frame=frame, scheme=str(attrs["scheme"]), seed=int(attrs["seed"]),
-                   snapshot_id=str(attrs["snapshot_id"]), attrs=attrs)
+        return cls(
+            name=name,
+            frame=frame,
+            scheme=str(attrs["scheme"]),
+            seed=int(attrs["seed"]),
+            snapshot_id=str(attrs["snapshot_id"]),
+            attrs=attrs,
+        )
 
     def prompt_columns(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The prompt columns (all but case_id, z, label), of ``rows`` (positions) or of every row."""
-        return {col: (self.frame[col].to_numpy() if rows is None else self.frame[col].to_numpy()[rows])
-                for col in self.frame.columns if col not in PROMPT_KEY_COLUMNS}
+        return {
+            col: (self.frame[col].to_numpy() if rows is None else self.frame[col].to_numpy()[rows])
+            for col in self.frame.columns
+            if col not in PROMPT_KEY_COLUMNS
+        }
 
 
 def table_names(store: SliceStore, folder: str) -> list[str]:
     """Sorted names of the tables directly in ``folder`` (e.g. ``prompt_sets``) of this snapshot."""
     prefix = folder + "/"
-    return [path[len(prefix):] for path in store.list_tables(folder) if path.startswith(prefix)]
+    return [path[len(prefix) :] for path in store.list_tables(folder) if path.startswith(prefix)]
 
 
-def _read(store: SliceStore, folder: str, kind: str, name: str, command: str
-          ) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+def _read(
+    store: SliceStore, folder: str, kind: str, name: str, command: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
     """Columns, attrs and a description of table ``<folder>/<name>``; RegistryError listing the tables of
     ``folder`` there (or the ``command`` that makes one) if it is absent."""
     names = table_names(store, folder)
     if name not in names:
         listing = ", ".join(names) if names else f"none (make one with `{command}`)"
-        raise RegistryError(f"unknown {kind} {name!r} in store {store.url!r} at {store.snapshot_id}; "
-                            f"{kind}s there: {listing}")
+        raise RegistryError(
+            f"unknown {kind} {name!r} in store {store.url!r} at {store.snapshot_id}; {kind}s there: {listing}"
+        )
     path = f"{folder}/{name}"
     columns, attrs = store.read_table(path)
     return columns, attrs, f"{kind} table {path!r} of store {store.url!r}"

@@ -40,19 +40,29 @@ class SnapshotInfo:
 class SliceStore:
     """A read-only view of one snapshot; ``writer()`` starts a transaction on its branch."""
 
-    def __init__(self, repo: icechunk.Repository, loc: Location, branch: str, session: icechunk.Session,
-                 s3: S3Options | None) -> None:
+    def __init__(
+        self, repo: icechunk.Repository, loc: Location, branch: str, session: icechunk.Session, s3: S3Options | None
+    ) -> None:
         self._repo, self._loc, self.branch, self._session, self._s3 = repo, loc, branch, session, s3
         self._root = zarr.open_group(store=session.store, mode="r")
         if self._root.attrs.get(ROOT_MARKER) is None:
-            raise StoreError(f"{loc.url!r} is an Icechunk repository but not a samdata store "
-                             f"(root attribute {ROOT_MARKER!r} missing)")
+            raise StoreError(
+                f"{loc.url!r} is an Icechunk repository but not a samdata store "
+                f"(root attribute {ROOT_MARKER!r} missing)"
+            )
         self._arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
         self._index: IndexColumns | None = None
 
     @classmethod
-    def open(cls, url: str | Path, *, snapshot: str | None = None, branch: str = "main", create: bool = False,
-             s3: S3Options | None = None) -> SliceStore:
+    def open(
+        cls,
+        url: str | Path,
+        *,
+        snapshot: str | None = None,
+        branch: str = "main",
+        create: bool = False,
+        s3: S3Options | None = None,
+    ) -> SliceStore:
         """Open the store at a folder or ``s3://bucket/prefix``, at a branch head or a snapshot id."""
         loc = locate(url, s3)
         repo, created = open_repository(loc, create=create)
@@ -76,13 +86,23 @@ class SliceStore:
 
     def at(self, snapshot: str) -> SliceStore:
         """Another view of the same store at ``snapshot`` (no reconnect)."""
-        return SliceStore(self._repo, self._loc, self.branch,
-                          _session(self._repo, self.url, snapshot=snapshot, branch=self.branch), self._s3)
+        return SliceStore(
+            self._repo,
+            self._loc,
+            self.branch,
+            _session(self._repo, self.url, snapshot=snapshot, branch=self.branch),
+            self._s3,
+        )
 
     def head(self) -> SliceStore:
         """Another view of the same store at the current head of this view's branch (no reconnect)."""
-        return SliceStore(self._repo, self._loc, self.branch,
-                          _session(self._repo, self.url, snapshot=None, branch=self.branch), self._s3)
+        return SliceStore(
+            self._repo,
+            self._loc,
+            self.branch,
+            _session(self._repo, self.url, snapshot=None, branch=self.branch),
+            self._s3,
+        )
 
     # --- index -------------------------------------------------------------------------------
     def _columns(self) -> IndexColumns:
@@ -129,8 +149,9 @@ class SliceStore:
         image, label = arrays
         depth = image.shape[0]
         if not 0 <= int(z) < depth:
-            raise CaseNotFoundError(f"slice z={z} not in case {case_id!r} of store {self.url!r}; "
-                                    f"expected 0 <= z < {depth}")
+            raise CaseNotFoundError(
+                f"slice z={z} not in case {case_id!r} of store {self.url!r}; expected 0 <= z < {depth}"
+            )
         return np.asarray(image[int(z)]), np.asarray(label[int(z)])
 
     def read_case(self, case_id: str) -> Case:
@@ -140,8 +161,7 @@ class SliceStore:
     # --- history -----------------------------------------------------------------------------
     def snapshots(self) -> list[SnapshotInfo]:
         """The commits leading to this view's snapshot, newest first."""
-        return [SnapshotInfo(s.id, s.message, s.written_at)
-                for s in self._repo.ancestry(snapshot_id=self.snapshot_id)]
+        return [SnapshotInfo(s.id, s.message, s.written_at) for s in self._repo.ancestry(snapshot_id=self.snapshot_id)]
 
     def info(self) -> dict[str, Any]:
         """A JSON-safe summary: counts, objects per label name, origins, snapshots, table names, and the names on
@@ -150,14 +170,18 @@ class SliceStore:
         objects = self.objects()
         origins = pd.Series(np.asarray(cases["origin"], dtype=object)).value_counts()
         return {
-            "url": self.url, "snapshot_id": self.snapshot_id,
-            "cases": len(cases["case_id"]), "slices": len(slices["z"]),
+            "url": self.url,
+            "snapshot_id": self.snapshot_id,
+            "cases": len(cases["case_id"]),
+            "slices": len(slices["z"]),
             "labelled_slices": int((slices["n_objects"] > 0).sum()),
             "objects_per_label": {str(k): int(v) for k, v in objects["label_name"].value_counts().sort_index().items()},
             "origins": {str(k): int(v) for k, v in origins.sort_index().items()},
-            "snapshots": [{"id": s.id, "message": s.message, "written_at": s.written_at.isoformat()}
-                          for s in self.snapshots()],
-            "prompt_sets": table_names(self, PROMPT_SETS), "mixtures": table_names(self, MIXTURES),
+            "snapshots": [
+                {"id": s.id, "message": s.message, "written_at": s.written_at.isoformat()} for s in self.snapshots()
+            ],
+            "prompt_sets": table_names(self, PROMPT_SETS),
+            "mixtures": table_names(self, MIXTURES),
             "case_names": self.case_names(),
         }
 
@@ -201,8 +225,9 @@ def _session(repo: icechunk.Repository, url: str, *, snapshot: str | None, branc
     try:
         if snapshot is not None:
             if not _SNAPSHOT_ID.match(snapshot):
-                raise SnapshotNotFoundError(f"snapshot {snapshot!r} is not a snapshot id of store {url!r} "
-                                            "(expected 20 characters of 0-9 A-Z)")
+                raise SnapshotNotFoundError(
+                    f"snapshot {snapshot!r} is not a snapshot id of store {url!r} (expected 20 characters of 0-9 A-Z)"
+                )
             return repo.readonly_session(snapshot_id=snapshot)
         return repo.readonly_session(branch=branch)
     except icechunk.IcechunkError as err:

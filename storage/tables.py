@@ -33,8 +33,9 @@ def write_table_group(root: zarr.Group, path: str, columns: Mapping[str, object]
     if name in parent:
         del parent[name]
     n_rows = len(next(iter(cols.values()))) if cols else 0
-    group = parent.create_group(name, attributes={
-        TABLE_MARKER: {"columns": list(cols), "n_rows": n_rows, "attrs": attrs}})
+    group = parent.create_group(
+        name, attributes={TABLE_MARKER: {"columns": list(cols), "n_rows": n_rows, "attrs": attrs}}
+    )
     write_columns(group, cols)
 
 

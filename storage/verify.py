@@ -31,8 +31,9 @@ def verify_root(root: zarr.Group, where: str) -> list[str]:
             problems.append(f"case {cid!r}: stored but missing from the index")
         problems.extend(_verify_case(cases[cid], cid, expected))  # type: ignore[index, arg-type]
     if entries is not None:
-        problems.extend(f"case {cid!r}: in the index but /{CASES}/{cid} is missing"
-                        for cid in sorted(set(entries) - set(names)))
+        problems.extend(
+            f"case {cid!r}: in the index but /{CASES}/{cid} is missing" for cid in sorted(set(entries) - set(names))
+        )
     for path in list_table_paths(root, ""):
         try:
             columns, _ = read_table_group(root, path, where)
@@ -112,8 +113,11 @@ def _difference(expected: CaseEntry, actual: CaseEntry) -> str:
         if getattr(expected, field) != getattr(actual, field):
             return f"{field}: index {getattr(expected, field)!r}, case {getattr(actual, field)!r}"
     if not np.array_equal(expected.n_objects, actual.n_objects):
-        z = int(np.flatnonzero(expected.n_objects != actual.n_objects)[0]) \
-            if expected.n_objects.shape == actual.n_objects.shape else -1
+        z = (
+            int(np.flatnonzero(expected.n_objects != actual.n_objects)[0])
+            if expected.n_objects.shape == actual.n_objects.shape
+            else -1
+        )
         return f"objects per slice differ (first at z={z})"
     if expected.objects.shape != actual.objects.shape:
         return f"index has {len(expected.objects)} objects, labels give {len(actual.objects)}"

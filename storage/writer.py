@@ -59,8 +59,9 @@ class CaseWriter:
 class StoreWriter:
     """A transaction on a store branch; use as a context manager (an exception discards its work)."""
 
-    def __init__(self, repo: icechunk.Repository, url: str, branch: str, message: str, *,
-                 run_name: str | None = None) -> None:
+    def __init__(
+        self, repo: icechunk.Repository, url: str, branch: str, message: str, *, run_name: str | None = None
+    ) -> None:
         self._repo, self._url, self._target, self._message = repo, url, branch, message
         self._run_name = run_name
         self._branch = staging_branch(run_name) if run_name is not None else branch
@@ -69,8 +70,9 @@ class StoreWriter:
                 self._start_staging()
             self._open_session()
         except _ICECHUNK_ERRORS as err:
-            raise StoreError(f"cannot start writer on branch {self._branch!r} of store {url!r}: "
-                             f"{icechunk_message(err)}") from err
+            raise StoreError(
+                f"cannot start writer on branch {self._branch!r} of store {url!r}: {icechunk_message(err)}"
+            ) from err
         self._entries = entries_from_columns(read_index(self._root))
         self._dirty = False
         self._generation = 0
@@ -97,8 +99,9 @@ class StoreWriter:
         """Enter the transaction."""
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         """Finish on a clean exit; on an exception drop uncommitted work (main stays as it was)."""
         if exc_type is not None:
             self.abort()
@@ -108,8 +111,10 @@ class StoreWriter:
     def _check_open(self) -> None:
         """Raise StoreError if the writer has finished or been aborted."""
         if self._result is not None or self._closed:
-            raise StoreError(f"writer {self._message!r} on store {self._url!r} is already "
-                             f"{'finished' if self._result is not None else 'aborted'}")
+            raise StoreError(
+                f"writer {self._message!r} on store {self._url!r} is already "
+                f"{'finished' if self._result is not None else 'aborted'}"
+            )
 
     @property
     def branch(self) -> str:
@@ -160,8 +165,10 @@ class StoreWriter:
         seen: dict[str, str] = {}
         for fork in forks:
             if fork._generation != self._generation or fork._token not in self._forks:
-                raise StoreError(f"fork with cases {fork.case_ids()} was not made by this writer since its "
-                                 f"last commit on branch {self._branch!r} of {self._url!r}; rewrite those cases")
+                raise StoreError(
+                    f"fork with cases {fork.case_ids()} was not made by this writer since its "
+                    f"last commit on branch {self._branch!r} of {self._url!r}; rewrite those cases"
+                )
             for cid in fork._entries:
                 if cid in seen:
                     raise StoreError(f"case {cid!r} was written by two forks; expected each case in one fork")

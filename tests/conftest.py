@@ -60,8 +60,15 @@ def _mr_disc_case(case_id: str, seed: int, split: str = "train") -> Case:
     spacing = (0.7, 0.8, 3.0)
     affine = tuple(tuple(float(v) for v in row) for row in np.diag([*spacing, 1.0]))
     geometry = Geometry(affine, spacing, affine, (36, 40, 4), ("R", "A", "S"))
-    meta = CaseMeta(case_id, "MR", {1: "blob", 2: "rim"}, geometry, Normalisation("percentile", 0.0, 1.0),
-                    Provenance("real", case_id, f"hash-{case_id}"), split)
+    meta = CaseMeta(
+        case_id,
+        "MR",
+        {1: "blob", 2: "rim"},
+        geometry,
+        Normalisation("percentile", 0.0, 1.0),
+        Provenance("real", case_id, f"hash-{case_id}"),
+        split,
+    )
     return Case(meta, image, label)
 
 

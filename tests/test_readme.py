@@ -54,7 +54,8 @@ def _resolve(words: list[str]) -> tuple[Any, list[str]]:
 
 def _options(command: Any) -> set[str]:
     return {opt for param in command.params for opt in (*param.opts, *getattr(param, "secondary_opts", ()))} | {
-        "--help"}
+        "--help"
+    }
 
 
 COMMANDS = readme_commands()
@@ -69,10 +70,14 @@ def test_the_readme_documents_the_commands() -> None:
 def test_each_readme_command_line_is_real(line: str) -> None:
     words = line.split()[1:]
     command, rest = _resolve(words)
-    assert not hasattr(command, "commands") or not rest or rest[0].startswith("-"), \
+    assert not hasattr(command, "commands") or not rest or rest[0].startswith("-"), (
         f"{line!r}: {rest[0] if rest else ''!r} is not a subcommand of {command.name!r}"
-    unknown = sorted({o for o in OPTION.findall(line) if o not in _options(command)} - {"-p"} if command.name != "run"
-                     else {o for o in OPTION.findall(line) if o not in _options(command)})
+    )
+    unknown = sorted(
+        {o for o in OPTION.findall(line) if o not in _options(command)} - {"-p"}
+        if command.name != "run"
+        else {o for o in OPTION.findall(line) if o not in _options(command)}
+    )
     assert not unknown, f"{line!r}: options {unknown} are not options of `{command.name}`"
     if command.name == "run" and words[:2] == ["flows", "run"]:
         from flows.deployments import FLOWS, load_flow
@@ -83,4 +88,6 @@ def test_each_readme_command_line_is_real(line: str) -> None:
         assert flow_name in FLOWS, f"{line!r}: no flow {flow_name!r}; flows: {sorted(FLOWS)}"
         accepted = set(inspect.signature(load_flow(flow_name).fn).parameters)
         for key in re.findall(r"-p\s+([A-Za-z_]\w*)=", line):
-            assert key in accepted, f"{line!r}: flow {flow_name!r} has no parameter {key!r}; it takes {sorted(accepted)}"
+            assert key in accepted, (
+                f"{line!r}: flow {flow_name!r} has no parameter {key!r}; it takes {sorted(accepted)}"
+            )

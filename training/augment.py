@@ -48,22 +48,44 @@ def tio():  # noqa: ANN201 - the torchio module
     return torchio
 
 
-AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType({
-    "flip": AugmentEntry(lambda: tio().RandomFlip(axes=(0, 1), flip_probability=0.5, copy=False),
-                         "flip up-down and left-right, each with probability 0.5", True, finite=True),
-    "affine": AugmentEntry(
-        lambda: tio().RandomAffine(scales=(0.9, 1.1, 0.9, 1.1, 1.0, 1.0), degrees=(0, 0, 0, 0, -15, 15),
-                                 translation=(-8, 8, -8, 8, 0, 0), default_pad_value=0.0, copy=False),
-        "in-plane scale 0.9-1.1, rotation +-15 deg, shift +-8 px, zero fill", True),
-    "elastic": AugmentEntry(
-        lambda: tio().RandomElasticDeformation(num_control_points=(7, 7, 5), max_displacement=(8, 8, 0),
-                                             locked_borders=2, copy=False),
-        "B-spline elastic deformation, 7x7 control points, up to 8 px (slow: see BENCHMARKS.md)", True),
-    "bias": AugmentEntry(lambda: tio().RandomBiasField(coefficients=0.3, order=3, copy=False),
-                         "smooth multiplicative bias field (MR-like), polynomial order 3", False),
-    "noise": AugmentEntry(lambda: tio().RandomNoise(mean=0.0, std=(0.0, 0.03), copy=False),
-                          "Gaussian noise, sd up to 0.03 of the [0, 1] range", False),
-})
+AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType(
+    {
+        "flip": AugmentEntry(
+            lambda: tio().RandomFlip(axes=(0, 1), flip_probability=0.5, copy=False),
+            "flip up-down and left-right, each with probability 0.5",
+            True,
+            finite=True,
+        ),
+        "affine": AugmentEntry(
+            lambda: tio().RandomAffine(
+                scales=(0.9, 1.1, 0.9, 1.1, 1.0, 1.0),
+                degrees=(0, 0, 0, 0, -15, 15),
+                translation=(-8, 8, -8, 8, 0, 0),
+                default_pad_value=0.0,
+                copy=False,
+            ),
+            "in-plane scale 0.9-1.1, rotation +-15 deg, shift +-8 px, zero fill",
+            True,
+        ),
+        "elastic": AugmentEntry(
+            lambda: tio().RandomElasticDeformation(
+                num_control_points=(7, 7, 5), max_displacement=(8, 8, 0), locked_borders=2, copy=False
+            ),
+            "B-spline elastic deformation, 7x7 control points, up to 8 px (slow: see BENCHMARKS.md)",
+            True,
+        ),
+        "bias": AugmentEntry(
+            lambda: tio().RandomBiasField(coefficients=0.3, order=3, copy=False),
+            "smooth multiplicative bias field (MR-like), polynomial order 3",
+            False,
+        ),
+        "noise": AugmentEntry(
+            lambda: tio().RandomNoise(mean=0.0, std=(0.0, 0.03), copy=False),
+            "Gaussian noise, sd up to 0.03 of the [0, 1] range",
+            False,
+        ),
+    }
+)
 
 
 def augment_names() -> tuple[str, ...]:
@@ -90,14 +112,14 @@ class Augment:
         self.finite = all(entries[n].finite for n in order)
         self._transform = tio().Compose([entries[n].build() for n in order], copy=False)
 
-    def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Augment (C, Y, X) uint8 image and (Y, X) integer label: ((C, Y, X) float32 in [0, 1], (Y, X) int64)."""
         out_image, out_label, _ = self.apply(image, label, rng)
         return out_image, out_label
 
-    def apply(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray, int]:
+    def apply(
+        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """As :meth:`__call__`, plus the view drawn when every augmentation is ``finite``: bit 0 set when the
         rows were flipped (up-down), bit 1 when the columns were (left-right), so 0..3; -1 otherwise."""
         t = tio()
@@ -132,8 +154,9 @@ def resize_pad(image: np.ndarray, size: int, channels: int = 3, dtype: torch.dty
     if dtype == torch.uint8 and image.dtype != np.uint8:
         source = source.mul(255.0).round_().to(torch.uint8)
     if (new_h, new_w) != (height, width):
-        source = F.interpolate(source[None], size=(new_h, new_w), mode="bilinear", align_corners=False,
-                               antialias=new_h < height)[0]
+        source = F.interpolate(
+            source[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=new_h < height
+        )[0]
     padded = (new_h, new_w) != (size, size)
     out = (torch.zeros if padded else torch.empty)((count, size, size), dtype=dtype)
     out[:, :new_h, :new_w] = source  # converts dtype

@@ -60,8 +60,9 @@ class KeyedItems(Dataset):
 class StepSampler:
     """Batch sampler: the micro-batches of steps ``start+1 .. steps`` as lists of KeyedItems keys."""
 
-    def __init__(self, candidates: np.ndarray, weights: np.ndarray, config: TrainConfig, ranks: Dist,
-                 start: int) -> None:
+    def __init__(
+        self, candidates: np.ndarray, weights: np.ndarray, config: TrainConfig, ranks: Dist, start: int
+    ) -> None:
         self.candidates, self.p = candidates, weights / weights.sum()
         self.config, self.ranks, self.start = config, ranks, start
 
@@ -74,7 +75,7 @@ class StepSampler:
         cfg, r = self.config, self.ranks
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0, step, micro]))
         picks = rng.choice(len(self.candidates), size=r.world * cfg.batch_size, p=self.p)
-        mine = picks[r.rank * cfg.batch_size:(r.rank + 1) * cfg.batch_size]
+        mine = picks[r.rank * cfg.batch_size : (r.rank + 1) * cfg.batch_size]
         return [(int(self.candidates[i]), (cfg.seed, 1, step, micro, r.rank, j)) for j, i in enumerate(mine)]
 
     def __iter__(self) -> Iterator[list[tuple[int, tuple[int, ...]]]]:
@@ -96,8 +97,15 @@ def _z_filter(dataset: MixtureDataset, keep: str | None, drop: str | None) -> np
 
 def _dataset_config(config: TrainConfig, augment: tuple[str, ...]) -> DatasetConfig:
     assert config.size is not None
-    return DatasetConfig(size=config.size, context=config.context, min_area=config.min_area, augment=augment,
-                         labels=config.labels, scheme=config.scheme, dtype="uint8")
+    return DatasetConfig(
+        size=config.size,
+        context=config.context,
+        min_area=config.min_area,
+        augment=augment,
+        labels=config.labels,
+        scheme=config.scheme,
+        dtype="uint8",
+    )
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,14 @@ def _case_weights_kept(train: MixtureDataset, candidates: np.ndarray) -> np.ndar
 
 def build_data(config: TrainConfig, snapshot: str | None) -> RunData:
     """Open the mixture's train items (weights, slice filter) and its validation set."""
-    train = SeededMixture(config.store, config.mixture, "train", _dataset_config(config, config.augment),
-                          seed=config.seed, snapshot=snapshot)
+    train = SeededMixture(
+        config.store,
+        config.mixture,
+        "train",
+        _dataset_config(config, config.augment),
+        seed=config.seed,
+        snapshot=snapshot,
+    )
     candidates = _z_filter(train, config.train_slices, config.val_slices)
     weights = _case_weights_kept(train, candidates)
     if not len(candidates) or not weights.sum() > 0:
@@ -137,16 +151,29 @@ def build_data(config: TrainConfig, snapshot: str | None) -> RunData:
             f"mixture {config.mixture!r} of store {config.store!r} has no training samples: {len(train)} train "
             f"objects, {len(candidates)} left after train_slices={config.train_slices!r} and held-out "
             f"val_slices={config.val_slices!r}, total weight {float(weights.sum()):g}; expected at least one "
-            "object with weight > 0")
+            "object with weight > 0"
+        )
     if config.val_slices is not None:
-        val: MixtureDataset | None = SeededMixture(config.store, config.mixture, "train", _dataset_config(config, ()),
-                                                   seed=config.seed, snapshot=train.snapshot_id)
+        val: MixtureDataset | None = SeededMixture(
+            config.store,
+            config.mixture,
+            "train",
+            _dataset_config(config, ()),
+            seed=config.seed,
+            snapshot=train.snapshot_id,
+        )
         indices = _z_filter(val, config.val_slices, None)
         protocol = f"held-out slices z in {config.val_slices} of the train split's cases (never trained on)"
     else:
         try:
-            val = MixtureDataset(config.store, config.mixture, "val", _dataset_config(config, ()),
-                                 seed=config.seed, snapshot=train.snapshot_id)
+            val = MixtureDataset(
+                config.store,
+                config.mixture,
+                "val",
+                _dataset_config(config, ()),
+                seed=config.seed,
+                snapshot=train.snapshot_id,
+            )
             indices, protocol = np.arange(len(val)), "the mixture's val split with its fixed prompts"
         except ValidationError as err:  # an empty val split: train without validation, and say so
             val, indices, protocol = None, np.zeros(0, dtype=np.int64), f"none ({err})"
@@ -161,11 +188,12 @@ def val_batches(data: RunData, config: TrainConfig) -> Iterator[dict[str, Any]]:
     objects = data.val.objects()
     for start in range(0, len(data.val_indices), config.batch_size):
         items = []
-        for i in data.val_indices[start:start + config.batch_size].tolist():
+        for i in data.val_indices[start : start + config.batch_size].tolist():
             if isinstance(data.val, SeededMixture):
                 row = objects.iloc[i]
-                items.append(data.val.item(i, object_rng(config.seed, str(row["case_id"]), int(row["z"]),
-                                                         int(row["label"]))))
+                items.append(
+                    data.val.item(i, object_rng(config.seed, str(row["case_id"]), int(row["z"]), int(row["label"])))
+                )
             else:
                 items.append(data.val[i])
         yield collate_items(items)
@@ -173,7 +201,10 @@ def val_batches(data: RunData, config: TrainConfig) -> Iterator[dict[str, Any]]:
 
 def make_loader(data: RunData, config: TrainConfig, ranks: Dist, start: int) -> DataLoader:
     """The training DataLoader from step ``start + 1`` (workers by forkserver: Icechunk does not survive fork)."""
-    return DataLoader(KeyedItems(data.train), batch_sampler=StepSampler(data.candidates, data.weights, config,
-                                                                        ranks, start),
-                      num_workers=config.num_workers, collate_fn=collate_items,
-                      multiprocessing_context=WORKER_CONTEXT if config.num_workers else None)
+    return DataLoader(
+        KeyedItems(data.train),
+        batch_sampler=StepSampler(data.candidates, data.weights, config, ranks, start),
+        num_workers=config.num_workers,
+        collate_fn=collate_items,
+        multiprocessing_context=WORKER_CONTEXT if config.num_workers else None,
+    )

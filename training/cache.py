@@ -32,8 +32,17 @@ Key = tuple  # (case_id, z, view): a slice as the encoder saw it (view: flips ap
 class PrefixCache:
     """Frozen encoder prefix outputs per slice; call with a batch of images and their slice keys."""
 
-    def __init__(self, model: SamModel, upto_block: int, mode: str, max_bytes: int, folder: Path | None,
-                 tag: dict[str, object], *, trainable: bool = False) -> None:
+    def __init__(
+        self,
+        model: SamModel,
+        upto_block: int,
+        mode: str,
+        max_bytes: int,
+        folder: Path | None,
+        tag: dict[str, object],
+        *,
+        trainable: bool = False,
+    ) -> None:
         if mode not in ("off", "memory", "disk"):
             raise ConfigError(f"prefix cache mode {mode!r}; expected off, memory or disk")
         if trainable and mode != "off":
@@ -68,8 +77,12 @@ class PrefixCache:
         # activations of one slice instead of the batch's stay resident (BENCHMARKS.md, memory)
         step = 1 if images.device.type == "cpu" and not self.trainable else max(len(images), 1)
         with nullcontext() if self.trainable else torch.no_grad():
-            out = torch.cat([self.model.encode_prefix(self.model.preprocess(pixel_frames(images[i:i + step])),
-                                                      self.upto_block) for i in range(0, len(images), step)])
+            out = torch.cat(
+                [
+                    self.model.encode_prefix(self.model.preprocess(pixel_frames(images[i : i + step])), self.upto_block)
+                    for i in range(0, len(images), step)
+                ]
+            )
         self.compute_seconds += time.perf_counter() - start
         return out
 
@@ -123,6 +136,8 @@ class PrefixCache:
         """One line for logs: mode, hits, misses, size and time spent computing."""
         total = self.hits + self.misses
         rate = 100.0 * self.hits / total if total else 0.0
-        return (f"prefix cache {self.mode} (up to block {self.upto_block}): {self.hits} hits / {total} "
-                f"({rate:.0f}%), {len(self._memory)} slices, {self.nbytes / 2**20:.1f} MiB in memory, "
-                f"{self.compute_seconds:.1f} s computing")
+        return (
+            f"prefix cache {self.mode} (up to block {self.upto_block}): {self.hits} hits / {total} "
+            f"({rate:.0f}%), {len(self._memory)} slices, {self.nbytes / 2**20:.1f} MiB in memory, "
+            f"{self.compute_seconds:.1f} s computing"
+        )

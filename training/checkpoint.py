@@ -39,8 +39,10 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     except Exception as err:  # torch raises pickle/zip/runtime errors for damaged files
         raise InputFileError(f"cannot read training checkpoint {str(path)!r}: {err}") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT or "trainable" not in state:
-        raise InputFileError(f"{str(path)!r} is not a samdata training checkpoint (format {FORMAT}); "
-                             "expected a file written by samdata train")
+        raise InputFileError(
+            f"{str(path)!r} is not a samdata training checkpoint (format {FORMAT}); "
+            "expected a file written by samdata train"
+        )
     return state
 
 
@@ -54,13 +56,21 @@ def load_trainable(model: nn.Module, state: dict[str, Any], where: str) -> None:
     saved = state["trainable"]
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
-    shapes = [f"{k}: file {tuple(saved[k].shape)} vs model {tuple(p.shape)}"
-              for k, p in params.items() if k in saved and saved[k].shape != p.shape]
+    shapes = [
+        f"{k}: file {tuple(saved[k].shape)} vs model {tuple(p.shape)}"
+        for k, p in params.items()
+        if k in saved and saved[k].shape != p.shape
+    ]
     if missing or unexpected or shapes:
-        detail = "; ".join(f"{what} {lst[:3]}" for what, lst in
-                           (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if lst)
-        raise ConfigError(f"checkpoint {where!r} was trained as model {state.get('model')!r} with adapter "
-                          f"{state.get('adapter')!r}; its weights do not fit this model ({detail})")
+        detail = "; ".join(
+            f"{what} {lst[:3]}"
+            for what, lst in (("missing", missing), ("unexpected", unexpected), ("shape", shapes))
+            if lst
+        )
+        raise ConfigError(
+            f"checkpoint {where!r} was trained as model {state.get('model')!r} with adapter "
+            f"{state.get('adapter')!r}; its weights do not fit this model ({detail})"
+        )
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(saved[name])
@@ -71,9 +81,12 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state(legacy=False)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
-                  "gauss": float(np_state["gauss"])},
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -86,9 +99,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state({"bit_generator": "MT19937",
-                         "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
-                         "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]})
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])

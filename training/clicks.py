@@ -24,13 +24,15 @@ from samdata.prompts import corrective_click
 Decode = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
-def draw_clicks(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator, mode: str = "interior"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def draw_clicks(
+    pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator, mode: str = "interior"
+) -> tuple[np.ndarray, np.ndarray]:
     """One corrective click per item for (N, S, S) bool predictions of (N, S, S) bool truths (model pixels):
     ((N, 2) float32 (x, y), (N,) int64 label 1 in a miss, 0 in a false alarm, -1 where ``pred`` is exact)."""
     if pred.shape != truth.shape or pred.ndim != 3:
-        raise ValidationError(f"draw_clicks needs (N, S, S) pred and truth of one shape; got {pred.shape} and "
-                              f"{truth.shape}")
+        raise ValidationError(
+            f"draw_clicks needs (N, S, S) pred and truth of one shape; got {pred.shape} and {truth.shape}"
+        )
     xy = np.zeros((len(pred), 2), dtype=np.float32)
     labels = np.full(len(pred), -1, dtype=np.int64)
     for i, (p, t) in enumerate(zip(pred, truth, strict=True)):
@@ -41,8 +43,9 @@ def draw_clicks(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator, m
     return xy, labels
 
 
-def append_clicks(points: torch.Tensor, labels: torch.Tensor, xy: torch.Tensor, click_labels: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def append_clicks(
+    points: torch.Tensor, labels: torch.Tensor, xy: torch.Tensor, click_labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, P, 2) points and (N, P) labels (-1 = padding) with one (N, 2) click each appended after the item's
     own points: (N, P + 1, 2), (N, P + 1); a click labelled -1 stays padding."""
     order = torch.argsort((labels < 0).to(torch.int8), dim=1, stable=True)  # real points first, in order
@@ -64,9 +67,15 @@ class ClickRounds:
     mode: str = "interior"
     feed_logits: bool = True
 
-    def run(self, decode: Decode, prompts: tuple[torch.Tensor, ...], upsample: Callable[[torch.Tensor], torch.Tensor],
-            truth: torch.Tensor, valid: torch.Tensor, rng: Callable[[int], np.random.Generator]
-            ) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+    def run(
+        self,
+        decode: Decode,
+        prompts: tuple[torch.Tensor, ...],
+        upsample: Callable[[torch.Tensor], torch.Tensor],
+        truth: torch.Tensor,
+        valid: torch.Tensor,
+        rng: Callable[[int], np.random.Generator],
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
         """(low-res logits, IoU, detached frame-size logits (N, 1, S, S)) of rounds 0..``rounds``.
 
         ``prompts``: :func:`training.loop.batch_prompt_tensors` output; ``upsample``: low-res logits (N, 1, L, L)
@@ -83,8 +92,9 @@ class ClickRounds:
                 last, _, full = out[-1]
                 pred = ((full[:, 0] > 0) & valid).cpu().numpy()
                 xy, click = draw_clicks(pred, truth_np, rng(round_), self.mode)
-                points, labels = append_clicks(points, labels, torch.from_numpy(xy).to(points.device),
-                                               torch.from_numpy(click).to(labels.device))
+                points, labels = append_clicks(
+                    points, labels, torch.from_numpy(xy).to(points.device), torch.from_numpy(click).to(labels.device)
+                )
                 if self.feed_logits:
                     feed = last.detach().float()
             logits, iou = decode(boxes, has_box, points, labels, feed)

@@ -31,8 +31,14 @@ def valid_region(input_size: torch.Tensor, size: int) -> torch.Tensor:
 
 def _valid_is_derived(valid: Any, input_size: Any) -> bool:
     """Whether an item's ``valid`` is exactly the (size, size) region of its ``input_size`` (see valid_region)."""
-    if not (isinstance(valid, torch.Tensor) and isinstance(input_size, torch.Tensor) and valid.dtype == torch.bool
-            and valid.device.type == "cpu" and valid.ndim == 2 and input_size.shape == (2,)):
+    if not (
+        isinstance(valid, torch.Tensor)
+        and isinstance(input_size, torch.Tensor)
+        and valid.dtype == torch.bool
+        and valid.device.type == "cpu"
+        and valid.ndim == 2
+        and input_size.shape == (2,)
+    ):
         return False
     height, width = input_size.tolist()
     flat = valid.numpy()
@@ -64,8 +70,11 @@ class PackedBatch(dict):
         skip = {"valid"} if self.derived_valid else set()
         valid_size = (self._valid_size or int(self["valid"].shape[-1])) if self.derived_valid else 0
         tensors = {k for k, v in self.items() if isinstance(v, torch.Tensor) and k not in skip}
-        if self._views is not None and tensors == set(self._views) and all(
-                self[k] is v for k, v in self._views.items()):
+        if (
+            self._views is not None
+            and tensors == set(self._views)
+            and all(self[k] is v for k, v in self._views.items())
+        ):
             rest = {k: v for k, v in self.items() if k not in tensors and k not in skip}
             return (_unpack, (rest, self._buffer, self._layout, valid_size))
         small = {k: self[k] for k in tensors if self[k].nbytes <= SMALL_BYTES}
@@ -80,14 +89,12 @@ class PackedBatch(dict):
         return (_unpack, (rest, torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8), layout, valid_size))
 
 
-def _unpack(rest: dict[str, Any], buffer: torch.Tensor,
-            layout: Layout,
-            valid_size: int = 0) -> PackedBatch:
+def _unpack(rest: dict[str, Any], buffer: torch.Tensor, layout: Layout, valid_size: int = 0) -> PackedBatch:
     """Rebuild a PackedBatch from its buffer (each tensor a view of it, re-expanded where it was), the
     rest and ``valid``."""
     out = PackedBatch(rest)
     for key, (offset, nbytes, dtype, shape, expand) in layout.items():
-        view = buffer[offset:offset + nbytes].view(dtype).view(shape)
+        view = buffer[offset : offset + nbytes].view(dtype).view(shape)
         out[key] = view if expand is None else view.expand(-1, *expand)
     if valid_size:
         out["valid"] = valid_region(out["input_size"], valid_size)
@@ -148,7 +155,7 @@ def collate_items(items: list[dict[str, Any]]) -> PackedBatch:
     views: dict[str, torch.Tensor] = {}
     for key, values, shape, expand in plan:
         start, nbytes, dtype, _, _ = layout[key]
-        view = buffer[start:start + nbytes].view(dtype).view(shape)
+        view = buffer[start : start + nbytes].view(dtype).view(shape)
         if isinstance(first[key], torch.Tensor):
             torch.stack(values, out=view)
         else:  # default_collate's tensor of python numbers

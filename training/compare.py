@@ -28,14 +28,23 @@ from storage import SliceStore
 from storage.records import load_mixture, mixture_view
 from training.batches import build_data
 from samdata.files import write_json
-from training.compare_figures import (ADAPTED, BASELINE, TABLE_HEADER, ZERO_SHOT, click_table, draw_errors, draw_scores,
-                                      error_map, json_row, table_cells)
+from training.compare_figures import (
+    ADAPTED,
+    BASELINE,
+    TABLE_HEADER,
+    ZERO_SHOT,
+    click_table,
+    draw_errors,
+    draw_scores,
+    error_map,
+    json_row,
+    table_cells,
+)
 from training.config import TrainConfig
 from training.dataset import MixtureDataset
 from training.eval_config import CompareConfig as CompareConfig
 from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
-from training.evaluate import (Stages, aggregate, evaluate_interactive, evaluate_models,
-                               predict_objects)
+from training.evaluate import Stages, aggregate, evaluate_interactive, evaluate_models, predict_objects
 from training.loop import is_promptable
 from training.run import LoadedRun, load_run
 
@@ -93,8 +102,13 @@ def trains_synthetic(run: LoadedRun, store_url: str | None = None) -> bool:
     return bool(((cases["origin"] == "synthetic") & (cases["split"] == "train") & (cases["weight"] > 0)).any())
 
 
-def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot: bool, device: torch.device,
-          say: Callable[[str], None]) -> list[_Model]:
+def _load(
+    run_dirs: Sequence[Path | str],
+    names: Sequence[str] | None,
+    zero_shot: bool,
+    device: torch.device,
+    say: Callable[[str], None],
+) -> list[_Model]:
     """The runs' models (adapted or baseline) in order, the zero-shot base of the first SAM run first."""
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -109,8 +123,9 @@ def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None, zero_shot
         models.append(_Model(name, ADAPTED if is_promptable(run.model) else BASELINE, run.model, run, folder))
     sam = next((m for m in models if m.kind == ADAPTED), None)
     if zero_shot and sam is not None:
-        models.insert(0, _Model(f"zero-shot {sam.run.config.model}", ZERO_SHOT, zero_shot_model(sam.run), sam.run,
-                                sam.run_dir))
+        models.insert(
+            0, _Model(f"zero-shot {sam.run.config.model}", ZERO_SHOT, zero_shot_model(sam.run), sam.run, sam.run_dir)
+        )
     taken = [m.name for m in models]
     if len(set(taken)) != len(taken):
         raise ConfigError(f"model names {taken} repeat; give distinct names (--names a,b,c)")
@@ -131,25 +146,31 @@ def _check_runs(runs: list[_Model], evaluated: pd.DataFrame, store_url: str | No
     for m in runs:
         pair = f"runs {str(first.run_dir)!r} and {str(m.run_dir)!r}"
         if store_of(m.run) != where:
-            raise ConfigError(f"{pair} come from different stores ({where!r} vs {store_of(m.run)!r}); "
-                              "compare runs trained on one store")
+            raise ConfigError(
+                f"{pair} come from different stores ({where!r} vs {store_of(m.run)!r}); "
+                "compare runs trained on one store"
+            )
         config = m.run.config if store_url is None else m.run.config.with_values({"store": store_url})
         data = build_data(config, m.run.info.get("snapshot_id"))
         objects = data.train.objects()
         labels = sorted(set(objects["label_name"].astype(str)))
         names = names or labels
         if labels != names:
-            raise ConfigError(f"{pair} trained on different label sets: {names} vs {labels}; compare runs trained "
-                              "on the same labels")
+            raise ConfigError(
+                f"{pair} trained on different label sets: {names} vs {labels}; compare runs trained on the same labels"
+            )
         seen = set(map(tuple, objects.iloc[data.candidates][["case_id", "z", "label"]].to_numpy().tolist()))
         if seen & wanted:
-            raise ConfigError(f"run {str(m.run_dir)!r} trained on {len(seen & wanted)} of the {len(wanted)} objects "
-                              f"compared (e.g. {sorted(seen & wanted)[0]}) of the split of run {str(first.run_dir)!r}; "
-                              "compare on data every run held out (test or val, or --slices of their val_slices)")
+            raise ConfigError(
+                f"run {str(m.run_dir)!r} trained on {len(seen & wanted)} of the {len(wanted)} objects "
+                f"compared (e.g. {sorted(seen & wanted)[0]}) of the split of run {str(first.run_dir)!r}; "
+                "compare on data every run held out (test or val, or --slices of their val_slices)"
+            )
 
 
-def _open_frames(models: list[_Model], reference: LoadedRun, split: str, store_url: str | None,
-                 slices: str | None) -> tuple[dict[Frame, MixtureDataset], list[int] | None, str]:
+def _open_frames(
+    models: list[_Model], reference: LoadedRun, split: str, store_url: str | None, slices: str | None
+) -> tuple[dict[Frame, MixtureDataset], list[int] | None, str]:
     """One dataset per (size, context) over the reference run's split items, their indices and the protocol."""
     frames: dict[Frame, MixtureDataset] = {}
     indices, protocol, first = None, "", None
@@ -167,9 +188,15 @@ def _open_frames(models: list[_Model], reference: LoadedRun, split: str, store_u
     return frames, indices, protocol
 
 
-def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indices: list[int] | None,
-                 config: CompareConfig, seed: int, say: Callable[[str], None], stages: Stages | None = None
-                 ) -> dict[str, tuple[bool, dict, dict]]:
+def _interactive(
+    models: list[_Model],
+    frames: dict[Frame, MixtureDataset],
+    indices: list[int] | None,
+    config: CompareConfig,
+    seed: int,
+    say: Callable[[str], None],
+    stages: Stages | None = None,
+) -> dict[str, tuple[bool, dict, dict]]:
     """(feed_logits, Dice per click count, region ceiling per click count) of every promptable model."""
     out: dict[str, tuple[bool, dict, dict]] = {}
     for m in models:
@@ -177,8 +204,15 @@ def _interactive(models: list[_Model], frames: dict[Frame, MixtureDataset], indi
             continue
         feed = config.feed_logits if config.feed_logits is not None else default_feed(m.run.config, m.kind != ZERO_SHOT)
         say(f"interactive protocol: {m.name}, clicks {','.join(map(str, config.clicks))}, fed-back logits {feed}")
-        found = evaluate_interactive(m.module, frames[m.frame], config.clicks, seed=seed,
-                                     config=config.eval_config(seed, feed), indices=indices, stages=stages)
+        found = evaluate_interactive(
+            m.module,
+            frames[m.frame],
+            config.clicks,
+            seed=seed,
+            config=config.eval_config(seed, feed),
+            indices=indices,
+            stages=stages,
+        )
         out[m.name] = feed, found.summary, found.ceiling
     return out
 
@@ -192,29 +226,50 @@ def default_feed(config: TrainConfig, trained: bool = True) -> bool:
     return config.model not in NO_FED_LOGITS
 
 
-def _row(m: _Model, overall: pd.DataFrame, sd: pd.Series, count: int, clicks: dict[str, tuple[bool, dict, dict]],
-         seconds: float, store_url: str | None) -> dict[str, Any]:
+def _row(
+    m: _Model,
+    overall: pd.DataFrame,
+    sd: pd.Series,
+    count: int,
+    clicks: dict[str, tuple[bool, dict, dict]],
+    seconds: float,
+    store_url: str | None,
+) -> dict[str, Any]:
     """The table row of one model (numbers from the scores, run.json and the clicks protocol)."""
     trained, info = m.kind != ZERO_SHOT, m.run.info
     total = sum(p.numel() for p in m.module.parameters())
     feed, summary, ceiling = clicks.get(m.name, (None, {}, {}))
-    return {"name": m.name, "kind": m.kind, "model": m.run.config.model,
-            "adapter": m.run.config.adapter if trained else None,
-            "synthetic": trains_synthetic(m.run, store_url) if trained else False,
-            **{k: _number(overall.loc[m.name, k]) for k in METRICS},
-            "trainable": int(info.get("trainable", 0)) if trained else 0,
-            "total": int(info.get("total", total)) if trained else total,
-            "train_seconds": info.get("seconds") if trained else 0.0,
-            "steps": int(info.get("step", 0)) if trained else 0,
-            "clicks": {int(c): float(d) for c, d in summary.items()},
-            "click_ceiling": {int(c): float(d) for c, d in ceiling.items()},
-            "dice_sd_over_cases": _number(sd.get(m.name, float("nan"))), "objects": count,
-            "mixture": (info.get("mixture") or m.run.config.mixture) if trained else None, "feed_logits": feed,
-            "run_dir": str(m.run_dir) if trained else None, "eval_seconds": round(seconds, 3)}
+    return {
+        "name": m.name,
+        "kind": m.kind,
+        "model": m.run.config.model,
+        "adapter": m.run.config.adapter if trained else None,
+        "synthetic": trains_synthetic(m.run, store_url) if trained else False,
+        **{k: _number(overall.loc[m.name, k]) for k in METRICS},
+        "trainable": int(info.get("trainable", 0)) if trained else 0,
+        "total": int(info.get("total", total)) if trained else total,
+        "train_seconds": info.get("seconds") if trained else 0.0,
+        "steps": int(info.get("step", 0)) if trained else 0,
+        "clicks": {int(c): float(d) for c, d in summary.items()},
+        "click_ceiling": {int(c): float(d) for c, d in ceiling.items()},
+        "dice_sd_over_cases": _number(sd.get(m.name, float("nan"))),
+        "objects": count,
+        "mixture": (info.get("mixture") or m.run.config.mixture) if trained else None,
+        "feed_logits": feed,
+        "run_dir": str(m.run_dir) if trained else None,
+        "eval_seconds": round(seconds, 3),
+    }
 
 
-def _error_panels(sam: _Model, base: _Model, frames: dict[Frame, MixtureDataset], indices: list[int] | None,
-                  config: CompareConfig, seed: int, scores: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def _error_panels(
+    sam: _Model,
+    base: _Model,
+    frames: dict[Frame, MixtureDataset],
+    indices: list[int] | None,
+    config: CompareConfig,
+    seed: int,
+    scores: pd.DataFrame,
+) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """The ``figure_slices`` slices where ``sam`` and ``base`` differ on most pixels, as error-map panels."""
     cfg = config.eval_config(seed)
     keys = _keys(frames[sam.frame], indices)
@@ -223,7 +278,7 @@ def _error_panels(sam: _Model, base: _Model, frames: dict[Frame, MixtureDataset]
         slices.setdefault((str(case_id), int(z)), []).append(int(i))
     order, best = list(slices), []
     for start in range(0, len(order), config.batch_slices):
-        wanted = [i for key in order[start:start + config.batch_slices] for i in slices[key]]
+        wanted = [i for key in order[start : start + config.batch_slices] for i in slices[key]]
         a = predict_objects({sam.name: sam.module}, frames[sam.frame], wanted, cfg)
         b = predict_objects({base.name: base.module}, frames[base.frame], wanted, cfg)
         by_slice: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
@@ -235,12 +290,18 @@ def _error_panels(sam: _Model, base: _Model, frames: dict[Frame, MixtureDataset]
             pa = np.stack([a[k][2][sam.name] > cfg.threshold for k in objects])
             pb = np.stack([b[k][2][base.name] > cfg.threshold for k in objects])
             best.append((int((pa != pb).sum()), where, piece.image, error_map(gt, pa, pb)))
-        best = sorted(best, key=lambda t: (-t[0], t[1]))[:config.figure_slices]
+        best = sorted(best, key=lambda t: (-t[0], t[1]))[: config.figure_slices]
     panels = []
     for differ, (case_id, z), image, errors in best:
         here = scores[(scores["case_id"] == case_id) & (scores["z"] == z)].groupby("model")["dice"].mean()
-        panels.append((image, errors, f"{case_id} z={z}: {differ} px differ\nDice {sam.name} "
-                                      f"{here[sam.name]:.3f}, {base.name} {here[base.name]:.3f}"))
+        panels.append(
+            (
+                image,
+                errors,
+                f"{case_id} z={z}: {differ} px differ\nDice {sam.name} "
+                f"{here[sam.name]:.3f}, {base.name} {here[base.name]:.3f}",
+            )
+        )
     return panels
 
 
@@ -249,25 +310,36 @@ def _markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]], clicks: Se
     d = report["data"]
 
     def table(header: list[str], body: list[list[str]]) -> str:
-        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                         + ["| " + " | ".join(r) + " |" for r in body])
+        return "\n".join(
+            ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
+        )
 
-    parts = [f"# Comparison on {d['split']}: {', '.join(r['name'] for r in rows)}",
-             f"Store `{d['store']}` at `{d['snapshot_id']}`, mixture `{d['mixture']}` of the reference run, prompts "
-             f"`{d['prompt_set'] or d['scheme']}` (seed {d['prompt_seed']}); {d['cases']} cases, {d['slices']} slices, "
-             f"{d['objects']} objects ({d['protocol']}); every model scored on the same objects and prompts. "
-             f"NSD tolerance {report['settings']['tolerance_mm']:g} mm; HD95 in mm."
-             f"{tta_sentence(report['settings'].get('tta'))}",
-             f"Aggregation: {AGGREGATION}; ± {SD_RULE}. Empty masks: {EMPTY_RULE}.",
-             "## Models", table(TABLE_HEADER, [table_cells(r) for r in rows])]
+    parts = [
+        f"# Comparison on {d['split']}: {', '.join(r['name'] for r in rows)}",
+        f"Store `{d['store']}` at `{d['snapshot_id']}`, mixture `{d['mixture']}` of the reference run, prompts "
+        f"`{d['prompt_set'] or d['scheme']}` (seed {d['prompt_seed']}); {d['cases']} cases, {d['slices']} slices, "
+        f"{d['objects']} objects ({d['protocol']}); every model scored on the same objects and prompts. "
+        f"NSD tolerance {report['settings']['tolerance_mm']:g} mm; HD95 in mm."
+        f"{tta_sentence(report['settings'].get('tta'))}",
+        f"Aggregation: {AGGREGATION}; ± {SD_RULE}. Empty masks: {EMPTY_RULE}.",
+        "## Models",
+        table(TABLE_HEADER, [table_cells(r) for r in rows]),
+    ]
     if clicks and any(r["clicks"] for r in rows):
         parts += ["## Interactive (Dice after corrective clicks)", table(*click_table(rows, clicks))]
     return "\n\n".join(parts) + "\n"
 
 
-def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: CompareConfig = CompareConfig(), *,
-                 names: Sequence[str] | None = None, store_url: str | None = None,
-                 on_message: Callable[[str], None] | None = None, stages: Stages | None = None) -> CompareResult:
+def compare_runs(
+    run_dirs: Sequence[Path | str],
+    out_dir: Path | str,
+    config: CompareConfig = CompareConfig(),
+    *,
+    names: Sequence[str] | None = None,
+    store_url: str | None = None,
+    on_message: Callable[[str], None] | None = None,
+    stages: Stages | None = None,
+) -> CompareResult:
     """Score runs (and the first SAM run's zero-shot base) on the same items and prompts; write JSON, Markdown,
     the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring)."""
     say = on_message or (lambda _: None)
@@ -281,13 +353,20 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
     _check_runs(runs, keys, store_url)
     seed = reference.config.seed if config.prompt_seed is None else config.prompt_seed
     n_slices = len(keys[["case_id", "z"]].drop_duplicates())
-    say(f"scoring {len(keys)} objects on {n_slices} slices with {len(models)} models: "
-        f"{', '.join(m.name for m in models)}")
+    say(
+        f"scoring {len(keys)} objects on {n_slices} slices with {len(models)} models: "
+        f"{', '.join(m.name for m in models)}"
+    )
     parts, seconds = [], {}
     for frame, dataset in frames.items():
         group = {m.name: m.module for m in models if m.frame == frame}
-        result = evaluate_models(group, dataset, config.eval_config(seed), indices=indices,  # type: ignore[arg-type]
-                                 stages=stages)
+        result = evaluate_models(
+            group,
+            dataset,
+            config.eval_config(seed),
+            indices=indices,  # type: ignore[arg-type]
+            stages=stages,
+        )
         parts.append(result.rows)
         seconds.update(result.seconds)
     scores = pd.concat(parts, ignore_index=True)
@@ -297,8 +376,9 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
     per_case, per_label, overall = aggregate(scores, "model")
     sd = per_case.groupby("model")["dice"].std(ddof=1)
     clicks = _interactive(models, frames, indices, config, seed, say, stages)
-    rows = tuple(_row(m, overall.set_index("model"), sd, int(counts[m.name]), clicks, seconds[m.name], store_url)
-                 for m in models)
+    rows = tuple(
+        _row(m, overall.set_index("model"), sd, int(counts[m.name]), clicks, seconds[m.name], store_url) for m in models
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say(f"drawing {out / 'compare.png'}")
@@ -311,20 +391,35 @@ def compare_runs(run_dirs: Sequence[Path | str], out_dir: Path | str, config: Co
         by_name = {m.name: m for m in models}
         sam, base = (by_name[max(group, key=lambda r: r["dice"])["name"]] for group in (sams, bases))
         say(f"drawing {out / 'errors.png'}: slices where {sam.name} and {base.name} differ most")
-        error_figure = draw_errors(_error_panels(sam, base, frames, indices, config, seed, scores),
-                                   (sam.name, base.name), out / "errors.png")
+        error_figure = draw_errors(
+            _error_panels(sam, base, frames, indices, config, seed, scores), (sam.name, base.name), out / "errors.png"
+        )
     dataset = frames[runs[0].frame]
     report = {
-        "reference_run": str(runs[0].run_dir), "runs": {m.name: str(m.run_dir) for m in runs},
-        "data": {"store": dataset.store_url, "snapshot_id": dataset.snapshot_id, "mixture": dataset.mixture,
-                 "prompt_set": dataset.prompt_set, "scheme": dataset.scheme_spec, "split": config.split,
-                 "protocol": protocol, "prompt_seed": seed, "cases": int(keys["case_id"].nunique()),
-                 "slices": n_slices, "objects": len(keys)},
+        "reference_run": str(runs[0].run_dir),
+        "runs": {m.name: str(m.run_dir) for m in runs},
+        "data": {
+            "store": dataset.store_url,
+            "snapshot_id": dataset.snapshot_id,
+            "mixture": dataset.mixture,
+            "prompt_set": dataset.prompt_set,
+            "scheme": dataset.scheme_spec,
+            "split": config.split,
+            "protocol": protocol,
+            "prompt_seed": seed,
+            "cases": int(keys["case_id"].nunique()),
+            "slices": n_slices,
+            "objects": len(keys),
+        },
         "settings": {**asdict(config), "device": str(device)},
-        "aggregation": AGGREGATION, "dice_sd_over_cases": SD_RULE, "empty_masks": EMPTY_RULE,
+        "aggregation": AGGREGATION,
+        "dice_sd_over_cases": SD_RULE,
+        "empty_masks": EMPTY_RULE,
         "rows": [json_row(r) for r in rows],
-        "per_label_dice": {name: {str(k): float(v) for k, v in zip(g["label_name"], g["dice"])}
-                           for name, g in per_label.groupby("model", sort=False)},
+        "per_label_dice": {
+            name: {str(k): float(v) for k, v in zip(g["label_name"], g["dice"])}
+            for name, g in per_label.groupby("model", sort=False)
+        },
         "figures": {"scores": figure.name, "errors": error_figure.name if error_figure else None},
     }
     write_json(out / "compare.json", report)

@@ -43,13 +43,28 @@ def draw_scores(rows: Sequence[Mapping[str, Any]], clicks: Sequence[int], path: 
     left = fig.add_subplot(1, 2 if curves else 1, 1)
     x = np.arange(len(rows))
     sd = [r["dice_sd_over_cases"] or 0.0 for r in rows]
-    bars = left.bar(x, [r["dice"] for r in rows], yerr=sd, capsize=4, edgecolor="black", linewidth=0.6,
-                    color=[KIND_COLOURS.get(r["kind"], "#bcbd22") for r in rows], error_kw={"elinewidth": 1.0})
+    bars = left.bar(
+        x,
+        [r["dice"] for r in rows],
+        yerr=sd,
+        capsize=4,
+        edgecolor="black",
+        linewidth=0.6,
+        color=[KIND_COLOURS.get(r["kind"], "#bcbd22") for r in rows],
+        error_kw={"elinewidth": 1.0},
+    )
     for bar, row in zip(bars, rows):
         if row.get("synthetic"):
             bar.set_hatch("//")
-        left.annotate(f"{row['dice']:.3f}", (bar.get_x() + bar.get_width() / 2, row["dice"]), ha="center",
-                      va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+        left.annotate(
+            f"{row['dice']:.3f}",
+            (bar.get_x() + bar.get_width() / 2, row["dice"]),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     left.set_xticks(x, [str(r["name"]) for r in rows], rotation=20, ha="right", fontsize=8)
     left.set_ylim(0.0, 1.05)
     left.set_ylabel("Dice (mean over case & label; bar: sd)")
@@ -58,24 +73,42 @@ def draw_scores(rows: Sequence[Mapping[str, Any]], clicks: Sequence[int], path: 
     handles = [Patch(facecolor=KIND_COLOURS.get(k, "#bcbd22"), edgecolor="black", label=k) for k in kinds]
     if any(r.get("synthetic") for r in rows):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="+ synthetic data"))
-    left.legend(handles=handles, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25),
-                ncol=len(handles))
+    left.legend(
+        handles=handles, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=len(handles)
+    )
     left.set_title("Dice per model", fontsize=10)
     if curves:
         right = fig.add_subplot(1, 2, 2)
         for i, row in enumerate(curves):
             counts = sorted(row["clicks"])
             colour = KIND_COLOURS[ZERO_SHOT] if row["kind"] == ZERO_SHOT else CURVE_COLOURS[i % len(CURVE_COLOURS)]
-            right.plot(counts, [row["clicks"][c] for c in counts], marker="o", linewidth=1.4, color=colour,
-                       label=str(row["name"]))
+            right.plot(
+                counts,
+                [row["clicks"][c] for c in counts],
+                marker="o",
+                linewidth=1.4,
+                color=colour,
+                label=str(row["name"]),
+            )
             ceiling = row.get("click_ceiling") or {}
             if ceiling and row["kind"] != ZERO_SHOT:
-                right.plot(counts, [ceiling[c] for c in counts], linestyle=":", linewidth=1.2, color=colour,
-                           label=f"{row['name']}: region ceiling")
+                right.plot(
+                    counts,
+                    [ceiling[c] for c in counts],
+                    linestyle=":",
+                    linewidth=1.2,
+                    color=colour,
+                    label=f"{row['name']}: region ceiling",
+                )
         for row in rows:
             if row["kind"] == BASELINE:
-                right.axhline(row["dice"], color=KIND_COLOURS[BASELINE], linestyle="--", linewidth=1.4,
-                              label=f"{row['name']} (no prompts)")
+                right.axhline(
+                    row["dice"],
+                    color=KIND_COLOURS[BASELINE],
+                    linestyle="--",
+                    linewidth=1.4,
+                    label=f"{row['name']} (no prompts)",
+                )
         right.set_xticks(list(clicks))
         right.set_xlabel("corrective clicks")
         right.set_ylabel("Dice")
@@ -91,8 +124,9 @@ def error_map(gt: np.ndarray, sam: np.ndarray, baseline: np.ndarray) -> np.ndarr
     predictions: 0 background both leave empty, 1 both right, 2 both wrong, 3 only SAM wrong, 4 only baseline wrong."""
     gt, sam, baseline = (np.asarray(a, dtype=bool) for a in (gt, sam, baseline))
     if gt.ndim != 3 or sam.shape != gt.shape or baseline.shape != gt.shape:
-        raise ValidationError(f"error_map needs three (N, Y, X) masks of one shape; got {gt.shape}, "
-                              f"{sam.shape}, {baseline.shape}")
+        raise ValidationError(
+            f"error_map needs three (N, Y, X) masks of one shape; got {gt.shape}, {sam.shape}, {baseline.shape}"
+        )
     sam_wrong, base_wrong = (sam != gt).any(0), (baseline != gt).any(0)
     shown = (gt | sam | baseline).any(0)
     out = np.zeros(gt.shape[1:], dtype=np.uint8)
@@ -103,8 +137,7 @@ def error_map(gt: np.ndarray, sam: np.ndarray, baseline: np.ndarray) -> np.ndarr
     return out
 
 
-def draw_errors(panels: Sequence[tuple[np.ndarray, np.ndarray, str]], names: tuple[str, str],
-                path: str | Path) -> Path:
+def draw_errors(panels: Sequence[tuple[np.ndarray, np.ndarray, str]], names: tuple[str, str], path: str | Path) -> Path:
     """Draw (image (Y, X) uint8, :func:`error_map` (Y, X) uint8, title) panels in a row with the colour legend;
     ``names``: (SAM, baseline) as the legend names them."""
     if not panels:
@@ -118,8 +151,10 @@ def draw_errors(panels: Sequence[tuple[np.ndarray, np.ndarray, str]], names: tup
         lut[value] = to_rgba(colour, OVERLAY_ALPHA)
     for ax, (image, errors, title) in zip(axes, panels):
         if image.shape != errors.shape or image.dtype != np.uint8:
-            raise ValidationError(f"error panel {title!r}: image must be (Y, X) uint8 shaped like its error map; "
-                                  f"got {image.shape} {image.dtype} and {errors.shape}")
+            raise ValidationError(
+                f"error panel {title!r}: image must be (Y, X) uint8 shaped like its error map; "
+                f"got {image.shape} {image.dtype} and {errors.shape}"
+            )
         ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.imshow(lut[errors], interpolation="nearest")
         ax.set_title(title, fontsize=8)
@@ -127,8 +162,10 @@ def draw_errors(panels: Sequence[tuple[np.ndarray, np.ndarray, str]], names: tup
         ax.set_yticks([])
     sam, base = names
     labels = {1: "both right", 2: "both wrong", 3: f"only {sam} wrong", 4: f"only {base} wrong"}
-    handles = [Line2D([], [], color=ERROR_COLOURS[v], marker="s", markersize=10, linestyle="none", label=text)
-               for v, text in labels.items()]
+    handles = [
+        Line2D([], [], color=ERROR_COLOURS[v], marker="s", markersize=10, linestyle="none", label=text)
+        for v, text in labels.items()
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     return _save(fig, path)
 
@@ -160,15 +197,25 @@ def table_cells(row: dict[str, Any]) -> list[str]:
     data = "-" if row["kind"] == ZERO_SHOT else "real + synthetic" if row["synthetic"] else "real"
     sd = row["dice_sd_over_cases"]
     share = f" ({100 * row['trainable'] / row['total']:.1f}%)" if row["total"] and row["trainable"] else ""
-    return [row["name"], row["kind"], data, _num(row["dice"]) + ("" if sd is None else f" ± {sd:.3f}"),
-            _num(row["iou"]), _num(row["nsd"]), _num(row["hd95"]), _count(row["trainable"]) + share,
-            _duration(row["train_seconds"])]
+    return [
+        row["name"],
+        row["kind"],
+        data,
+        _num(row["dice"]) + ("" if sd is None else f" ± {sd:.3f}"),
+        _num(row["iou"]),
+        _num(row["nsd"]),
+        _num(row["hd95"]),
+        _count(row["trainable"]) + share,
+        _duration(row["train_seconds"]),
+    ]
 
 
 def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A model row with its click-count keys as strings (for JSON)."""
-    return {**row, **{key: {str(c): d for c, d in row[key].items()} for key in ("clicks", "click_ceiling")
-                      if key in row}}
+    return {
+        **row,
+        **{key: {str(c): d for c, d in row[key].items()} for key in ("clicks", "click_ceiling") if key in row},
+    }
 
 
 def click_table(rows: Sequence[dict[str, Any]], clicks: Sequence[int]) -> tuple[list[str], list[list[str]]]:
@@ -181,8 +228,15 @@ def click_table(rows: Sequence[dict[str, Any]], clicks: Sequence[int]) -> tuple[
         if r["clicks"]:
             body.append([r["name"], *[_num(r["clicks"].get(c)) for c in clicks]])
             if r.get("click_ceiling") and r["kind"] != ZERO_SHOT:
-                body.append([f"{r['name']} (ceiling: k largest error regions fixed)",
-                             *[_num(r["click_ceiling"].get(c)) for c in clicks]])
-    body += [[f"{r['name']} (no prompts; reference)", *[_num(r["dice"])] * len(clicks)]
-             for r in rows if r["kind"] == BASELINE]
+                body.append(
+                    [
+                        f"{r['name']} (ceiling: k largest error regions fixed)",
+                        *[_num(r["click_ceiling"].get(c)) for c in clicks],
+                    ]
+                )
+    body += [
+        [f"{r['name']} (no prompts; reference)", *[_num(r["dice"])] * len(clicks)]
+        for r in rows
+        if r["kind"] == BASELINE
+    ]
     return header, body

@@ -125,8 +125,10 @@ def _read_tables(store_url: str, mixture: str, snapshot: str | None) -> tuple[_T
         try:
             prompt_set = load_prompt_set(store, record.prompt_set)
         except RegistryError as err:
-            raise ValidationError(f"mixture {mixture!r} names prompt set {record.prompt_set!r}, which is not in "
-                                  f"store {store.url!r} at {store.snapshot_id}") from err
+            raise ValidationError(
+                f"mixture {mixture!r} names prompt set {record.prompt_set!r}, which is not in "
+                f"store {store.url!r} at {store.snapshot_id}"
+            ) from err
     return _Tables(record, prompt_set, store.snapshot_id), store
 
 
@@ -135,8 +137,10 @@ def _select(store: SliceStore, tables: _Tables, mixture: str, split: str, config
     cases, splits = tables.mixture.cases["case_id"], tables.mixture.cases["split"]
     absent = sorted(set(cases) - set(store.case_ids()))
     if absent:
-        raise ValidationError(f"mixture {mixture!r} lists cases {absent[:5]} that are not in store "
-                              f"{store.url!r} at snapshot {store.snapshot_id}")
+        raise ValidationError(
+            f"mixture {mixture!r} lists cases {absent[:5]} that are not in store "
+            f"{store.url!r} at snapshot {store.snapshot_id}"
+        )
     labels = config.labels if config.labels is not None else tables.mixture.labels
     objects = store.objects()
     keep = objects["case_id"].isin(set(cases[splits == split])) & (objects["area"] >= config.min_area)
@@ -147,15 +151,24 @@ def _select(store: SliceStore, tables: _Tables, mixture: str, split: str, config
         raise ValidationError(
             f"mixture {mixture!r} has no objects in split {split!r} with area >= min_area={config.min_area}"
             f"{'' if labels is None else f' and label in {list(labels)}'} (store {store.url!r} at "
-            f"{store.snapshot_id}; {int((splits == split).sum())} cases in that split)")
+            f"{store.snapshot_id}; {int((splits == split).sum())} cases in that split)"
+        )
     return chosen
 
 
 class MixtureDataset(Dataset):
     """Objects of one split of a store mixture as SAM training items (see the module docstring)."""
 
-    def __init__(self, store_url: str, mixture: str, split: str, config: DatasetConfig, *, seed: int = 0,
-                 snapshot: str | None = None) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        mixture: str,
+        split: str,
+        config: DatasetConfig,
+        *,
+        seed: int = 0,
+        snapshot: str | None = None,
+    ) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split {split!r} for mixture {mixture!r}; expected one of {', '.join(SPLITS)}")
         tables, store = _read_tables(str(store_url), mixture, snapshot)
@@ -213,9 +226,11 @@ class MixtureDataset(Dataset):
         """This process's store view at the dataset's snapshot (opened on first use in each process)."""
         if self._store is None or self._pid != os.getpid():
             if _opened_in is not None and _opened_in != os.getpid():
-                raise StoreError(f"process {os.getpid()} was forked from {_opened_in} after it opened store "
-                                 f"{self.store_url!r}; Icechunk does not survive fork(), reads would hang: start "
-                                 f"DataLoader workers by {WORKER_CONTEXT!r} or 'spawn' (see mixture_loader)")
+                raise StoreError(
+                    f"process {os.getpid()} was forked from {_opened_in} after it opened store "
+                    f"{self.store_url!r}; Icechunk does not survive fork(), reads would hang: start "
+                    f"DataLoader workers by {WORKER_CONTEXT!r} or 'spawn' (see mixture_loader)"
+                )
             self._store = _open(self.store_url, self.snapshot_id)
             self._cache = SliceCache(self.config.cache_mb * 2**20)
             self._pid, self._rng = os.getpid(), None
@@ -263,12 +278,14 @@ class MixtureDataset(Dataset):
         elif (prompt := self._fixed[index]) is None:  # type: ignore[assignment]
             prompt = self._eval_scheme(mask, object_rng(self._eval_seed, case_id, z, value))
         item = self._frame(image, mask, prompt)
-        item.update(case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case],
-                    view=view)
+        item.update(
+            case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case], view=view
+        )
         return item
 
-    def _augmented(self, image: np.ndarray, label: np.ndarray, value: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    def _augmented(
+        self, image: np.ndarray, label: np.ndarray, value: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Augment image and label together, redrawing (up to 8 times) while the object vanishes; with the
         view drawn (see :meth:`training.augment.Augment.apply`; 0 when every draw lost the object)."""
         assert self._augment is not None
@@ -286,39 +303,60 @@ class MixtureDataset(Dataset):
         # to_frame maps exactly; at scale 1 (the slice already fills the frame) it is the identity
         framed = prompt if (new_h, new_w) == (height, width) else prompt.to_frame((height, width), size)
         if framed.n_points > max_points:
-            raise ValidationError(f"prompt scheme {self.scheme_spec!r} gave {framed.n_points} points; "
-                                  f"DatasetConfig.max_points={max_points} holds fewer")
+            raise ValidationError(
+                f"prompt scheme {self.scheme_spec!r} gave {framed.n_points} points; "
+                f"DatasetConfig.max_points={max_points} holds fewer"
+            )
         points = np.zeros((max_points, 2), dtype=np.float32)
         labels = np.full(max_points, -1, dtype=np.int64)
-        points[:framed.n_points] = framed.points
-        labels[:framed.n_points] = framed.point_labels
+        points[: framed.n_points] = framed.points
+        labels[: framed.n_points] = framed.point_labels
         valid = np.zeros((size, size), dtype=bool)
         valid[:new_h, :new_w] = True
-        sizes = torch.from_numpy(np.array([(height, width), (new_h, new_w), (size - new_h, size - new_w)],
-                                          dtype=np.int64))  # original_size, input_size, pad: views of one array
+        sizes = torch.from_numpy(
+            np.array([(height, width), (new_h, new_w), (size - new_h, size - new_w)], dtype=np.int64)
+        )  # original_size, input_size, pad: views of one array
         item: dict[str, Any] = {
             "image": resize_pad(image, size, dtype=getattr(torch, self.config.dtype)),
             "mask": resize_pad_mask(mask, size, np.dtype(self.config.dtype).type),
             "box": torch.from_numpy(np.array(framed.box if framed.box is not None else _NO_BOX, dtype=np.float32)),
             "has_box": framed.box is not None,
-            "points": torch.from_numpy(points), "point_labels": torch.from_numpy(labels),
+            "points": torch.from_numpy(points),
+            "point_labels": torch.from_numpy(labels),
             "valid": torch.from_numpy(valid),
             "scale": size / max(height, width),
-            "original_size": sizes[0], "input_size": sizes[1], "pad": sizes[2],
+            "original_size": sizes[0],
+            "input_size": sizes[1],
+            "pad": sizes[2],
         }
         if framed.mask is not None:
             item["mask_prompt"] = torch.from_numpy(framed.mask[None].astype(np.float32))
         return item
 
 
-def mixture_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 0, sampler: Sampler | None = None,
-                   shuffle: bool = False, generator: torch.Generator | None = None) -> DataLoader:
+def mixture_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    num_workers: int = 0,
+    sampler: Sampler | None = None,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
     """A DataLoader whose workers start by forkserver and persist across epochs, with packed batches."""
     if num_workers > 0:  # the server imports this module once (no store opened), workers fork from it
         multiprocessing.get_context(WORKER_CONTEXT).set_forkserver_preload([__name__])
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_items, multiprocessing_context=WORKER_CONTEXT if num_workers > 0 else None,
-                      persistent_workers=num_workers > 0, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_items,
+        multiprocessing_context=WORKER_CONTEXT if num_workers > 0 else None,
+        persistent_workers=num_workers > 0,
+        generator=generator,
+    )
 
 
 def _stored_prompts(objects: pd.DataFrame, prompt_set: PromptSetRecord) -> list[Prompt | None]:
@@ -326,8 +364,10 @@ def _stored_prompts(objects: pd.DataFrame, prompt_set: PromptSetRecord) -> list[
     frame = prompt_set.frame
     keys = zip(frame["case_id"].tolist(), frame["z"].tolist(), frame["label"].tolist())
     row_of = {(c, int(z), int(lab)): i for i, (c, z, lab) in enumerate(keys)}
-    rows = [row_of.get((c, int(z), int(lab)), -1) for c, z, lab in
-            zip(objects["case_id"].tolist(), objects["z"].tolist(), objects["label"].tolist())]
+    rows = [
+        row_of.get((c, int(z), int(lab)), -1)
+        for c, z, lab in zip(objects["case_id"].tolist(), objects["z"].tolist(), objects["label"].tolist())
+    ]
     found = np.array([r for r in rows if r >= 0], dtype=np.int64)
     prompts = iter(columns_to_prompts(prompt_set.prompt_columns(found)))
     return [next(prompts) if r >= 0 else None for r in rows]

@@ -14,13 +14,20 @@ if TYPE_CHECKING:
     from samdata.metrics import MetricConfig
 
 Tolerance = Annotated[float, Field(gt=0, description="Normalised surface Dice tolerance in mm")]
-BatchSlices = Annotated[int, Field(ge=1, description="Slices per encoder batch (more: more memory, no faster on a "
-                                                    "CPU)")]
-Clicks = Annotated[tuple[int, ...], Field(
-    description="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5")]
+BatchSlices = Annotated[
+    int, Field(ge=1, description="Slices per encoder batch (more: more memory, no faster on a CPU)")
+]
+Clicks = Annotated[
+    tuple[int, ...], Field(description="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5")
+]
 FeedLogits = Annotated[bool, Field(description="With clicks: feed the previous logits back as mask prompt")]
-Tta = Annotated[str, Field(description="Test-time mirroring, probabilities averaged: none; lr (as is + left-right, "
-                                       "2 passes); flip (all 4 mirror views, nnU-Net's default, 4 passes)")]
+Tta = Annotated[
+    str,
+    Field(
+        description="Test-time mirroring, probabilities averaged: none; lr (as is + left-right, "
+        "2 passes); flip (all 4 mirror views, nnU-Net's default, 4 passes)"
+    ),
+]
 
 
 @config
@@ -74,9 +81,12 @@ class CompareConfig:
     seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
     the test-time mirroring of every prediction (:mod:`training.tta`)."""
 
-    split: Annotated[Literal["test", "val", "train"], Field(
-        description="Mixture split: test, val, or train (held-out slices: --slices or the first run's val_slices)")
-                     ] = "test"
+    split: Annotated[
+        Literal["test", "val", "train"],
+        Field(
+            description="Mixture split: test, val, or train (held-out slices: --slices or the first run's val_slices)"
+        ),
+    ] = "test"
     slices: Annotated[str | None, Field(description="Only these slices, a z spec like 51-135:6 or 4,8,10-12")] = None
     clicks: Clicks = (0, 1, 3, 5)
     tolerance_mm: Tolerance = 2.0
@@ -98,5 +108,11 @@ class CompareConfig:
 
     def eval_config(self, seed: int, feed_logits: bool = True) -> EvalConfig:
         """The evaluation settings with prompt (train split) and click seed ``seed``."""
-        return EvalConfig(tolerance_mm=self.tolerance_mm, batch_slices=self.batch_slices, clicks=self.clicks,
-                          feed_logits=feed_logits, prompt_seed=seed, tta=self.tta)
+        return EvalConfig(
+            tolerance_mm=self.tolerance_mm,
+            batch_slices=self.batch_slices,
+            clicks=self.clicks,
+            feed_logits=feed_logits,
+            prompt_seed=seed,
+            tta=self.tta,
+        )

@@ -23,17 +23,27 @@ from samdata.spec import parse_slices
 from training.batches import SeededMixture
 from samdata.files import write_json
 from training.dataset import DatasetConfig, MixtureDataset
-from training.evaluate import (EvalConfig, EvalResult, InteractiveResult, Stages, aggregate, evaluate_interactive,
-                               evaluate_models, predict_objects)
+from training.evaluate import (
+    EvalConfig,
+    EvalResult,
+    InteractiveResult,
+    Stages,
+    aggregate,
+    evaluate_interactive,
+    evaluate_models,
+    predict_objects,
+)
 from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
 from training.tta import tta_views
 
 ZERO_SHOT, ADAPTED = "zero_shot", "adapted"
-EMPTY_RULE = ("an object the model misses (empty prediction) scores Dice = IoU = NSD = 0 and HD95 = the slice "
-              "diagonal in mm, a finite worst case that keeps means defined; an empty reference with an empty "
-              "prediction would score 1, 1, 1 and 0 (samdata.metrics)")
+EMPTY_RULE = (
+    "an object the model misses (empty prediction) scores Dice = IoU = NSD = 0 and HD95 = the slice "
+    "diagonal in mm, a finite worst case that keeps means defined; an empty reference with an empty "
+    "prediction would score 1, 1, 1 and 0 (samdata.metrics)"
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,13 @@ class EvalReport:
 def dataset_config(run: LoadedRun) -> DatasetConfig:
     """The evaluation items as the run's training made them (size, context, labels, scheme, min area)."""
     config = run.config
-    return DatasetConfig(size=config.size or run.model.img_size, context=config.context, min_area=config.min_area,
-                         labels=config.labels, scheme=config.scheme)
+    return DatasetConfig(
+        size=config.size or run.model.img_size,
+        context=config.context,
+        min_area=config.min_area,
+        labels=config.labels,
+        scheme=config.scheme,
+    )
 
 
 def zero_shot_model(run: LoadedRun) -> SamModel:
@@ -82,8 +97,9 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def open_split(run: LoadedRun, split: str, store_url: str | None, slices: str | None
-               ) -> tuple[MixtureDataset, list[int] | None, str]:
+def open_split(
+    run: LoadedRun, split: str, store_url: str | None, slices: str | None
+) -> tuple[MixtureDataset, list[int] | None, str]:
     """The run's items of ``split`` (only slices ``slices``, a z spec like ``51-135:6``), their indices and the
     protocol. ``train`` means the run's held-out slices (``slices`` or its ``val_slices``) with seeded prompts."""
     info, config = run.info, run.config
@@ -92,13 +108,22 @@ def open_split(run: LoadedRun, split: str, store_url: str | None, slices: str | 
     if split == "train":
         slices = slices or config.val_slices
         if slices is None:
-            raise ConfigError("run trained on every slice of the train split (no val_slices); evaluating split "
-                              "'train' needs held-out slices (--slices) or use val/test")
-    where = (store_url or info.get("store_url") or config.store, info.get("mixture") or config.mixture, split,
-             dataset_config(run))
+            raise ConfigError(
+                "run trained on every slice of the train split (no val_slices); evaluating split "
+                "'train' needs held-out slices (--slices) or use val/test"
+            )
+    where = (
+        store_url or info.get("store_url") or config.store,
+        info.get("mixture") or config.mixture,
+        split,
+        dataset_config(run),
+    )
     snapshot = info.get("snapshot_id") or config.snapshot
-    dataset = (SeededMixture(*where, seed=config.seed, snapshot=snapshot) if split == "train"
-               else MixtureDataset(*where, snapshot=snapshot))
+    dataset = (
+        SeededMixture(*where, seed=config.seed, snapshot=snapshot)
+        if split == "train"
+        else MixtureDataset(*where, snapshot=snapshot)
+    )
     if slices is None:
         return dataset, None, f"the mixture's {split} split with its fixed prompts"
     chosen = set(parse_slices(slices))
@@ -109,9 +134,17 @@ def open_split(run: LoadedRun, split: str, store_url: str | None, slices: str | 
     return dataset, indices, f"slices z in {slices} of the {split} split{seeded}"
 
 
-def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", store_url: str | None = None,
-                 zero_shot: bool = True, config: EvalConfig = EvalConfig(), slices: str | None = None,
-                 stages: Stages | None = None) -> EvalReport:
+def evaluate_run(
+    run: LoadedRun,
+    out_dir: Path | str,
+    *,
+    split: str = "test",
+    store_url: str | None = None,
+    zero_shot: bool = True,
+    config: EvalConfig = EvalConfig(),
+    slices: str | None = None,
+    stages: Stages | None = None,
+) -> EvalReport:
     """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure."""
     dataset, indices, protocol = open_split(run, split, store_url, slices)
     config = replace(config, prompt_seed=run.config.seed)
@@ -121,9 +154,11 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
     result = evaluate_models(models, dataset, config, indices=indices, stages=stages)
     interactive = {}
     if config.clicks:
-        interactive = {name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices,
-                                                  stages=stages)
-                       for name, model in models.items() if is_promptable(model)}
+        interactive = {
+            name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices, stages=stages)
+            for name, model in models.items()
+            if is_promptable(model)
+        }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figure = draw_best_worst(models, dataset, result, config, out / "best_worst.png")
@@ -132,12 +167,16 @@ def evaluate_run(run: LoadedRun, out_dir: Path | str, *, split: str = "test", st
     report["figure"] = figure.name
     write_json(out / "metrics.json", report)
     (out / "metrics.md").write_text(report_markdown(report), encoding="utf-8")
-    return EvalReport(str(out / "metrics.json"), str(out / "metrics.md"), str(figure), report["overall"],
-                      interactive)
+    return EvalReport(str(out / "metrics.json"), str(out / "metrics.md"), str(figure), report["overall"], interactive)
 
 
-def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
-                interactive: dict[str, InteractiveResult]) -> dict[str, Any]:
+def report_json(
+    run: LoadedRun,
+    dataset: MixtureDataset,
+    result: EvalResult,
+    config: EvalConfig,
+    interactive: dict[str, InteractiveResult],
+) -> dict[str, Any]:
     """The JSON-safe report of one evaluation (``metrics.json``): run record, data (store, snapshot, mixture,
     prompt set, split), settings, the empty-mask rule, overall / per label / per case & label means for each
     model, every object's scores, interactive Dice per click count and timings."""
@@ -145,27 +184,45 @@ def report_json(run: LoadedRun, dataset: MixtureDataset, result: EvalResult, con
     n_slices = result.rows[["case_id", "z"]].drop_duplicates().shape[0]
     return {
         "run": {k: _plain(v) for k, v in run.info.items() if isinstance(v, str | int | float | bool)},
-        "model": run.config.model, "adapter": run.config.adapter,
-        "data": {"store": dataset.store_url, "snapshot_id": dataset.snapshot_id, "mixture": dataset.mixture,
-                 "prompt_set": dataset.prompt_set, "scheme": dataset.scheme_spec, "split": dataset.split,
-                 "cases": int(result.rows["case_id"].nunique()), "slices": int(n_slices),
-                 "objects": int(len(result.rows) // len(result.models))},
-        "settings": {"tolerance_mm": config.tolerance_mm, "threshold": config.threshold,
-                     "batch_slices": config.batch_slices, "context": dataset.config.context,
-                     "size": dataset.config.size, "tta": config.tta},
+        "model": run.config.model,
+        "adapter": run.config.adapter,
+        "data": {
+            "store": dataset.store_url,
+            "snapshot_id": dataset.snapshot_id,
+            "mixture": dataset.mixture,
+            "prompt_set": dataset.prompt_set,
+            "scheme": dataset.scheme_spec,
+            "split": dataset.split,
+            "cases": int(result.rows["case_id"].nunique()),
+            "slices": int(n_slices),
+            "objects": int(len(result.rows) // len(result.models)),
+        },
+        "settings": {
+            "tolerance_mm": config.tolerance_mm,
+            "threshold": config.threshold,
+            "batch_slices": config.batch_slices,
+            "context": dataset.config.context,
+            "size": dataset.config.size,
+            "tta": config.tta,
+        },
         "aggregation": "per object (label on a slice) → mean per case & label → mean over case & label pairs",
         "empty_masks": EMPTY_RULE,
         "models": list(result.models),
         "overall": {str(r["model"]): {m: _plain(r[m]) for m in METRICS} for r in overall.to_dict("records")},
         "per_label": _records(per_label, "model", ["label_name"]),
         "per_case_label": _records(per_case, "model", ["case_id", "label", "label_name"]),
-        "per_object": _records(result.rows.drop(columns=["item"]), "model",
-                               ["case_id", "z", "label", "label_name", "gt_area"]),
-        "missed_objects": {m: int(((result.rows["model"] == m) & (result.rows["pred_area"] == 0)).sum())
-                           for m in result.models},
-        "interactive": {"clicks": list(config.clicks), "feed_logits": config.feed_logits,
-                        "dice": {m: {str(c): d for c, d in v.summary.items()} for m, v in interactive.items()},
-                        "ceiling": {m: {str(c): d for c, d in v.ceiling.items()} for m, v in interactive.items()}},
+        "per_object": _records(
+            result.rows.drop(columns=["item"]), "model", ["case_id", "z", "label", "label_name", "gt_area"]
+        ),
+        "missed_objects": {
+            m: int(((result.rows["model"] == m) & (result.rows["pred_area"] == 0)).sum()) for m in result.models
+        },
+        "interactive": {
+            "clicks": list(config.clicks),
+            "feed_logits": config.feed_logits,
+            "dice": {m: {str(c): d for c, d in v.summary.items()} for m, v in interactive.items()},
+            "ceiling": {m: {str(c): d for c, d in v.ceiling.items()} for m, v in interactive.items()},
+        },
         "seconds": {m: round(s, 3) for m, s in result.seconds.items()},
         "seconds_per_slice": {m: round(s / max(n_slices, 1), 4) for m, s in result.seconds.items()},
     }
@@ -176,8 +233,10 @@ def tta_sentence(tta: str | None) -> str:
     if tta in (None, "none"):
         return ""
     views = len(tta_views(tta))
-    return (f" Test-time mirroring `{tta}`: probabilities averaged over {views} mirrored views"
-            " (box scores and corrective clicks alike).")
+    return (
+        f" Test-time mirroring `{tta}`: probabilities averaged over {views} mirrored views"
+        " (box scores and corrective clicks alike)."
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -196,12 +255,15 @@ def report_markdown(report: dict[str, Any]) -> str:
     models = report["models"]
     both = ZERO_SHOT in models and ADAPTED in models
     data = report["data"]
-    parts = [f"# Evaluation: {report['model']} [{report['adapter']}] on {data['split']}",
-             f"Store `{data['store']}` at `{data['snapshot_id']}`, mixture `{data['mixture']}`, prompts "
-             f"`{data['prompt_set'] or data['scheme']}`; {data['cases']} cases, {data['slices']} slices, "
-             f"{data['objects']} objects ({data.get('protocol', data['split'])}). NSD tolerance "
-             f"{report['settings']['tolerance_mm']:g} mm; HD95 in mm.{tta_sentence(report['settings'].get('tta'))}",
-             f"Aggregation: {report['aggregation']}. Empty masks: {report['empty_masks']}.", "## Overall"]
+    parts = [
+        f"# Evaluation: {report['model']} [{report['adapter']}] on {data['split']}",
+        f"Store `{data['store']}` at `{data['snapshot_id']}`, mixture `{data['mixture']}`, prompts "
+        f"`{data['prompt_set'] or data['scheme']}`; {data['cases']} cases, {data['slices']} slices, "
+        f"{data['objects']} objects ({data.get('protocol', data['split'])}). NSD tolerance "
+        f"{report['settings']['tolerance_mm']:g} mm; HD95 in mm.{tta_sentence(report['settings'].get('tta'))}",
+        f"Aggregation: {report['aggregation']}. Empty masks: {report['empty_masks']}.",
+        "## Overall",
+    ]
     header = ["metric", *models] + (["adapted - zero-shot"] if both else [])
     rows = []
     for m in METRICS:
@@ -211,27 +273,54 @@ def report_markdown(report: dict[str, Any]) -> str:
     parts.append(_table(header, rows))
     shown = ("dice", "nsd", "hd95")
     cols = [f"{m} {name}" for m in shown for name in models]
-    parts += ["## Per label", _table(["label", *cols], [
-        [r["label_name"], *[_num(r[name][m]) for m in shown for name in models]] for r in report["per_label"]])]
-    parts += ["## Per case and label", _table(["case", "label", "slices", *cols], [
-        [r["case_id"], r["label_name"], str(r["n_slices"]), *[_num(r[name][m]) for m in shown for name in models]]
-        for r in report["per_case_label"]])]
+    parts += [
+        "## Per label",
+        _table(
+            ["label", *cols],
+            [[r["label_name"], *[_num(r[name][m]) for m in shown for name in models]] for r in report["per_label"]],
+        ),
+    ]
+    parts += [
+        "## Per case and label",
+        _table(
+            ["case", "label", "slices", *cols],
+            [
+                [
+                    r["case_id"],
+                    r["label_name"],
+                    str(r["n_slices"]),
+                    *[_num(r[name][m]) for m in shown for name in models],
+                ]
+                for r in report["per_case_label"]
+            ],
+        ),
+    ]
     clicks = report["interactive"]
     if clicks["dice"]:
         rows = []
         for name, dice in clicks["dice"].items():
             ceiling = clicks["ceiling"][name]
-            rows += [[name, *[_num(dice[str(c)]) for c in clicks["clicks"]]],
-                     [f"{name} (ceiling: k largest error regions fixed)", *[_num(ceiling[str(c)]) for c in clicks["clicks"]]]]
-        parts += ["## Interactive (Dice after corrective clicks)",
-                  _table(["model", *[f"{c} clicks" for c in clicks["clicks"]]], rows)]
-    parts.append(f"Missed objects (empty prediction): {report['missed_objects']}. "
-                 f"Seconds per slice: {report['seconds_per_slice']}.")
+            rows += [
+                [name, *[_num(dice[str(c)]) for c in clicks["clicks"]]],
+                [
+                    f"{name} (ceiling: k largest error regions fixed)",
+                    *[_num(ceiling[str(c)]) for c in clicks["clicks"]],
+                ],
+            ]
+        parts += [
+            "## Interactive (Dice after corrective clicks)",
+            _table(["model", *[f"{c} clicks" for c in clicks["clicks"]]], rows),
+        ]
+    parts.append(
+        f"Missed objects (empty prediction): {report['missed_objects']}. "
+        f"Seconds per slice: {report['seconds_per_slice']}."
+    )
     return "\n\n".join(parts) + "\n"
 
 
-def draw_best_worst(models: dict[str, SamModel], dataset: MixtureDataset, result: EvalResult, config: EvalConfig,
-                    path: Path) -> Path:
+def draw_best_worst(
+    models: dict[str, SamModel], dataset: MixtureDataset, result: EvalResult, config: EvalConfig, path: Path
+) -> Path:
     """A PNG of the best and worst objects by the last model's Dice: reference, then each model's prediction."""
     primary = result.rows[result.rows["model"] == result.models[-1]]
     ranked = primary.sort_values(["dice", "case_id", "z", "label"], kind="stable")
@@ -246,11 +335,23 @@ def draw_best_worst(models: dict[str, SamModel], dataset: MixtureDataset, result
         (new_h, new_w), (height, width) = piece.frame_geometry()
         prompt = piece.prompt(i).scaled(width / new_w, height / new_h)
         gt = piece.gt(i)
-        samples.append((piece.image, np.where(gt, key[2], 0).astype(piece.label.dtype), prompt,
-                        f"{rank}: {key[0]} z={key[1]}\nreference {row['label_name']}"))
+        samples.append(
+            (
+                piece.image,
+                np.where(gt, key[2], 0).astype(piece.label.dtype),
+                prompt,
+                f"{rank}: {key[0]} z={key[1]}\nreference {row['label_name']}",
+            )
+        )
         for name, prob in probs.items():
             pred = prob > config.threshold
-            samples.append((piece.image, np.where(pred, key[2], 0).astype(piece.label.dtype), prompt,
-                            f"{name}\nDice {dice(pred, gt):.3f}"))
+            samples.append(
+                (
+                    piece.image,
+                    np.where(pred, key[2], 0).astype(piece.label.dtype),
+                    prompt,
+                    f"{name}\nDice {dice(pred, gt):.3f}",
+                )
+            )
     names = dict(zip(result.rows["label"].astype(int), result.rows["label_name"].astype(str)))
     return draw_grid(samples, path, cols=1 + len(models), label_names=names)

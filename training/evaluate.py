@@ -69,8 +69,11 @@ class SliceBatch:
         frames = torch.stack([it["mask_prompt"] for it in self.items])
         if any(view):
             side = self.items[0]["image"].shape[-1]
-            frames = flip_frames(F.interpolate(frames, size=(side, side), mode="nearest-exact"),
-                                 [self.frame_geometry()[0]] * len(self.items), view)
+            frames = flip_frames(
+                F.interpolate(frames, size=(side, side), mode="nearest-exact"),
+                [self.frame_geometry()[0]] * len(self.items),
+                view,
+            )
         masks = F.interpolate(frames, size=(low_res, low_res), mode="area")
         return (masks - 0.5) * (2.0 * MASK_PROMPT_LOGIT)
 
@@ -94,8 +97,10 @@ class _Slices:
 
     def __init__(self, dataset: MixtureDataset, seed: int) -> None:
         if dataset.split == "train" and not isinstance(dataset, SeededMixture):
-            raise ConfigError("evaluating train-split items needs fixed prompts: open the split as "
-                              "training.batches.SeededMixture (held-out slices), or evaluate val/test")
+            raise ConfigError(
+                "evaluating train-split items needs fixed prompts: open the split as "
+                "training.batches.SeededMixture (held-out slices), or evaluate val/test"
+            )
         self.dataset, self.seed = dataset, seed
         self.store = SliceStore.open(dataset.store_url, snapshot=dataset.snapshot_id)
         self._meta: dict[str, CaseMeta] = {}
@@ -129,19 +134,30 @@ class _Slices:
                 todo.append((case_id, z, chosen))
         return todo
 
-    def batches(self, indices: list[int] | None, size: int, stages: Stages | None = None, what: str = "slices"
-                ) -> Iterator[list[SliceBatch]]:
+    def batches(
+        self, indices: list[int] | None, size: int, stages: Stages | None = None, what: str = "slices"
+    ) -> Iterator[list[SliceBatch]]:
         """Lists of up to ``size`` SliceBatches covering ``indices`` (all items when None), in item order;
         ``stages`` hears of each batch done (a stage ``what`` over the slices)."""
         todo = self._todo(indices)
         advance = stages(what, len(todo)) if stages is not None else None
         for start in range(0, len(todo), size):
             out = []
-            for case_id, z, members in todo[start:start + size]:
+            for case_id, z, members in todo[start : start + size]:
                 image, label = self.store.read_slice(case_id, z)
                 spacing = self.meta(case_id).geometry.spacing
-                out.append(SliceBatch(case_id, z, members, [self.item(i) for i in members], image, label,
-                                      (float(spacing[1]), float(spacing[0])), [self.names[i] for i in members]))
+                out.append(
+                    SliceBatch(
+                        case_id,
+                        z,
+                        members,
+                        [self.item(i) for i in members],
+                        image,
+                        label,
+                        (float(spacing[1]), float(spacing[0])),
+                        [self.names[i] for i in members],
+                    )
+                )
             yield out
             if advance is not None:
                 advance(len(out))
@@ -169,8 +185,9 @@ def _predict_view(model: SamModel, batch: list[SliceBatch], frames: torch.Tensor
     for j, piece in enumerate(batch):
         prompts = flip_prompts([piece.prompt(i) for i in range(len(piece.items))], piece.frame_geometry()[0], view)
         masks = piece.mask_inputs(model.low_res_size, view)
-        low_res = decode_prompts(model, embeddings[j:j + 1], prompts, None if masks is None else masks.to(embeddings),
-                                 images=x[j:j + 1])
+        low_res = decode_prompts(
+            model, embeddings[j : j + 1], prompts, None if masks is None else masks.to(embeddings), images=x[j : j + 1]
+        )
         out.append(unflip(to_probabilities(model, low_res, *piece.frame_geometry()), view))
     return out
 
@@ -183,8 +200,9 @@ def _predict(model: SamModel, batch: list[SliceBatch], tta: str = "none") -> lis
     return [mean_of_views([probs[j] for probs in views]) for j in range(len(batch))]
 
 
-def predict_objects(models: Mapping[str, SamModel], dataset: MixtureDataset, indices: list[int],
-                    config: EvalConfig = EvalConfig()) -> dict[tuple[str, int, int], tuple[SliceBatch, int, dict]]:
+def predict_objects(
+    models: Mapping[str, SamModel], dataset: MixtureDataset, indices: list[int], config: EvalConfig = EvalConfig()
+) -> dict[tuple[str, int, int], tuple[SliceBatch, int, dict]]:
     """Predictions of chosen dataset items: (case, z, label) → (SliceBatch, object index, {model: (Y, X) probs})."""
     out: dict[tuple[str, int, int], tuple[SliceBatch, int, dict]] = {}
     for batch in _Slices(dataset, config.prompt_seed).batches(sorted(set(indices)), config.batch_slices):
@@ -204,9 +222,14 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate_models(models: Mapping[str, SamModel], dataset: MixtureDataset,
-                    config: EvalConfig = EvalConfig(), *, indices: list[int] | None = None,
-                    stages: Stages | None = None) -> EvalResult:
+def evaluate_models(
+    models: Mapping[str, SamModel],
+    dataset: MixtureDataset,
+    config: EvalConfig = EvalConfig(),
+    *,
+    indices: list[int] | None = None,
+    stages: Stages | None = None,
+) -> EvalResult:
     """Score every object of ``dataset`` (or those at ``indices``) with every model, on the same prompts:
     rows of model, item, case, z, label, metrics (``stages``: progress, one stage over the slices)."""
     if not models:
@@ -222,13 +245,23 @@ def evaluate_models(models: Mapping[str, SamModel], dataset: MixtureDataset,
             for piece, prob in zip(batch, probs):
                 for i, item in enumerate(piece.items):
                     scores = object_metrics(prob[i], piece.gt(i), piece.spacing, config.metric)
-                    rows.append({"model": name, "item": piece.indices[i], "case_id": piece.case_id, "z": piece.z,
-                                 "label": int(item["label"]), "label_name": piece.names[i], **scores})
+                    rows.append(
+                        {
+                            "model": name,
+                            "item": piece.indices[i],
+                            "case_id": piece.case_id,
+                            "z": piece.z,
+                            "label": int(item["label"]),
+                            "label_name": piece.names[i],
+                            **scores,
+                        }
+                    )
     return EvalResult(pd.DataFrame(rows), tuple(models), seconds)
 
 
-def aggregate(rows: pd.DataFrame, by: str, metrics: tuple[str, ...] = METRICS
-              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def aggregate(
+    rows: pd.DataFrame, by: str, metrics: tuple[str, ...] = METRICS
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per case & label, per label, overall) means of per-object ``rows``, each split by column ``by``.
 
     Per case & label: the mean over that structure's slices (with ``n_slices``); per label and
@@ -276,8 +309,14 @@ class InteractiveResult:
     ceiling: dict[int, float] = field(default_factory=dict)
 
 
-def _click_rounds(model: SamModel, views: list[tuple[View, torch.Tensor, torch.Tensor]], piece: SliceBatch,
-                  rounds: int, seed: int, config: EvalConfig) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
+def _click_rounds(
+    model: SamModel,
+    views: list[tuple[View, torch.Tensor, torch.Tensor]],
+    piece: SliceBatch,
+    rounds: int,
+    seed: int,
+    config: EvalConfig,
+) -> tuple[list[list[np.ndarray]], list[list[Prompt]]]:
     """Predictions of a slice's objects after 0..rounds corrective clicks, and the clicks (slice pixels).
     ``views``: (mirror view, (1, 3, S, S) model input, its (1, C, h, w) embedding) per view of ``config.tta``;
     each round decodes every view with its mirrored prompt and its own previous logits, and the clicks answer
@@ -300,8 +339,9 @@ def _click_rounds(model: SamModel, views: list[tuple[View, torch.Tensor, torch.T
         per_view = []
         for k, (view, image, embedding) in enumerate(views):
             feed = low_res[k] if config.feed_logits or not round_ else None
-            low_res[k] = decode_prompts(model, embedding, flip_prompts(prompts, frame_size, view), mask_inputs=feed,
-                                        images=image)
+            low_res[k] = decode_prompts(
+                model, embedding, flip_prompts(prompts, frame_size, view), mask_inputs=feed, images=image
+            )
             per_view.append(unflip(to_probabilities(model, low_res[k], frame_size, original), view))
         preds = mean_of_views(per_view) > config.threshold
         for i in range(n):
@@ -310,9 +350,17 @@ def _click_rounds(model: SamModel, views: list[tuple[View, torch.Tensor, torch.T
 
 
 @torch.no_grad()
-def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple[int, ...] = (0, 1, 3, 5), *,
-                         seed: int = 0, config: EvalConfig = EvalConfig(), keep_masks: bool = False,
-                         indices: list[int] | None = None, stages: Stages | None = None) -> InteractiveResult:
+def evaluate_interactive(
+    model: SamModel,
+    dataset: MixtureDataset,
+    clicks: tuple[int, ...] = (0, 1, 3, 5),
+    *,
+    seed: int = 0,
+    config: EvalConfig = EvalConfig(),
+    keep_masks: bool = False,
+    indices: list[int] | None = None,
+    stages: Stages | None = None,
+) -> InteractiveResult:
     """Dice after 0, 1, 3, 5... corrective clicks added one at a time to each object's stored prompt.
 
     Each round clicks on the error of the previous prediction at the slice's resolution
@@ -324,8 +372,10 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
     """
     counts = check_clicks(clicks)
     if not is_promptable(model):
-        raise ConfigError(f"model {model.name!r} takes no prompt: corrective clicks cannot change its mask "
-                          "(score it once with evaluate_models)")
+        raise ConfigError(
+            f"model {model.name!r} takes no prompt: corrective clicks cannot change its mask "
+            "(score it once with evaluate_models)"
+        )
     if not counts:
         raise ConfigError("evaluate_interactive needs at least one click count, e.g. (0, 1, 3, 5)")
     model = model.eval()
@@ -339,19 +389,27 @@ def evaluate_interactive(model: SamModel, dataset: MixtureDataset, clicks: tuple
             x = _view_input(model, batch, frames, view)
             seen.append((view, x, model.encode(x)))
         for j, piece in enumerate(batch):
-            views = [(view, x[j:j + 1], embeddings[j:j + 1]) for view, x, embeddings in seen]
+            views = [(view, x[j : j + 1], embeddings[j : j + 1]) for view, x, embeddings in seen]
             history, added = _click_rounds(model, views, piece, counts[-1], seed, config)
             rounds = tuple(range(counts[-1] + 1))
             ceilings = [region_ceiling(piece.gt(i), history[i][0], rounds) for i in range(len(piece.items))]
             for round_ in rounds:
                 for i, item in enumerate(piece.items):
                     click = added[i][round_ - 1] if round_ else None
-                    rows.append({"case_id": piece.case_id, "z": piece.z, "label": int(item["label"]),
-                                 "label_name": piece.names[i], "clicks": round_,
-                                 "dice": dice(history[i][round_], piece.gt(i)), "ceiling_dice": ceilings[i][round_],
-                                 "click_x": float(click.points[0, 0]) if click is not None else np.nan,
-                                 "click_y": float(click.points[0, 1]) if click is not None else np.nan,
-                                 "click_label": int(click.point_labels[0]) if click is not None else -1})
+                    rows.append(
+                        {
+                            "case_id": piece.case_id,
+                            "z": piece.z,
+                            "label": int(item["label"]),
+                            "label_name": piece.names[i],
+                            "clicks": round_,
+                            "dice": dice(history[i][round_], piece.gt(i)),
+                            "ceiling_dice": ceilings[i][round_],
+                            "click_x": float(click.points[0, 0]) if click is not None else np.nan,
+                            "click_y": float(click.points[0, 1]) if click is not None else np.nan,
+                            "click_label": int(click.point_labels[0]) if click is not None else -1,
+                        }
+                    )
             if keep_masks:
                 for i, item in enumerate(piece.items):
                     masks[(piece.case_id, piece.z, int(item["label"]))] = np.stack(history[i])

@@ -90,10 +90,17 @@ class Segmenter(nn.Module):
         """The image embeddings of frozen-prefix ``features``: the trainable encoder suffix applied (if any)."""
         return features if self.from_block >= self.n_blocks else self.model.encode_suffix(features, self.from_block)
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor | None = None,
-                points: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None, images: torch.Tensor | None = None, embedded: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        features: torch.Tensor,
+        boxes: torch.Tensor,
+        has_box: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        embedded: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode one prompt per item (see :func:`batch_prompt_tensors` for the arguments); for a prompt-free model
         ``features`` are the preprocessed frames and ``boxes`` each item's output channel (N,) int64.
         ``images``: the (N, 3, S, S) preprocessed frames, for a model with a refinement head. ``embedded``:
@@ -108,15 +115,23 @@ class Segmenter(nn.Module):
             raise ValidationError(f"item {kinds.index(0)} of the batch has no box, point or mask prompt")
         groups = sorted(set(kinds))
         if len(groups) == 1:
-            return self._touch(*self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()),
-                                             images))
+            return self._touch(
+                *self._decode(emb, boxes, points, point_labels, masks, kinds[0], int(counts.max()), images)
+            )
         logits: torch.Tensor | None = None
         iou: torch.Tensor | None = None
         for kind in groups:
             idx = torch.tensor([i for i, k in enumerate(kinds) if k == kind], device=emb.device)
-            part = self._decode(emb[idx], boxes[idx], points[idx], point_labels[idx],
-                                masks[idx] if masks.numel() else masks, kind, int(counts[idx].max()),
-                                None if images is None else images[idx])
+            part = self._decode(
+                emb[idx],
+                boxes[idx],
+                points[idx],
+                point_labels[idx],
+                masks[idx] if masks.numel() else masks,
+                kind,
+                int(counts[idx].max()),
+                None if images is None else images[idx],
+            )
             if logits is None:
                 logits = part[0].new_empty((len(kinds), *part[0].shape[1:]))
                 iou = part[1].new_empty((len(kinds), *part[1].shape[1:]))
@@ -132,14 +147,26 @@ class Segmenter(nn.Module):
             return logits, iou
         return logits + 0.0 * sum(p.sum() for p in self.prompt_params), iou
 
-    def _decode(self, emb: torch.Tensor, boxes: torch.Tensor, points: torch.Tensor, labels: torch.Tensor,
-                masks: torch.Tensor, kind: int, n_points: int, images: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(
+        self,
+        emb: torch.Tensor,
+        boxes: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor,
+        kind: int,
+        n_points: int,
+        images: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with_points = kind & 1
-        return self.model.decode(emb, boxes=boxes if kind & 2 else None,
-                                 points=points[:, :n_points] if with_points else None,
-                                 point_labels=labels[:, :n_points] if with_points else None,
-                                 mask_inputs=masks if masks.numel() else None, images=images)
+        return self.model.decode(
+            emb,
+            boxes=boxes if kind & 2 else None,
+            points=points[:, :n_points] if with_points else None,
+            point_labels=labels[:, :n_points] if with_points else None,
+            mask_inputs=masks if masks.numel() else None,
+            images=images,
+        )
 
 
 class SegLoss(nn.Module):
@@ -153,8 +180,9 @@ class SegLoss(nn.Module):
         self.bce = nn.BCEWithLogitsLoss()
         self.iou_weight = iou_weight
 
-    def forward(self, logits: torch.Tensor, iou: torch.Tensor | None, target: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, logits: torch.Tensor, iou: torch.Tensor | None, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(total loss, (4,) [total, dice, bce, iou_mse] detached) for (N, 1, L, L) logits and {0,1} target."""
         logits = logits.float()
         if target.shape[-2:] != logits.shape[-2:]:
@@ -197,19 +225,28 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
 class Trainer:
     """Holds model, optimizer, scheduler, loss and cache; runs optimizer steps and validation."""
 
-    def __init__(self, model: SamModel, first_block: int, config: TrainConfig, device: torch.device,
-                 cache: PrefixCache, ranks: Dist) -> None:
+    def __init__(
+        self,
+        model: SamModel,
+        first_block: int,
+        config: TrainConfig,
+        device: torch.device,
+        cache: PrefixCache,
+        ranks: Dist,
+    ) -> None:
         self.model, self.config, self.device, self.cache, self.ranks = model, config, device, cache, ranks
         self.val_scores: list[float] = []
         self.segmenter = Segmenter(model, first_block)
         self.forward_module: nn.Module = self.segmenter
         if ranks.active:
             self.forward_module = DistributedDataParallel(
-                self.segmenter, device_ids=[device.index] if device.type == "cuda" else None)
+                self.segmenter, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, partial(warmup_cosine, warmup=config.warmup, total=config.steps))
+            self.optimizer, partial(warmup_cosine, warmup=config.warmup, total=config.steps)
+        )
         self.loss = SegLoss(config.iou_loss)
         self.bf16 = config.bf16 and device.type == "cuda"
         self.clicks = ClickRounds(config.click_rounds, config.click_mode, config.click_feed_logits)
@@ -220,8 +257,13 @@ class Trainer:
     def _features(self, batch: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
         """The cached frozen-prefix output of the batch's ``images`` (on the device; call under autocast)."""
         views = batch["view"].tolist() if "view" in batch else [0] * len(batch["case_id"])
-        return self.cache(images, [(case_id, int(z), view) if view >= 0 else None
-                                   for case_id, z, view in zip(batch["case_id"], batch["z"].tolist(), views, strict=True)])
+        return self.cache(
+            images,
+            [
+                (case_id, int(z), view) if view >= 0 else None
+                for case_id, z, view in zip(batch["case_id"], batch["z"].tolist(), views, strict=True)
+            ],
+        )
 
     def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The batch's images on the device, moved once: (cached prefix features, preprocessed frames when the
@@ -248,10 +290,14 @@ class Trainer:
         with self._autocast():
             features, frames = self._inputs(batch)
             emb = self.segmenter.embed(features)  # the image's embedding is the same in every round: one suffix pass
-            rounds = self.clicks.run(partial(self.forward_module, emb, images=frames, embedded=True),
-                                     batch_prompt_tensors(batch, self.model.low_res_size, self.device),
-                                     self.model.postprocess, target[:, 0] > 0.5, valid,
-                                     lambda r: np.random.default_rng([*seed, r]))
+            rounds = self.clicks.run(
+                partial(self.forward_module, emb, images=frames, embedded=True),
+                batch_prompt_tensors(batch, self.model.low_res_size, self.device),
+                self.model.postprocess,
+                target[:, 0] > 0.5,
+                valid,
+                lambda r: np.random.default_rng([*seed, r]),
+            )
         losses = [self.loss(logits, iou, target) for logits, iou, _ in rounds]
         dice = [dice_scores(full, target, valid).mean() for _, _, full in (rounds[0], rounds[-1])]
         loss = torch.stack([total for total, _ in losses]).mean()
@@ -277,8 +323,10 @@ class Trainer:
                     dist.all_reduce(parts)
                     parts /= self.ranks.world
                 if not bool(torch.isfinite(parts[0])):
-                    raise TrainingError(f"non-finite loss {float(parts[0])} at step {step} (micro-batch {micro + 1} "
-                                        f"of {len(batches)}; objects {list(zip(batch['case_id'], batch['z'].tolist()))})")
+                    raise TrainingError(
+                        f"non-finite loss {float(parts[0])} at step {step} (micro-batch {micro + 1} "
+                        f"of {len(batches)}; objects {list(zip(batch['case_id'], batch['z'].tolist()))})"
+                    )
                 (loss / len(batches)).backward()
             sums += parts
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm=float("inf"))
@@ -288,8 +336,14 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         mean = (sums / len(batches)).tolist()
-        out = {"loss": mean[0], "dice_loss": mean[1], "bce": mean[2], "iou_mse": mean[3], "lr": lr,
-               "grad_norm": float(norm)}
+        out = {
+            "loss": mean[0],
+            "dice_loss": mean[1],
+            "bce": mean[2],
+            "iou_mse": mean[3],
+            "lr": lr,
+            "grad_norm": float(norm),
+        }
         if clicking:
             out.update(train_dice_box=mean[4], train_dice_clicks=mean[5])
         return out
@@ -303,7 +357,9 @@ class Trainer:
         for batch in batches:
             logits, _ = self._forward(self.segmenter, batch)
             full = self.model.postprocess(logits.float()) if is_promptable(self.model) else logits.float()
-            scores.append(dice_scores(full, batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)).cpu())
+            scores.append(
+                dice_scores(full, batch["mask"].to(self.device, torch.float32), batch["valid"].to(self.device)).cpu()
+            )
         self.model.train()
         values = torch.cat(scores) if scores else torch.zeros(0)
         self.val_scores = [round(float(v), 6) for v in values]

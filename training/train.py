@@ -31,8 +31,14 @@ from training.batches import RunData, build_data, make_loader, val_batches
 from training.adapters import parse_adapter
 from training.augment import augment_entry
 from training.cache import PrefixCache
-from training.checkpoint import (load_checkpoint, load_trainable, rng_state, save_checkpoint, set_rng_state,
-                                 trainable_state)
+from training.checkpoint import (
+    load_checkpoint,
+    load_trainable,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    trainable_state,
+)
 from training.config import RESUME_MUTABLE, TrainConfig, check_resumable
 from training.loop import Dist, Trainer, is_promptable
 from training.models import SamModel
@@ -82,8 +88,10 @@ def settle_config(config: TrainConfig, layout: RunLayout, resume: bool) -> tuple
     """The config to run: ``config`` for a new run, the saved one (mutable fields updated) when resuming."""
     if not resume:
         if layout.exists():
-            raise ConfigError(f"run directory {str(layout.root)!r} already holds a run; pass --resume to continue "
-                              "it or choose another --out")
+            raise ConfigError(
+                f"run directory {str(layout.root)!r} already holds a run; pass --resume to continue "
+                "it or choose another --out"
+            )
         return config, None
     if not layout.exists():
         raise ConfigError(f"cannot resume: {str(layout.root)!r} holds no run ({layout.config.name} missing)")
@@ -105,7 +113,11 @@ class RunLog:
         self.tb = None
         if self.active:
             if layout.metrics.is_file():  # a resumed run: drop rows of steps after its checkpoint
-                rows = [r for r in layout.metrics.read_text(encoding="utf-8").splitlines() if start and json.loads(r)["step"] <= start]
+                rows = [
+                    r
+                    for r in layout.metrics.read_text(encoding="utf-8").splitlines()
+                    if start and json.loads(r)["step"] <= start
+                ]
                 write_text(layout.metrics, "".join(r + "\n" for r in rows))
 
             try:
@@ -174,8 +186,10 @@ def _prepare_model(config: TrainConfig, device: torch.device) -> tuple[TrainConf
     if config.size is None:
         config = config.with_values({"size": model.img_size})
     elif config.size != model.img_size:
-        raise ConfigError(f"size={config.size} but model {config.model!r} takes {model.img_size}x{model.img_size} "
-                          "input (prompts are in model pixels); leave size unset or use the model's size")
+        raise ConfigError(
+            f"size={config.size} but model {config.model!r} takes {model.img_size}x{model.img_size} "
+            "input (prompts are in model pixels); leave size unset or use the model's size"
+        )
     return config, model.to(device), report
 
 
@@ -211,10 +225,12 @@ class Session:
                 if len(state["rng"]) == self.ranks.world:
                     set_rng_state(state["rng"][self.ranks.rank])
             self._record(cfg, report, data, start, device, getattr(model, "checkpoint_sha256", None))
-            log.message(f"{'resuming at step ' + str(start) if start else 'training'} {cfg.model} "
-                        f"[{report.describe()}] on {device} x{self.ranks.world}; {len(data.candidates)} train "
-                        f"objects of mixture {cfg.mixture!r} at snapshot {data.train.snapshot_id}; validation: "
-                        f"{data.protocol} ({len(data.val_indices)} objects)")
+            log.message(
+                f"{'resuming at step ' + str(start) if start else 'training'} {cfg.model} "
+                f"[{report.describe()}] on {device} x{self.ranks.world}; {len(data.candidates)} train "
+                f"objects of mixture {cfg.mixture!r} at snapshot {data.train.snapshot_id}; validation: "
+                f"{data.protocol} ({len(data.val_indices)} objects)"
+            )
             zero_shot = self._validate(trainer, data, cfg, log, 0) if start == 0 else self.info.get("zero_shot_dice")
             self.info["zero_shot_dice"] = zero_shot
             final = self._loop(trainer, data, cfg, log, start)
@@ -232,35 +248,71 @@ class Session:
                 log.message("prefix cache off: full fine-tuning trains the whole encoder, stem included")
             mode = "off"
         elif mode != "off" and not all(augment_entry(name).finite for name in cfg.augment):
-            log.message(f"prefix cache off: image augmentation {','.join(cfg.augment)} changes the encoder input "
-                        "every step (prompts vary per step either way)")
+            log.message(
+                f"prefix cache off: image augmentation {','.join(cfg.augment)} changes the encoder input "
+                "every step (prompts vary per step either way)"
+            )
             mode = "off"
-        tag = {"model": cfg.model, "checkpoint": cfg.checkpoint, "size": cfg.size, "context": cfg.context,
-               "snapshot_id": data.train.snapshot_id}
-        cache = PrefixCache(model, first, mode, cfg.cache_mb * 2**20,
-                            self.layout.cache if mode == "disk" else None, tag, trainable=full and is_promptable(model))
+        tag = {
+            "model": cfg.model,
+            "checkpoint": cfg.checkpoint,
+            "size": cfg.size,
+            "context": cfg.context,
+            "snapshot_id": data.train.snapshot_id,
+        }
+        cache = PrefixCache(
+            model,
+            first,
+            mode,
+            cfg.cache_mb * 2**20,
+            self.layout.cache if mode == "disk" else None,
+            tag,
+            trainable=full and is_promptable(model),
+        )
         if mode != "off":
             what = "image embeddings" if first >= len(model.encoder_blocks()) else f"activations entering block {first}"
             views = " (per flip view: up to 4 per slice)" if cfg.augment else ""
             log.message(f"prefix cache {mode}: the frozen encoder runs once per slice{views}; cached {what}")
         return cache
 
-    def _record(self, cfg: TrainConfig, report: Any, data: RunData, start: int, device: torch.device,
-                checkpoint_sha256: str | None) -> None:
+    def _record(
+        self,
+        cfg: TrainConfig,
+        report: Any,
+        data: RunData,
+        start: int,
+        device: torch.device,
+        checkpoint_sha256: str | None,
+    ) -> None:
         """Write config.json and run.json (rank 0); on resume keep the record and note the resume."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         old = read_info(self.layout.root) if start and self.layout.info.is_file() else {}
         self.info = {
-            **old, "created": old.get("created", now), "store_url": data.train.store_url,
-            "snapshot_id": data.train.snapshot_id, "mixture": cfg.mixture,
-            "mixture_snapshot_id": data.train.mixture_snapshot_id, "prompt_set": data.train.prompt_set,
-            "train_scheme": data.train.scheme_spec, "model": cfg.model, "base_checkpoint": report_checkpoint(cfg),
+            **old,
+            "created": old.get("created", now),
+            "store_url": data.train.store_url,
+            "snapshot_id": data.train.snapshot_id,
+            "mixture": cfg.mixture,
+            "mixture_snapshot_id": data.train.mixture_snapshot_id,
+            "prompt_set": data.train.prompt_set,
+            "train_scheme": data.train.scheme_spec,
+            "model": cfg.model,
+            "base_checkpoint": report_checkpoint(cfg),
             "base_checkpoint_sha256": checkpoint_sha256,
-            "adapter": cfg.adapter, "adapter_report": report.describe(), "trainable": report.trainable,
-            "total": report.total, "first_adapted_block": report.first_block, "versions": package_versions(),
-            "steps": cfg.steps, "step": start, "world_size": self.ranks.world, "device": str(device),
-            "train_objects": int(len(data.candidates)), "val_objects": int(len(data.val_indices)),
-            "validation": data.protocol, "val_keys": _val_keys(data),
+            "adapter": cfg.adapter,
+            "adapter_report": report.describe(),
+            "trainable": report.trainable,
+            "total": report.total,
+            "first_adapted_block": report.first_block,
+            "versions": package_versions(),
+            "steps": cfg.steps,
+            "step": start,
+            "world_size": self.ranks.world,
+            "device": str(device),
+            "train_objects": int(len(data.candidates)),
+            "val_objects": int(len(data.val_indices)),
+            "validation": data.protocol,
+            "val_keys": _val_keys(data),
         }
         if start:
             self.info["resumed"] = [*old.get("resumed", []), {"step": start, "at": now}]
@@ -277,8 +329,10 @@ class Session:
             values = trainer.validate(val_batches(data, cfg))
             self.info["val_object_dice"] = trainer.val_scores
             log.metrics(step, values, "val")
-            log.message(f"step {step}: val Dice {values['val_dice']:.4f} over {int(values['val_n'])} objects"
-                        + (" (before training)" if step == 0 else ""))
+            log.message(
+                f"step {step}: val Dice {values['val_dice']:.4f} over {int(values['val_n'])} objects"
+                + (" (before training)" if step == 0 else "")
+            )
             result = values["val_dice"]
         _barrier(self.ranks)
         return result
@@ -287,9 +341,18 @@ class Session:
         """Write the checkpoint of ``step`` (rank 0; every rank contributes its RNG state)."""
         states = _gather_rng(self.ranks)
         if self.ranks.rank == 0:
-            save_checkpoint(self.layout.last, {
-                "step": step, "model": cfg.model, "adapter": cfg.adapter, "trainable": trainable_state(trainer.model),
-                **trainer.state_dict(), "rng": states, "sampler": {"seed": cfg.seed, "step": step}})
+            save_checkpoint(
+                self.layout.last,
+                {
+                    "step": step,
+                    "model": cfg.model,
+                    "adapter": cfg.adapter,
+                    "trainable": trainable_state(trainer.model),
+                    **trainer.state_dict(),
+                    "rng": states,
+                    "sampler": {"seed": cfg.seed, "step": step},
+                },
+            )
             self.info["step"] = step
             write_json(self.layout.info, self.info)
         self.last_saved = step
@@ -306,8 +369,11 @@ class Session:
             try:
                 values = trainer.step(step, micro)
             except TrainingError as err:
-                kept = (f"the last good checkpoint {str(self.layout.last)!r} (step {self.last_saved}) is kept"
-                        if self.last_saved else "no checkpoint had been written yet")
+                kept = (
+                    f"the last good checkpoint {str(self.layout.last)!r} (step {self.last_saved}) is kept"
+                    if self.last_saved
+                    else "no checkpoint had been written yet"
+                )
                 log.message(f"stopped: {err}; {kept}")
                 raise TrainingError(f"{err}; training stopped, {kept}") from err
             values["seconds"] = time.perf_counter() - began
@@ -321,21 +387,31 @@ class Session:
                 self.hooks.on_step(step, values)
         return val_dice
 
-    def _finish(self, model: SamModel, cfg: TrainConfig, cache: PrefixCache, log: RunLog, began: float,
-                val_dice: float | None) -> TrainResult:
+    def _finish(
+        self, model: SamModel, cfg: TrainConfig, cache: PrefixCache, log: RunLog, began: float, val_dice: float | None
+    ) -> TrainResult:
         digests = _gather(weights_digest(model), self.ranks)
         seconds = time.perf_counter() - began
-        self.info.update(step=self.last_saved, val_dice=val_dice, seconds=round(seconds, 2), cache=cache.describe(),
-                         rank_weight_sha256=digests)
+        self.info.update(
+            step=self.last_saved,
+            val_dice=val_dice,
+            seconds=round(seconds, 2),
+            cache=cache.describe(),
+            rank_weight_sha256=digests,
+        )
         if self.ranks.rank == 0:
             write_json(self.layout.info, self.info)
-        log.message(f"done at step {self.last_saved} in {seconds:.1f} s; zero-shot val Dice "
-                    f"{self.info.get('zero_shot_dice')}, final {val_dice}; {cache.describe()}")
+        log.message(
+            f"done at step {self.last_saved} in {seconds:.1f} s; zero-shot val Dice "
+            f"{self.info.get('zero_shot_dice')}, final {val_dice}; {cache.describe()}"
+        )
         if len(set(digests)) > 1:
-            raise TrainingError(f"DDP ranks ended with different weights (sha256 {digests}) in run "
-                                f"{str(self.layout.root)!r}")
-        return TrainResult(self.layout.root, self.last_saved, self.info.get("zero_shot_dice"), val_dice, seconds,
-                           dict(self.info))
+            raise TrainingError(
+                f"DDP ranks ended with different weights (sha256 {digests}) in run {str(self.layout.root)!r}"
+            )
+        return TrainResult(
+            self.layout.root, self.last_saved, self.info.get("zero_shot_dice"), val_dice, seconds, dict(self.info)
+        )
 
 
 def _val_keys(data: RunData) -> list[list[Any]]:
@@ -358,8 +434,9 @@ def _gather_rng(ranks: Dist) -> list[dict[str, Any]]:
     return _gather(rng_state(), ranks)
 
 
-def train(config: TrainConfig, run_dir: Path | str, *, resume: bool = False,
-          hooks: TrainHooks | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, run_dir: Path | str, *, resume: bool = False, hooks: TrainHooks | None = None
+) -> TrainResult:
     """Train per ``config`` into ``run_dir`` (``resume``: continue the run there); see the module docstring."""
     owned = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     ranks = init_distributed(config)

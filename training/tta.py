@@ -20,11 +20,13 @@ from samdata.prompts import Prompt
 
 View = tuple[bool, bool]  # (flip left-right, flip up-down)
 
-TTA_VIEWS: MappingProxyType[str, tuple[View, ...]] = MappingProxyType({
-    "none": ((False, False),),
-    "lr": ((False, False), (True, False)),
-    "flip": ((False, False), (True, False), (False, True), (True, True)),
-})
+TTA_VIEWS: MappingProxyType[str, tuple[View, ...]] = MappingProxyType(
+    {
+        "none": ((False, False),),
+        "lr": ((False, False), (True, False)),
+        "flip": ((False, False), (True, False), (False, True), (True, True)),
+    }
+)
 
 
 def tta_views(name: str) -> tuple[View, ...]:

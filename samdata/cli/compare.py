@@ -15,15 +15,21 @@ from training.eval_config import CompareConfig
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(
-        help="Run directories written by `samdata train`; the first one's split, snapshot and prompts are used.")],
-    out_dir: Annotated[Path, typer.Option(
-        "--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directories written by `samdata train`; the first one's split, snapshot and prompts are used."
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")
+    ],
     split: str = config_option(CompareConfig, "split"),
     slices: Optional[str] = config_option(CompareConfig, "slices"),
     clicks: str = config_option(CompareConfig, "clicks", note="'none' skips it"),
-    names: Annotated[Optional[str], typer.Option(
-        help="Row names of the runs, comma-separated (default: the run folder names).")] = None,
+    names: Annotated[
+        Optional[str], typer.Option(help="Row names of the runs, comma-separated (default: the run folder names).")
+    ] = None,
     store: RunStoreOpt = None,
     zero_shot: bool = config_option(CompareConfig, "zero_shot", "--zero-shot/--no-zero-shot"),
     feed_logits: Optional[bool] = feed_logits_option(CompareConfig),
@@ -40,14 +46,32 @@ def compare(
     from training.compare_figures import TABLE_HEADER, click_table, json_row, table_cells
 
     counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
-    config = CompareConfig(split=split, slices=slices, clicks=counts, tolerance_mm=tolerance_mm,
-                           batch_slices=batch_slices, device=device, zero_shot=zero_shot,
-                           feed_logits=feed_logits, tta=tta)
+    config = CompareConfig(
+        split=split,
+        slices=slices,
+        clicks=counts,
+        tolerance_mm=tolerance_mm,
+        batch_slices=batch_slices,
+        device=device,
+        zero_shot=zero_shot,
+        feed_logits=feed_logits,
+        tta=tta,
+    )
     with progress(disable=not interactive()) as bars:
-        result = compare_runs(runs, out_dir, config, names=parse_list("--names", names), store_url=store,
-                              on_message=bars.print, stages=bars.stage)
-    files = [str(p) for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
-             if p is not None]
+        result = compare_runs(
+            runs,
+            out_dir,
+            config,
+            names=parse_list("--names", names),
+            store_url=store,
+            on_message=bars.print,
+            stages=bars.stage,
+        )
+    files = [
+        str(p)
+        for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
+        if p is not None
+    ]
     if json_out:
         rows = [json_row(r) for r in result.rows]
         out.print_json(json.dumps({"rows": rows, "files": files}))

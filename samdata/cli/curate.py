@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from samdata.prompts import Prompt
     from storage import SliceStore
 
-LabelsOpt = Annotated[Optional[list[str]], typer.Option(
-    "--labels", help="Label names, comma-separated or repeated (default: all labels).")]
+LabelsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--labels", help="Label names, comma-separated or repeated (default: all labels)."),
+]
 
 
 def parse_generators(items: list[str] | None) -> dict[str, float] | None:
@@ -38,8 +40,10 @@ def parse_generators(items: list[str] | None) -> dict[str, float] | None:
         except ValueError:
             weight = math.nan
         if not gen or not math.isfinite(weight) or gen in weights:
-            raise ConfigError(f"--generator {item!r} is not GEN=W with a new generator id and a number; "
-                              "expected e.g. --generator pix2pix=2")
+            raise ConfigError(
+                f"--generator {item!r} is not GEN=W with a new generator id and a number; "
+                "expected e.g. --generator pix2pix=2"
+            )
         weights[gen] = weight
     return weights
 
@@ -59,17 +63,21 @@ def prompts(
     wanted = parse_labels(labels)
     with progress(disable=not interactive()) as bars:
         bar = bars.add(f"prompts {name}")
-        report = make_prompt_set(store, scheme, name, seed, labels=wanted, overwrite=overwrite,
-                                 progress=lambda done, total: bar.advance(1))
+        report = make_prompt_set(
+            store, scheme, name, seed, labels=wanted, overwrite=overwrite, progress=lambda done, total: bar.advance(1)
+        )
     if json_out:
         out.print_json(json.dumps(report.to_json()))
         return
-    out.print(f"prompt set [bold]{report.name}[/]: {report.n_objects} objects, scheme {report.scheme}, "
-              f"seed {report.seed}; drawn from {report.source_snapshot_id}, committed {report.snapshot_id}",
-              highlight=False)
+    out.print(
+        f"prompt set [bold]{report.name}[/]: {report.n_objects} objects, scheme {report.scheme}, "
+        f"seed {report.seed}; drawn from {report.source_snapshot_id}, committed {report.snapshot_id}",
+        highlight=False,
+    )
     if report.n_skipped:
-        console.print(f"[yellow]skipped {report.n_skipped} object(s) too small for the scheme[/], e.g.:",
-                      highlight=False)
+        console.print(
+            f"[yellow]skipped {report.n_skipped} object(s) too small for the scheme[/], e.g.:", highlight=False
+        )
         for line in report.skipped_examples[:5]:
             console.print(f"  {line}", highlight=False, markup=False)
 
@@ -92,9 +100,15 @@ def mixture(
     from pipelines.mixtures import SPLITS, make_mixture
 
     wanted = parse_labels(labels)
-    config = MixtureConfig(real=real, synthetic=synthetic, generators=parse_generators(generator),
-                           labels=tuple(wanted) if wanted is not None else None, splits=parse_splits(splits),
-                           prompt_set=prompt_set, seed=seed)
+    config = MixtureConfig(
+        real=real,
+        synthetic=synthetic,
+        generators=parse_generators(generator),
+        labels=tuple(wanted) if wanted is not None else None,
+        splits=parse_splits(splits),
+        prompt_set=prompt_set,
+        seed=seed,
+    )
     record = make_mixture(store, name, config, snapshot=snapshot, overwrite=overwrite)
     if json_out:
         out.print_json(json.dumps(record.attrs))
@@ -106,22 +120,29 @@ def mixture(
         table.add_column(col, justify="left" if col == "split" else "right")
     for split in SPLITS:
         rows = record.cases[record.cases["split"] == split]
-        table.add_row(split, str(record.counts[split]["real"]), str(record.counts[split]["synthetic"]),
-                      str(int(rows["n_objects"].sum())), f"{rows['weight'].sum():.3g}")
+        table.add_row(
+            split,
+            str(record.counts[split]["real"]),
+            str(record.counts[split]["synthetic"]),
+            str(int(rows["n_objects"].sum())),
+            f"{rows['weight'].sum():.3g}",
+        )
     out.print(table)
     from storage import SliceStore
 
     head = SliceStore.open(store).snapshot_id
     out.print(f"committed mixture {record.name} as {head}", highlight=False)
     if record.generators:
-        out.print("generator shares: " + ", ".join(f"{g} {s:.3g}" for g, s in record.generators.items()),
-                  highlight=False)
+        out.print(
+            "generator shares: " + ", ".join(f"{g} {s:.3g}" for g, s in record.generators.items()), highlight=False
+        )
     for warning in record.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
-def _slice_sample(view: SliceStore, case_id: str, z: int, labels: tuple[str, ...] | None,
-                  frame: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, dict[int, Prompt] | None, dict[int, str]]:
+def _slice_sample(
+    view: SliceStore, case_id: str, z: int, labels: tuple[str, ...] | None, frame: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray, dict[int, Prompt] | None, dict[int, str]]:
     """Image, label map restricted to ``labels``, stored prompts and label names of one slice."""
     import numpy as np
 
@@ -174,7 +195,9 @@ def show(
     slice_z: Annotated[Optional[int], typer.Option("--slice", min=0, help="Slice index z (single-slice mode).")] = None,
     prompt_set: Annotated[Optional[str], typer.Option("--prompts", help="Overlay this prompt set.")] = None,
     snapshot: Annotated[Optional[str], typer.Option(help="Read this snapshot id (default: head).")] = None,
-    mixture_name: Annotated[Optional[str], typer.Option("--mixture", help="Grid of train samples of a mixture.")] = None,
+    mixture_name: Annotated[
+        Optional[str], typer.Option("--mixture", help="Grid of train samples of a mixture.")
+    ] = None,
     grid: Annotated[int, typer.Option(min=1, help="Samples in the grid (mixture mode).")] = 8,
     cols: Annotated[int, typer.Option(min=1, help="Grid columns (mixture mode).")] = 4,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the grid's sample draw.")] = 0,

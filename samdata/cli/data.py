@@ -18,8 +18,12 @@ sample = typer.Typer(help="Write embedded sample datasets (no download).", no_ar
 @sample.command("mni152")
 def sample_mni152(
     dest: Annotated[Path, typer.Argument(help="Folder to write (MSD layout).")],
-    contrast: Annotated[str, typer.Option(help="t1 (the template), or the same anatomy drawn from its tissue maps: "
-                                               "t2, flair, t1inv (T1 inverted).")] = "t1",
+    contrast: Annotated[
+        str,
+        typer.Option(
+            help="t1 (the template), or the same anatomy drawn from its tissue maps: t2, flair, t1inv (T1 inverted)."
+        ),
+    ] = "t1",
 ) -> None:
     """The real MNI152 2009a T1 template with white-matter, grey-matter and brain labels (from nilearn), or the same
     anatomy in another contrast (to test a model on a contrast it never saw)."""
@@ -50,8 +54,13 @@ def ingest(
     spacing: Optional[str] = config_option(IngestConfig, "spacing"),
     workers: Annotated[int, typer.Option(min=1, help="Local Dask worker processes (1 = in-process).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler.")] = None,
-    prefetch: Annotated[bool, typer.Option(help="In-process: read the next case while this one is written "
-                                           "(each case is already read on two threads; two cases in memory).")] = False,
+    prefetch: Annotated[
+        bool,
+        typer.Option(
+            help="In-process: read the next case while this one is written "
+            "(each case is already read on two threads; two cases in memory)."
+        ),
+    ] = False,
     min_voxels: int = config_option(IngestConfig, "min_object_voxels", "--min-voxels"),
     min_pixels: int = config_option(IngestConfig, "min_object_pixels", "--min-pixels"),
     max_voxels: int = config_option(IngestConfig, "max_voxels"),
@@ -79,14 +88,20 @@ def ingest(
             if status == "failed":
                 console.print(f"[red]failed[/] {case_id}: {detail}", highlight=False)
 
-        report = run_ingest(source, store, config,
-                            cluster=ClusterConfig(workers=workers, scheduler=scheduler, prefetch=prefetch),
-                            progress=on_case)
+        report = run_ingest(
+            source,
+            store,
+            config,
+            cluster=ClusterConfig(workers=workers, scheduler=scheduler, prefetch=prefetch),
+            progress=on_case,
+        )
     if json_out:
         out.print_json(json.dumps(report.to_json()))
     else:
-        out.print(f"added {len(report.added)}, updated {len(report.updated)}, skipped {len(report.skipped)} "
-                  f"(already stored), failed {len(report.failed)}; snapshot {report.snapshot_id}")
+        out.print(
+            f"added {len(report.added)}, updated {len(report.updated)}, skipped {len(report.skipped)} "
+            f"(already stored), failed {len(report.failed)}; snapshot {report.snapshot_id}"
+        )
         for case_id, why in report.failed.items():
             out.print(f"  failed {case_id}: {why}", highlight=False)
     if report.failed:
@@ -144,8 +159,9 @@ def verify(
     opened = SliceStore.open(store)
     problems = opened.verify()
     if json_out:
-        out.print_json(json.dumps({"store": store, "snapshot_id": opened.snapshot_id, "ok": not problems,
-                                   "problems": problems}))
+        out.print_json(
+            json.dumps({"store": store, "snapshot_id": opened.snapshot_id, "ok": not problems, "problems": problems})
+        )
         if problems:
             raise typer.Exit(1)
         return

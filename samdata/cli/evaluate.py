@@ -20,16 +20,25 @@ from training.eval_config import CompareConfig, EvalConfig
 def evaluate(
     run: RunArg,
     store: RunStoreOpt = None,
-    split: Annotated[str, typer.Option(
-        help="Mixture split: test, val, or train (its held-out slices: --slices or the run's val_slices).")] = "test",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Mixture split: test, val, or train (its held-out slices: --slices or the run's val_slices)."
+        ),
+    ] = "test",
     slices: Optional[str] = config_option(CompareConfig, "slices"),
-    zero_shot: Annotated[bool, typer.Option(
-        "--zero-shot/--no-zero-shot", help="Also score the base model without adapters, side by side.")] = True,
-    out_dir: Annotated[Optional[Path], typer.Option(
-        "--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT).")] = None,
+    zero_shot: Annotated[
+        bool,
+        typer.Option("--zero-shot/--no-zero-shot", help="Also score the base model without adapters, side by side."),
+    ] = True,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT)."),
+    ] = None,
     tolerance_mm: float = config_option(EvalConfig, "tolerance_mm"),
-    clicks: Optional[str] = config_option(EvalConfig, "clicks", default=None,
-                                          note="given, evaluate also runs the interactive protocol"),
+    clicks: Optional[str] = config_option(
+        EvalConfig, "clicks", default=None, note="given, evaluate also runs the interactive protocol"
+    ),
     feed_logits: Optional[bool] = feed_logits_option(EvalConfig),
     batch_slices: int = config_option(EvalConfig, "batch_slices"),
     figure_objects: int = config_option(EvalConfig, "figure_objects"),
@@ -44,18 +53,40 @@ def evaluate(
     from training.eval_report import evaluate_run
     from training.run import load_run
 
-    config = EvalConfig(tolerance_mm=tolerance_mm, batch_slices=batch_slices, figure_objects=figure_objects,
-                        clicks=parse_clicks(clicks), feed_logits=bool(feed_logits), tta=tta)
+    config = EvalConfig(
+        tolerance_mm=tolerance_mm,
+        batch_slices=batch_slices,
+        figure_objects=figure_objects,
+        clicks=parse_clicks(clicks),
+        feed_logits=bool(feed_logits),
+        tta=tta,
+    )
     loaded = load_run(run, device=resolve_device(device))
     if feed_logits is None:  # the same default as compare's: by what the run's model learnt
         config = replace(config, feed_logits=default_feed(loaded.config))
     with progress(disable=not interactive()) as bars:
-        report = evaluate_run(loaded, out_dir or run / "eval" / split, split=split, store_url=store,
-                              zero_shot=zero_shot, config=config, slices=slices, stages=bars.stage)
+        report = evaluate_run(
+            loaded,
+            out_dir or run / "eval" / split,
+            split=split,
+            store_url=store,
+            zero_shot=zero_shot,
+            config=config,
+            slices=slices,
+            stages=bars.stage,
+        )
     if json_out:
-        out.print_json(json.dumps({"overall": report.overall, "interactive": report.interactive,
-                                   "json": report.json_path, "markdown": report.markdown_path,
-                                   "figure": report.figure_path}))
+        out.print_json(
+            json.dumps(
+                {
+                    "overall": report.overall,
+                    "interactive": report.interactive,
+                    "json": report.json_path,
+                    "markdown": report.markdown_path,
+                    "figure": report.figure_path,
+                }
+            )
+        )
         return
     for name, scores in report.overall.items():
         out.print(f"{name:>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), highlight=False)
@@ -66,16 +97,30 @@ def predict(
     run: RunArg,
     image: Annotated[Path, typer.Option(help="Image to segment (NIfTI, NRRD/MHA, DICOM folder).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output label map (.nii.gz), on the image's grid.")],
-    box: Annotated[Optional[str], typer.Option(
-        help="x0,y0,x1,y1@z in the canonical (RAS+) slice frame, pixels, inclusive-exclusive; propagated "
-             "up and down from slice z.")] = None,
-    prompt_from_mask: Annotated[Optional[Path], typer.Option(
-        help="Label file on the image grid: each slice's labels give one box each; labels are kept.")] = None,
-    z_range: Annotated[Optional[str], typer.Option(
-        help="With --box: propagate only within canonical slices first-last (inclusive), e.g. 30-52; "
-             "with a U-Net run: segment only those slices.")] = None,
-    context: Annotated[Optional[bool], typer.Option(
-        "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained).")] = None,
+    box: Annotated[
+        Optional[str],
+        typer.Option(
+            help="x0,y0,x1,y1@z in the canonical (RAS+) slice frame, pixels, inclusive-exclusive; propagated "
+            "up and down from slice z."
+        ),
+    ] = None,
+    prompt_from_mask: Annotated[
+        Optional[Path],
+        typer.Option(help="Label file on the image grid: each slice's labels give one box each; labels are kept."),
+    ] = None,
+    z_range: Annotated[
+        Optional[str],
+        typer.Option(
+            help="With --box: propagate only within canonical slices first-last (inclusive), e.g. 30-52; "
+            "with a U-Net run: segment only those slices."
+        ),
+    ] = None,
+    context: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--context/--no-context", help="Slices z-1, z, z+1 as the 3 channels (default: as the run trained)."
+        ),
+    ] = None,
     tta: str = config_option(EvalConfig, "tta"),
     store: RunStoreOpt = None,
     device: DeviceOpt = DEFAULT_DEVICE,
@@ -96,18 +141,38 @@ def predict(
         raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
     loaded = load_run(run, device=resolve_device(device))
     with progress(disable=not interactive()) as bars:
-        report = predict_file(loaded, image, out_path, box=parsed, prompt_mask=prompt_from_mask, context=context,
-                              store_url=store, z_range=limits, tta=tta, stages=bars.stage)
+        report = predict_file(
+            loaded,
+            image,
+            out_path,
+            box=parsed,
+            prompt_mask=prompt_from_mask,
+            context=context,
+            store_url=store,
+            z_range=limits,
+            tta=tta,
+            stages=bars.stage,
+        )
     if json_out:
         out.print_json(json.dumps(asdict(report), default=str))
         return
-    voxels = ", ".join(f"label {k}{' (' + report.labels[k] + ')' if k in report.labels else ''}: {v}"
-                       for k, v in report.voxels.items()) or "nothing"
-    out.print(f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
-              f"{report.normalisation.method}; context {report.context}; test-time mirroring {report.tta}",
-              highlight=False)
-    out.print(f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "
-              f"wrote {report.out} on the source grid {report.source_shape}", highlight=False)
+    voxels = (
+        ", ".join(
+            f"label {k}{' (' + report.labels[k] + ')' if k in report.labels else ''}: {v}"
+            for k, v in report.voxels.items()
+        )
+        or "nothing"
+    )
+    out.print(
+        f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
+        f"{report.normalisation.method}; context {report.context}; test-time mirroring {report.tta}",
+        highlight=False,
+    )
+    out.print(
+        f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "
+        f"wrote {report.out} on the source grid {report.source_shape}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

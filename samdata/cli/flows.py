@@ -32,10 +32,12 @@ ENV_DEFAULTS: dict[str, str] = {
     "MALLOC_ARENA_MAX": "1",
 }
 
-flows_app = typer.Typer(help="Prefect flows: run one now, list them, or serve the scheduled deployments.",
-                        no_args_is_help=True)
-ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", help="Deployments file (default: the repo's prefect.yaml).")]
+flows_app = typer.Typer(
+    help="Prefect flows: run one now, list them, or serve the scheduled deployments.", no_args_is_help=True
+)
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="Deployments file (default: the repo's prefect.yaml).")
+]
 
 
 def prefect_env(home: str | Path | None = None, workers: int | None = None, address: str | None = None) -> None:
@@ -62,7 +64,7 @@ def parse_params(text: str | None, items: list[str] | None) -> dict[str, Any]:
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"--params {text!r}: not a JSON object or @file.json ({err})") from err
         if not isinstance(loaded, dict):
-            raise ConfigError(f"--params {text!r}: expected a JSON object such as '{{\"store\": \"store\"}}'")
+            raise ConfigError(f'--params {text!r}: expected a JSON object such as \'{{"store": "store"}}\'')
         params.update(loaded)
     for item in items or []:
         key, raw = split_assignment(item) or ("", "")
@@ -102,12 +104,16 @@ def run_flow(name: str, params: dict[str, Any]) -> Any:
 
 @flows_app.command("run")
 def run_command(
-    name: Annotated[str, typer.Argument(help="Flow: ingest, synthesize, prompts, curate, train, build-and-train, "
-                                             "watch-folder or demo.")],
-    params: Annotated[Optional[str], typer.Option(
-        "--params", help="Parameters as a JSON object, or @file.json.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        "-p", "--param", help="KEY=VALUE (VALUE read as JSON if it parses).")] = None,
+    name: Annotated[
+        str,
+        typer.Argument(help="Flow: ingest, synthesize, prompts, curate, train, build-and-train, watch-folder or demo."),
+    ],
+    params: Annotated[
+        Optional[str], typer.Option("--params", help="Parameters as a JSON object, or @file.json.")
+    ] = None,
+    param: Annotated[
+        Optional[list[str]], typer.Option("-p", "--param", help="KEY=VALUE (VALUE read as JSON if it parses).")
+    ] = None,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the flow's result as JSON.")] = False,
@@ -158,8 +164,7 @@ def parse_crons(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         name, expr = split_assignment(item) or ("", "")
         if not name or not expr.strip():
-            raise ConfigError(f"--cron {item!r}: expected NAME=\"CRON\", "
-                              "e.g. --cron nightly-ingest=\"0 1 * * *\"")
+            raise ConfigError(f'--cron {item!r}: expected NAME="CRON", e.g. --cron nightly-ingest="0 1 * * *"')
         crons[name] = expr.strip()
     return crons
 
@@ -170,7 +175,7 @@ def serve_command(
     watch: Annotated[Optional[Path], typer.Option(help="Watched folder of new cases (sets SAMDATA_WATCH_DIR).")] = None,
     store: Annotated[Optional[str], typer.Option(help="Store folder or s3://bucket/prefix (SAMDATA_STORE).")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Folder for training runs (sets SAMDATA_RUNS).")] = None,
-    cron: Annotated[Optional[list[str]], typer.Option(help="NAME=\"CRON\": another schedule for a deployment.")] = None,
+    cron: Annotated[Optional[list[str]], typer.Option(help='NAME="CRON": another schedule for a deployment.')] = None,
     pause: Annotated[Optional[list[str]], typer.Option(help="Serve this deployment with its schedule paused.")] = None,
     only: Annotated[Optional[list[str]], typer.Option(help="Serve only these deployments.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N flow runs at once.")] = None,
@@ -190,8 +195,11 @@ def serve_command(
     specs = read_specs(config or DEFAULT_CONFIG)
     deployments = to_deployments(specs, cron=parse_crons(cron), paused=tuple(pause or ()), only=tuple(only or ()))
     if not os.environ.get("PREFECT_API_URL"):
-        console.print("[yellow]PREFECT_API_URL is not set:[/] serving against a temporary server that stops with "
-                      "this process; start `prefect server start` for the UI and a lasting schedule", highlight=False)
+        console.print(
+            "[yellow]PREFECT_API_URL is not set:[/] serving against a temporary server that stops with "
+            "this process; start `prefect server start` for the UI and a lasting schedule",
+            highlight=False,
+        )
     for deployment in deployments:
         crons = ", ".join(s.schedule.cron for s in deployment.schedules or []) or "on demand"
         out.print(f"serving {deployment.name} ({deployment.flow_name}): {crons}", highlight=False)

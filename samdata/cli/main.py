@@ -23,30 +23,54 @@ from samdata.errors import SamdataError
 #: loads pydantic), so ``samdata --help`` lists the commands from here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("samdata.cli.data", "Ingest a dataset into the slice store in one commit (idempotent, resumable)."),
-    "info": ("samdata.cli.data", "Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures, "
-                                 "renamed cases, snapshots."),
-    "verify": ("samdata.cli.data", "Check every chunk decodes, the index agrees with the pixels and metadata is "
-                                   "complete (exit 1 if not)."),
-    "demo": ("samdata.cli.demo", "Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → "
-                                 "HTML report."),
-    "prompts": ("samdata.cli.curate", "Draw one seeded prompt per (case, slice, label) object and commit it as a "
-                                      "prompt set."),
-    "mixture": ("samdata.cli.curate", "Split the cases by case (synthetic only in train), weight them, and commit the "
-                                      "mixture."),
-    "show": ("samdata.cli.curate", "Draw one slice with label outlines and prompts, or a grid of a mixture's weighted "
-                                   "train samples."),
-    "train": ("samdata.cli.train", "Fine-tune SAM with adapters on a mixture (under torchrun: DDP over the "
-                                   "processes)."),
-    "evaluate": ("samdata.cli.evaluate", "Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs "
-                                         "zero-shot (JSON, Markdown, figure)."),
-    "predict": ("samdata.cli.evaluate", "Segment a new image with a run from a box (propagated through the volume) or "
-                                        "a prompt mask; a U-Net run takes no prompt and segments every slice."),
-    "compare": ("samdata.cli.compare", "Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, "
-                                       "NSD, HD95, parameters, clicks."),
+    "info": (
+        "samdata.cli.data",
+        "Cases, slices, labelled slices, objects per label, origins, prompt sets, mixtures, renamed cases, snapshots.",
+    ),
+    "verify": (
+        "samdata.cli.data",
+        "Check every chunk decodes, the index agrees with the pixels and metadata is complete (exit 1 if not).",
+    ),
+    "demo": (
+        "samdata.cli.demo",
+        "Sample data → ingest → synthetic pairs → prompts → mixture → fine-tune → evaluate → HTML report.",
+    ),
+    "prompts": (
+        "samdata.cli.curate",
+        "Draw one seeded prompt per (case, slice, label) object and commit it as a prompt set.",
+    ),
+    "mixture": (
+        "samdata.cli.curate",
+        "Split the cases by case (synthetic only in train), weight them, and commit the mixture.",
+    ),
+    "show": (
+        "samdata.cli.curate",
+        "Draw one slice with label outlines and prompts, or a grid of a mixture's weighted train samples.",
+    ),
+    "train": (
+        "samdata.cli.train",
+        "Fine-tune SAM with adapters on a mixture (under torchrun: DDP over the processes).",
+    ),
+    "evaluate": (
+        "samdata.cli.evaluate",
+        "Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure).",
+    ),
+    "predict": (
+        "samdata.cli.evaluate",
+        "Segment a new image with a run from a box (propagated through the volume) or "
+        "a prompt mask; a U-Net run takes no prompt and segments every slice.",
+    ),
+    "compare": (
+        "samdata.cli.compare",
+        "Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks.",
+    ),
     "sample-data": ("samdata.cli.data", "Write embedded sample datasets (no download)."),
-    "synth": ("samdata.cli.synth", "Synthetic image/mask pairs: generators driven by label maps (deform, "
-                                   "labels2image, cgan), a few-shot GAN (fastgan), the quality gate, medigan "
-                                   "packages."),
+    "synth": (
+        "samdata.cli.synth",
+        "Synthetic image/mask pairs: generators driven by label maps (deform, "
+        "labels2image, cgan), a few-shot GAN (fastgan), the quality gate, medigan "
+        "packages.",
+    ),
     "flows": ("samdata.cli.flows", "Prefect flows: run one now, list them, or serve the scheduled deployments."),
 }
 
@@ -119,11 +143,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    log_level: Annotated[str, typer.Option(help="samdata's log messages from this level up: debug, info, warning, "
-                                                "error.")
-                         ] = "warning",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="samdata's log messages from this level up: debug, info, warning, error.")
+    ] = "warning",
 ) -> None:
     """Ingest medical datasets into a versioned slice store and adapt SAM to them.
 

@@ -45,8 +45,9 @@ def _text(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def config_option(source: type | tuple[type, ...], name: str, *decls: str, default: Any = FROM_CONFIG,
-                  note: str = "", **kwargs: Any) -> Any:
+def config_option(
+    source: type | tuple[type, ...], name: str, *decls: str, default: Any = FROM_CONFIG, note: str = "", **kwargs: Any
+) -> Any:
     """A Typer option (``param: T = config_option(...)``) that sets field ``name`` of config class ``source``:
     its default (a tuple as ``a,b,c``), its help (the field's description, then ``note``) and its ge/le limits
     as ``min``/``max``; ``decls`` and ``kwargs`` go to ``typer.Option``. Pass ``default`` where the option's
@@ -63,10 +64,12 @@ def config_option(source: type | tuple[type, ...], name: str, *decls: str, defau
     if default is FROM_CONFIG:
         assert len(set(map(repr, defaults))) == 1, f"{name}: the classes' defaults differ; pass default="
         default = ... if infos[0].is_required() else defaults[0]
-    elif kwargs.get("show_default", True) and not all(i.is_required() or d in (None, "")
-                                                      for i, d in zip(infos, defaults)):
-        shown = [f"{d}" if len(set(map(repr, defaults))) == 1 else f"{cls.__name__} {d}"
-                 for cls, d in zip(classes, defaults)]
+    elif kwargs.get("show_default", True) and not all(
+        i.is_required() or d in (None, "") for i, d in zip(infos, defaults)
+    ):
+        shown = [
+            f"{d}" if len(set(map(repr, defaults))) == 1 else f"{cls.__name__} {d}" for cls, d in zip(classes, defaults)
+        ]
         text += f" (default: {', '.join(dict.fromkeys(shown))})"
     return typer.Option(default, *decls, help=text + ".", **{**_limits(described[0][1]), **kwargs})
 
@@ -75,22 +78,32 @@ def config_option(source: type | tuple[type, ...], name: str, *decls: str, defau
 #: e.g. ``CompareConfig.device`` cpu, serves library callers; the CLI uses the machine it runs on)
 DEFAULT_DEVICE = "auto"
 
+
 def feed_logits_option(config: type) -> Any:
     """``--feed-logits/--no-feed-logits`` of ``config``'s field ``feed_logits``; None when not given, so that
     evaluate and compare decide by what the run's model learnt (``training.compare.default_feed``)."""
-    return config_option(config, "feed_logits", "--feed-logits/--no-feed-logits", default=None, show_default=False,
-                         note="default: on, but off for litemedsam unless the run trained with fed-back click rounds")
+    return config_option(
+        config,
+        "feed_logits",
+        "--feed-logits/--no-feed-logits",
+        default=None,
+        show_default=False,
+        note="default: on, but off for litemedsam unless the run trained with fed-back click rounds",
+    )
 
 
 StoreArg = Annotated[str, typer.Argument(help="Store folder or s3://bucket/prefix.")]
 StoreOpt = Annotated[str, typer.Option(help="Store folder or s3://bucket/prefix.")]
 RunArg = Annotated[Path, typer.Argument(help="Run directory written by `samdata train`.")]
-RunStoreOpt = Annotated[Optional[str], typer.Option(
-    help="Store folder or s3://bucket/prefix (default: the store the run trained on).")]
+RunStoreOpt = Annotated[
+    Optional[str], typer.Option(help="Store folder or s3://bucket/prefix (default: the store the run trained on).")
+]
 DeviceOpt = Annotated[str, typer.Option(help="Torch device for the model: auto (CUDA if present), cpu, cuda, cuda:N.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    min=1, help="Local Dask worker processes for the parallel tasks (1 = in the flow's process).")]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Local Dask worker processes for the parallel tasks (1 = in the flow's process)."),
+]
 AddressOpt = Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, tcp://host:8786.")]
 
 

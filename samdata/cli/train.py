@@ -21,8 +21,9 @@ def train_option(*decls: str) -> Any:
     return config_option(TrainConfig, decls[-1], *decls[:-1], default=None)
 
 
-def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: bool,
-                 config_file: Path | None = None) -> None:
+def run_training(
+    values: dict[str, Any], out_dir: Path, resume: bool, json_out: bool, config_file: Path | None = None
+) -> None:
     """Build the TrainConfig from the given option values over ``config_file``'s (a run's config.json), or over
     the saved run's config when resuming, and train with a bar."""
     from training.run import RunLayout
@@ -45,8 +46,9 @@ def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: 
         def on_step(step: int, metrics: dict[str, float]) -> None:
             bar.update(step, status=f"loss {metrics['loss']:.4f}  {metrics['seconds']:.2f} s/step")
 
-        hooks = TrainHooks(on_start=lambda start, total: bar.update(start, total=total), on_step=on_step,
-                           on_message=bars.print)
+        hooks = TrainHooks(
+            on_start=lambda start, total: bar.update(start, total=total), on_step=on_step, on_message=bars.print
+        )
         result = train(config, out_dir, resume=resume, hooks=hooks)
     if not rank0:
         return
@@ -55,15 +57,22 @@ def run_training(values: dict[str, Any], out_dir: Path, resume: bool, json_out: 
     else:
         zero = "n/a" if result.zero_shot_dice is None else f"{result.zero_shot_dice:.4f}"
         final = "n/a" if result.val_dice is None else f"{result.val_dice:.4f}"
-        out.print(f"run {result.run_dir}: step {result.step}, val Dice {zero} (before training) -> {final}; "
-                  f"{result.seconds:.1f} s")
+        out.print(
+            f"run {result.run_dir}: step {result.step}, val Dice {zero} (before training) -> {final}; "
+            f"{result.seconds:.1f} s"
+        )
 
 
 def train_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (created; must be new unless --resume).")],
-    config_file: Annotated[Optional[Path], typer.Option(
-        "--config", help="A TrainConfig as JSON, e.g. a run's config.json (it reproduces that run); options given "
-                         "override its values.")] = None,
+    config_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config",
+            help="A TrainConfig as JSON, e.g. a run's config.json (it reproduces that run); options given "
+            "override its values.",
+        ),
+    ] = None,
     # Every TrainConfig option defaults to None, "not given": its value then comes from --config, else (with
     # --resume) the run's config.json, else TrainConfig's default, which the help shows.
     store: Optional[str] = train_option("store"),
@@ -104,13 +113,39 @@ def train_command(
     """Fine-tune SAM with adapters on a mixture (under torchrun: DDP over the processes). Options not given take
     the --config file's values, else (with --resume) the run's, else TrainConfig's defaults (training/config.py)."""
     values: dict[str, Any] = dict(
-        store=store, mixture=mixture, model=model, adapter=adapter, steps=steps, batch_size=batch_size,
-        grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup=warmup, iou_loss=iou_loss, seed=seed,
-        checkpoint=checkpoint, context=context, augment=parse_list("--augment", augment),
-        labels=parse_list("--labels", labels), scheme=scheme, min_area=min_area,
-        train_slices=train_slices, val_slices=val_slices, snapshot=snapshot, eval_every=eval_every,
-        val_max=val_max, save_every=save_every, log_every=log_every, device=device, bf16=bf16, cache=cache,
-        num_workers=workers, click_rounds=click_rounds, click_mode=click_mode, click_feed_logits=click_feed_logits)
+        store=store,
+        mixture=mixture,
+        model=model,
+        adapter=adapter,
+        steps=steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        iou_loss=iou_loss,
+        seed=seed,
+        checkpoint=checkpoint,
+        context=context,
+        augment=parse_list("--augment", augment),
+        labels=parse_list("--labels", labels),
+        scheme=scheme,
+        min_area=min_area,
+        train_slices=train_slices,
+        val_slices=val_slices,
+        snapshot=snapshot,
+        eval_every=eval_every,
+        val_max=val_max,
+        save_every=save_every,
+        log_every=log_every,
+        device=device,
+        bf16=bf16,
+        cache=cache,
+        num_workers=workers,
+        click_rounds=click_rounds,
+        click_mode=click_mode,
+        click_feed_logits=click_feed_logits,
+    )
     run_training(values, out_dir, resume, json_out, config_file)
 
 

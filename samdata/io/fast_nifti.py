@@ -53,16 +53,19 @@ def _inflated(path: Path, skip: int, total: int) -> Iterator[bytes]:
                 done += take
             extra += len(piece) - take
             if extra > slack:  # a gzip bomb: the stream goes on far past what the header declares
-                raise InputFileError(f"{path}: the gzip stream inflates more than {slack:,} bytes past the "
-                                     f"{total:,} its header declares; not a valid NIfTI file (or a gzip bomb)")
+                raise InputFileError(
+                    f"{path}: the gzip stream inflates more than {slack:,} bytes past the "
+                    f"{total:,} its header declares; not a valid NIfTI file (or a gzip bomb)"
+                )
     if done < total:
         raise InputFileError(f"{path}: data ends after {done} of {total} bytes (truncated NIfTI file?)")
     if not inflater.eof:
         raise InputFileError(f"{path}: the gzip stream has no end (truncated .gz file?)")
 
 
-def _lookup_table(dtype: np.dtype, scaled: Callable[[np.ndarray], np.ndarray], transform: SlabTransform
-                  ) -> tuple[np.ndarray, np.dtype] | None:
+def _lookup_table(
+    dtype: np.dtype, scaled: Callable[[np.ndarray], np.ndarray], transform: SlabTransform
+) -> tuple[np.ndarray, np.dtype] | None:
     """``transform(scaled(v))`` for every value ``v`` of a native 8- or 16-bit integer type, indexed by
     the value's bits read as unsigned (and that unsigned type); None for other types. The transform
     is elementwise, so a lookup gives exactly its values, for a 65,536-entry table instead of six
@@ -101,7 +104,7 @@ def gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> n
         view = memoryview(out.reshape(-1, order="A")).cast("B")
         done = 0
         for piece in _inflated(path, int(proxy.offset), total):
-            view[done:done + len(piece)] = piece
+            view[done : done + len(piece)] = piece
             done += len(piece)
         return scaled(out)
     if len(proxy.shape) != 3 or proxy.order != "F" or 0 in proxy.shape:
@@ -132,7 +135,7 @@ def gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> n
             stored = transform(values)
         if not result:
             result.append(np.empty(proxy.shape, dtype=stored.dtype, order="F"))
-        result[0][:, :, z:z + block.shape[2]] = stored
+        result[0][:, :, z : z + block.shape[2]] = stored
 
     # two blocks: this thread inflates into one while a helper transforms the other (zlib and numpy
     # release the GIL)
@@ -144,7 +147,7 @@ def gzip_data(img: Any, path: Path, transform: SlabTransform | None = None) -> n
             while offset < len(piece):
                 view = views[current]
                 take = min(len(piece) - offset, len(view) - filled)
-                view[filled:filled + take] = piece[offset:offset + take]
+                view[filled : filled + take] = piece[offset : offset + take]
                 filled, offset = filled + take, offset + take
                 if filled == len(view) or z * slice_bytes + filled == total:
                     if pending is not None:

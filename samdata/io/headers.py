@@ -28,18 +28,27 @@ def read_header(path: str | Path) -> Header:
 def check_budget(header: Header, max_voxels: int) -> None:
     """ValidationError naming the file, its declared shape and the budget when it declares more voxels."""
     if header.voxels > max_voxels:
-        raise ValidationError(f"{header.path}: declares shape {' x '.join(map(str, header.shape))} = "
-                              f"{header.voxels:,} voxels, over the voxel budget of {max_voxels:,} "
-                              "(--max-voxels); not decoded")
+        raise ValidationError(
+            f"{header.path}: declares shape {' x '.join(map(str, header.shape))} = "
+            f"{header.voxels:,} voxels, over the voxel budget of {max_voxels:,} "
+            "(--max-voxels); not decoded"
+        )
 
 
 def check_pair(image: Header, label: Header, atol_mm: float) -> None:
     """ValidationError when a label's declared grid (shape; affine when both have one) differs from its image's."""
     if image.shape != label.shape:
-        raise ValidationError(f"label {label.path} declares shape {label.shape} != image {image.path} shape "
-                              f"{image.shape}; expected the label on the image's voxel grid (neither decoded)")
-    if image.affine is not None and label.affine is not None and not np.allclose(
-            image.affine, label.affine, rtol=0.0, atol=atol_mm):
-        raise ValidationError(f"label {label.path} declares another voxel-to-world affine than image {image.path} "
-                              f"(shapes {label.shape}; atol {atol_mm} mm); expected the same mapping "
-                              "(neither decoded)")
+        raise ValidationError(
+            f"label {label.path} declares shape {label.shape} != image {image.path} shape "
+            f"{image.shape}; expected the label on the image's voxel grid (neither decoded)"
+        )
+    if (
+        image.affine is not None
+        and label.affine is not None
+        and not np.allclose(image.affine, label.affine, rtol=0.0, atol=atol_mm)
+    ):
+        raise ValidationError(
+            f"label {label.path} declares another voxel-to-world affine than image {image.path} "
+            f"(shapes {label.shape}; atol {atol_mm} mm); expected the same mapping "
+            "(neither decoded)"
+        )

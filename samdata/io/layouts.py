@@ -82,7 +82,7 @@ def _parse_labels(raw: Any, path: Path, problems: list[str]) -> dict[int, str]:
     names: dict[int, str] = {}
     for key, value in raw.items():
         if isinstance(value, bool):
-            raise _bad_json(path, f'label {key!r}: {value!r} is not a label id')
+            raise _bad_json(path, f"label {key!r}: {value!r} is not a label id")
         if isinstance(value, int):
             names[value] = str(key)
         elif isinstance(value, list):
@@ -111,7 +111,7 @@ def _read_description(path: Path, problems: list[str]) -> _Description:
         problems.append(f"{path}: {len(channels)} channels {channels}; channel 0 ({channels[0]}) is used")
     ending = raw.get("file_ending")
     if ending is not None and not isinstance(ending, str):
-        raise _bad_json(path, f"file_ending {ending!r}; expected a string like \".nii.gz\"")
+        raise _bad_json(path, f'file_ending {ending!r}; expected a string like ".nii.gz"')
     num = raw.get("numTraining")
     return _Description(
         flavour=flavour,
@@ -180,8 +180,7 @@ def _is_suffixed(images: dict[str, Path], label_stems: set[str], forced: bool) -
     return bool(images) and all(_CHANNEL.match(s) for s in images) and not (set(images) & label_stems)
 
 
-def _pair(images: dict[str, Path], labels: dict[str, Path], labels_dir: Path, problems: list[str]
-          ) -> list[SourceItem]:
+def _pair(images: dict[str, Path], labels: dict[str, Path], labels_dir: Path, problems: list[str]) -> list[SourceItem]:
     """Training items: each image with its label (by stem, or stem + _mask/_label/...); report leftovers."""
     items: list[SourceItem] = []
     used: set[str] = set()
@@ -246,15 +245,16 @@ def safe_items(items: list[SourceItem], problems: list[str]) -> list[SourceItem]
     for item in items:
         case_id = case_id_for_name(item.case_id)
         if case_id is None:
-            problems.append(f"{item.image}: case name {item.case_id!r} cannot be a case id (it has no letter or "
-                            "digit); rename the file; not used")
+            problems.append(
+                f"{item.image}: case name {item.case_id!r} cannot be a case id (it has no letter or "
+                "digit); rename the file; not used"
+            )
         else:
             out.append(replace(item, case_id=case_id, name="" if case_id == item.case_id else item.case_id))
     return out
 
 
-def _finish(root: Path, layout: str, items: list[SourceItem], desc: _Description, problems: list[str]
-            ) -> SourceDataset:
+def _finish(root: Path, layout: str, items: list[SourceItem], desc: _Description, problems: list[str]) -> SourceDataset:
     """Build the SourceDataset (case ids made safe), refusing one with no usable case."""
     items = safe_items(items, problems)
     if not items:
@@ -265,8 +265,7 @@ def _finish(root: Path, layout: str, items: list[SourceItem], desc: _Description
 
 def _looks_like_dicom_folder(folder: Path) -> bool:
     """Whether a folder directly holds DICOM files (``*.dcm`` or a DICOMDIR)."""
-    return any(p.is_file() and (suffix_of(p) in DICOM_SUFFIXES or p.name == "DICOMDIR")
-               for p in folder.iterdir())
+    return any(p.is_file() and (suffix_of(p) in DICOM_SUFFIXES or p.name == "DICOMDIR") for p in folder.iterdir())
 
 
 def discover(source: str | Path) -> SourceDataset:

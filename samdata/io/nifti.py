@@ -21,8 +21,12 @@ class NiftiReader(Reader):
         """nibabel's header (the first bytes of a .gz)."""
         with reading(path, "NIfTI"):
             img = nib.load(path)  # reads the header only (the first bytes of a .gz)
-            return Header(str(path), squeezed(img.header.get_data_shape()), np.asarray(img.affine, dtype=np.float64),
-                          str(img.header.get_data_dtype()))
+            return Header(
+                str(path),
+                squeezed(img.header.get_data_shape()),
+                np.asarray(img.affine, dtype=np.float64),
+                str(img.header.get_data_dtype()),
+            )
 
     def read(self, path: Path, as_label: bool, transform: SlabTransform | None) -> Decoded:
         """Array, affine, meta (``meta["transformed"]``: ``transform`` was applied while reading)."""

@@ -156,8 +156,10 @@ def _raster_header(path: Path) -> Header:
             frames = int(getattr(img, "n_frames", 1))
             return Header(str(path), (width, height, frames), None, img.mode)
     except Image.DecompressionBombError as err:  # Pillow refuses > 2 x MAX_IMAGE_PIXELS on open
-        raise ValidationError(f"{path}: declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's "
-                              f"decompression-bomb limit ({err}); not decoded") from err
+        raise ValidationError(
+            f"{path}: declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's "
+            f"decompression-bomb limit ({err}); not decoded"
+        ) from err
 
 
 class RasterReader(Reader):

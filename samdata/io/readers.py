@@ -74,8 +74,7 @@ def _label_dtype(array: np.ndarray, path: Path) -> np.ndarray:
         off = np.abs(array - rounded) > LABEL_INTEGER_ATOL
         if off.any():
             raise ValidationError(
-                f"{path}: label map has non-integer values (e.g. {array[off].flat[0]!r}); "
-                "expected integer label ids"
+                f"{path}: label map has non-integer values (e.g. {array[off].flat[0]!r}); expected integer label ids"
             )
         array = rounded
     lo, hi = array.min(), array.max()
@@ -149,7 +148,9 @@ def source_hash(*paths: str | Path, algorithm: str = HASH_ALGORITHM) -> str:
     elif algorithm == LEGACY_HASH_ALGORITHM:
         digest = hashlib.sha256()
     else:
-        raise ValueError(f"unknown content hash {algorithm!r}; expected {HASH_ALGORITHM!r} or {LEGACY_HASH_ALGORITHM!r}")
+        raise ValueError(
+            f"unknown content hash {algorithm!r}; expected {HASH_ALGORITHM!r} or {LEGACY_HASH_ALGORITHM!r}"
+        )
     for path in paths:
         for file in _files_of(Path(path)):
             with open(file, "rb") as fh:

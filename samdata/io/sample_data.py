@@ -25,7 +25,13 @@ from samdata.io.readers import write_nifti
 
 MNI152_LABELS = {0: "background", 1: "white_matter", 2: "grey_matter", 3: "other_brain"}
 PHANTOM_LABELS = {
-    0: "background", 1: "liver", 2: "spleen", 3: "kidney_left", 4: "kidney_right", 5: "spine", 6: "lesion",
+    0: "background",
+    1: "liver",
+    2: "spleen",
+    3: "kidney_left",
+    4: "kidney_right",
+    5: "spine",
+    6: "lesion",
 }
 PHANTOM_ORIENTATIONS = ("RAS", "LPS", "LAS", "LIA")
 _HU = {"air": -1000, "fat": -100, "soft": 40, 1: 60, 2: 50, 3: 30, 4: 30, 5: 700, 6: 20}
@@ -44,9 +50,7 @@ def _write_dataset_json(
         "labels": {str(k): v for k, v in labels.items()},
         "numTraining": len(cases),
         "numTest": 0,
-        "training": [
-            {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in cases
-        ],
+        "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in cases],
         "test": [],
     }
     (dest / "dataset.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -79,8 +83,9 @@ CONTRASTS: tuple[str, ...] = ("t1", "t2", "flair", "t1inv")
 _TISSUE_LEVELS = {"t2": (70.0, 115.0, 230.0), "flair": (110.0, 165.0, 25.0)}
 
 
-def mni152_contrast(t1: np.ndarray, wm: np.ndarray, gm: np.ndarray, brain: np.ndarray, contrast: str,
-                    seed: int = 0) -> np.ndarray:
+def mni152_contrast(
+    t1: np.ndarray, wm: np.ndarray, gm: np.ndarray, brain: np.ndarray, contrast: str, seed: int = 0
+) -> np.ndarray:
     """(X, Y, Z) uint8 image of the MNI152 anatomy in ``contrast``: ``t1`` as bundled; ``t2`` / ``flair`` drawn
     from the WM / GM probabilities and CSF = the brain mask's rest (partial volume, mild noise); ``t1inv``
     the T1 inverted inside the brain (its texture, the opposite tissue order)."""
@@ -125,15 +130,16 @@ def write_mni152(dest: str | Path, contrast: str = "t1") -> Path:
     else:
         image = mni152_contrast(np.asarray(t1.dataobj), wm, gm, brain, contrast)
         write_nifti(image, t1.affine, dest / "imagesTr" / f"{case}.nii.gz")
-        description = (f"MNI152 anatomy in a {contrast} contrast drawn from the ICBM152 2009a tissue maps "
-                       "(bundled with nilearn); labels as the T1 template's")
+        description = (
+            f"MNI152 anatomy in a {contrast} contrast drawn from the ICBM152 2009a tissue maps "
+            "(bundled with nilearn); labels as the T1 template's"
+        )
     write_nifti(label, t1.affine, dest / "labelsTr" / f"{case}.nii.gz")
     _write_dataset_json(dest, "MNI152", description, "MR", MNI152_LABELS, [case])
     return dest
 
 
-def _ellipsoid(grid: tuple[np.ndarray, ...], centre: np.ndarray, radii: np.ndarray, angle: float
-               ) -> np.ndarray:
+def _ellipsoid(grid: tuple[np.ndarray, ...], centre: np.ndarray, radii: np.ndarray, angle: float) -> np.ndarray:
     """Boolean mask of an ellipsoid rotated by ``angle`` about z, on a grid of normalised coordinates."""
     x, y, z = (g - c for g, c in zip(grid, centre, strict=True))
     cos, sin = np.cos(angle), np.sin(angle)
@@ -143,6 +149,7 @@ def _ellipsoid(grid: tuple[np.ndarray, ...], centre: np.ndarray, radii: np.ndarr
 
 def _organs(rng: np.random.Generator) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(label, centre, radii) of each organ in body-normalised RAS coordinates (x: left +, y: anterior +)."""
+
     def jitter(base: tuple[float, ...], scale: float) -> np.ndarray:
         return np.asarray(base) + rng.uniform(-scale, scale, size=3)
 
@@ -189,19 +196,21 @@ def _affine(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray
     return affine
 
 
-def _reorient(image: np.ndarray, label: np.ndarray, affine: np.ndarray, codes: str
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reorient(
+    image: np.ndarray, label: np.ndarray, affine: np.ndarray, codes: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Store RAS arrays in another axis order (e.g. LPS), keeping world positions (nibabel orientations)."""
     orientations = nib.orientations
-    ornt = orientations.ornt_transform(orientations.axcodes2ornt("RAS"),
-                                       orientations.axcodes2ornt(tuple(codes)))
+    ornt = orientations.ornt_transform(orientations.axcodes2ornt("RAS"), orientations.axcodes2ornt(tuple(codes)))
     new_affine = affine @ orientations.inv_ornt_aff(ornt, image.shape)
-    return (np.ascontiguousarray(orientations.apply_orientation(image, ornt)),
-            np.ascontiguousarray(orientations.apply_orientation(label, ornt)), new_affine)
+    return (
+        np.ascontiguousarray(orientations.apply_orientation(image, ornt)),
+        np.ascontiguousarray(orientations.apply_orientation(label, ornt)),
+        new_affine,
+    )
 
 
-def write_phantoms(dest: str | Path, cases: int, seed: int, *,
-                   shape: tuple[int, int, int] | None = None) -> Path:
+def write_phantoms(dest: str | Path, cases: int, seed: int, *, shape: tuple[int, int, int] | None = None) -> Path:
     """Write ``cases`` seeded CT-like phantoms (int16 HU, labels 1-6) as an MSD dataset in ``dest``.
 
     Case ``i`` depends only on (seed, i): its geometry, spacing and noise come from a child of

@@ -72,8 +72,12 @@ def jitter_box(
             moved = np.rint(np.clip(normal, -params.cap, params.cap)).astype(np.int64)
         shift = [int(v) for v in moved]
     mid_x, mid_y = x0 + (x1 - x0 - 1) // 2, y0 + (y1 - y0 - 1) // 2
-    moved_box = (min(x0 + shift[0], mid_x), min(y0 + shift[1], mid_y),
-                 max(x1 + shift[2], mid_x + 1), max(y1 + shift[3], mid_y + 1))
+    moved_box = (
+        min(x0 + shift[0], mid_x),
+        min(y0 + shift[1], mid_y),
+        max(x1 + shift[2], mid_x + 1),
+        max(y1 + shift[3], mid_y + 1),
+    )
     return clip_box(moved_box, shape)
 
 

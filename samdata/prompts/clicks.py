@@ -107,9 +107,7 @@ def _bool_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return gt_arr != 0, pred_arr != 0
 
 
-def corrective_click(
-    gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator, mode: str = "interior"
-) -> Prompt:
+def corrective_click(gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator, mode: str = "interior") -> Prompt:
     """One corrective click for a (Y, X) bool prediction ``pred`` of object ``gt``: label 1 in a false
     negative, 0 in a false positive.
 

@@ -29,8 +29,10 @@ def prompts_to_columns(prompts: Sequence[Prompt], max_points: int | None = None)
     if max_points is None:
         max_points = max((p.n_points for p in prompts), default=0)
     rows = [p.to_row(max_points) for p in prompts]
-    return {key: np.array([row[key] for row in rows], dtype=dtype).reshape(len(rows))
-            for key, dtype in column_dtypes(max_points).items()}
+    return {
+        key: np.array([row[key] for row in rows], dtype=dtype).reshape(len(rows))
+        for key, dtype in column_dtypes(max_points).items()
+    }
 
 
 def columns_to_prompts(columns: Mapping[str, np.ndarray]) -> list[Prompt]:

@@ -27,8 +27,11 @@ def mask_to_frame(mask: np.ndarray, target: int) -> np.ndarray:
     """Resize a (Y, X) bool mask's longest side to ``target``, pad bottom/right: (target, target) bool."""
     new_h, new_w = frame_shape(mask.shape, target)
     zoomed = ndimage.zoom(
-        mask.astype(np.float32), (new_h / mask.shape[0], new_w / mask.shape[1]),
-        order=1, mode="nearest", grid_mode=True,
+        mask.astype(np.float32),
+        (new_h / mask.shape[0], new_w / mask.shape[1]),
+        order=1,
+        mode="nearest",
+        grid_mode=True,
     )
     assert zoomed.shape == (new_h, new_w), (zoomed.shape, new_h, new_w)
     out = np.zeros((target, target), dtype=bool)

@@ -45,8 +45,8 @@ def shift_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """Shift a (Y, X) bool mask by (dx, dy) px with zero fill."""
     out = np.zeros_like(mask)
     height, width = mask.shape
-    src = mask[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
-    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    src = mask[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
     return out
 
 

@@ -37,8 +37,9 @@ class PromptNoise:
         check_float(NOISE_SCHEME, "missed_frac", self.missed_frac, 0.0, 1.0)
 
 
-def jitter_points(points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng: np.random.Generator,
-                  sd: float) -> np.ndarray:
+def jitter_points(
+    points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng: np.random.Generator, sd: float
+) -> np.ndarray:
     """Gaussian-jitter (N, 2) points on a (Y, X) bool object, keeping positives in and negatives out."""
     xs, ys = pixel_index(points + rng.normal(0.0, sd, size=points.shape), obj.shape)
     out = np.stack([xs, ys], axis=1).astype(np.float64)
@@ -50,8 +51,9 @@ def jitter_points(points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng: 
     return out
 
 
-def misclick_points(points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng: np.random.Generator,
-                    prob: float) -> np.ndarray:
+def misclick_points(
+    points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng: np.random.Generator, prob: float
+) -> np.ndarray:
     """Move each positive of (N, 2) points, with probability ``prob``, to its nearest background pixel."""
     hit = (rng.random(len(points)) < prob) & (labels == 1)
     out = points.copy()
@@ -60,8 +62,9 @@ def misclick_points(points: np.ndarray, labels: np.ndarray, obj: np.ndarray, rng
     return out
 
 
-def miss_edge(box: tuple[int, int, int, int], obj: np.ndarray, rng: np.random.Generator,
-              frac: float) -> tuple[int, int, int, int]:
+def miss_edge(
+    box: tuple[int, int, int, int], obj: np.ndarray, rng: np.random.Generator, frac: float
+) -> tuple[int, int, int, int]:
     """Move one random side of ``box`` into the (Y, X) bool object by ``frac`` of its extent."""
     side = int(rng.integers(4))
     tight = tight_box(obj)

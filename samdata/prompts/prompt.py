@@ -90,10 +90,17 @@ class Prompt:
         if not isinstance(other, Prompt):
             return NotImplemented
         same_mask = (self.mask is None and other.mask is None) or (
-            self.mask is not None and other.mask is not None and self.mask.dtype == other.mask.dtype
-            and np.array_equal(self.mask, other.mask))
-        return (self.box == other.box and np.array_equal(self.points, other.points)
-                and np.array_equal(self.point_labels, other.point_labels) and same_mask)
+            self.mask is not None
+            and other.mask is not None
+            and self.mask.dtype == other.mask.dtype
+            and np.array_equal(self.mask, other.mask)
+        )
+        return (
+            self.box == other.box
+            and np.array_equal(self.points, other.points)
+            and np.array_equal(self.point_labels, other.point_labels)
+            and same_mask
+        )
 
     __hash__ = None  # type: ignore[assignment]  # holds arrays
 
@@ -119,8 +126,12 @@ class Prompt:
         box = None
         if self.box is not None:
             x0, y0, x1, y1 = self.box
-            box = (max(0, math.floor(x0 * sx + ox + 1e-9)), max(0, math.floor(y0 * sy + oy + 1e-9)),
-                   math.ceil(x1 * sx + ox - 1e-9), math.ceil(y1 * sy + oy - 1e-9))
+            box = (
+                max(0, math.floor(x0 * sx + ox + 1e-9)),
+                max(0, math.floor(y0 * sy + oy + 1e-9)),
+                math.ceil(x1 * sx + ox - 1e-9),
+                math.ceil(y1 * sy + oy - 1e-9),
+            )
         scale = np.array([sx, sy], dtype=np.float64)
         points = (self.points.astype(np.float64) + 0.5) * scale - 0.5 + np.array([ox, oy])
         return Prompt(box, points.astype(np.float32), self.point_labels, self.mask)
@@ -152,7 +163,7 @@ class Prompt:
                 raise ValidationError(f"mask prompt of shape {mask.shape} is smaller than the image {shape}")
             mask = np.array(mask, copy=True)
             part = mask[:height, :width]
-            mask[:height, :width] = part[::-1 if y else 1, ::-1 if x else 1]
+            mask[:height, :width] = part[:: -1 if y else 1, :: -1 if x else 1]
         return Prompt(box, points.astype(np.float32), self.point_labels, mask)
 
     def to_frame(self, shape: tuple[int, int], target: int) -> Prompt:

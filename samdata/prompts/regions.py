@@ -35,8 +35,7 @@ def require_pixels(region: np.ndarray, count: int, what: str) -> None:
     have = int(region.sum())
     if have < count:
         raise ValidationError(
-            f"{what} needs at least {count} pixels; the region has {have} "
-            f"(mask {region.shape[0]}x{region.shape[1]})"
+            f"{what} needs at least {count} pixels; the region has {have} (mask {region.shape[0]}x{region.shape[1]})"
         )
 
 
@@ -44,8 +43,9 @@ def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Tight ``(x0, y0, x1, y1)`` inclusive-exclusive box of a non-empty (Y, X) bool mask (ValidationError if empty)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        raise ValidationError(f"a tight box needs a non-empty mask; got 0 object pixels in a "
-                              f"{mask.shape[0]}x{mask.shape[1]} mask")
+        raise ValidationError(
+            f"a tight box needs a non-empty mask; got 0 object pixels in a {mask.shape[0]}x{mask.shape[1]} mask"
+        )
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     cols = np.flatnonzero(mask[y0:y1].any(axis=0))  # columns only within the object's rows
     return int(cols[0]), y0, int(cols[-1]) + 1, y1
@@ -118,7 +118,7 @@ def box_ring(box: tuple[int, int, int, int], shape: tuple[int, int], width: int)
     """Pixels outside ``box`` but within ``width`` px of it (Chebyshev), clipped to ``shape``: bool."""
     x0, y0, x1, y1 = box
     out = np.zeros(shape, dtype=bool)
-    out[max(0, y0 - width):y1 + width, max(0, x0 - width):x1 + width] = True
+    out[max(0, y0 - width) : y1 + width, max(0, x0 - width) : x1 + width] = True
     out[y0:y1, x0:x1] = False
     return out
 

@@ -33,16 +33,25 @@ class SchemeEntry:
     summary: str
 
 
-SCHEMES: MappingProxyType[str, SchemeEntry] = MappingProxyType({
-    "box": SchemeEntry(BoxParams, box_prompt,
-                       "tight box, edges jittered outward 0..k px, by a fraction of the side, or Gaussian"),
-    "points": SchemeEntry(PointsParams, point_prompt,
-                          "n positive points (uniform or most interior) and negatives in a ring or background"),
-    "hybrid": SchemeEntry(HybridParams, hybrid_prompt, "box, points or box+points drawn with set probabilities"),
-    "clicks": SchemeEntry(ClickParams, click_prompt,
-                          "positive clicks spread by centroidal Voronoi iterations, count growing with area"),
-    "mask": SchemeEntry(MaskParams, mask_prompt, "ground-truth mask eroded, dilated or shifted, at model size"),
-})
+SCHEMES: MappingProxyType[str, SchemeEntry] = MappingProxyType(
+    {
+        "box": SchemeEntry(
+            BoxParams, box_prompt, "tight box, edges jittered outward 0..k px, by a fraction of the side, or Gaussian"
+        ),
+        "points": SchemeEntry(
+            PointsParams,
+            point_prompt,
+            "n positive points (uniform or most interior) and negatives in a ring or background",
+        ),
+        "hybrid": SchemeEntry(HybridParams, hybrid_prompt, "box, points or box+points drawn with set probabilities"),
+        "clicks": SchemeEntry(
+            ClickParams,
+            click_prompt,
+            "positive clicks spread by centroidal Voronoi iterations, count growing with area",
+        ),
+        "mask": SchemeEntry(MaskParams, mask_prompt, "ground-truth mask eroded, dilated or shifted, at model size"),
+    }
+)
 
 
 def scheme_names() -> tuple[str, ...]:

@@ -18,8 +18,16 @@ import torch
 class AdversarialRun:
     """The resumable part of a GAN run (subclasses build the networks and define the training step)."""
 
-    def __init__(self, g: torch.nn.Module, d: torch.nn.Module, config: Any, lr: float, betas: tuple[float, float],
-                 seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        g: torch.nn.Module,
+        d: torch.nn.Module,
+        config: Any,
+        lr: float,
+        betas: tuple[float, float],
+        seed: int,
+        device: torch.device,
+    ) -> None:
         self.config, self.device = config, device
         self.g, self.d = g.to(device), d.to(device)
         self.ema = copy.deepcopy(self.g).eval().requires_grad_(False)
@@ -31,10 +39,17 @@ class AdversarialRun:
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume, in weights_only-loadable types."""
-        return {"step": self.step, "g": self.g.state_dict(), "d": self.d.state_dict(), "ema": self.ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "cpu_gen": self.cpu_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
-                "config": json.dumps(self.config.to_json())}
+        return {
+            "step": self.step,
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "cpu_gen": self.cpu_gen.get_state(),
+            "aug_gen": self.aug_gen.get_state(),
+            "config": json.dumps(self.config.to_json()),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state` output."""

@@ -65,11 +65,13 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     return torch.where(inside.unsqueeze(1), torch.full_like(x, FILL), x)
 
 
-POLICIES: MappingProxyType[str, Augment] = MappingProxyType({
-    "color": color,
-    "translation": translation,
-    "cutout": cutout,
-})
+POLICIES: MappingProxyType[str, Augment] = MappingProxyType(
+    {
+        "color": color,
+        "translation": translation,
+        "cutout": cutout,
+    }
+)
 
 
 def parse_policy(spec: str) -> tuple[str, ...]:

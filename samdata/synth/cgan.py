@@ -23,9 +23,19 @@ import torch.nn.functional as F
 from samdata.errors import ConfigError, TrainingError
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
-from samdata.synth.checkpoint import (CHECKPOINTS, GENERATOR_FILE, LOG_FILE, GeneratorInfo, atomic_save,
-                                      check_generator_id, checkpoint_path, file_sha256, read_info, resume_state,
-                                      write_info)
+from samdata.synth.checkpoint import (
+    CHECKPOINTS,
+    GENERATOR_FILE,
+    LOG_FILE,
+    GeneratorInfo,
+    atomic_save,
+    check_generator_id,
+    checkpoint_path,
+    file_sha256,
+    read_info,
+    resume_state,
+    write_info,
+)
 from samdata.synth.configs import CganConfig as CganConfig
 from samdata.synth.deform import DeformGenerator
 from samdata.synth.pairs import RealPairs
@@ -42,10 +52,20 @@ def build_networks(classes: int, config: CganConfig) -> tuple[torch.nn.Module, t
     torch.manual_seed(config.seed)
     w = config.width
     generator = torch.nn.Sequential(
-        UNet(spatial_dims=2, in_channels=classes + 1, out_channels=1, channels=(w, 2 * w, 4 * w, 8 * w, 8 * w),
-             strides=(2, 2, 2, 2), num_res_units=1, norm="INSTANCE"), torch.nn.Tanh())
-    discriminator = PatchDiscriminator(spatial_dims=2, channels=2 * w, in_channels=1 + classes, out_channels=1,
-                                       num_layers_d=3, norm="INSTANCE")
+        UNet(
+            spatial_dims=2,
+            in_channels=classes + 1,
+            out_channels=1,
+            channels=(w, 2 * w, 4 * w, 8 * w, 8 * w),
+            strides=(2, 2, 2, 2),
+            num_res_units=1,
+            norm="INSTANCE",
+        ),
+        torch.nn.Tanh(),
+    )
+    discriminator = PatchDiscriminator(
+        spatial_dims=2, channels=2 * w, in_channels=1 + classes, out_channels=1, num_layers_d=3, norm="INSTANCE"
+    )
     return generator, discriminator
 
 
@@ -93,8 +113,10 @@ class _Run(AdversarialRun):
         fake = self.generate(self.g, cond)
         d_real = self.d(diff_augment(torch.cat([real, cond], 1), self.policy, self.aug_gen))[-1]
         d_fake = self.d(diff_augment(torch.cat([fake.detach(), cond], 1), self.policy, self.aug_gen))[-1]
-        loss_d = 0.5 * (self.adversarial(d_real, target_is_real=True, for_discriminator=True)
-                        + self.adversarial(d_fake, target_is_real=False, for_discriminator=True))
+        loss_d = 0.5 * (
+            self.adversarial(d_real, target_is_real=True, for_discriminator=True)
+            + self.adversarial(d_fake, target_is_real=False, for_discriminator=True)
+        )
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -125,8 +147,15 @@ class CganResult:
     samples: tuple[Path, ...] = ()
 
 
-def train_cgan(pairs: RealPairs, gen_dir: Path | str, config: CganConfig, *, generator_id: str,
-               resume: bool = False, on_step: Any = None) -> CganResult:
+def train_cgan(
+    pairs: RealPairs,
+    gen_dir: Path | str,
+    config: CganConfig,
+    *,
+    generator_id: str,
+    resume: bool = False,
+    on_step: Any = None,
+) -> CganResult:
     """Train a cgan on ``pairs`` (full label maps) into ``gen_dir``; returns the result."""
     from samdata.device import resolve_device
 
@@ -150,10 +179,21 @@ def train_cgan(pairs: RealPairs, gen_dir: Path | str, config: CganConfig, *, gen
             if on_step is not None:
                 on_step(run.step, config.steps, metrics)
     atomic_save({k: v.detach().cpu() for k, v in run.ema.state_dict().items()}, gen_dir / GENERATOR_FILE)
-    info = GeneratorInfo(generator_id=generator_id, net=None, label_values=pairs.label_values,
-                         label_names=pairs.label_names, grid=pairs.grid, spacing=pairs.spacing, modality=pairs.modality,
-                         source=pairs.source, snapshot_id=pairs.snapshot_id, train_keys=pairs.keys,
-                         gan=config.to_json(), steps_done=run.step, kind="cgan")
+    info = GeneratorInfo(
+        generator_id=generator_id,
+        net=None,
+        label_values=pairs.label_values,
+        label_names=pairs.label_names,
+        grid=pairs.grid,
+        spacing=pairs.spacing,
+        modality=pairs.modality,
+        source=pairs.source,
+        snapshot_id=pairs.snapshot_id,
+        train_keys=pairs.keys,
+        gan=config.to_json(),
+        steps_done=run.step,
+        kind="cgan",
+    )
     write_info(gen_dir, info)
     return CganResult(gen_dir, run.step, file_sha256(gen_dir / GENERATOR_FILE), time.perf_counter() - started, metrics)
 
@@ -165,8 +205,14 @@ class CganSource:
     seeded = True
     realistic = True
 
-    def __init__(self, gen_dir: Path | str, reference: RealPairs, device: torch.device | str = "cpu", *,
-                 fields: dict[tuple[int, int], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        gen_dir: Path | str,
+        reference: RealPairs,
+        device: torch.device | str = "cpu",
+        *,
+        fields: dict[tuple[int, int], np.ndarray] | None = None,
+    ) -> None:
         gen_dir = Path(gen_dir)
         self.info = read_info(gen_dir)
         self.config = CganConfig.from_json(self.info.gan)
@@ -178,8 +224,9 @@ class CganSource:
         try:
             self.generator.load_state_dict(state)
         except RuntimeError as err:
-            raise ConfigError(f"cgan weights in {str(gen_dir)!r} do not fit {self.count} label classes of the "
-                              f"reference slices: {err}") from err
+            raise ConfigError(
+                f"cgan weights in {str(gen_dir)!r} do not fit {self.count} label classes of the reference slices: {err}"
+            ) from err
         self.device = torch.device(device)
         self.generator = self.generator.to(self.device).eval()
         self.checkpoint_hash = file_sha256(gen_dir / GENERATOR_FILE)
@@ -190,8 +237,12 @@ class CganSource:
         """(n, H, W) uint8 images for (n, H, W) class maps on the store grid, noise of sample k from (seed, k)."""
         size = self.config.size
         cond = frame(classes, self.count, size)
-        noise = torch.stack([torch.from_numpy(sample_rng(seed, k, NOISE_STREAM).standard_normal(
-            (1, size, size)).astype(np.float32)) for k in indices])
+        noise = torch.stack(
+            [
+                torch.from_numpy(sample_rng(seed, k, NOISE_STREAM).standard_normal((1, size, size)).astype(np.float32))
+                for k in indices
+            ]
+        )
         out = self.generator(torch.cat([cond, noise], 1).to(self.device)).float().cpu()
         out = F.interpolate(out, size=tuple(classes.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
         return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
@@ -202,5 +253,10 @@ class CganSource:
         plan = shapes.plan(seed, indices)
         classes = shapes.warp_classes(plan, shapes.classes.encode(shapes.label_maps), self.count)
         recipes = tuple({**{k: v for k, v in r.items() if k != "parents"}, "paint": "cgan"} for r in plan.recipes)
-        return GeneratedBatch(self.paint(classes, seed, indices), shapes.classes.decode(classes, shapes.dtype),
-                              plan.min_jacobian, shapes.parents(plan), recipes)
+        return GeneratedBatch(
+            self.paint(classes, seed, indices),
+            shapes.classes.decode(classes, shapes.dtype),
+            plan.min_jacobian,
+            shapes.parents(plan),
+            recipes,
+        )

@@ -32,8 +32,10 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._]{0,63}$")
 def check_generator_id(name: str) -> str:
     """Return ``name`` if it can be part of a case id (letters, digits, '.', '_'; no '-'), else ConfigError."""
     if not isinstance(name, str) or not _ID.match(name):
-        raise ConfigError(f"generator id {name!r} is invalid: expected 1-64 letters, digits, '.' or '_' "
-                          "starting with a letter or digit (it becomes part of case ids syn-<id>-<seed>-<k>)")
+        raise ConfigError(
+            f"generator id {name!r} is invalid: expected 1-64 letters, digits, '.' or '_' "
+            "starting with a letter or digit (it becomes part of case ids syn-<id>-<seed>-<k>)"
+        )
     return name
 
 
@@ -64,14 +66,18 @@ class GeneratorInfo:
         """Rebuild from :meth:`to_json` output; ConfigError naming ``where`` if fields are missing."""
         try:
             return cls(
-                generator_id=str(data["generator_id"]), net=NetConfig(**data["net"]) if data.get("net") else None,
+                generator_id=str(data["generator_id"]),
+                net=NetConfig(**data["net"]) if data.get("net") else None,
                 label_values=tuple(int(v) for v in data["label_values"]),
                 label_names=tuple(str(v) for v in data["label_names"]),
                 grid=(int(data["grid"][0]), int(data["grid"][1])),
                 spacing=tuple(float(v) for v in data["spacing"]),  # type: ignore[arg-type]
-                modality=str(data["modality"]), source=str(data["source"]), snapshot_id=str(data["snapshot_id"]),
+                modality=str(data["modality"]),
+                source=str(data["source"]),
+                snapshot_id=str(data["snapshot_id"]),
                 train_keys=tuple((str(c), int(z)) for c, z in data["train_keys"]),
-                gan=dict(data["gan"]), steps_done=int(data.get("steps_done", 0)),
+                gan=dict(data["gan"]),
+                steps_done=int(data.get("steps_done", 0)),
                 kind=str(data.get("kind", "fastgan")),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -101,8 +107,10 @@ def read_info(gen_dir: Path) -> GeneratorInfo:
     """The GeneratorInfo of a generator folder; CaseNotFoundError saying what is missing."""
     path = Path(gen_dir) / INFO_FILE
     if not path.is_file():
-        raise CaseNotFoundError(f"{str(gen_dir)!r} is not a trained generator: {INFO_FILE} missing "
-                                "(train one with `samdata synth train STORE --labels ... --out GEN`)")
+        raise CaseNotFoundError(
+            f"{str(gen_dir)!r} is not a trained generator: {INFO_FILE} missing "
+            "(train one with `samdata synth train STORE --labels ... --out GEN`)"
+        )
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -118,8 +126,10 @@ def load_generator(gen_dir: Path, device: torch.device | str = "cpu") -> tuple[P
         raise ConfigError(f"{str(gen_dir)!r} holds a {info.kind} generator, not a noise-to-pair GAN")
     weights = gen_dir / GENERATOR_FILE
     if not weights.is_file():
-        raise CaseNotFoundError(f"generator folder {str(gen_dir)!r} has {INFO_FILE} but no {GENERATOR_FILE}; "
-                                "training did not finish (resume it with --resume)")
+        raise CaseNotFoundError(
+            f"generator folder {str(gen_dir)!r} has {INFO_FILE} but no {GENERATOR_FILE}; "
+            "training did not finish (resume it with --resume)"
+        )
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises pickle/zip/runtime errors for unreadable files
@@ -128,8 +138,9 @@ def load_generator(gen_dir: Path, device: torch.device | str = "cpu") -> tuple[P
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ConfigError(f"weights {str(weights)!r} do not fit the network described in {INFO_FILE} "
-                          f"({info.net}): {err}") from err
+        raise ConfigError(
+            f"weights {str(weights)!r} do not fit the network described in {INFO_FILE} ({info.net}): {err}"
+        ) from err
     return generator.to(device).eval(), info, file_sha256(weights)
 
 
@@ -144,15 +155,18 @@ def latest_checkpoint(gen_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resume_state(gen_dir: Path, config: dict[str, Any], resumable: tuple[str, ...], resume: bool
-                 ) -> dict[str, Any] | None:
+def resume_state(
+    gen_dir: Path, config: dict[str, Any], resumable: tuple[str, ...], resume: bool
+) -> dict[str, Any] | None:
     """The training state to resume from (None for a fresh run): ConfigError when ``gen_dir`` already holds a
     run and ``resume`` is off, or when the saved config differs from ``config`` outside ``resumable`` fields."""
     latest = latest_checkpoint(gen_dir)
     if not resume:
         if latest is not None or (Path(gen_dir) / INFO_FILE).exists():
-            raise ConfigError(f"generator folder {str(gen_dir)!r} already holds a run; pass --resume to "
-                              "continue it or choose another --out")
+            raise ConfigError(
+                f"generator folder {str(gen_dir)!r} already holds a run; pass --resume to "
+                "continue it or choose another --out"
+            )
         return None
     if latest is None:
         return None
@@ -160,6 +174,8 @@ def resume_state(gen_dir: Path, config: dict[str, Any], resumable: tuple[str, ..
     saved = json.loads(state["config"])
     changed = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in config.items() if k not in resumable and saved.get(k) != v]
     if changed:
-        raise ConfigError(f"cannot resume {str(latest)!r} with another configuration ({'; '.join(changed)}); "
-                          f"only {', '.join(resumable)} may change")
+        raise ConfigError(
+            f"cannot resume {str(latest)!r} with another configuration ({'; '.join(changed)}); "
+            f"only {', '.join(resumable)} may change"
+        )
     return state

@@ -64,11 +64,14 @@ class GateConfig:
     component_slack: Annotated[Slack, Field(description="Components at most (1 + slack) x real max + 2")] = 1.0
     min_jacobian: Annotated[Number, Field(ge=-1, lt=1)] = 0.0
     intensity_order: bool = True
-    min_distance: Annotated[Number, Field(ge=0, le=1, description="Memorisation distance, RMS intensity "
-                                                                  "(default: 0.1 x the real one)")] | None = None
+    min_distance: (
+        Annotated[
+            Number, Field(ge=0, le=1, description="Memorisation distance, RMS intensity (default: 0.1 x the real one)")
+        ]
+        | None
+    ) = None
     distance_fraction: Annotated[Number, Field(gt=0, le=1)] = 0.1
-    frechet_max: Annotated[Number, Field(gt=0, description="Reject a batch above this Fréchet distance")
-                           ] | None = 2.0
+    frechet_max: Annotated[Number, Field(gt=0, description="Reject a batch above this Fréchet distance")] | None = 2.0
 
 
 @config
@@ -118,8 +121,10 @@ class CganConfig:
     """A cgan run: model frame ``size`` (256 on a GPU, 128 fits a CPU budget), generator ``width``, steps,
     batch, Adam ``lr``, L1 weight, DiffAugment policy, EMA decay, the deform transforms of training pairs."""
 
-    size: Annotated[Literal[64, 128, 192, 256, 384, 512], Field(
-        description="Square model size, a multiple of 16; 128 fits a CPU budget")] = 256
+    size: Annotated[
+        Literal[64, 128, 192, 256, 384, 512],
+        Field(description="Square model size, a multiple of 16; 128 fits a CPU budget"),
+    ] = 256
     width: Annotated[Int, Field(ge=4, description="Channels at full resolution")] = 16
     steps: Steps = 1000
     batch_size: PairsPerStep = 4

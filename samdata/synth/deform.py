@@ -38,8 +38,9 @@ class Plan:
 def neighbour_pairs(keys: tuple[tuple[str, int], ...], max_gap: int) -> list[tuple[int, int]]:
     """(i, j) index pairs of consecutive labelled slices of one case (by z), at most ``max_gap`` apart."""
     order = sorted(range(len(keys)), key=lambda i: keys[i])
-    return [(i, j) for i, j in zip(order, order[1:])
-            if keys[i][0] == keys[j][0] and 0 < keys[j][1] - keys[i][1] <= max_gap]
+    return [
+        (i, j) for i, j in zip(order, order[1:]) if keys[i][0] == keys[j][0] and 0 < keys[j][1] - keys[i][1] <= max_gap
+    ]
 
 
 class Classes:
@@ -69,16 +70,24 @@ class DeformGenerator:
     seeded = True
     realistic = True
 
-    def __init__(self, reference: RealPairs, params: DeformParams = DeformParams(), *, generator_id: str = "deform",
-                 demons: DemonsConfig = DemonsConfig(), fields: dict[tuple[int, int], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        reference: RealPairs,
+        params: DeformParams = DeformParams(),
+        *,
+        generator_id: str = "deform",
+        demons: DemonsConfig = DemonsConfig(),
+        fields: dict[tuple[int, int], np.ndarray] | None = None,
+    ) -> None:
         self.reference, self.params, self.generator_id = reference, params, generator_id
         self.label_maps = reference.label_map()
         table = reference.label_table()
         self.classes = Classes(list(table))
         self.dtype = np.uint8 if max(table) < 256 else np.uint16
         self.spacing = (float(reference.spacing[0]), float(reference.spacing[1]))
-        self.pairs = neighbour_pairs(reference.keys, params.max_gap) if len(reference.keys) == len(self.label_maps) \
-            else []
+        self.pairs = (
+            neighbour_pairs(reference.keys, params.max_gap) if len(reference.keys) == len(self.label_maps) else []
+        )
         # fields[(i, j)]: u with slice_i(x + u) ≈ slice_j(x), both ways for every neighbour pair
         if fields is None:
             levels = label_levels(reference.images, self.label_maps, tuple(int(v) for v in self.classes.values))
@@ -89,10 +98,13 @@ class DeformGenerator:
         missing = [(i, j) for i, j in self.pairs if (i, j) not in fields or (j, i) not in fields]
         if missing:
             raise ValidationError(f"deform: no registration field for neighbour slice pair(s) {missing}")
-        self.fields = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).contiguous()  # stacked per batch
-                       for key, value in fields.items()}
-        self.checkpoint_hash = content_hash(self.kind, {**asdict(params), **asdict(demons)}, reference.images,
-                                            self.label_maps)
+        self.fields = {
+            key: torch.as_tensor(np.asarray(value, dtype=np.float32)).contiguous()  # stacked per batch
+            for key, value in fields.items()
+        }
+        self.checkpoint_hash = content_hash(
+            self.kind, {**asdict(params), **asdict(demons)}, reference.images, self.label_maps
+        )
         self.description = f"samdata:{self.kind}"
 
     @property
@@ -118,8 +130,7 @@ class DeformGenerator:
             return {"op": "deform", "from": list(keys[source]), "parents": (source,)}
         a, b, t = morph
         first, second = (a, b) if t <= 0.5 else (b, a)
-        return {"op": "morph", "from": list(keys[first]), "to": list(keys[second]), "t": round(t, 4),
-                "parents": (a, b)}
+        return {"op": "morph", "from": list(keys[first]), "to": list(keys[second]), "t": round(t, 4), "parents": (a, b)}
 
     def plan(self, seed: int, indices: list[int]) -> Plan:
         """The transforms of samples ``indices`` of ``seed`` (drawn per sample, applied as one batch)."""
@@ -139,8 +150,9 @@ class DeformGenerator:
             moved = fields.sample_field(stack, coords.index_select(0, rows)).permute(0, 2, 3, 1)
             coords.index_add_(0, rows, frac[:, None, None, None] * moved)
         jac = fields.jacobian_det(coords).amin(dim=(1, 2)).numpy()
-        return Plan(np.array([d[3] for d in drawn], dtype=np.int64), coords, jac,
-                    tuple(self._recipe(d[2], d[3]) for d in drawn))
+        return Plan(
+            np.array([d[3] for d in drawn], dtype=np.int64), coords, jac, tuple(self._recipe(d[2], d[3]) for d in drawn)
+        )
 
     def warp_images(self, plan: Plan, images: np.ndarray) -> np.ndarray:
         """(n, H, W) uint8: reference ``images`` (N, H, W) sampled through ``plan``."""
@@ -163,5 +175,6 @@ class DeformGenerator:
         images = self.warp_images(plan, self.reference.images)
         classes = self.warp_classes(plan, self.classes.encode(self.label_maps), len(self.classes))
         recipes = tuple({k: v for k, v in r.items() if k != "parents"} for r in plan.recipes)
-        return GeneratedBatch(images, self.classes.decode(classes, self.dtype), plan.min_jacobian,
-                              self.parents(plan), recipes)
+        return GeneratedBatch(
+            images, self.classes.decode(classes, self.dtype), plan.min_jacobian, self.parents(plan), recipes
+        )

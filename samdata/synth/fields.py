@@ -20,13 +20,15 @@ import torch.nn.functional as F
 
 def identity(height: int, width: int, n: int = 1) -> torch.Tensor:
     """(n, H, W, 2) source coordinates of the identity: pixel (x, y) samples (x, y)."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij"
+    )
     return torch.stack([xs, ys], dim=-1).expand(n, height, width, 2).clone()
 
 
-def control_field(rng: np.random.Generator, shape: tuple[int, int], spacing: tuple[float, float],
-                  max_mm: float, control_mm: float) -> np.ndarray:
+def control_field(
+    rng: np.random.Generator, shape: tuple[int, int], spacing: tuple[float, float], max_mm: float, control_mm: float
+) -> np.ndarray:
     """(2, gy, gx) control-point displacements in pixels (dx, dy), uniform in ±``max_mm`` per axis, on a grid
     with about ``control_mm`` between points (at least 3 x 3) over a slice of ``shape`` = (H, W)."""
     height, width = shape
@@ -44,12 +46,13 @@ def upsample_field(control: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
     return F.interpolate(control, size=shape, mode="bicubic", align_corners=True)
 
 
-def affine_matrix(rng: np.random.Generator, rotation_deg: float, scale: float, shift_mm: float,
-                  spacing: tuple[float, float]) -> np.ndarray:
+def affine_matrix(
+    rng: np.random.Generator, rotation_deg: float, scale: float, shift_mm: float, spacing: tuple[float, float]
+) -> np.ndarray:
     """(2, 3) output→source affine in pixels about the origin: rotation U(±deg), per-axis scale
     U(1 ± scale), shift U(±mm). Apply it to coordinates centred on the slice centre."""
     angle = math.radians(rng.uniform(-rotation_deg, rotation_deg)) if rotation_deg else 0.0
-    sx_scale, sy_scale = (rng.uniform(1 - scale, 1 + scale, size=2) if scale else (1.0, 1.0))
+    sx_scale, sy_scale = rng.uniform(1 - scale, 1 + scale, size=2) if scale else (1.0, 1.0)
     shift = rng.uniform(-shift_mm, shift_mm, size=2) if shift_mm else np.zeros(2)
     cos, sin = math.cos(angle), math.sin(angle)
     linear = np.array([[cos, -sin], [sin, cos]]) @ np.diag([1.0 / sx_scale, 1.0 / sy_scale])
@@ -93,8 +96,13 @@ def warp_nearest(labels: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """(N, H, W) int64 maps sampled at (N, h, w, 2) pixel coordinates by nearest neighbour (0 outside)."""
     height, width = labels.shape[-2:]
     grid = _normalised(coords, height, width)
-    return F.grid_sample(labels[:, None].to(torch.float32), grid, mode="nearest", padding_mode="zeros",
-                         align_corners=True)[:, 0].round().to(torch.int64)
+    return (
+        F.grid_sample(
+            labels[:, None].to(torch.float32), grid, mode="nearest", padding_mode="zeros", align_corners=True
+        )[:, 0]
+        .round()
+        .to(torch.int64)
+    )
 
 
 def warp_labels(labels: torch.Tensor, coords: torch.Tensor, classes: int, chunk: int = 8) -> torch.Tensor:

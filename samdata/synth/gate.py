@@ -50,8 +50,11 @@ class Reference:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-safe summary."""
-        return {"real_slices": int(len(self.thumbnails)), "real_nn_distance": self.nn_distance,
-                "labels": {str(v): asdict(r) for v, r in self.labels.items()}}
+        return {
+            "real_slices": int(len(self.thumbnails)),
+            "real_nn_distance": self.nn_distance,
+            "labels": {str(v): asdict(r) for v, r in self.labels.items()},
+        }
 
 
 @dataclass
@@ -92,10 +95,18 @@ class GateReport:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe summary without per-pair verdicts."""
-        return {"generated": len(self.verdicts), "accepted": self.accepted, "rejected": self.rejected,
-                "reasons": self.reasons(), "frechet": _json_float(self.frechet),
-                "frechet_accepted": _json_float(self.frechet_accepted), "batch_rejected": self.batch_rejected,
-                "thresholds": self.thresholds, "reference": self.reference, "seconds": self.seconds}
+        return {
+            "generated": len(self.verdicts),
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "reasons": self.reasons(),
+            "frechet": _json_float(self.frechet),
+            "frechet_accepted": _json_float(self.frechet_accepted),
+            "batch_rejected": self.batch_rejected,
+            "thresholds": self.thresholds,
+            "reference": self.reference,
+            "seconds": self.seconds,
+        }
 
 
 def _json_float(value: float | None) -> float | None:
@@ -136,8 +147,14 @@ def calibrate(config: GateConfig, real_images: np.ndarray, real_labels: np.ndarr
     return config, Reference(thumbs, image_features(real_images, real_labels), ranges, nn)
 
 
-def _label_reasons(label: np.ndarray, image: np.ndarray, config: GateConfig, reference: Reference,
-                   realistic: bool, scores: dict[str, float]) -> list[str]:
+def _label_reasons(
+    label: np.ndarray,
+    image: np.ndarray,
+    config: GateConfig,
+    reference: Reference,
+    realistic: bool,
+    scores: dict[str, float],
+) -> list[str]:
     """Mask and intensity-order reasons for one (H, W) label map and image (scores filled in place)."""
     if not label.any():
         return ["empty"]
@@ -163,8 +180,15 @@ def _label_reasons(label: np.ndarray, image: np.ndarray, config: GateConfig, ref
     return sorted(reasons)
 
 
-def run_gate(images: np.ndarray, labels: np.ndarray | None, config: GateConfig, reference: Reference, *,
-             jacobians: np.ndarray | None = None, realistic: bool = True) -> GateReport:
+def run_gate(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    config: GateConfig,
+    reference: Reference,
+    *,
+    jacobians: np.ndarray | None = None,
+    realistic: bool = True,
+) -> GateReport:
     """Gate generated (N, H, W) uint8 images with their label maps (None: image-only pairs) and, when the
     source has spatial transforms, their (N,) smallest Jacobian determinants. ``config`` from :func:`calibrate`."""
     started = time.perf_counter()
@@ -189,13 +213,15 @@ def run_gate(images: np.ndarray, labels: np.ndarray | None, config: GateConfig, 
             verdict.reasons.append("memorised")
     feats = image_features(images, labels) if len(images) else np.zeros((0, reference.features.shape[1]))
     fid = frechet_distance(reference.features, feats)
-    batch_rejected = bool(realistic and config.frechet_max is not None and math.isfinite(fid)
-                          and fid > config.frechet_max)
+    batch_rejected = bool(
+        realistic and config.frechet_max is not None and math.isfinite(fid) and fid > config.frechet_max
+    )
     for verdict in verdicts:
         if batch_rejected:
             verdict.reasons.append("frechet")
         verdict.accepted = not verdict.reasons
     kept = [v.accepted for v in verdicts]
     fid_ok = frechet_distance(reference.features, feats[kept]) if any(kept) else math.nan
-    return GateReport(verdicts, fid, fid_ok, asdict(config), time.perf_counter() - started, reference.describe(),
-                      batch_rejected)
+    return GateReport(
+        verdicts, fid, fid_ok, asdict(config), time.perf_counter() - started, reference.describe(), batch_rejected
+    )

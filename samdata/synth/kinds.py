@@ -77,16 +77,36 @@ def _kinds() -> MappingProxyType[str, Kind]:
     from samdata.synth.render import RenderParams
     from samdata.synth.train import GanConfig
 
-    return MappingProxyType({
-        "deform": Kind("real slices deformed smoothly and morphed between neighbours (no training)", False,
-                       DeformParams, build=_deform),
-        "labels2image": Kind("deformed label maps rendered with new intensities, SynthSeg-style (no training)",
-                             False, RenderParams, build=_labels2image),
-        "cgan": Kind("deformed label maps painted by a mask-conditioned GAN (pix2pix) trained on the real pairs",
-                     True, CganConfig, train=_train_cgan, open=_open_cgan),
-        "fastgan": Kind("image and mask drawn together from noise by a few-shot GAN (a baseline)", True, GanConfig,
-                        train=_train_fastgan, open=_open_fastgan),
-    })
+    return MappingProxyType(
+        {
+            "deform": Kind(
+                "real slices deformed smoothly and morphed between neighbours (no training)",
+                False,
+                DeformParams,
+                build=_deform,
+            ),
+            "labels2image": Kind(
+                "deformed label maps rendered with new intensities, SynthSeg-style (no training)",
+                False,
+                RenderParams,
+                build=_labels2image,
+            ),
+            "cgan": Kind(
+                "deformed label maps painted by a mask-conditioned GAN (pix2pix) trained on the real pairs",
+                True,
+                CganConfig,
+                train=_train_cgan,
+                open=_open_cgan,
+            ),
+            "fastgan": Kind(
+                "image and mask drawn together from noise by a few-shot GAN (a baseline)",
+                True,
+                GanConfig,
+                train=_train_fastgan,
+                open=_open_fastgan,
+            ),
+        }
+    )
 
 
 KINDS: MappingProxyType[str, Kind] = _kinds()
@@ -105,8 +125,10 @@ def parse_kind(spec: str) -> tuple[str, Any]:
     name, raw = split_spec(spec)
     entry = kind_entry(name)
     if entry.trains:
-        raise ConfigError(f"generator kind {name!r} needs training first: `samdata synth train STORE --kind {name} "
-                          "--labels ... --out GEN`, then generate with --generator GEN")
+        raise ConfigError(
+            f"generator kind {name!r} needs training first: `samdata synth train STORE --kind {name} "
+            "--labels ... --out GEN`, then generate with --generator GEN"
+        )
     return name, build_params(entry.params, raw, spec)
 
 
@@ -121,16 +143,30 @@ def build_source(spec: str, reference: RealPairs, *, generator_id: str | None = 
     return KINDS[name].build(reference, params, check_generator_id(generator_id or name))  # type: ignore[misc]
 
 
-def train_kind(kind: str, pairs: RealPairs, gen_dir: Path | str, config: Any, *, generator_id: str,
-               resume: bool = False, on_step: Any = None) -> Any:
+def train_kind(
+    kind: str,
+    pairs: RealPairs,
+    gen_dir: Path | str,
+    config: Any,
+    *,
+    generator_id: str,
+    resume: bool = False,
+    on_step: Any = None,
+) -> Any:
     """Train a generator of a training ``kind`` with its ``config`` into ``gen_dir``."""
     entry = kind_entry(kind)
     if not entry.trains:
         raise ConfigError(f"generator kind {kind!r} needs no training; generate with --kind {kind}")
     if not isinstance(config, entry.params):
         raise ConfigError(f"generator kind {kind!r} takes a {entry.params.__name__}; got {type(config).__name__}")
-    return entry.train(pairs, Path(gen_dir), config, generator_id=generator_id, resume=resume,  # type: ignore[misc]
-                       on_step=on_step)
+    return entry.train(
+        pairs,
+        Path(gen_dir),
+        config,
+        generator_id=generator_id,
+        resume=resume,  # type: ignore[misc]
+        on_step=on_step,
+    )
 
 
 def open_trained(gen_dir: Path | str, reference: RealPairs, device: str = "cpu") -> PairSource:

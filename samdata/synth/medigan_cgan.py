@@ -22,8 +22,16 @@ def _input_maps(folder: str) -> list:
     return [np.load(p) if p.suffix.lower() == ".npy" else np.asarray(Image.open(p)) for p in files]
 
 
-def generate(model_file: str, num_samples: int, output_path: str, save_images: bool, seed: int = 0,
-             start_index: int = 0, input_path: str | None = None, device: str = "cpu"):
+def generate(
+    model_file: str,
+    num_samples: int,
+    output_path: str,
+    save_images: bool,
+    seed: int = 0,
+    start_index: int = 0,
+    input_path: str | None = None,
+    device: str = "cpu",
+):
     """medigan entry point: ``num_samples`` painted pairs.
 
     medigan's ``generate_method``: base args ``model_file, num_samples, output_path, save_images``; custom
@@ -47,15 +55,23 @@ def generate(model_file: str, num_samples: int, output_path: str, save_images: b
     table = tuple((int(v), str(n)) for v, n in zip(data["values"], data["names"]))
     chosen = tuple(int(v) for v in data["chosen"])
     names = dict(table)
-    reference = RealPairs(np.zeros(labels.shape, np.uint8), np.stack([labels == v for v in chosen], 1), chosen,
-                          tuple(names[v] for v in chosen), tuple(float(v) for v in data["spacing"]), str(data["modality"]),
-                          keys, full_labels=labels, all_labels=table)
+    reference = RealPairs(
+        np.zeros(labels.shape, np.uint8),
+        np.stack([labels == v for v in chosen], 1),
+        chosen,
+        tuple(names[v] for v in chosen),
+        tuple(float(v) for v in data["spacing"]),
+        str(data["modality"]),
+        keys,
+        full_labels=labels,
+        all_labels=table,
+    )
     fields = {(int(i), int(j)): f for i, j, f in zip(data["pair_i"], data["pair_j"], data["fields"])}
     source = CganSource(here, reference, device, fields=fields)
     indices = list(range(int(start_index), int(start_index) + int(num_samples)))
     if input_path:
-        maps = _input_maps(input_path)[:int(num_samples)]
-        indices = indices[:len(maps)]
+        maps = _input_maps(input_path)[: int(num_samples)]
+        indices = indices[: len(maps)]
         classes = torch.stack([source.shapes.classes.encode(np.asarray(m)[None])[0] for m in maps]) if maps else None
         images = source.paint(classes, seed, indices) if maps else np.zeros((0, 1, 1), np.uint8)
         masks = np.stack([np.asarray(m) for m in maps]) if maps else np.zeros((0, 1, 1), np.uint8)

@@ -39,35 +39,79 @@ def model_id_for(generator_id: str) -> str:
     return "SAMDATA_" + re.sub(r"[^A-Za-z0-9_]", "_", generator_id).upper()
 
 
-def _metadata(model_id: str, info: Any, checkpoint_hash: str, link: str, *, extension: str, size: int,
-              organs: list[str], function: list[str], custom: dict[str, Any], dependencies: list[str]
-              ) -> dict[str, Any]:
+def _metadata(
+    model_id: str,
+    info: Any,
+    checkpoint_hash: str,
+    link: str,
+    *,
+    extension: str,
+    size: int,
+    organs: list[str],
+    function: list[str],
+    custom: dict[str, Any],
+    dependencies: list[str],
+) -> dict[str, Any]:
     """medigan's config entry for an exported generator."""
     arch = info.net.arch if info.net is not None else info.kind
-    return {model_id: {
-        "execution": {
-            "package_name": model_id, "package_link": link, "model_name": MODEL_NAME, "extension": extension,
-            "image_size": [size, size], "dependencies": dependencies,
-            "generate_method": {"name": "generate", "args": {
-                "base": ["model_file", "num_samples", "output_path", "save_images"], "custom": custom}},
-        },
-        "selection": {
-            "performance": {"SSIM": None, "MSE": None, "NSME": None, "PSNR": None, "IS": None, "FID": None,
-                            "turing_test": None, "downstream_task": {}},
-            "use_cases": ["segmentation"], "organ": organs, "modality": [info.modality], "vendors": [],
-            "centres": [], "function": function, "condition": [], "dataset": [info.source],
-            "augmentations": list(str(info.gan.get("augment", "")).split(",")), "generates": ["image", "mask"],
-            "height": size, "width": size, "depth": None, "type": arch, "license": "", "dataset_type": "",
-            "privacy_preservation": None, "tags": ["samdata", arch, *organs], "year": datetime.now(UTC).year,
-        },
-        "description": {
-            "title": f"samdata {arch} generator '{info.generator_id}' ({', '.join(organs)})",
-            "provided_date": datetime.now(UTC).date().isoformat(), "trained_date": "",
-            "provided_after_epoch": info.steps_done, "version": "1", "published": False, "doi": [],
-            "comment": f"samdata checkpoint sha256 {checkpoint_hash}; store {info.source} snapshot "
-                       f"{info.snapshot_id}; outputs <k>_img.png and <k>_mask.png",
-        },
-    }}
+    return {
+        model_id: {
+            "execution": {
+                "package_name": model_id,
+                "package_link": link,
+                "model_name": MODEL_NAME,
+                "extension": extension,
+                "image_size": [size, size],
+                "dependencies": dependencies,
+                "generate_method": {
+                    "name": "generate",
+                    "args": {"base": ["model_file", "num_samples", "output_path", "save_images"], "custom": custom},
+                },
+            },
+            "selection": {
+                "performance": {
+                    "SSIM": None,
+                    "MSE": None,
+                    "NSME": None,
+                    "PSNR": None,
+                    "IS": None,
+                    "FID": None,
+                    "turing_test": None,
+                    "downstream_task": {},
+                },
+                "use_cases": ["segmentation"],
+                "organ": organs,
+                "modality": [info.modality],
+                "vendors": [],
+                "centres": [],
+                "function": function,
+                "condition": [],
+                "dataset": [info.source],
+                "augmentations": list(str(info.gan.get("augment", "")).split(",")),
+                "generates": ["image", "mask"],
+                "height": size,
+                "width": size,
+                "depth": None,
+                "type": arch,
+                "license": "",
+                "dataset_type": "",
+                "privacy_preservation": None,
+                "tags": ["samdata", arch, *organs],
+                "year": datetime.now(UTC).year,
+            },
+            "description": {
+                "title": f"samdata {arch} generator '{info.generator_id}' ({', '.join(organs)})",
+                "provided_date": datetime.now(UTC).date().isoformat(),
+                "trained_date": "",
+                "provided_after_epoch": info.steps_done,
+                "version": "1",
+                "published": False,
+                "doi": [],
+                "comment": f"samdata checkpoint sha256 {checkpoint_hash}; store {info.source} snapshot "
+                f"{info.snapshot_id}; outputs <k>_img.png and <k>_mask.png",
+            },
+        }
+    }
 
 
 def _write_fastgan(gen_dir: Path, package: Path, model_id: str, link: str) -> dict[str, Any]:
@@ -75,14 +119,24 @@ def _write_fastgan(gen_dir: Path, package: Path, model_id: str, link: str) -> di
     example = torch.zeros(2, info.net.latent)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(generator, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1,
-                                                                                                  max=65536)},))
+        program = torch.export.export(
+            generator, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},)
+        )
         torch.export.save(program, package / f"{MODEL_NAME}{MODEL_EXTENSION}")
     shutil.copyfile(medigan_package.__file__, package / "__init__.py")
     shutil.copyfile(gen_dir / INFO_FILE, package / medigan_package.SIDECAR)
-    return _metadata(model_id, info, checkpoint_hash, link, extension=MODEL_EXTENSION, size=info.net.size,
-                     organs=list(info.label_names), function=["noise_to_image", "noise_to_mask"],
-                     custom={"seed": 0, "start_index": 0, "device": "cpu"}, dependencies=["numpy", "torch", "pillow"])
+    return _metadata(
+        model_id,
+        info,
+        checkpoint_hash,
+        link,
+        extension=MODEL_EXTENSION,
+        size=info.net.size,
+        organs=list(info.label_names),
+        function=["noise_to_image", "noise_to_mask"],
+        custom={"seed": 0, "start_index": 0, "device": "cpu"},
+        dependencies=["numpy", "torch", "pillow"],
+    )
 
 
 def _write_cgan(gen_dir: Path, package: Path, model_id: str, link: str, reference: RealPairs) -> dict[str, Any]:
@@ -94,30 +148,54 @@ def _write_cgan(gen_dir: Path, package: Path, model_id: str, link: str, referenc
     pairs = sorted(shapes.fields)
     table = reference.label_table()
     np.savez_compressed(
-        package / medigan_cgan.LABELS_FILE, labels=shapes.label_maps, cases=np.array([k[0] for k in reference.keys]),
-        z=np.array([k[1] for k in reference.keys]), values=np.array(list(table)), names=np.array(list(table.values())),
-        chosen=np.array(reference.label_values), spacing=np.array(reference.spacing), modality=np.array(reference.modality),
-        pair_i=np.array([i for i, _ in pairs], dtype=np.int64), pair_j=np.array([j for _, j in pairs], dtype=np.int64),
-        fields=np.stack([shapes.fields[k].numpy() for k in pairs]) if pairs else np.zeros((0, 2, *reference.grid)))
+        package / medigan_cgan.LABELS_FILE,
+        labels=shapes.label_maps,
+        cases=np.array([k[0] for k in reference.keys]),
+        z=np.array([k[1] for k in reference.keys]),
+        values=np.array(list(table)),
+        names=np.array(list(table.values())),
+        chosen=np.array(reference.label_values),
+        spacing=np.array(reference.spacing),
+        modality=np.array(reference.modality),
+        pair_i=np.array([i for i, _ in pairs], dtype=np.int64),
+        pair_j=np.array([j for _, j in pairs], dtype=np.int64),
+        fields=np.stack([shapes.fields[k].numpy() for k in pairs]) if pairs else np.zeros((0, 2, *reference.grid)),
+    )
     shutil.copyfile(gen_dir / GENERATOR_FILE, package / f"{MODEL_NAME}.pt")
     shutil.copyfile(gen_dir / INFO_FILE, package / INFO_FILE)
     shutil.copyfile(medigan_cgan.__file__, package / "__init__.py")
     organs = [table.get(v, f"label_{v}") for v in range(1, max(table) + 1)]
-    return _metadata(model_id, info, file_sha256(gen_dir / GENERATOR_FILE), link, extension=".pt",
-                     size=source.config.size, organs=organs, function=["mask_to_image"],
-                     custom={"seed": 0, "start_index": 0, "input_path": None, "device": "cpu"},
-                     dependencies=["numpy", "torch", "pillow", "samdata"])
+    return _metadata(
+        model_id,
+        info,
+        file_sha256(gen_dir / GENERATOR_FILE),
+        link,
+        extension=".pt",
+        size=source.config.size,
+        organs=organs,
+        function=["mask_to_image"],
+        custom={"seed": 0, "start_index": 0, "input_path": None, "device": "cpu"},
+        dependencies=["numpy", "torch", "pillow", "samdata"],
+    )
 
 
-def export_medigan(gen_dir: Path | str, out_dir: Path | str, *, model_id: str | None = None, as_zip: bool = False,
-                   reference: RealPairs | None = None) -> Path:
+def export_medigan(
+    gen_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    model_id: str | None = None,
+    as_zip: bool = False,
+    reference: RealPairs | None = None,
+) -> Path:
     """Write generator ``gen_dir`` as a medigan package ``out_dir/<model_id>/`` (or ``.zip``); returns it.
     A ``cgan`` needs ``reference``: the real slices it learnt from (``pipelines.synthesize.reference_for``)."""
     gen_dir = Path(gen_dir)
     info = read_info(gen_dir)
     if info.kind == "cgan" and reference is None:
-        raise ConfigError(f"exporting cgan {info.generator_id!r} needs the real slices it learnt from (its label "
-                          "maps go into the package); pass the store it was trained on")
+        raise ConfigError(
+            f"exporting cgan {info.generator_id!r} needs the real slices it learnt from (its label "
+            "maps go into the package); pass the store it was trained on"
+        )
     model_id = model_id or model_id_for(info.generator_id)
     if not re.fullmatch(r"[A-Za-z0-9_]+", model_id):
         raise ConfigError(f"medigan model id {model_id!r}: expected letters, digits and '_' (it is a module name)")

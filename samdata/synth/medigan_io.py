@@ -32,9 +32,11 @@ from samdata.extras import require
 METADATA_FILE = "metadata.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 _ROLE = re.compile(r"^(?P<key>.*?)[_-]?(?P<role>img|image|mask|label|seg)$", re.IGNORECASE)
-PUT_IT_THERE = ("a medigan model package: a folder (or .zip) with __init__.py (defining the generate "
-                "function), the weights file <model_name><extension> and metadata.json (medigan's "
-                "config entry; or pass --config FILE)")
+PUT_IT_THERE = (
+    "a medigan model package: a folder (or .zip) with __init__.py (defining the generate "
+    "function), the weights file <model_name><extension> and metadata.json (medigan's "
+    "config entry; or pass --config FILE)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,12 @@ def resolve_metadata(model_id: str, package: Path, config: Path | None) -> dict[
     else:
         found = _package_metadata(package)
     if found is None:
-        raise CaseNotFoundError(f"no {METADATA_FILE} in medigan package {str(package)!r} and no --config given; "
-                                f"put medigan's config entry for {model_id!r} (its execution/selection/description "
-                                f"object from medigan's global.json) in {package}/{METADATA_FILE} "
-                                "or pass --config FILE")
+        raise CaseNotFoundError(
+            f"no {METADATA_FILE} in medigan package {str(package)!r} and no --config given; "
+            f"put medigan's config entry for {model_id!r} (its execution/selection/description "
+            f"object from medigan's global.json) in {package}/{METADATA_FILE} "
+            "or pass --config FILE"
+        )
     data, where = found
     if model_id in data:
         return data[model_id]
@@ -158,23 +162,29 @@ def _package_root(folder: Path) -> Path:
         return folder
     inner = [p for p in sorted(folder.iterdir()) if (p / "__init__.py").is_file()]
     if len(inner) != 1:
-        raise CaseNotFoundError(f"medigan package folder {str(folder)!r} has no __init__.py (nor one sub-folder "
-                                f"with it); expected {PUT_IT_THERE}")
+        raise CaseNotFoundError(
+            f"medigan package folder {str(folder)!r} has no __init__.py (nor one sub-folder "
+            f"with it); expected {PUT_IT_THERE}"
+        )
     return inner[0]
 
 
 class MediganModel:
     """A medigan model opened from a local package through medigan's ``Generators`` (a context manager)."""
 
-    def __init__(self, model_id: str, package: Path | str, *, config: Path | str | None = None,
-                 workdir: Path | str | None = None) -> None:
+    def __init__(
+        self, model_id: str, package: Path | str, *, config: Path | str | None = None, workdir: Path | str | None = None
+    ) -> None:
         self.model_id, self.package = model_id, Path(package)
         if not self.package.exists():
-            raise CaseNotFoundError(f"medigan package {str(self.package)!r} does not exist; put {PUT_IT_THERE} "
-                                    "there (samdata never downloads medigan models)")
+            raise CaseNotFoundError(
+                f"medigan package {str(self.package)!r} does not exist; put {PUT_IT_THERE} "
+                "there (samdata never downloads medigan models)"
+            )
         if self.package.is_file() and not zipfile.is_zipfile(self.package):
-            raise InputFileError(f"medigan package {str(self.package)!r} is a file but not a zip; "
-                                 f"expected {PUT_IT_THERE}")
+            raise InputFileError(
+                f"medigan package {str(self.package)!r} is a file but not a zip; expected {PUT_IT_THERE}"
+            )
         self.entry = resolve_metadata(model_id, self.package, Path(config) if config is not None else None)
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="samdata-medigan-"))
@@ -202,9 +212,11 @@ class MediganModel:
         ex = self.entry["execution"]
         weights = f"{ex['model_name']}{ex['extension']}"
         if not ((target / self.package_name / weights).is_file() or (target / weights).is_file()):
-            raise CaseNotFoundError(f"medigan package {str(self.package)!r} has no weights file {weights!r} "
-                                    f"(expected {self.package_name}/{weights} or {weights} inside it); "
-                                    f"put {PUT_IT_THERE}")
+            raise CaseNotFoundError(
+                f"medigan package {str(self.package)!r} has no weights file {weights!r} "
+                f"(expected {self.package_name}/{weights} or {weights} inside it); "
+                f"put {PUT_IT_THERE}"
+            )
 
     def __enter__(self) -> MediganModel:
         """Unpack, switch to the workdir and let medigan import the package (its code runs now)."""
@@ -214,30 +226,39 @@ class MediganModel:
             ConfigManager = require("medigan.config_manager", "medigan", "loading a medigan package").ConfigManager
 
         if not isinstance(self.entry.get("execution"), dict):
-            raise ConfigError(f"medigan metadata for {self.model_id!r} has no 'execution' object; expected "
-                              "medigan's config entry (package_name, model_name, extension, generate_method, ...)")
+            raise ConfigError(
+                f"medigan metadata for {self.model_id!r} has no 'execution' object; expected "
+                "medigan's config entry (package_name, model_name, extension, generate_method, ...)"
+            )
         entry = json.loads(json.dumps(self.entry))
         entry["execution"]["package_link"] = str(self.package.resolve())  # local only: never a URL
         entry.setdefault("selection", {})
         self._unpack()
-        self._saved = (os.getcwd(), list(sys.path), {k: sys.modules.pop(k) for k in list(sys.modules)
-                                                     if k == "models" or k.startswith("models.")})
+        self._saved = (
+            os.getcwd(),
+            list(sys.path),
+            {k: sys.modules.pop(k) for k in list(sys.modules) if k == "models" or k.startswith("models.")},
+        )
         os.chdir(self.workdir)
         sys.path.insert(0, str(self.workdir))
         try:
             manager = ConfigManager(config_dict={self.model_id: entry})
             if not manager.is_model_metadata_valid(self.model_id, {self.model_id: entry}, is_local_model=True):
-                raise ConfigError(f"medigan rejects the metadata of {self.model_id!r} from {self.package}: it needs "
-                                  "execution.{package_name, package_link, model_name, extension, dependencies, "
-                                  "generate_method.args.base}; see medigan's config/template.json")
+                raise ConfigError(
+                    f"medigan rejects the metadata of {self.model_id!r} from {self.package}: it needs "
+                    "execution.{package_name, package_link, model_name, extension, dependencies, "
+                    "generate_method.args.base}; see medigan's config/template.json"
+                )
             self.generators = Generators(config_manager=manager)
             self.generators.get_model_executor(self.model_id)
         except Exception as err:
             self.__exit__(None, None, None)
             if isinstance(err, ConfigError):
                 raise
-            raise ConfigError(f"medigan could not load model {self.model_id!r} from {str(self.package)!r}: "
-                              f"{type(err).__name__}: {err}") from err
+            raise ConfigError(
+                f"medigan could not load model {self.model_id!r} from {str(self.package)!r}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
         return self
 
     def generate(self, count: int, out_dir: Path | str, custom: dict[str, Any] | None = None) -> list[GeneratedPair]:
@@ -247,12 +268,18 @@ class MediganModel:
         out = Path(out_dir).resolve()
         out.mkdir(parents=True, exist_ok=True)
         try:
-            result = self.generators.generate(model_id=self.model_id, num_samples=int(count),
-                                              output_path=str(out) + "/", save_images=True,
-                                              batch_size=int(count) + 1, **(custom or {}))
+            result = self.generators.generate(
+                model_id=self.model_id,
+                num_samples=int(count),
+                output_path=str(out) + "/",
+                save_images=True,
+                batch_size=int(count) + 1,
+                **(custom or {}),
+            )
         except Exception as err:
-            raise ConfigError(f"medigan model {self.model_id!r} failed to generate {count} samples: "
-                              f"{type(err).__name__}: {err}") from err
+            raise ConfigError(
+                f"medigan model {self.model_id!r} failed to generate {count} samples: {type(err).__name__}: {err}"
+            ) from err
         pairs = read_outputs(out)
         return pairs if pairs else _returned_pairs(result)
 

@@ -18,8 +18,7 @@ SIDECAR = "generator.json"
 
 def latents(seed: int, indices: range | list[int], latent: int) -> np.ndarray:
     """(len(indices), latent) float32 N(0, 1) latents; sample k from ``SeedSequence([seed, k])``."""
-    rows = [np.random.default_rng(np.random.SeedSequence([int(seed), int(k)])).standard_normal(latent)
-            for k in indices]
+    rows = [np.random.default_rng(np.random.SeedSequence([int(seed), int(k)])).standard_normal(latent) for k in indices]
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, latent), np.float32)
 
 
@@ -34,8 +33,15 @@ def decode(output: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(zip(images, masks))
 
 
-def generate(model_file: str, num_samples: int, output_path: str, save_images: bool, seed: int = 0,
-             start_index: int = 0, device: str = "cpu"):
+def generate(
+    model_file: str,
+    num_samples: int,
+    output_path: str,
+    save_images: bool,
+    seed: int = 0,
+    start_index: int = 0,
+    device: str = "cpu",
+):
     """medigan entry point: draw ``num_samples`` image/mask pairs.
 
     medigan's ``generate_method`` with base args ``model_file, num_samples, output_path, save_images`` and

@@ -32,8 +32,10 @@ class MediganSource:
         self.model, self.work, self.reference = model, Path(work), reference
         self.generator_id = check_generator_id("medigan." + model.model_id)
         ex = model.entry["execution"]
-        weights = [model.workdir / "models" / model.model_id / p / f"{ex['model_name']}{ex['extension']}"
-                   for p in (model.package_name, ".")]
+        weights = [
+            model.workdir / "models" / model.model_id / p / f"{ex['model_name']}{ex['extension']}"
+            for p in (model.package_name, ".")
+        ]
         found = next((w for w in weights if w.is_file()), None)
         self.checkpoint_hash = file_sha256(found) if found else "unknown"
         self.description = f"medigan:{model.model_id}:{model.package.resolve()}"
@@ -56,15 +58,19 @@ class MediganSource:
         custom = {k: v for k, v in {"seed": seed, "start_index": indices[0]}.items() if k in self._custom_keys}
         pairs = self.model.generate(len(indices), self.work / f"seed{seed}-{indices[0]}", custom)
         if len(pairs) < len(indices):
-            raise ValidationError(f"medigan model {self.model.model_id!r} returned {len(pairs)} samples for "
-                                  f"{len(indices)} asked")
+            raise ValidationError(
+                f"medigan model {self.model.model_id!r} returned {len(pairs)} samples for {len(indices)} asked"
+            )
         images, labels, values = [], [], self.mask_values()
-        for pair in pairs[:len(indices)]:
+        for pair in pairs[: len(indices)]:
             image, _ = resize_pair(grey_uint8(pair.image), None, reference.grid)
             images.append(image)
             if pair.mask is not None:
                 index = np.minimum(pair.mask, len(values) - 1)
                 labels.append(values[resize_nearest(index, reference.grid)])
         has_masks = len(labels) == len(images)
-        return GeneratedBatch(np.stack(images), np.stack(labels).astype(np.uint16) if has_masks else None,
-                              recipes=tuple({"op": "medigan", "model": self.model.model_id} for _ in images))
+        return GeneratedBatch(
+            np.stack(images),
+            np.stack(labels).astype(np.uint16) if has_masks else None,
+            recipes=tuple({"op": "medigan", "model": self.model.model_id} for _ in images),
+        )

@@ -47,16 +47,21 @@ def level_image(label_map: np.ndarray, levels: dict[int, float], blur: float) ->
     return sitk.SmoothingRecursiveGaussian(image, blur) if blur > 0 else image
 
 
-def register(fixed: np.ndarray, moving: np.ndarray, levels: dict[int, float],
-             config: DemonsConfig = DemonsConfig()) -> np.ndarray:
+def register(
+    fixed: np.ndarray, moving: np.ndarray, levels: dict[int, float], config: DemonsConfig = DemonsConfig()
+) -> np.ndarray:
     """Displacement (2, H, W) float32 in pixels (dx, dy) taking (H, W) label map ``moving`` onto ``fixed``:
     ``moving(x + u(x)) ≈ fixed(x)``."""
     if fixed.shape != moving.shape or fixed.ndim != 2:
-        raise ValidationError(f"morph registration needs two label maps on one (H, W) grid; got {fixed.shape} "
-                              f"and {moving.shape}")
+        raise ValidationError(
+            f"morph registration needs two label maps on one (H, W) grid; got {fixed.shape} and {moving.shape}"
+        )
     if len(config.shrink) != len(config.iterations):
         raise ValidationError(f"demons shrink {config.shrink} and iterations {config.iterations} differ in length")
-    fixed_img, moving_img = level_image(fixed, levels, config.label_blur), level_image(moving, levels, config.label_blur)
+    fixed_img, moving_img = (
+        level_image(fixed, levels, config.label_blur),
+        level_image(moving, levels, config.label_blur),
+    )
     field: sitk.Image | None = None
     for shrink, iterations in zip(config.shrink, config.iterations):
         f = sitk.Shrink(fixed_img, [shrink] * 2) if shrink > 1 else fixed_img

@@ -53,7 +53,7 @@ class NetConfig:
     @property
     def levels(self) -> list[int]:
         """Resolutions 4, 8, ..., size."""
-        return [2 ** i for i in range(2, int(math.log2(self.size)) + 1)]
+        return [2**i for i in range(2, int(math.log2(self.size)) + 1)]
 
 
 class GLUBlock(nn.Module):
@@ -61,9 +61,12 @@ class GLUBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                  nn.Conv2d(c_in, 2 * c_out, 3, padding=1, bias=False, padding_mode="replicate"),
-                                  nn.BatchNorm2d(2 * c_out), nn.GLU(dim=1))
+        self.body = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c_in, 2 * c_out, 3, padding=1, bias=False, padding_mode="replicate"),
+            nn.BatchNorm2d(2 * c_out),
+            nn.GLU(dim=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, c_in, h, w) → (B, c_out, 2h, 2w)."""
@@ -75,8 +78,13 @@ class SLE(nn.Module):
 
     def __init__(self, c_small: int, c_big: int) -> None:
         super().__init__()
-        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_small, c_big, 4, bias=False),
-                                  nn.SiLU(), nn.Conv2d(c_big, c_big, 1, bias=False), nn.Sigmoid())
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4),
+            nn.Conv2d(c_small, c_big, 4, bias=False),
+            nn.SiLU(),
+            nn.Conv2d(c_big, c_big, 1, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
         """``big`` (B, c_big, H, W) scaled per channel by gates computed from ``small``."""
@@ -90,13 +98,19 @@ class PairedGenerator(nn.Module):
         super().__init__()
         self.config = config
         c4 = config.channels(4)
-        self.init = nn.Sequential(nn.ConvTranspose2d(config.latent, 2 * c4, 4, bias=False),
-                                  nn.BatchNorm2d(2 * c4), nn.GLU(dim=1))
+        self.init = nn.Sequential(
+            nn.ConvTranspose2d(config.latent, 2 * c4, 4, bias=False), nn.BatchNorm2d(2 * c4), nn.GLU(dim=1)
+        )
         self.ups = nn.ModuleList(
-            GLUBlock(config.channels(r), config.channels(2 * r)) if config.arch == "fastgan"
-            else nn.Sequential(nn.ConvTranspose2d(config.channels(r), config.channels(2 * r), 4, 2, 1, bias=False),
-                               nn.BatchNorm2d(config.channels(2 * r)), nn.ReLU(inplace=True))
-            for r in config.levels[:-1])
+            GLUBlock(config.channels(r), config.channels(2 * r))
+            if config.arch == "fastgan"
+            else nn.Sequential(
+                nn.ConvTranspose2d(config.channels(r), config.channels(2 * r), 4, 2, 1, bias=False),
+                nn.BatchNorm2d(config.channels(2 * r)),
+                nn.ReLU(inplace=True),
+            )
+            for r in config.levels[:-1]
+        )
         # SLE from resolution r to 8r (FastGAN: 4→64, 8→128, 16→256 at 1024; here every 8x pair)
         self.sle_pairs = [(r, 8 * r) for r in config.levels if 8 * r <= config.size] if config.arch == "fastgan" else []
         self.sles = nn.ModuleList(SLE(config.channels(r), config.channels(big)) for r, big in self.sle_pairs)
@@ -121,11 +135,15 @@ class Discriminator(nn.Module):
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(1 + config.labels, config.channels(config.size), 3,
-                                                           padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        layers: list[nn.Module] = [
+            spectral_norm(nn.Conv2d(1 + config.labels, config.channels(config.size), 3, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
         for r in reversed(config.levels[1:]):
-            layers += [spectral_norm(nn.Conv2d(config.channels(r), config.channels(r // 2), 4, 2, 1)),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                spectral_norm(nn.Conv2d(config.channels(r), config.channels(r // 2), 4, 2, 1)),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         layers.append(spectral_norm(nn.Conv2d(config.channels(4), 1, 4)))
         self.body = nn.Sequential(*layers)
 
@@ -137,8 +155,9 @@ class Discriminator(nn.Module):
 def _init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02) and bias 0."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
-        weight = (module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight")
-                  else module.weight)
+        weight = (
+            module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else module.weight
+        )
         nn.init.normal_(weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
@@ -147,10 +166,12 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-GENERATORS: MappingProxyType[str, str] = MappingProxyType({
-    "fastgan": "FastGAN-style: upsample+conv+GLU blocks with skip-layer excitation (default)",
-    "dcgan": "DCGAN-style: transposed convolutions, BatchNorm, ReLU (baseline)",
-})
+GENERATORS: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "fastgan": "FastGAN-style: upsample+conv+GLU blocks with skip-layer excitation (default)",
+        "dcgan": "DCGAN-style: transposed convolutions, BatchNorm, ReLU (baseline)",
+    }
+)
 
 
 def build_networks(config: NetConfig, seed: int) -> tuple[PairedGenerator, Discriminator]:

@@ -52,13 +52,17 @@ class RealPairs:
             raise ValidationError(f"real pairs need images (N >= 1, H, W) uint8; got {images.shape} {images.dtype}")
         expected = (images.shape[0], len(self.label_values), *images.shape[1:])
         if masks.shape != expected:
-            raise ValidationError(f"real pairs need masks (N, K, H, W) = {expected} for {len(self.label_values)} "
-                                  f"label(s); got {masks.shape}")
+            raise ValidationError(
+                f"real pairs need masks (N, K, H, W) = {expected} for {len(self.label_values)} "
+                f"label(s); got {masks.shape}"
+            )
         if len(self.label_names) != len(self.label_values):
             raise ValidationError(f"label names {self.label_names} and values {self.label_values} differ in length")
         if self.full_labels is not None and np.shape(self.full_labels) != images.shape:
-            raise ValidationError(f"real pairs need full label maps shaped like the images {images.shape}; "
-                                  f"got {np.shape(self.full_labels)}")
+            raise ValidationError(
+                f"real pairs need full label maps shaped like the images {images.shape}; "
+                f"got {np.shape(self.full_labels)}"
+            )
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -76,21 +80,28 @@ class RealPairs:
 
     def label_table(self) -> dict[int, str]:
         """Label value → name of every label the maps of :meth:`label_map` hold (0 = background)."""
-        table = dict(self.all_labels) if self.full_labels is not None else dict(zip(self.label_values,
-                                                                                   self.label_names))
+        table = (
+            dict(self.all_labels) if self.full_labels is not None else dict(zip(self.label_values, self.label_names))
+        )
         return {0: table.get(0, "background"), **{v: n for v, n in sorted(table.items()) if v}}
 
 
 def to_model(images: np.ndarray, masks: np.ndarray, size: int) -> torch.Tensor:
     """(N, H, W) uint8 images and (N, K, H, W) bool masks → (N, 1 + K, size, size) float32 in [-1, 1]."""
-    x = torch.cat([torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)[:, None],
-                   torch.from_numpy(np.asarray(masks, dtype=np.float32))], dim=1)
+    x = torch.cat(
+        [
+            torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)[:, None],
+            torch.from_numpy(np.asarray(masks, dtype=np.float32)),
+        ],
+        dim=1,
+    )
     x = F.interpolate(x, size=(size, size), mode="area" if size <= x.shape[-1] else "bilinear")
     return x.clamp(0, 1) * 2 - 1
 
 
-def to_store_grid(output: torch.Tensor, grid: tuple[int, int], label_values: tuple[int, ...]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def to_store_grid(
+    output: torch.Tensor, grid: tuple[int, int], label_values: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Generator output (N, 1 + K, S, S) (image in [-1, 1], mask logits) → ((N, H, W) uint8 image,
     (N, H, W) uint8|uint16 label map with ``label_values``) on the store grid ``grid`` = (H, W)."""
     out = output.detach().float().cpu()
@@ -115,8 +126,9 @@ def grey_uint8(image: np.ndarray) -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2:
-        raise ValidationError(f"generated image has shape {np.shape(image)}; "
-                              "expected (H, W), (H, W, 3|4) or (3|4, H, W)")
+        raise ValidationError(
+            f"generated image has shape {np.shape(image)}; expected (H, W), (H, W, 3|4) or (3|4, H, W)"
+        )
     if np.asarray(image).dtype == np.uint8:
         return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     arr = arr.astype(np.float64)
@@ -138,8 +150,9 @@ def binary_mask(mask: np.ndarray) -> np.ndarray:
     return arr > top / 2
 
 
-def resize_pair(image: np.ndarray, mask: np.ndarray | None, grid: tuple[int, int]
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def resize_pair(
+    image: np.ndarray, mask: np.ndarray | None, grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Resize a (h, w) uint8 image (bilinear) and (h, w) bool mask (nearest) to ``grid`` = (H, W)."""
     if image.shape == grid:
         return image, mask

@@ -39,10 +39,18 @@ def image_features(images: np.ndarray, labels: np.ndarray | None = None) -> np.n
     def masked_mean(values: np.ndarray) -> np.ndarray:
         return (values * weight).sum(axis=(1, 2)) / count
 
-    quantiles = np.stack([np.quantile(x[i][fg[i]], (0.1, 0.5, 0.9)) for i in range(len(x))]) if len(x) else \
-        np.zeros((0, 3))
-    columns = [quantiles[:, 0], quantiles[:, 1], quantiles[:, 2], count / fg[0].size,
-               masked_mean(np.sqrt(gx**2 + gy**2)), masked_mean(np.abs(x - blur1)), masked_mean(np.abs(blur1 - blur2))]
+    quantiles = (
+        np.stack([np.quantile(x[i][fg[i]], (0.1, 0.5, 0.9)) for i in range(len(x))]) if len(x) else np.zeros((0, 3))
+    )
+    columns = [
+        quantiles[:, 0],
+        quantiles[:, 1],
+        quantiles[:, 2],
+        count / fg[0].size,
+        masked_mean(np.sqrt(gx**2 + gy**2)),
+        masked_mean(np.abs(x - blur1)),
+        masked_mean(np.abs(blur1 - blur2)),
+    ]
     return np.stack(columns, axis=1).astype(np.float64).reshape(len(x), len(FEATURES))
 
 

@@ -62,10 +62,14 @@ class RenderParams:
         if not 0 <= float(self.strip) <= 1:
             raise ConfigError(f"labels2image strip={self.strip!r}; expected a probability 0..1")
         if not 0 < self.sd_scale_min <= self.sd_scale_max:
-            raise ConfigError(f"labels2image sd scale {self.sd_scale_min}..{self.sd_scale_max}; expected 0 < min <= max")
+            raise ConfigError(
+                f"labels2image sd scale {self.sd_scale_min}..{self.sd_scale_max}; expected 0 < min <= max"
+            )
         if not 0 <= self.resolution <= 1 or self.resolution_max < 1:
-            raise ConfigError(f"labels2image resolution={self.resolution} (probability 0..1), resolution_max="
-                              f"{self.resolution_max} (>= 1)")
+            raise ConfigError(
+                f"labels2image resolution={self.resolution} (probability 0..1), resolution_max="
+                f"{self.resolution_max} (>= 1)"
+            )
 
 
 def kmeans_1d(values: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
@@ -113,8 +117,9 @@ def sub_classes(images: np.ndarray, classes: torch.Tensor, count: int, params: R
             parent.append(c)
             mean.append(float(chosen.mean()) if chosen.size else float(centres[j]))
             sd.append(float(chosen.std()) if chosen.size > 1 else 0.0)
-    return SubClasses(np.array(parent), np.array(mean, dtype=np.float32), np.array(sd, dtype=np.float32),
-                      torch.from_numpy(maps))
+    return SubClasses(
+        np.array(parent), np.array(mean, dtype=np.float32), np.array(sd, dtype=np.float32), torch.from_numpy(maps)
+    )
 
 
 def _blur(images: torch.Tensor, sigmas: np.ndarray, largest: float) -> torch.Tensor:
@@ -122,8 +127,9 @@ def _blur(images: torch.Tensor, sigmas: np.ndarray, largest: float) -> torch.Ten
     3 x ``largest`` (the params' bound, not the batch's, so a sample does not depend on its batch)."""
     radius = max(1, int(np.ceil(3 * largest)))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernels = torch.stack([torch.exp(-x**2 / (2 * max(s, 1e-3) ** 2)) if s > 0.05 else (x == 0).float()
-                           for s in sigmas])
+    kernels = torch.stack(
+        [torch.exp(-(x**2) / (2 * max(s, 1e-3) ** 2)) if s > 0.05 else (x == 0).float() for s in sigmas]
+    )
     kernels = kernels / kernels.sum(1, keepdim=True)
     n = len(images)
     padded = F.pad(images[None], (radius, radius, 0, 0), mode="replicate")
@@ -147,18 +153,31 @@ class LabelsToImageGenerator:
     kind = "labels2image"
     seeded = True
 
-    def __init__(self, reference: RealPairs, params: RenderParams = RenderParams(), *,
-                 generator_id: str = "labels2image", shapes: DeformGenerator | None = None) -> None:
+    def __init__(
+        self,
+        reference: RealPairs,
+        params: RenderParams = RenderParams(),
+        *,
+        generator_id: str = "labels2image",
+        shapes: DeformGenerator | None = None,
+    ) -> None:
         self.params, self.generator_id = params, generator_id
         self.shapes = shapes or DeformGenerator(reference, params.deform, generator_id=generator_id)
         self.realistic = params.mode == "near"
         classes = self.shapes.classes.encode(self.shapes.label_maps)
         self.sub = sub_classes(reference.images, classes, len(self.shapes.classes), params)
         self._classes, self._parent = classes, torch.from_numpy(self.sub.parent)
-        self._first = torch.tensor([int(np.flatnonzero(self.sub.parent == c)[0])  # each tissue's first cluster
-                                    for c in range(len(self.shapes.classes))])
-        self.checkpoint_hash = content_hash(self.kind, {**asdict(params), "deform": asdict(self.shapes.params)},
-                                            np.frombuffer(bytes.fromhex(self.shapes.checkpoint_hash), np.uint8))
+        self._first = torch.tensor(
+            [
+                int(np.flatnonzero(self.sub.parent == c)[0])  # each tissue's first cluster
+                for c in range(len(self.shapes.classes))
+            ]
+        )
+        self.checkpoint_hash = content_hash(
+            self.kind,
+            {**asdict(params), "deform": asdict(self.shapes.params)},
+            np.frombuffer(bytes.fromhex(self.shapes.checkpoint_hash), np.uint8),
+        )
         self.description = f"samdata:{self.kind}:{params.mode}"
 
     @property
@@ -171,8 +190,10 @@ class LabelsToImageGenerator:
         p, count = self.params, len(self.sub.parent)
         if p.mode == "random":
             return rng.uniform(0, 255, count), rng.uniform(0, p.random_sd_max * 255, count)
-        return (self.sub.mean + rng.normal(0, p.mean_jitter * 255, count),
-                self.sub.sd * rng.uniform(p.sd_scale_min, p.sd_scale_max, count))
+        return (
+            self.sub.mean + rng.normal(0, p.mean_jitter * 255, count),
+            self.sub.sd * rng.uniform(p.sd_scale_min, p.sd_scale_max, count),
+        )
 
     def render(self, sub_maps: torch.Tensor, seed: int, indices: list[int]) -> np.ndarray:
         """(n, H, W) uint8 images drawn from (n, H, W) sub-class maps, sample k's intensities from ``(seed, k)``."""
@@ -182,8 +203,7 @@ class LabelsToImageGenerator:
         drawn = [self._intensities(r) for r in rngs]
         means = torch.from_numpy(np.stack([m for m, _ in drawn]).astype(np.float32))
         sds = torch.from_numpy(np.stack([s for _, s in drawn]).astype(np.float32))
-        stripped = torch.tensor([p.strip > 0 and sample_rng(seed, k, STRIP_STREAM).random() < p.strip
-                                 for k in indices])
+        stripped = torch.tensor([p.strip > 0 and sample_rng(seed, k, STRIP_STREAM).random() < p.strip for k in indices])
         if stripped.any():  # background sub-classes black (edges then blur as partial volume does)
             background = torch.from_numpy(self.sub.parent == 0)
             means[stripped[:, None] & background[None]] = 0.0
@@ -228,7 +248,13 @@ class LabelsToImageGenerator:
         classes = shapes.warp_classes(plan, self._classes, len(shapes.classes))
         sub = fields.warp_nearest(self.sub.maps[torch.from_numpy(plan.sources)], plan.coords)
         sub = torch.where(self._parent[sub] == classes, sub, self._first[classes])
-        recipes = tuple({**{k: v for k, v in r.items() if k != "parents"}, "render": self.params.mode}
-                        for r in plan.recipes)
-        return GeneratedBatch(self.render(sub, seed, indices), shapes.classes.decode(classes, shapes.dtype),
-                              plan.min_jacobian, shapes.parents(plan), recipes)
+        recipes = tuple(
+            {**{k: v for k, v in r.items() if k != "parents"}, "render": self.params.mode} for r in plan.recipes
+        )
+        return GeneratedBatch(
+            self.render(sub, seed, indices),
+            shapes.classes.decode(classes, shapes.dtype),
+            plan.min_jacobian,
+            shapes.parents(plan),
+            recipes,
+        )

@@ -31,8 +31,9 @@ def generate_raw(generator: PairedGenerator, seed: int, indices: range | list[in
     return generator(latents_for(seed, indices, generator.config.latent).to(device)).cpu()
 
 
-def generate_pairs(generator: PairedGenerator, info: GeneratorInfo, seed: int, indices: range | list[int]
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def generate_pairs(
+    generator: PairedGenerator, info: GeneratorInfo, seed: int, indices: range | list[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Samples ``indices`` of ``seed`` on the store grid: ((N, H, W) uint8 images, (N, H, W) label maps)."""
     return to_store_grid(generate_raw(generator, seed, indices), info.grid, info.label_values)
 

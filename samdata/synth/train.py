@@ -27,8 +27,17 @@ from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
 from samdata.synth.configs import GanConfig as GanConfig
-from samdata.synth.checkpoint import (CHECKPOINTS, LOG_FILE, SAMPLES, GeneratorInfo, atomic_save, check_generator_id,
-                                      checkpoint_path, resume_state, save_generator)
+from samdata.synth.checkpoint import (
+    CHECKPOINTS,
+    LOG_FILE,
+    SAMPLES,
+    GeneratorInfo,
+    atomic_save,
+    check_generator_id,
+    checkpoint_path,
+    resume_state,
+    save_generator,
+)
 from samdata.synth.losses import d_hinge, g_hinge
 from samdata.synth.networks import NetConfig, PairedGenerator, build_networks
 from samdata.synth.pairs import RealPairs, to_model, to_store_grid
@@ -58,8 +67,9 @@ class _Run(AdversarialRun):
 
     def __init__(self, pairs: RealPairs, config: GanConfig, device: torch.device) -> None:
         self.net = config.net(len(pairs.label_values))
-        super().__init__(*build_networks(self.net, config.seed), config, config.lr, (config.beta1, config.beta2),
-                         config.seed, device)
+        super().__init__(
+            *build_networks(self.net, config.seed), config, config.lr, (config.beta1, config.beta2), config.seed, device
+        )
         self.policy = parse_policy(config.augment)
         self.real = to_model(pairs.images, pairs.masks, config.size).to(device)
 
@@ -86,8 +96,12 @@ class _Run(AdversarialRun):
         self.opt_g.step()
         self.step += 1
         self.update_ema(self.config.ema)
-        metrics = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.detach().mean().item(),
-                   "d_fake": fake_logits.detach().mean().item()}
+        metrics = {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "d_real": real_logits.detach().mean().item(),
+            "d_fake": fake_logits.detach().mean().item(),
+        }
         if not all(np.isfinite(v) for v in metrics.values()):
             raise TrainingError(f"GAN training diverged at step {self.step}: {metrics}; lower --lr or change --seed")
         return metrics
@@ -110,14 +124,31 @@ def write_grid(generator: PairedGenerator, info: GeneratorInfo, seed: int, path:
 
 
 def _info(pairs: RealPairs, config: GanConfig, net: NetConfig, generator_id: str, steps_done: int) -> GeneratorInfo:
-    return GeneratorInfo(generator_id=generator_id, net=net, label_values=pairs.label_values,
-                         label_names=pairs.label_names, grid=pairs.grid, spacing=pairs.spacing,
-                         modality=pairs.modality, source=pairs.source, snapshot_id=pairs.snapshot_id,
-                         train_keys=pairs.keys, gan=config.to_json(), steps_done=steps_done)
+    return GeneratorInfo(
+        generator_id=generator_id,
+        net=net,
+        label_values=pairs.label_values,
+        label_names=pairs.label_names,
+        grid=pairs.grid,
+        spacing=pairs.spacing,
+        modality=pairs.modality,
+        source=pairs.source,
+        snapshot_id=pairs.snapshot_id,
+        train_keys=pairs.keys,
+        gan=config.to_json(),
+        steps_done=steps_done,
+    )
 
 
-def train_gan(pairs: RealPairs, gen_dir: Path | str, config: GanConfig, *, generator_id: str,
-              resume: bool = False, on_step: StepFn | None = None) -> GanResult:
+def train_gan(
+    pairs: RealPairs,
+    gen_dir: Path | str,
+    config: GanConfig,
+    *,
+    generator_id: str,
+    resume: bool = False,
+    on_step: StepFn | None = None,
+) -> GanResult:
     """Train a paired GAN on ``pairs`` into ``gen_dir`` (see the module docstring); returns the result."""
     gen_dir = Path(gen_dir)
     check_generator_id(generator_id)
@@ -137,8 +168,9 @@ def train_gan(pairs: RealPairs, gen_dir: Path | str, config: GanConfig, *, gener
                 log.flush()
             if config.sample_every and (step % config.sample_every == 0 or step == config.steps):
                 info = _info(pairs, config, run.net, generator_id, step)
-                grids.append(write_grid(run.ema, info, config.seed, gen_dir / SAMPLES / f"step-{step:06d}.png",
-                                        f"step {step}"))
+                grids.append(
+                    write_grid(run.ema, info, config.seed, gen_dir / SAMPLES / f"step-{step:06d}.png", f"step {step}")
+                )
             if step % config.save_every == 0 or step == config.steps:
                 atomic_save(run.state(), checkpoint_path(gen_dir, step))
             if on_step is not None:

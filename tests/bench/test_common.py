@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.common import (HELD_OUT, POOL, args_record, generator_id, labelled, mean_sd, run_steps, shots,
-                          upsert)
+from bench.common import HELD_OUT, POOL, args_record, generator_id, labelled, mean_sd, run_steps, shots, upsert
 
 
 def test_generator_ids_and_slices_match_earlier_runs() -> None:
@@ -22,12 +21,21 @@ def test_generator_ids_and_slices_match_earlier_runs() -> None:
     assert not set(HELD_OUT) & set(POOL) and len(HELD_OUT) == 15
 
 
-@pytest.mark.parametrize(("model", "n", "quick", "least", "expected"), [
-    ("unet", 4, False, 1, 600), ("unet", "all", False, 1, 1200), ("unet", 10, False, 1, 1200),
-    ("litemedsam", 4, False, 1, 1200), ("unet", 4, True, 1, 12), ("unet", None, True, 2, 24), ("sam", 4, True, 2, 24),
-])
-def test_run_steps_halves_the_few_shot_unet_and_divides_quick_runs(model: str, n: int | str | None, quick: bool,
-                                                                    least: int, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("model", "n", "quick", "least", "expected"),
+    [
+        ("unet", 4, False, 1, 600),
+        ("unet", "all", False, 1, 1200),
+        ("unet", 10, False, 1, 1200),
+        ("litemedsam", 4, False, 1, 1200),
+        ("unet", 4, True, 1, 12),
+        ("unet", None, True, 2, 24),
+        ("sam", 4, True, 2, 24),
+    ],
+)
+def test_run_steps_halves_the_few_shot_unet_and_divides_quick_runs(
+    model: str, n: int | str | None, quick: bool, least: int, expected: int
+) -> None:
     assert run_steps(model, 1200, n, quick, least=least) == expected
 
 

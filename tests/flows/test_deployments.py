@@ -40,8 +40,9 @@ def test_prefect_yaml_deployments_carry_their_schedules() -> None:
 
 def test_schedule_overrides_pause_and_errors(tmp_path: Path) -> None:
     specs = read_specs(DEFAULT_CONFIG, env=ENV)
-    (nightly,) = to_deployments(specs, cron={"nightly-ingest": "30 1 * * 1-5"}, paused=("nightly-ingest",),
-                                only=("nightly-ingest",))
+    (nightly,) = to_deployments(
+        specs, cron={"nightly-ingest": "30 1 * * 1-5"}, paused=("nightly-ingest",), only=("nightly-ingest",)
+    )
     (schedule,) = nightly.schedules
     assert schedule.schedule.cron == "30 1 * * 1-5" and not schedule.active
     with pytest.raises(RegistryError, match="nightly-ingest"):
@@ -54,7 +55,9 @@ def test_schedule_overrides_pause_and_errors(tmp_path: Path) -> None:
     bad.write_text("deployments:\n  - name: x\n    entrypoint: flows/nowhere.py:nothing\n")
     with pytest.raises(ConfigError, match="not a samdata flow"):
         to_deployments(read_specs(bad, env={}))
-    bad.write_text("deployments:\n  - name: x\n    entrypoint: flows/ingest.py:ingest_flow\n"
-                   "    parameters: {source: a, store: b, ingest: {window: abdomn}}\n")
+    bad.write_text(
+        "deployments:\n  - name: x\n    entrypoint: flows/ingest.py:ingest_flow\n"
+        "    parameters: {source: a, store: b, ingest: {window: abdomn}}\n"
+    )
     with pytest.raises(ConfigError, match="abdomn"):
         to_deployments(read_specs(bad, env={}))

@@ -42,9 +42,16 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     out, store = tmp_path / "out", str(tmp_path / "store")
     synth = SynthParams(kind="deform", generator_id="deform_liver", labels=("liver",), count=4)
     result = build_and_train(
-        sources=[SourceParams(path=str(phantoms), ingest=INGEST)], store=store, out=str(out),
-        prompts=PromptParams(name="boxes"), mixture=MixtureParams(name="mix", splits=(0.5, 0.5, 0.0), synthetic=0.5),
-        train=TINY_TRAIN, evaluate=EvalParams(split="val"), synthesize=synth, report="report")
+        sources=[SourceParams(path=str(phantoms), ingest=INGEST)],
+        store=store,
+        out=str(out),
+        prompts=PromptParams(name="boxes"),
+        mixture=MixtureParams(name="mix", splits=(0.5, 0.5, 0.0), synthetic=0.5),
+        train=TINY_TRAIN,
+        evaluate=EvalParams(split="val"),
+        synthesize=synth,
+        report="report",
+    )
     assert len(result["ingest"][0]["added"]) == 4 and result["synthesize"]["requested"] == 4
     assert result["prompts"]["n_objects"] > 0 and result["mixture"]["counts"]["val"]["real"] == 2
     trained = result["train"]
@@ -65,12 +72,22 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     assert "| phantom_000 | added |" in latest_artifact(artifact_key("ingest", store))
     assert "accepted" in latest_artifact(artifact_key("synthesize", store))
 
-    again = build_and_train(sources=[SourceParams(path=str(phantoms), ingest=INGEST)], store=store, out=str(out),
-                            prompts=PromptParams(name="boxes"), mixture=MixtureParams(name="mix"), train=None,
-                            evaluate=None, synthesize=synth, report=None)
+    again = build_and_train(
+        sources=[SourceParams(path=str(phantoms), ingest=INGEST)],
+        store=store,
+        out=str(out),
+        prompts=PromptParams(name="boxes"),
+        mixture=MixtureParams(name="mix"),
+        train=None,
+        evaluate=None,
+        synthesize=synth,
+        report=None,
+    )
     assert again["ingest"][0]["added"] == [] and len(again["ingest"][0]["skipped"]) == 4
-    assert again["synthesize"]["accepted"] == 0 and again["synthesize"]["already_stored"] + \
-        again["synthesize"]["generated"] == 4
+    assert (
+        again["synthesize"]["accepted"] == 0
+        and again["synthesize"]["already_stored"] + again["synthesize"]["generated"] == 4
+    )
 
 
 def test_failing_case_is_reported_and_others_go_on(phantoms: Path, tmp_path: Path) -> None:
@@ -90,13 +107,21 @@ def test_parameters_are_validated_before_the_run(phantoms: Path, tmp_path: Path)
     with pytest.raises(ParameterTypeError, match="cases_per_task"):
         ingest_flow(str(phantoms), str(tmp_path / "store"), INGEST, cases_per_task=0)
     with pytest.raises(ParameterTypeError, match="adapter spec"):
-        build_and_train(sources=[{"path": str(phantoms)}], store=str(tmp_path / "s"), out=str(tmp_path / "o"),
-                        train={"adapter": "lora:r=x"})
+        build_and_train(
+            sources=[{"path": str(phantoms)}],
+            store=str(tmp_path / "s"),
+            out=str(tmp_path / "o"),
+            train={"adapter": "lora:r=x"},
+        )
     with pytest.raises(ParameterTypeError, match="sources"):
         build_and_train(sources=[], store=str(tmp_path / "s"), out=str(tmp_path / "o"))
     with pytest.raises(ParameterTypeError, match="tta"):
-        build_and_train(sources=[{"path": str(phantoms)}], store=str(tmp_path / "s"), out=str(tmp_path / "o"),
-                        evaluate={"tta": "mirror"})
+        build_and_train(
+            sources=[{"path": str(phantoms)}],
+            store=str(tmp_path / "s"),
+            out=str(tmp_path / "o"),
+            evaluate={"tta": "mirror"},
+        )
     assert EvalParams(tta="lr").config().tta == "lr"
     with pytest.raises(ValueError, match="valid generator kinds"):
         SynthParams(kind="warp", labels=("liver",))
@@ -130,16 +155,25 @@ CRASH = textwrap.dedent(
 def test_rerun_after_crash_resumes_without_duplicates(phantoms: Path, tmp_path: Path, prefect_server: str) -> None:
     store = tmp_path / "store"
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "SAMDATA_DASK_WORKERS": "1"}
-    proc = subprocess.run([sys.executable, "-c", CRASH, str(phantoms), str(store)], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, str(phantoms), str(store)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert SliceStore.open(store).case_ids() == []  # main is still at its last snapshot
     report = ingest_flow(str(phantoms), str(store), INGEST)
     assert sorted(report["added"]) == [f"phantom_{i:03d}" for i in range(4)] and not report["failed"]
     view = SliceStore.open(store)
     assert view.case_ids() == sorted(report["added"]) and view.verify() == []
-    written = [int(s.message.split(": ")[1].split()[0]) for s in view.snapshots()
-               if s.message.startswith(report["run_name"] + ": ")]
+    written = [
+        int(s.message.split(": ")[1].split()[0])
+        for s in view.snapshots()
+        if s.message.startswith(report["run_name"] + ": ")
+    ]
     assert len(written) == 2 and sum(written) == 4  # a checkpoint before the crash, one after: no case twice
 
 
@@ -152,16 +186,23 @@ def test_watch_folder_ingests_only_new_cases(tmp_path: Path) -> None:
     for sub in ("imagesTr", "labelsTr"):
         (watched / sub / "phantom_002.nii.gz").unlink()
     store = str(tmp_path / "store")
-    args = dict(ingest=INGEST, prompts=PromptParams(name="boxes"),
-                mixture=MixtureParams(name="mix", splits=(0.5, 0.5, 0.0)))
+    args = dict(
+        ingest=INGEST, prompts=PromptParams(name="boxes"), mixture=MixtureParams(name="mix", splits=(0.5, 0.5, 0.0))
+    )
     first = watch_flow(str(watched), store, **args)
     assert len(first["new_cases"]) == 2 and first["mixture"]["name"] == "mix"
     quiet = watch_flow(str(watched), store, **args)
     assert quiet["new_cases"] == [] and quiet["prompts"] is None and quiet["mixture"] is None
     for sub in ("imagesTr", "labelsTr"):
         shutil.copy(everything / sub / "phantom_002.nii.gz", watched / sub / "phantom_002.nii.gz")
-    third = watch_flow(str(watched), store, **args, retrain_into=str(tmp_path / "runs"), train=TINY_TRAIN,
-                       evaluate=EvalParams(split="val"))
+    third = watch_flow(
+        str(watched),
+        store,
+        **args,
+        retrain_into=str(tmp_path / "runs"),
+        train=TINY_TRAIN,
+        evaluate=EvalParams(split="val"),
+    )
     assert third["new_cases"] == ["phantom_002"] and third["prompts"]["n_objects"] > first["prompts"]["n_objects"]
     assert third["mixture"]["counts"]["train"]["real"] == 2 and third["mixture"]["counts"]["val"]["real"] == 1
     assert third["train"]["step"] == 4 and len(list((tmp_path / "runs").iterdir())) == 1

@@ -175,13 +175,15 @@ def _given_up(image: Volume, label: Volume, cleaned: CleanedLabel | None = None)
     """A case prepared as prepare_item prepares what it read: arrays given up, steps overlapped."""
     canonical = canonical_case(image, label, case_id="ct_001", config=CLEANING)
     stored_image, stored_label = stored_arrays(canonical, CLEANING, cleaned, None)
-    return assemble_case(canonical, stored_image, stored_label, label_names=NAMES, provenance=PROVENANCE,
-                         split="train")
+    return assemble_case(canonical, stored_image, stored_label, label_names=NAMES, provenance=PROVENANCE, split="train")
 
 
 def _same(got: Case, expected: Case) -> bool:
-    return got.meta == expected.meta and np.array_equal(got.label, expected.label) and np.array_equal(
-        got.image, expected.image)
+    return (
+        got.meta == expected.meta
+        and np.array_equal(got.label, expected.label)
+        and np.array_equal(got.image, expected.image)
+    )
 
 
 @pytest.mark.parametrize("affine", [np.diag([1.0, 1.5, 2.5, 1.0]), LPS, PERMUTED])
@@ -230,7 +232,9 @@ def test_a_label_cleaned_on_another_layout_is_cleaned_again_on_the_images(angle:
     image, label = ct_pair()
     image = Volume(image.array, _rotated(angle + 0.006), image.path)
     label_affine = _rotated(angle - 0.006)
-    assert not np.array_equal(nib.orientations.io_orientation(image.affine), nib.orientations.io_orientation(label_affine))
+    assert not np.array_equal(
+        nib.orientations.io_orientation(image.affine), nib.orientations.io_orientation(label_affine)
+    )
     expected = _plain(image, Volume(label.array.copy(), label_affine, label.path))
     given = Volume(np.asfortranarray(label.array), label_affine, label.path)
     got = _given_up(image, given, clean_label(given, CLEANING, "ct_001"))
@@ -283,15 +287,17 @@ KILLER = textwrap.dedent(
 
 def test_resume_after_sigkill(phantoms: Path, tmp_path: Path) -> None:
     store_url = tmp_path / "store"
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(phantoms), str(store_url)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(phantoms), str(store_url)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == -9, proc.stderr
     store = SliceStore.open(store_url, create=True)
     assert store.case_ids() == []  # main still at its last (empty) snapshot
     assert store.verify() == []
     seen: list[tuple[str, str, str]] = []
-    report = ingest(phantoms, store_url, CONFIG, cluster=ClusterConfig(batch=1),
-                    progress=lambda c, s, d: seen.append((c, s, d)))
+    report = ingest(
+        phantoms, store_url, CONFIG, cluster=ClusterConfig(batch=1), progress=lambda c, s, d: seen.append((c, s, d))
+    )
     assert report.ok and len(report.added) == 4
     resumed = [c for c, _s, d in seen if "resumed" in d]
     assert len(resumed) >= 2, seen  # the checkpointed cases were not prepared again
@@ -303,8 +309,9 @@ def test_dask_local_cluster_by_address(phantoms: Path, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        report = ingest(phantoms, tmp_path / "store", CONFIG,
-                        cluster=ClusterConfig(scheduler=cluster.scheduler_address))
+        report = ingest(
+            phantoms, tmp_path / "store", CONFIG, cluster=ClusterConfig(scheduler=cluster.scheduler_address)
+        )
     assert report.ok and len(report.added) == 4
     store = SliceStore.open(tmp_path / "store")
     assert store.verify() == [] and len(store.objects()) > 0
@@ -341,8 +348,9 @@ def test_local_workers_keep_glibc_malloc_defaults_and_import_ingest() -> None:
     assert set(loaded.values()) == {True}
 
 
-def test_a_source_that_fails_to_hash_is_reported_with_threads(phantoms: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_source_that_fails_to_hash_is_reported_with_threads(
+    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pipelines.ingest as pipeline
 
     real_hash, victim = pipeline.item_hash, _images(phantoms)[1]
@@ -376,7 +384,7 @@ def test_free_form_file_names_ingest_under_safe_ids_in_both_layouts(phantoms: Pa
         store = SliceStore.open(tmp_path / f"store-{source.name}")
         names = store.info()["case_names"]
         assert len(names) == 1 and store.verify() == []
-        (case_id, name), = names.items()
+        ((case_id, name),) = names.items()
         assert name in ("fall ü 01", "Herz Patient (2)") and case_id in report.added
         assert store.case_meta(case_id).provenance.name == name
     assert any("cannot be a case id" in p for p in discover(plain).problems)

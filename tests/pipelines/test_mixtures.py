@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.mixtures import (MixtureConfig, assign_splits, list_mixtures, load_mixture, make_mixture,
-                                sample_train_slices, split_counts)
+from pipelines.mixtures import (
+    MixtureConfig,
+    assign_splits,
+    list_mixtures,
+    load_mixture,
+    make_mixture,
+    sample_train_slices,
+    split_counts,
+)
 from pipelines.prompt_sets import make_prompt_set
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.errors import ConfigError, RegistryError, SnapshotNotFoundError, ValidationError
@@ -25,9 +32,14 @@ def block_case(case_id: str, generator: str | None = None, names: dict[int, str]
     label = np.zeros((2, 12, 12), np.uint8)
     label[:, 2:6, 3:8] = 1
     origin = "synthetic" if generator else "real"
-    meta = CaseMeta(case_id, "MR", names or {1: "tumour"}, Geometry(EYE, (1.0, 1.0, 1.0), EYE, (12, 12, 2),
-                                                                     ("R", "A", "S")),
-                    Normalisation("percentile", 0.0, 1.0), Provenance(origin, case_id, f"h-{case_id}", generator))
+    meta = CaseMeta(
+        case_id,
+        "MR",
+        names or {1: "tumour"},
+        Geometry(EYE, (1.0, 1.0, 1.0), EYE, (12, 12, 2), ("R", "A", "S")),
+        Normalisation("percentile", 0.0, 1.0),
+        Provenance(origin, case_id, f"h-{case_id}", generator),
+    )
     return Case(meta, np.full(label.shape, 90, np.uint8), label)
 
 
@@ -52,16 +64,18 @@ def store_path(base_store: Path, tmp_path: Path) -> Path:
 
 
 def test_mixture_splits_weights_and_record(store_path: Path) -> None:
-    config = MixtureConfig(real=0.6, synthetic=0.4, generators={"pix2pix": 3, "fastgan": 1}, prompt_set="boxes",
-                           seed=5)
+    config = MixtureConfig(real=0.6, synthetic=0.4, generators={"pix2pix": 3, "fastgan": 1}, prompt_set="boxes", seed=5)
     head = SliceStore.open(store_path).snapshot_id
     record = make_mixture(store_path, "mix", config)
     cases = record.cases
     assert sorted(cases["case_id"]) == sorted(SliceStore.open(store_path).case_ids())
     assert cases["case_id"].is_unique  # no case in two splits
     assert set(cases.loc[cases["origin"] == "synthetic", "split"]) == {"train"}
-    assert record.counts == {"train": {"real": 7, "synthetic": 4}, "val": {"real": 2, "synthetic": 0},
-                             "test": {"real": 1, "synthetic": 0}}
+    assert record.counts == {
+        "train": {"real": 7, "synthetic": 4},
+        "val": {"real": 2, "synthetic": 0},
+        "test": {"real": 1, "synthetic": 0},
+    }
     train = cases[cases["split"] == "train"]
     assert math.isclose(train.loc[train["origin"] == "real", "weight"].sum(), 0.6)
     by_gen = cases[cases["origin"] == "synthetic"].groupby("generator")["weight"].sum()
@@ -74,7 +88,8 @@ def test_mixture_splits_weights_and_record(store_path: Path) -> None:
     loaded = load_mixture(store, "mix")
     assert loaded.cases.equals(cases) and loaded.attrs == record.attrs and loaded.seed == 5
     assert sorted(loaded.split_cases("val") + loaded.split_cases("test")) == sorted(
-        cases.loc[cases["split"] != "train", "case_id"])
+        cases.loc[cases["split"] != "train", "case_id"]
+    )
 
 
 def test_split_deterministic_by_seed_and_stable_when_cases_arrive(store_path: Path) -> None:
@@ -89,8 +104,10 @@ def test_split_deterministic_by_seed_and_stable_when_cases_arrive(store_path: Pa
     assert one.cases.equals(two.cases)
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)),
-                                             (5, (3, 1, 1)), (10, (7, 2, 1)), (20, (14, 3, 3))])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1)), (10, (7, 2, 1)), (20, (14, 3, 3))],
+)
 def test_split_counts(n: int, expected: tuple[int, int, int]) -> None:
     assert split_counts(n, (0.7, 0.15, 0.15)) == expected  # with >= 3 cases, every split gets one
     assert sum(split_counts(n, (0.1, 0.45, 0.45))) == n and split_counts(n, (0.1, 0.45, 0.45))[0] >= 1
@@ -119,17 +136,21 @@ def test_pinned_snapshot_and_weighted_samples(store_path: Path) -> None:
     assert 70 < synthetic < 130  # half the weight is synthetic
 
 
-@pytest.mark.parametrize(("kwargs", "snapshot", "error", "match"), [
-    ({"prompt_set": "nope"}, None, RegistryError, "unknown prompt set 'nope'.*boxes"),
-    ({"labels": ("liver",)}, None, ConfigError, "liver.*expected some of: cyst, tumour"),
-    ({"synthetic": 1.0, "generators": {"stylegan": 1.0}}, None, RegistryError, "stylegan.*fastgan, pix2pix"),
-    ({}, "ZZZZZZZZZZZZZZZZZZZZ", SnapshotNotFoundError, "ZZZZ"),
-    ({}, "not-a-snapshot", SnapshotNotFoundError, "not-a-snapshot"),
-    ({"splits": (0.7, 0.2, 0.2)}, None, ConfigError, "sum to 1.1"),
-    ({"real": -1.0}, None, ConfigError, "real=-1.0"),
-])
-def test_bad_input_writes_nothing(store_path: Path, kwargs: dict, snapshot: str | None, error: type[Exception],
-                                  match: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "snapshot", "error", "match"),
+    [
+        ({"prompt_set": "nope"}, None, RegistryError, "unknown prompt set 'nope'.*boxes"),
+        ({"labels": ("liver",)}, None, ConfigError, "liver.*expected some of: cyst, tumour"),
+        ({"synthetic": 1.0, "generators": {"stylegan": 1.0}}, None, RegistryError, "stylegan.*fastgan, pix2pix"),
+        ({}, "ZZZZZZZZZZZZZZZZZZZZ", SnapshotNotFoundError, "ZZZZ"),
+        ({}, "not-a-snapshot", SnapshotNotFoundError, "not-a-snapshot"),
+        ({"splits": (0.7, 0.2, 0.2)}, None, ConfigError, "sum to 1.1"),
+        ({"real": -1.0}, None, ConfigError, "real=-1.0"),
+    ],
+)
+def test_bad_input_writes_nothing(
+    store_path: Path, kwargs: dict, snapshot: str | None, error: type[Exception], match: str
+) -> None:
     before = SliceStore.open(store_path).snapshot_id
     with pytest.raises(error, match=match):
         make_mixture(store_path, "bad", MixtureConfig(**kwargs), snapshot=snapshot)

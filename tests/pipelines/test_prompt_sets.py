@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.prompt_sets import (list_prompt_sets, load_prompt_set, make_prompt_set, regenerate_prompt,
-                                   slice_prompts)
+from pipelines.prompt_sets import list_prompt_sets, load_prompt_set, make_prompt_set, regenerate_prompt, slice_prompts
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from storage import SliceStore
@@ -21,12 +20,17 @@ def two_label_case(case_id: str, seed: int, origin: str = "real", generator: str
     rng = np.random.default_rng(seed)
     label = np.zeros((3, 20, 24), np.uint8)
     y, x = rng.integers(0, 8, size=2)
-    label[0:2, y:y + 6, x:x + 8] = 1
+    label[0:2, y : y + 6, x : x + 8] = 1
     label[1, 14:19, 16:22] = 2
     label[2, 3, 3] = 2
-    meta = CaseMeta(case_id, "CT", {1: "liver", 2: "kidney"},
-                    Geometry(EYE, (1.0, 1.0, 1.0), EYE, (24, 20, 3), ("R", "A", "S")),
-                    Normalisation("none", 0.0, 255.0), Provenance(origin, f"/src/{case_id}", f"h-{case_id}", generator))
+    meta = CaseMeta(
+        case_id,
+        "CT",
+        {1: "liver", 2: "kidney"},
+        Geometry(EYE, (1.0, 1.0, 1.0), EYE, (24, 20, 3), ("R", "A", "S")),
+        Normalisation("none", 0.0, 255.0),
+        Provenance(origin, f"/src/{case_id}", f"h-{case_id}", generator),
+    )
     return Case(meta, rng.integers(0, 256, label.shape, dtype=np.uint8), label)
 
 
@@ -90,18 +94,22 @@ def test_mask_scheme_is_recorded_for_regeneration(store_path: Path) -> None:
     assert prompt.mask is not None and prompt.mask.sum() > (label_map == row["label"]).sum()
 
 
-@pytest.mark.parametrize(("spec", "name", "seed", "labels", "error", "match"), [
-    ("boxes", "x", 0, None, RegistryError, "valid prompt schemes"),
-    ("box:jitter", "x", 0, None, ConfigError, "not key=value"),
-    ("box:wobble=2", "x", 0, None, ConfigError, "wobble"),
-    ("box", "x", -1, None, ConfigError, "seed"),
-    ("box", "../x", 0, None, ConfigError, "invalid prompt set name"),
-    ("box", "x", 0, ["spleen"], ConfigError, "spleen.*expected some of: kidney, liver"),
-    ("points:n=1000", "x", 0, None, ValidationError, "failed on all"),
-    ("box", "taken", 0, None, ConfigError, "already exists"),
-])
-def test_bad_input_writes_nothing(store_path: Path, spec: str, name: str, seed: int, labels: list[str] | None,
-                                  error: type[Exception], match: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "name", "seed", "labels", "error", "match"),
+    [
+        ("boxes", "x", 0, None, RegistryError, "valid prompt schemes"),
+        ("box:jitter", "x", 0, None, ConfigError, "not key=value"),
+        ("box:wobble=2", "x", 0, None, ConfigError, "wobble"),
+        ("box", "x", -1, None, ConfigError, "seed"),
+        ("box", "../x", 0, None, ConfigError, "invalid prompt set name"),
+        ("box", "x", 0, ["spleen"], ConfigError, "spleen.*expected some of: kidney, liver"),
+        ("points:n=1000", "x", 0, None, ValidationError, "failed on all"),
+        ("box", "taken", 0, None, ConfigError, "already exists"),
+    ],
+)
+def test_bad_input_writes_nothing(
+    store_path: Path, spec: str, name: str, seed: int, labels: list[str] | None, error: type[Exception], match: str
+) -> None:
     make_prompt_set(store_path, "box", "taken", 0)
     before = SliceStore.open(store_path).snapshot_id
     with pytest.raises(error, match=match):

@@ -12,8 +12,16 @@ import pytest
 import torch
 
 from pipelines.mixtures import MixtureConfig, make_mixture
-from pipelines.synthesize import (SliceQuery, SynthConfig, build_source, case_id_for, load_real_pairs, open_trained,
-                                  synthesize, train_generator)
+from pipelines.synthesize import (
+    SliceQuery,
+    SynthConfig,
+    build_source,
+    case_id_for,
+    load_real_pairs,
+    open_trained,
+    synthesize,
+    train_generator,
+)
 from samdata.case import Case
 from samdata.errors import ConfigError, ValidationError
 from samdata.synth.checkpoint import load_generator, save_generator
@@ -38,10 +46,16 @@ def base(tmp_path_factory: pytest.TempPathFactory, mr_disc_case: Callable[..., C
     with store.writer("real cases") as writer:
         for i in range(5):
             writer.write_case(mr_disc_case(f"real{i}", i, "test" if i == 4 else "train"))
-    train_generator(root / "store", root / "gen", SliceQuery(labels=("blob",)), "fastgan", GanConfig(steps=2, **TINY),
-                    generator_id="discs")
+    train_generator(
+        root / "store",
+        root / "gen",
+        SliceQuery(labels=("blob",)),
+        "fastgan",
+        GanConfig(steps=2, **TINY),
+        generator_id="discs",
+    )
     generator, info, _ = load_generator(root / "gen")  # two steps learn no masks: bias them on, so
-    with torch.no_grad():                              # every pair has one and the pipeline has work
+    with torch.no_grad():  # every pair has one and the pipeline has work
         generator.out.bias[1] = 4.0
     save_generator(root / "gen", generator, info)
     return root / "store", root / "gen"
@@ -132,22 +146,25 @@ def test_dry_run_and_failures_write_nothing(base: tuple[Path, Path], store_path:
     with pytest.raises(ValidationError, match="second batch"):
         synthesize(store_path, Failing(base[1]), reference, SynthConfig(count=4, batch_size=2, gate=OPEN_GATE))
     assert SliceStore.open(store_path).snapshot_id == head
-    strict = synthesize(store_path, source, reference, SynthConfig(count=3, gate=GateConfig(min_distance=1.0,
-                                                                                           area_slack=100.0)))
+    strict = synthesize(
+        store_path, source, reference, SynthConfig(count=3, gate=GateConfig(min_distance=1.0, area_slack=100.0))
+    )
     assert strict.accepted == 0 and strict.reasons.get("memorised") == 3
 
 
 def test_mixtures_keep_synthetic_cases_in_train(base: tuple[Path, Path], store_path: Path) -> None:
     source, reference = open_trained(store_path, base[1])
     synthesize(store_path, source, reference, SynthConfig(count=8, seed=1, gate=OPEN_GATE))
-    record = make_mixture(store_path, "mix", MixtureConfig(real=1.0, synthetic=0.5, labels=("blob",),
-                                                           splits=(0.5, 0.25, 0.25)))
+    record = make_mixture(
+        store_path, "mix", MixtureConfig(real=1.0, synthetic=0.5, labels=("blob",), splits=(0.5, 0.25, 0.25))
+    )
     synthetic = record.cases[record.cases["origin"] == "synthetic"]
     assert len(synthetic) > 0 and set(synthetic["split"]) == {"train"} and set(synthetic["generator"]) == {"discs"}
 
 
-def test_medigan_round_trip_export_load_generate_gate_store(base: tuple[Path, Path], store_path: Path,
-                                                            tmp_path: Path) -> None:
+def test_medigan_round_trip_export_load_generate_gate_store(
+    base: tuple[Path, Path], store_path: Path, tmp_path: Path
+) -> None:
     package = export_medigan(base[1], tmp_path / "pkg")
     reference = load_real_pairs(store_path, SliceQuery(labels=("blob",)))
     with MediganModel(package.name, package) as model:

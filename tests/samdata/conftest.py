@@ -14,8 +14,7 @@ from samdata.io.itk import sitk_from_xyz
 DicomWriter = Callable[..., Path]
 
 
-def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path, series: str = "1"
-                        ) -> Path:
+def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path, series: str = "1") -> Path:
     """Write an (X, Y, Z) int16 array as CT slices, tagged as in SimpleITK's 'Dicom Series From Array'."""
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk_from_xyz(array_xyz.astype(np.int16), affine)

@@ -39,13 +39,18 @@ def test_errors_name_class_field_value_and_expectation() -> None:
         build(Example, {"size": 1}, "test")
 
 
-@pytest.mark.parametrize(("cls", "field", "required"), [
-    (MixtureConfig, "seed", {}), (DatasetConfig, "size", {}), (IngestConfig, "min_object_voxels", {}),
-    (CganConfig, "width", {}), (SliceQuery, "max_slices", {"labels": ("liver",)}),
-    (FlowSettings, "dask_workers", {}),
-])
-def test_configs_refuse_unknown_fields_and_bools_for_integers(cls: type, field: str, required: dict[str, Any]
-                                                                ) -> None:
+@pytest.mark.parametrize(
+    ("cls", "field", "required"),
+    [
+        (MixtureConfig, "seed", {}),
+        (DatasetConfig, "size", {}),
+        (IngestConfig, "min_object_voxels", {}),
+        (CganConfig, "width", {}),
+        (SliceQuery, "max_slices", {"labels": ("liver",)}),
+        (FlowSettings, "dask_workers", {}),
+    ],
+)
+def test_configs_refuse_unknown_fields_and_bools_for_integers(cls: type, field: str, required: dict[str, Any]) -> None:
     cls(**required)
     with pytest.raises(ConfigError, match=f"{cls.__name__}: unknown field 'nope'"):
         cls(**required, nope=1)

@@ -23,14 +23,17 @@ def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("gpu")
-@pytest.mark.parametrize(("name", "local_rank", "expected"), [
-    ("auto", None, torch.device("cuda")),
-    ("auto", 1, torch.device("cuda", 1)),
-    ("cuda", None, torch.device("cuda")),
-    ("cuda", 2, torch.device("cuda", 2)),
-    ("cuda:3", 1, torch.device("cuda", 3)),  # an explicit index wins over the rank
-    ("cpu", 1, torch.device("cpu")),
-])
+@pytest.mark.parametrize(
+    ("name", "local_rank", "expected"),
+    [
+        ("auto", None, torch.device("cuda")),
+        ("auto", 1, torch.device("cuda", 1)),
+        ("cuda", None, torch.device("cuda")),
+        ("cuda", 2, torch.device("cuda", 2)),
+        ("cuda:3", 1, torch.device("cuda", 3)),  # an explicit index wins over the rank
+        ("cpu", 1, torch.device("cpu")),
+    ],
+)
 def test_names_on_a_gpu_machine(name: str, local_rank: int | None, expected: torch.device):
     assert resolve_device(name, local_rank) == expected
 

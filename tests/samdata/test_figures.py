@@ -26,7 +26,7 @@ def pixels_of(path: Path, colour: str, tol: int = 12) -> np.ndarray:
 def block(x0: int, label: int = 1) -> np.ndarray:
     """(40, 60) uint8 label map with a 10x12 block of ``label`` from column ``x0``."""
     mask = np.zeros(GREY.shape, np.uint8)
-    mask[15:25, x0:x0 + 12] = label
+    mask[15:25, x0 : x0 + 12] = label
     return mask
 
 
@@ -45,8 +45,10 @@ def test_outline_follows_the_mask(tmp_path: Path) -> None:
 
 def test_labels_get_distinct_colours_and_prompts_are_drawn(tmp_path: Path) -> None:
     mask = block(5, 1) + block(40, 2)
-    prompts = {1: Prompt(box=(3, 13, 19, 27)),
-               2: Prompt(points=np.array([[45.0, 20.0], [30.0, 5.0]]), point_labels=np.array([1, 0]))}
+    prompts = {
+        1: Prompt(box=(3, 13, 19, 27)),
+        2: Prompt(points=np.array([[45.0, 20.0], [30.0, 5.0]]), point_labels=np.array([1, 0])),
+    }
     path = draw_slice(GREY, mask, prompts, "two labels", tmp_path / "two.png", label_names={1: "a", 2: "b"})
     assert label_colour(1) != label_colour(2)
     assert len(pixels_of(path, label_colour(2))) > 50
@@ -63,11 +65,14 @@ def test_grid_draws_every_sample(tmp_path: Path) -> None:
     assert len(pixels_of(path, label_colour(1))) > 5 * 40
 
 
-@pytest.mark.parametrize(("image", "mask", "path", "match"), [
-    (GREY.astype(np.float32), block(5), "a.png", "uint8"),
-    (GREY, block(5)[:, :30], "a.png", "shaped like the image"),
-    (GREY, block(5), "a.jpg", "must end in .png"),
-])
+@pytest.mark.parametrize(
+    ("image", "mask", "path", "match"),
+    [
+        (GREY.astype(np.float32), block(5), "a.png", "uint8"),
+        (GREY, block(5)[:, :30], "a.png", "shaped like the image"),
+        (GREY, block(5), "a.jpg", "must end in .png"),
+    ],
+)
 def test_bad_input_is_refused(tmp_path: Path, image: np.ndarray, mask: np.ndarray, path: str, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         draw_slice(image, mask, None, "bad", tmp_path / path)

@@ -11,9 +11,7 @@ from samdata.labels import as_label_array, clean_labels, label_boxes, label_dtyp
 ZYX = (10, 20, 24)
 
 
-@pytest.mark.parametrize(
-    ("max_label", "dtype"), [(0, np.uint8), (255, np.uint8), (256, np.uint16), (65535, np.uint16)]
-)
+@pytest.mark.parametrize(("max_label", "dtype"), [(0, np.uint8), (255, np.uint8), (256, np.uint16), (65535, np.uint16)])
 def test_label_dtype(max_label: int, dtype: type) -> None:
     assert label_dtype(max_label) == np.dtype(dtype)
 

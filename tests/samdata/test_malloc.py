@@ -21,6 +21,11 @@ def test_ingest_setting_applies_unless_the_environment_chose_one() -> None:
     fresh = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True, check=True)
     assert fresh.stdout.split() == ["True", "True"]
     # the flows set the training value in the environment: ingest inside them leaves it alone
-    chosen = subprocess.run([sys.executable, "-c", CODE], env={**env, "MALLOC_MMAP_THRESHOLD_": str(1 << 30)},
-                            capture_output=True, text=True, check=True)
+    chosen = subprocess.run(
+        [sys.executable, "-c", CODE],
+        env={**env, "MALLOC_MMAP_THRESHOLD_": str(1 << 30)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert chosen.stdout.split() == ["False", "True"]

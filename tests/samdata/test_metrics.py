@@ -13,7 +13,7 @@ from samdata.metrics import MetricConfig, diagonal_mm, dice, hd95, iou, mae, obj
 
 def _square(x0: int, y0: int, side: int = 10, shape: tuple[int, int] = (32, 32)) -> np.ndarray:
     mask = np.zeros(shape, dtype=bool)
-    mask[y0:y0 + side, x0:x0 + side] = True
+    mask[y0 : y0 + side, x0 : x0 + side] = True
     return mask
 
 

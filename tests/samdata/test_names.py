@@ -20,5 +20,5 @@ def test_free_form_names_get_stable_distinct_ids() -> None:
     assert kanji.startswith("case-") and is_safe_name(kanji)
     long = case_id_for_name("x y " * 200)
     assert is_safe_name(long) and len(long) <= 200
-    assert case_id_for_name(".hidden case") .startswith("hidden_case-")
+    assert case_id_for_name(".hidden case").startswith("hidden_case-")
     assert case_id_for_name("") is None and case_id_for_name("   ") is None

@@ -40,8 +40,12 @@ def _centre(vol: Volume) -> np.ndarray:
 
 def test_window_registry_values() -> None:
     assert WINDOWS == {
-        "abdomen": (40, 400), "brain": (40, 80), "bone": (400, 1800),
-        "lung": (-600, 1500), "liver": (60, 150), "mediastinum": (50, 350),
+        "abdomen": (40, 400),
+        "brain": (40, 80),
+        "bone": (400, 1800),
+        "lung": (-600, 1500),
+        "liver": (60, 150),
+        "mediastinum": (50, 350),
     }
     for name, (level, width) in WINDOWS.items():
         assert resolve_window(name) == (f"window:{name}", level, width)
@@ -106,9 +110,16 @@ def test_uint8_kept_unless_disabled() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"percentiles": (99.5, 0.5)}, {"percentiles": (0.5, 101.0)}, {"spacing": (1.0, 0.0, 1.0)},
-        {"window": "soft"}, {"window": (40.0, 0.0)}, {"modality": "sonar"}, {"min_object_voxels": -1},
-        {"min_object_pixels": 2.5}, {"image_order": 7}, {"affine_tolerance": -1.0},
+        {"percentiles": (99.5, 0.5)},
+        {"percentiles": (0.5, 101.0)},
+        {"spacing": (1.0, 0.0, 1.0)},
+        {"window": "soft"},
+        {"window": (40.0, 0.0)},
+        {"modality": "sonar"},
+        {"min_object_voxels": -1},
+        {"min_object_pixels": 2.5},
+        {"image_order": 7},
+        {"affine_tolerance": -1.0},
     ],
 )
 def test_ingest_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
@@ -118,7 +129,12 @@ def test_ingest_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
 
 def test_modality_names_and_resolution() -> None:
     assert [canonical_modality(m) for m in ("ct", "MRI", "T2", "flair", "PT", "x-ray")] == [
-        "CT", "MR", "MR", "MR", "PET", "XR"
+        "CT",
+        "MR",
+        "MR",
+        "MR",
+        "PET",
+        "XR",
     ]
     assert all(canonical_modality(name) == name for name in MODALITIES)
     assert all(canonical_modality(alias.lower()) == name for alias, name in MODALITY_ALIASES.items())

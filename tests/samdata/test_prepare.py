@@ -35,8 +35,13 @@ def ct_pair(affine: np.ndarray = LPS, seed: int = 0) -> tuple[Volume, Volume]:
 def _prepare(image: Volume, label: Volume | None, config: IngestConfig = NO_CLEANING, **kwargs: object) -> Case:
     """prepare_case with the test's fixed ids and provenance."""
     return prepare_case(
-        image, label, case_id="ct_001", config=config, label_names={1: "liver", 3: "spleen"},
-        provenance=PROVENANCE, **kwargs,  # type: ignore[arg-type]
+        image,
+        label,
+        case_id="ct_001",
+        config=config,
+        label_names={1: "liver", 3: "spleen"},
+        provenance=PROVENANCE,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -180,7 +185,9 @@ def _sphere_pair(affine: np.ndarray, shape: tuple[int, int, int] = (40, 36, 16))
     grid = np.indices(shape, dtype=float)
     world = np.einsum("ij,jxyz->ixyz", affine[:3, :3], grid - (np.array(shape) / 2)[:, None, None, None])
     ball = (np.sqrt((world**2).sum(axis=0)) < 12.0).astype(np.uint8)
-    return Volume(np.full(shape, -1000, np.int16), affine, "/data/ball.nii.gz"), Volume(ball, affine, "/data/ball_seg.nii")
+    return Volume(np.full(shape, -1000, np.int16), affine, "/data/ball.nii.gz"), Volume(
+        ball, affine, "/data/ball_seg.nii"
+    )
 
 
 @pytest.mark.parametrize("affine", [LPS, PERMUTED], ids=["lps", "permuted"])
@@ -189,7 +196,9 @@ def _sphere_pair(affine: np.ndarray, shape: tuple[int, int, int] = (40, 36, 16))
     [((0.8, 0.8, 1.2), ct_pair), ((1.6, 1.6, 2.0), _sphere_pair), ((1.3, 1.7, 3.1), _sphere_pair)],
     ids=["finer", "coarser", "anisotropic"],
 )
-def test_to_source_grid_after_resampling(affine: np.ndarray, spacing: tuple[float, float, float], scene: object) -> None:
+def test_to_source_grid_after_resampling(
+    affine: np.ndarray, spacing: tuple[float, float, float], scene: object
+) -> None:
     image, label = scene(affine)  # type: ignore[operator]
     case = _prepare(image, label, config=replace(NO_CLEANING, spacing=spacing))
     assert case.meta.geometry.resampled is True

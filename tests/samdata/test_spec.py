@@ -68,9 +68,14 @@ def test_params_fields_parse_and_format_through_metadata() -> None:
     assert format_params(params) == ["n=3", "mode=b", "alpha=2.0", "blocks=1,2,4", "s=2"]
     assert format_params(_Params()) == ["n=1", "mode=a", "alpha=None", "blocks=all", "s=0.5"]
     assert build_params(_Params, {"blocks": "all"}, "p").blocks is None
-    for raw, match in [({"n": "x"}, "not an integer"), ({"alpha": "x"}, "not a number"),
-                       ({"alpha": "inf"}, "not a finite number"), ({"mode": "c"}, "expected one of a, b"),
-                       ({"blocks": "a"}, "bad block 'a'"), ({"z": "1"}, "unknown key")]:
+    for raw, match in [
+        ({"n": "x"}, "not an integer"),
+        ({"alpha": "x"}, "not a number"),
+        ({"alpha": "inf"}, "not a finite number"),
+        ({"mode": "c"}, "expected one of a, b"),
+        ({"blocks": "a"}, "bad block 'a'"),
+        ({"z": "1"}, "unknown key"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             build_params(_Params, raw, "p")
 
@@ -80,8 +85,13 @@ def test_ranges_slices_and_blocks() -> None:
     assert parse_slices("4,8,10-12") == (4, 8, 10, 11, 12) and parse_slices(" 3 , 1") == (1, 3)
     assert parse_blocks("s", "blocks", "3,1,1-2") == (1, 2, 3) and parse_blocks("s", "blocks", "all") is None
     assert format_blocks((1, 2, 3)) == "1,2,3" and format_blocks(None) == "all"
-    for bad, match in [("9-3", "empty range '9-3'"), ("5-9:0", "empty range"), ("a", "bad item 'a'"),
-                       ("1,,2", "bad item ''"), ("-3", "bad item")]:
+    for bad, match in [
+        ("9-3", "empty range '9-3'"),
+        ("5-9:0", "empty range"),
+        ("a", "bad item 'a'"),
+        ("1,,2", "bad item ''"),
+        ("-3", "bad item"),
+    ]:
         with pytest.raises(ConfigError, match=f"slice spec .*{match}"):
             parse_slices(bad)
     with pytest.raises(ConfigError, match="bad block '8-9:2'"):

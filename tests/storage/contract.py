@@ -26,8 +26,10 @@ class StoreContract:
     """Tests every store backend passes; subclasses provide ``store_path`` (a fresh, empty store)."""
 
     def test_case_round_trip_pixels_meta_and_index(self, store_path, make_case):
-        a, b = make_case("a", 1), make_case("b", 2, depth=3, height=20, width=16, label_dtype=np.uint16,
-                                             split="val", origin="synthetic")
+        a, b = (
+            make_case("a", 1),
+            make_case("b", 2, depth=3, height=20, width=16, label_dtype=np.uint16, split="val", origin="synthetic"),
+        )
         with SliceStore.open(store_path).writer("add a and b") as w:
             w.write_case(b)
             w.write_case(a)
@@ -46,10 +48,25 @@ class StoreContract:
             assert store.case_meta(case.meta.case_id) == case.meta
 
         objects = store.objects()
-        assert list(objects.columns) == ["case_id", "z", "label", "label_name", "x0", "y0", "x1", "y1", "area",
-                                         "split", "origin", "modality"]
-        expected = [(r.case_id, r.z, r.label, r.x0, r.y0, r.x1, r.y1, r.area)
-                    for case in (a, b) for r in slice_objects(case.meta.case_id, case.label)]
+        assert list(objects.columns) == [
+            "case_id",
+            "z",
+            "label",
+            "label_name",
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+            "area",
+            "split",
+            "origin",
+            "modality",
+        ]
+        expected = [
+            (r.case_id, r.z, r.label, r.x0, r.y0, r.x1, r.y1, r.area)
+            for case in (a, b)
+            for r in slice_objects(case.meta.case_id, case.label)
+        ]
         got_rows = list(objects[["case_id", "z", "label", "x0", "y0", "x1", "y1", "area"]].itertuples(index=False))
         assert [tuple(int(v) if not isinstance(v, str) else v for v in row) for row in got_rows] == expected
         assert set(objects.loc[objects.label == 2, "label_name"]) == {"kidney"}
@@ -134,8 +151,12 @@ class StoreContract:
         assert store.case_ids() == [] and store.objects().empty and store.verify() == []
 
     def test_tables_round_trip(self, store_path):
-        columns = {"case_id": np.array(["a", "b", "b"]), "z": np.array([0, 3, 4], dtype=np.int32),
-                   "x": np.array([0.5, 1.5, 2.5]), "ok": np.array([True, False, True])}
+        columns = {
+            "case_id": np.array(["a", "b", "b"]),
+            "z": np.array([0, 3, 4], dtype=np.int32),
+            "x": np.array([0.5, 1.5, 2.5]),
+            "ok": np.array([True, False, True]),
+        }
         with SliceStore.open(store_path).writer("tables") as w:
             w.write_table("prompt_sets/boxes-v1", columns, {"seed": 3, "scheme": "box"})
             w.write_table("mixtures/m1", {"n": np.arange(0)}, {})

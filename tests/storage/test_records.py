@@ -10,22 +10,48 @@ import pytest
 
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from storage import SliceStore
-from storage.records import (MIXTURE_COLUMNS, MixtureRecord, PromptSetRecord, load_mixture,
-                             load_prompt_set, mixture_view, table_names)
+from storage.records import (
+    MIXTURE_COLUMNS,
+    MixtureRecord,
+    PromptSetRecord,
+    load_mixture,
+    load_prompt_set,
+    mixture_view,
+    table_names,
+)
 
-MIXTURE = {"case_id": np.array(["b", "a", "s"]), "split": np.array(["val", "train", "train"]),
-           "origin": np.array(["real", "real", "synthetic"]), "generator": np.array(["", "", "deform"]),
-           "n_objects": np.array([2, 3, 1], dtype=np.int32), "weight": np.array([0.0, 1.0, 0.5])}
-PROMPTS = {"case_id": np.array(["a", "a"]), "z": np.array([1, 2], dtype=np.int32),
-           "label": np.array([1, 1], dtype=np.int32), "box_x0": np.array([2, 3], dtype=np.int32),
-           "n_points": np.array([0, 1], dtype=np.int32)}
+MIXTURE = {
+    "case_id": np.array(["b", "a", "s"]),
+    "split": np.array(["val", "train", "train"]),
+    "origin": np.array(["real", "real", "synthetic"]),
+    "generator": np.array(["", "", "deform"]),
+    "n_objects": np.array([2, 3, 1], dtype=np.int32),
+    "weight": np.array([0.0, 1.0, 0.5]),
+}
+PROMPTS = {
+    "case_id": np.array(["a", "a"]),
+    "z": np.array([1, 2], dtype=np.int32),
+    "label": np.array([1, 1], dtype=np.int32),
+    "box_x0": np.array([2, 3], dtype=np.int32),
+    "n_points": np.array([0, 1], dtype=np.int32),
+}
 
 
 def _mixture_attrs(snapshot_id: str, prompt_set: str | None = "boxes") -> dict:
-    return {"name": "mix", "snapshot_id": snapshot_id, "prompt_set": prompt_set, "labels": ["liver"],
-            "real": 1.0, "synthetic": 0.5, "generators": {"deform": 1.0}, "splits": [0.7, 0.15, 0.15],
-            "seed": 3, "counts": {"train": {"real": 1, "synthetic": 1}}, "created": "2025-01-01T00:00:00+00:00",
-            "warnings": ["val is small"]}
+    return {
+        "name": "mix",
+        "snapshot_id": snapshot_id,
+        "prompt_set": prompt_set,
+        "labels": ["liver"],
+        "real": 1.0,
+        "synthetic": 0.5,
+        "generators": {"deform": 1.0},
+        "splits": [0.7, 0.15, 0.15],
+        "seed": 3,
+        "counts": {"train": {"real": 1, "synthetic": 1}},
+        "created": "2025-01-01T00:00:00+00:00",
+        "warnings": ["val is small"],
+    }
 
 
 @pytest.fixture
@@ -94,7 +120,8 @@ def test_malformed_mixture_tables_name_what_is_missing(drop: tuple[str, ...], wh
 
 def test_malformed_prompt_set_tables_name_what_is_missing():
     with pytest.raises(ValidationError, match=r"prompt set table lacks columns \['label'\]"):
-        PromptSetRecord.from_table("p", {k: v for k, v in PROMPTS.items() if k != "label"},
-                                   {"scheme": "box", "seed": 0, "snapshot_id": "x"})
+        PromptSetRecord.from_table(
+            "p", {k: v for k, v in PROMPTS.items() if k != "label"}, {"scheme": "box", "seed": 0, "snapshot_id": "x"}
+        )
     with pytest.raises(ValidationError, match=r"prompt set table lacks attrs \['seed'\]"):
         PromptSetRecord.from_table("p", PROMPTS, {"scheme": "box", "snapshot_id": "x"})

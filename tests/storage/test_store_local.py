@@ -31,10 +31,19 @@ def test_slice_chunks_are_the_bytes_zarr_writes(tmp_path, dtype):
     data[2] = 0  # an all-zero slice is stored too, not left to the fill value
     root = zarr.open_group(store=zarr.storage.MemoryStore(), mode="w")
     for codec in (image_codec(), label_codec()):
-        ours = root.create_array("ours", shape=data.shape, dtype=dtype, chunks=(1, 9, 11), compressors=codec,
-                                 fill_value=0, overwrite=True)
-        theirs = root.create_array("theirs", shape=data.shape, dtype=dtype, chunks=(1, 9, 11), compressors=codec,
-                                   fill_value=0, overwrite=True, config={"write_empty_chunks": True})
+        ours = root.create_array(
+            "ours", shape=data.shape, dtype=dtype, chunks=(1, 9, 11), compressors=codec, fill_value=0, overwrite=True
+        )
+        theirs = root.create_array(
+            "theirs",
+            shape=data.shape,
+            dtype=dtype,
+            chunks=(1, 9, 11),
+            compressors=codec,
+            fill_value=0,
+            overwrite=True,
+            config={"write_empty_chunks": True},
+        )
         write_slice_chunks(ours, data, codec)
         theirs[:] = data
         store = root.store

@@ -28,8 +28,13 @@ def s3_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEYS["access_key_id"],
-                 aws_secret_access_key=KEYS["secret_access_key"]).create_bucket(Bucket="samdata")
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=KEYS["access_key_id"],
+        aws_secret_access_key=KEYS["secret_access_key"],
+    ).create_bucket(Bucket="samdata")
     try:
         yield endpoint
     finally:

@@ -37,8 +37,11 @@ def test_sigkill_leaves_main_and_the_rerun_does_the_rest(store_path, make_case, 
     cases = [make_case(cid, seed) for seed, cid in enumerate("abc")]
     (tmp_path / "cases.pkl").write_bytes(pickle.dumps(cases))
     before = SliceStore.open(store_path).snapshot_id
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(store_path), str(tmp_path / "cases.pkl")],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_RUN, str(store_path), str(tmp_path / "cases.pkl")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         assert "checkpointed" in (line.strip() for line in child.stdout)  # stops reading at the marker

@@ -82,16 +82,32 @@ def test_parse_examples():
         assert parse_adapter(cfg.to_spec()) == cfg
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("", "empty"), ("lora+", "empty"), ("lora:r=0", "out of range"), ("lora:r=2.5", "not an integer"),
-    ("serial:ratio=x", "not a number"), ("refine:width=2.5", "not an integer"), ("refine:width=0", "out of range"),
-    ("refine:r=4", "refine takes no option 'r'"), ("full+refine", "stands alone"),
-    ("serial:r=4", "serial takes no option 'r'"), ("decoder:blocks=1", "takes no option"),
-    ("lora+lora", "once"), ("serial:blocks=a", "bad block"), ("serial:blocks=3-1", "empty range '3-1'"),
-    ("serial:ratio=0.5,0.25", "not key=value"), ("lora:r=4,r=8", "twice"), ("serial:ratio=5", "out of range"),
-    ("parallel:scale=0", "out of range"), ("lora:alpha=-1", "out of range"), ("serial:blocks=8-9:2", "bad block"),
-    ("serial:ratio=nan", "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("", "empty"),
+        ("lora+", "empty"),
+        ("lora:r=0", "out of range"),
+        ("lora:r=2.5", "not an integer"),
+        ("serial:ratio=x", "not a number"),
+        ("refine:width=2.5", "not an integer"),
+        ("refine:width=0", "out of range"),
+        ("refine:r=4", "refine takes no option 'r'"),
+        ("full+refine", "stands alone"),
+        ("serial:r=4", "serial takes no option 'r'"),
+        ("decoder:blocks=1", "takes no option"),
+        ("lora+lora", "once"),
+        ("serial:blocks=a", "bad block"),
+        ("serial:blocks=3-1", "empty range '3-1'"),
+        ("serial:ratio=0.5,0.25", "not key=value"),
+        ("lora:r=4,r=8", "twice"),
+        ("serial:ratio=5", "out of range"),
+        ("parallel:scale=0", "out of range"),
+        ("lora:alpha=-1", "out of range"),
+        ("serial:blocks=8-9:2", "bad block"),
+        ("serial:ratio=nan", "not a finite number"),
+    ],
+)
 def test_bad_specs_are_config_errors(spec, match):
     with pytest.raises(ConfigError, match=match):
         parse_adapter(spec)
@@ -182,8 +198,9 @@ def test_prompt_encoder_trains_only_with_the_prompt_part(tiny, batch):
     no_points, no_labels = torch.zeros((n, 1, 2)), torch.full((n, 1), -1)
     logits, _ = segmenter(features, boxes, torch.ones(n, dtype=torch.bool), no_points, no_labels, torch.empty(0))
     with torch.no_grad():  # the zero term that keeps unused prompt weights in the graph changes no value
-        assert torch.equal(logits, segmenter(features, boxes, torch.ones(n, dtype=torch.bool), no_points,
-                                             no_labels, torch.empty(0))[0])
+        assert torch.equal(
+            logits, segmenter(features, boxes, torch.ones(n, dtype=torch.bool), no_points, no_labels, torch.empty(0))[0]
+        )
     logits.mean().backward()
     assert all(p.grad is not None for p in prompt.values())  # every weight in the graph (DDP needs it)
     assert not prompt["prompt_encoder.point_embeddings.1.weight"].grad.any()  # a box decode: no point gradient
@@ -219,8 +236,11 @@ def test_refine_head_reads_the_image_and_needs_it(tiny, batch):
 
 def test_adapter_parameter_counts(tiny):
     blocks, dim = len(tiny.encoder_blocks()), 64
-    expected = {"serial": blocks * (2 * dim * 16 + 16 + dim), "lora": blocks * 2 * (dim * 4 + 4 * dim),
-                "parallel:ratio=0.5,scale=learn": blocks * (2 * dim * 32 + 32 + dim + 1)}
+    expected = {
+        "serial": blocks * (2 * dim * 16 + 16 + dim),
+        "lora": blocks * 2 * (dim * 4 + 4 * dim),
+        "parallel:ratio=0.5,scale=learn": blocks * (2 * dim * 32 + 32 + dim + 1),
+    }
     for spec, count in expected.items():
         assert apply_adapters(copy.deepcopy(tiny), parse_adapter(spec)).trainable == count
 
@@ -264,8 +284,16 @@ def test_merge_lora_keeps_the_output(tiny, batch):
     assert torch.allclose(unmerged[0], merged[0], atol=1e-4) and torch.allclose(unmerged[1], merged[1], atol=1e-5)
 
 
-@pytest.mark.parametrize("spec,first", [("lora", 0), ("serial:blocks=2,3", 2), ("parallel:blocks=3+decoder", 3),
-                                        ("decoder", 4), ("serial:blocks=3+lora:blocks=1", 1)])
+@pytest.mark.parametrize(
+    "spec,first",
+    [
+        ("lora", 0),
+        ("serial:blocks=2,3", 2),
+        ("parallel:blocks=3+decoder", 3),
+        ("decoder", 4),
+        ("serial:blocks=3+lora:blocks=1", 1),
+    ],
+)
 def test_cached_prefix_plus_trainable_suffix(tiny, batch, spec, first):
     x, boxes = batch
     model = copy.deepcopy(tiny)

@@ -37,8 +37,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _config(store: str, **values: object) -> TrainConfig:
-    base = dict(store=store, mixture="mix", model="tiny", steps=3, batch_size=2, save_every=2, log_every=1,
-                val_max=2, click_rounds=2)
+    base = dict(
+        store=store,
+        mixture="mix",
+        model="tiny",
+        steps=3,
+        batch_size=2,
+        save_every=2,
+        log_every=1,
+        val_max=2,
+        click_rounds=2,
+    )
     return TrainConfig(**{**base, **values})  # type: ignore[arg-type]
 
 
@@ -72,8 +81,9 @@ def test_clicks_land_in_the_error_region():
 def test_append_clicks_keeps_points_and_padding():
     points = torch.tensor([[[1.0, 2.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[3.0, 4.0], [5.0, 6.0]]])
     labels = torch.tensor([[1, -1], [-1, -1], [0, 1]])
-    new_points, new_labels = append_clicks(points, labels, torch.tensor([[7.0, 8.0], [9.0, 9.0], [1.0, 1.0]]),
-                                           torch.tensor([0, -1, 1]))
+    new_points, new_labels = append_clicks(
+        points, labels, torch.tensor([[7.0, 8.0], [9.0, 9.0], [1.0, 1.0]]), torch.tensor([0, -1, 1])
+    )
     assert new_labels.tolist() == [[1, 0, -1], [-1, -1, -1], [0, 1, 1]]
     assert new_points[0, :2].tolist() == [[1.0, 2.0], [7.0, 8.0]] and new_points[2, 2].tolist() == [1.0, 1.0]
 
@@ -81,8 +91,14 @@ def test_append_clicks_keeps_points_and_padding():
 def test_config_fields_validation_and_resume_refusal(store: str):
     config = _config(store)
     assert (config.click_rounds, config.click_mode, config.click_feed_logits) == (2, "interior", True)
-    for bad in (dict(click_rounds=-1), dict(click_rounds=True), dict(click_rounds=1.5), dict(click_mode="edge"),
-                dict(click_feed_logits="yes"), dict(model="unet", labels=("liver",))):
+    for bad in (
+        dict(click_rounds=-1),
+        dict(click_rounds=True),
+        dict(click_rounds=1.5),
+        dict(click_mode="edge"),
+        dict(click_feed_logits="yes"),
+        dict(model="unet", labels=("liver",)),
+    ):
         with pytest.raises(ConfigError, match="click"):
             _config(store, **bad)
     old = {k: v for k, v in config.to_json().items() if not k.startswith("click_")}  # a config.json from before
@@ -109,14 +125,26 @@ def test_round_zero_is_the_plain_decode_and_later_rounds_see_the_clicks(store: s
         return segmenter(features, *args)
 
     with torch.no_grad():
-        rounds = ClickRounds(3).run(decode, prompts, model.postprocess, batch["mask"][:, 0] > 0.5, batch["valid"],
-                                    lambda r: np.random.default_rng(r))
+        rounds = ClickRounds(3).run(
+            decode,
+            prompts,
+            model.postprocess,
+            batch["mask"][:, 0] > 0.5,
+            batch["valid"],
+            lambda r: np.random.default_rng(r),
+        )
         plain, _ = segmenter(features, *prompts)
     assert len(rounds) == 4 and torch.equal(rounds[0][0], plain)
     assert [int((labels >= 0).sum()) for labels, _ in seen] == [0, 2, 4, 6]  # one click per item and round
     assert not seen[0][1].numel() and torch.equal(seen[2][1], rounds[1][0])  # the last logits are fed back
-    rounds = ClickRounds(1, feed_logits=False).run(decode, prompts, model.postprocess, batch["mask"][:, 0] > 0.5,
-                                                  batch["valid"], lambda r: np.random.default_rng(r))
+    rounds = ClickRounds(1, feed_logits=False).run(
+        decode,
+        prompts,
+        model.postprocess,
+        batch["mask"][:, 0] > 0.5,
+        batch["valid"],
+        lambda r: np.random.default_rng(r),
+    )
     assert not seen[-1][1].numel()
 
 
@@ -161,4 +189,5 @@ def test_resume_with_clicks_continues_exactly(store: str, tmp_path: Path):
     for name in whole:
         torch.testing.assert_close(cut[name], whole[name], rtol=1e-6, atol=1e-7)
     assert [r["train_dice_clicks"] for r in _train_rows(tmp_path / "cut")] == pytest.approx(
-        [r["train_dice_clicks"] for r in _train_rows(tmp_path / "whole")])
+        [r["train_dice_clicks"] for r in _train_rows(tmp_path / "whole")]
+    )

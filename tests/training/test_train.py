@@ -34,8 +34,15 @@ class _Stop(Exception):
 
 def test_config_checks_and_slice_specs(store: str):
     assert _config(store, adapter="lora:r=2,blocks=3 + decoder").adapter == "lora:r=2,alpha=2,blocks=3+decoder"
-    for bad in (dict(steps=0), dict(lr=float("nan")), dict(cache="gpu"), dict(device="tpu"),
-                dict(train_slices="9-3"), dict(adapter="lora:r=x"), dict(size=8)):
+    for bad in (
+        dict(steps=0),
+        dict(lr=float("nan")),
+        dict(cache="gpu"),
+        dict(device="tpu"),
+        dict(train_slices="9-3"),
+        dict(adapter="lora:r=x"),
+        dict(size=8),
+    ):
         with pytest.raises(ConfigError):
             _config(store, **bad)
     with pytest.raises(RegistryError, match="flip"):
@@ -76,8 +83,9 @@ def test_run_record_metrics_and_load_run(store: str, tmp_path: Path):
 
 
 def test_resume_continues_exactly(store: str, tmp_path: Path):
-    config = _config(store, adapter="lora:r=2,blocks=2-3+decoder+refine:width=4", augment=("flip",), grad_accum=2,
-                     warmup=1)
+    config = _config(
+        store, adapter="lora:r=2,blocks=2-3+decoder+refine:width=4", augment=("flip",), grad_accum=2, warmup=1
+    )
     train(config, tmp_path / "whole")
 
     def stop_at_3(step: int, _: dict) -> None:
@@ -104,15 +112,20 @@ def test_refinement_head_trains_at_its_own_learning_rate(store: str, tmp_path: P
     groups = state["optimizer"]["param_groups"]
     assert [g["initial_lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(3e-3)]
     assert len(groups[1]["params"]) == sum(1 for k in state["trainable"] if k.startswith("refiner."))
-    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in state["trainable"].items() if k.startswith("refiner.out"))
+    assert any(
+        not torch.equal(v, torch.zeros_like(v)) for k, v in state["trainable"].items() if k.startswith("refiner.out")
+    )
 
 
 def test_prefix_cache_gives_the_same_training(store: str, tmp_path: Path):
     results = {}
     for mode in ("off", "memory", "disk"):
         messages: list[str] = []
-        results[mode] = train(_config(store, adapter="serial:blocks=3+decoder", cache=mode, steps=3),
-                              tmp_path / mode, hooks=TrainHooks(on_message=messages.append))
+        results[mode] = train(
+            _config(store, adapter="serial:blocks=3+decoder", cache=mode, steps=3),
+            tmp_path / mode,
+            hooks=TrainHooks(on_message=messages.append),
+        )
     off, memory, disk = (_weights(tmp_path / mode) for mode in ("off", "memory", "disk"))
     for name, value in off.items():
         torch.testing.assert_close(memory[name], value, rtol=1e-4, atol=1e-5)
@@ -121,16 +134,22 @@ def test_prefix_cache_gives_the_same_training(store: str, tmp_path: Path):
     cached = list((tmp_path / "disk" / "cache").glob("*.pt"))
     assert cached and cached[0].stat().st_size > 0
     assert torch.load(cached[0], weights_only=True).dtype == torch.float16
-    off = train(_config(store, augment=("flip", "noise"), steps=1), tmp_path / "aug", hooks=TrainHooks(
-        on_message=messages.append))
+    off = train(
+        _config(store, augment=("flip", "noise"), steps=1),
+        tmp_path / "aug",
+        hooks=TrainHooks(on_message=messages.append),
+    )
     assert any("prefix cache off: image augmentation flip,noise" in m for m in messages) and off.step == 1
 
 
 def test_flips_keep_the_prefix_cache_one_entry_per_view(store: str, tmp_path: Path):
     results, messages = {}, []
     for mode in ("off", "memory"):
-        results[mode] = train(_config(store, adapter="serial:blocks=3+decoder", augment=("flip",), cache=mode,
-                                      steps=4), tmp_path / mode, hooks=TrainHooks(on_message=messages.append))
+        results[mode] = train(
+            _config(store, adapter="serial:blocks=3+decoder", augment=("flip",), cache=mode, steps=4),
+            tmp_path / mode,
+            hooks=TrainHooks(on_message=messages.append),
+        )
     off, memory = (_weights(tmp_path / mode) for mode in ("off", "memory"))
     for name, value in off.items():
         torch.testing.assert_close(memory[name], value, rtol=1e-4, atol=1e-5)

@@ -22,8 +22,15 @@ def test_litemedsam_lora_last_block_trains_and_reloads(tmp_path: Path):
     ingest(tmp_path / "src", tmp_path / "store", IngestConfig(min_object_voxels=50, min_object_pixels=20))
     make_mixture(tmp_path / "store", "mix", MixtureConfig(labels=("liver",), seed=0, splits=(0.5, 0.5, 0.0)))
     messages: list[str] = []
-    config = TrainConfig(store=str(tmp_path / "store"), mixture="mix", adapter="lora:r=2,blocks=9+decoder",
-                         steps=2, batch_size=1, val_max=1, save_every=2)
+    config = TrainConfig(
+        store=str(tmp_path / "store"),
+        mixture="mix",
+        adapter="lora:r=2,blocks=9+decoder",
+        steps=2,
+        batch_size=1,
+        val_max=1,
+        save_every=2,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two contending threads are several times slower on a shared 2-core runner
     try:

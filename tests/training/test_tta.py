@@ -19,7 +19,7 @@ from training.tta import TTA_VIEWS, flip_frames, flip_prompts, mean_of_views, tt
 def _blob(shape: tuple[int, int], seed: int) -> np.ndarray:
     """A lopsided (Y, X) bool object: an ellipse plus an arm, away from the centre lines."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     cy, cx = shape[0] * rng.uniform(0.3, 0.4), shape[1] * rng.uniform(0.25, 0.35)
     body = ((yy - cy) / (0.2 * shape[0])) ** 2 + ((xx - cx) / (0.15 * shape[1])) ** 2 <= 1.0
     arm = (np.abs(yy - cy - 0.1 * shape[0]) < 2) & (xx > cx) & (xx < cx + 0.4 * shape[1])
@@ -32,7 +32,7 @@ def test_a_mirrored_prompt_is_the_prompt_of_the_mirrored_object(flip_x: bool, fl
     ys, xs = np.nonzero(obj)
     points = np.stack([xs[::40], ys[::40]], axis=1).astype(np.float32)
     prompt = Prompt(tight_box(obj), points, np.ones(len(points), np.int8), mask=obj)
-    seen = obj[::-1 if flip_y else 1, ::-1 if flip_x else 1]
+    seen = obj[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
     mirrored = prompt.mirrored(obj.shape, x=flip_x, y=flip_y)
     assert mirrored.box == tight_box(seen)
     px, py = mirrored.points[:, 0].astype(int), mirrored.points[:, 1].astype(int)
@@ -59,7 +59,7 @@ def test_a_frame_mask_prompt_is_mirrored_inside_its_unpadded_part_and_boxes_are_
 def test_a_flipped_frame_is_the_frame_of_the_flipped_slice(view: tuple[bool, bool]):
     image = np.random.default_rng(1).integers(0, 256, (1, 37, 52), dtype=np.uint8)
     size = 64
-    flipped = np.ascontiguousarray(image[:, ::-1 if view[1] else 1, ::-1 if view[0] else 1])
+    flipped = np.ascontiguousarray(image[:, :: -1 if view[1] else 1, :: -1 if view[0] else 1])
     expected = resize_pad(flipped, size)
     frames = torch.stack([resize_pad(image, size), resize_pad(image, size)])
     out = flip_frames(frames, [frame_shape(image.shape[1:], size)] * 2, view)
@@ -75,8 +75,7 @@ def test_unknown_mode_lists_the_valid_ones_and_views_average():
     assert [len(v) for v in TTA_VIEWS.values()] == [1, 2, 4]
     probs = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
     assert np.array_equal(unflip(unflip(probs, (True, True)), (True, True)), probs)
-    np.testing.assert_allclose(mean_of_views([probs, unflip(probs, (True, False))]),
-                               (probs + probs[..., ::-1]) / 2)
+    np.testing.assert_allclose(mean_of_views([probs, unflip(probs, (True, False))]), (probs + probs[..., ::-1]) / 2)
     prompts = [Prompt(box=(1, 2, 3, 4))]
     assert flip_prompts(prompts, (8, 8), (False, False)) is prompts
 
@@ -95,7 +94,7 @@ def test_sam_with_mirroring_is_equivariant_to_the_mirrors_it_averages(mode: str)
     plain = segment_slice(model, channels, [prompt], size=128)
     assert np.abs(base - plain).max() > 1e-3  # the views do change the answer of an untrained model
     for flip_x, flip_y in TTA_VIEWS[mode][1:]:
-        seen = np.ascontiguousarray(channels[:, ::-1 if flip_y else 1, ::-1 if flip_x else 1])
+        seen = np.ascontiguousarray(channels[:, :: -1 if flip_y else 1, :: -1 if flip_x else 1])
         out = segment_slice(model, seen, [prompt.mirrored((48, 64), x=flip_x, y=flip_y)], size=128, tta=mode)
         np.testing.assert_allclose(unflip(out, (flip_x, flip_y)), base, atol=2e-5)
 
@@ -106,11 +105,14 @@ def test_the_unet_with_mirroring_is_equivariant_too():
     size = 64
     frame = frame_shape(volume.shape[1:], size)
     with torch.no_grad():
+
         def probs(vol: np.ndarray, view: tuple[bool, bool]) -> np.ndarray:
             frames = torch.stack([resize_pad(slice_channels(vol, z, False), size) for z in range(3)])
             logits = model(model_input(model, flip_frames(frames, [frame] * 3, view)))  # the U-Net resizes 64 -> 256
-            return np.stack([unflip(to_probabilities(model, logits[z][:, None], frame, vol.shape[1:]), view)
-                             for z in range(3)])
+            return np.stack(
+                [unflip(to_probabilities(model, logits[z][:, None], frame, vol.shape[1:]), view) for z in range(3)]
+            )
+
         mean = mean_of_views([probs(volume, v) for v in TTA_VIEWS["flip"]])
         mirrored = volume[:, ::-1, ::-1].copy()
         again = mean_of_views([probs(mirrored, v) for v in TTA_VIEWS["flip"]])

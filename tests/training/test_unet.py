@@ -27,8 +27,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def run_dir(store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-step U-Net run on liver and spine (lr 1e-2, batch 4)."""
     out = tmp_path_factory.mktemp("unet-run") / "run"
-    config = TrainConfig(store=store, mixture="mix", model="unet", labels=LABELS, steps=40, batch_size=4, lr=1e-2,
-                         save_every=20, log_every=10, eval_every=40, val_max=8, device="cpu")
+    config = TrainConfig(
+        store=store,
+        mixture="mix",
+        model="unet",
+        labels=LABELS,
+        steps=40,
+        batch_size=4,
+        lr=1e-2,
+        save_every=20,
+        log_every=10,
+        eval_every=40,
+        val_max=8,
+        device="cpu",
+    )
     train(config, out)
     return out
 
@@ -74,8 +86,19 @@ def test_full_fine_tuning_trains_the_encoder_stem_too(store: str, tmp_path: Path
     from training.checkpoint import load_checkpoint
     from training.run import RunLayout
 
-    config = TrainConfig(store=store, mixture="mix", model="tiny", adapter="full", steps=2, batch_size=2,
-                         save_every=2, log_every=1, val_max=2, lr=1e-3, device="cpu")
+    config = TrainConfig(
+        store=store,
+        mixture="mix",
+        model="tiny",
+        adapter="full",
+        steps=2,
+        batch_size=2,
+        save_every=2,
+        log_every=1,
+        val_max=2,
+        lr=1e-3,
+        device="cpu",
+    )
     train(config, tmp_path / "full")
     trained = load_checkpoint(RunLayout(tmp_path / "full").last)["trainable"]
     base = build_model("tiny").state_dict()
@@ -120,14 +143,29 @@ def test_predict_segments_every_slice_without_a_prompt(run_dir: Path, store: str
     source = write_phantoms(tmp_path / "new", cases=1, seed=5, shape=(32, 32, 8))
     image = sorted((source / "imagesTr").glob("*.nii.gz"))[0]
     out = tmp_path / "pred.nii.gz"
-    result = CliRunner().invoke(app, ["predict", str(run_dir), "--image", str(image), "--out", str(out),
-                                      "--store", store, "--z-range", "2-5", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(run_dir),
+            "--image",
+            str(image),
+            "--out",
+            str(out),
+            "--store",
+            store,
+            "--z-range",
+            "2-5",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["labels"] == {"1": "liver", "2": "spine"}
     written = nib.load(out)
     assert written.shape == nib.load(image).shape and np.allclose(written.affine, nib.load(image).affine)
     assert set(printed["slices"]) <= {2, 3, 4, 5} and set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2}
-    refused = CliRunner().invoke(app, ["predict", str(run_dir), "--image", str(image), "--out", str(out),
-                                       "--store", store, "--box", "1,1,9,9@2"])
+    refused = CliRunner().invoke(
+        app, ["predict", str(run_dir), "--image", str(image), "--out", str(out), "--store", store, "--box", "1,1,9,9@2"]
+    )
     assert refused.exit_code != 0 and "takes no prompt" in refused.output

@@ -41,8 +41,10 @@ class AdapterReport:
         """One line for logs: spec, trainable/total (%), per part, adapted blocks."""
         parts = ", ".join(f"{k} {n:,}" for k, n in self.per_part)
         where = f"blocks {','.join(map(str, self.blocks))}" if self.blocks else "no encoder blocks"
-        return (f"{self.model} [{self.spec}]: {self.trainable:,} / {self.total:,} trainable "
-                f"({100 * self.fraction:.2f}%); {parts}; {where}; frozen prefix ends at block {self.first_block}")
+        return (
+            f"{self.model} [{self.spec}]: {self.trainable:,} / {self.total:,} trainable "
+            f"({100 * self.fraction:.2f}%); {parts}; {where}; frozen prefix ends at block {self.first_block}"
+        )
 
 
 def _block_lists(model: SamModel, cfg: AdapterConfig) -> list[tuple[int, ...]]:
@@ -53,8 +55,10 @@ def _block_lists(model: SamModel, cfg: AdapterConfig) -> list[tuple[int, ...]]:
         blocks = ADAPTERS[kind_name(part)].blocks(part, n)
         bad = [b for b in blocks if b >= n]
         if bad:
-            raise ConfigError(f"adapter spec {cfg.to_spec()!r}: blocks {bad} do not exist in {model.name}'s "
-                              f"encoder; valid blocks are 0..{n - 1}")
+            raise ConfigError(
+                f"adapter spec {cfg.to_spec()!r}: blocks {bad} do not exist in {model.name}'s "
+                f"encoder; valid blocks are 0..{n - 1}"
+            )
         lists.append(blocks)
     return lists
 

@@ -33,14 +33,18 @@ def check_positive(kind: str, key: str, value: Any, upper: float | None = None, 
     number = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not number or not 0 < value <= (float("inf") if upper is None else upper):
         expected = f"0 < {key} <= {upper:g}" if upper is not None else f"{key} > 0"
-        raise ConfigError(f"adapter {kind!r}: {key}={value!r} out of range (expected {expected}"
-                          f"{', an integer' if integer else ''})")
+        raise ConfigError(
+            f"adapter {kind!r}: {key}={value!r} out of range (expected {expected}{', an integer' if integer else ''})"
+        )
 
 
 def check_blocks(kind: str, blocks: Any) -> None:
     """Raise ConfigError unless ``blocks`` is None or a sorted tuple of distinct block indices >= 0."""
-    ok = blocks is None or (isinstance(blocks, tuple) and all(isinstance(b, int) and b >= 0 for b in blocks)
-                            and list(blocks) == sorted(set(blocks)))
+    ok = blocks is None or (
+        isinstance(blocks, tuple)
+        and all(isinstance(b, int) and b >= 0 for b in blocks)
+        and list(blocks) == sorted(set(blocks))
+    )
     if not ok:
         raise ConfigError(f"adapter {kind!r}: blocks={blocks!r}; expected None (all) or sorted distinct indices >= 0")
 

@@ -61,8 +61,9 @@ class ParallelAdapter(nn.Module):
     as it does in SAM ViT where the block hands the MLP ``norm2(x)``.
     """
 
-    def __init__(self, base: nn.Module, dim: int, ratio: float, scale: float | None, norm_input: bool,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, base: nn.Module, dim: int, ratio: float, scale: float | None, norm_input: bool, generator: torch.Generator
+    ) -> None:
         super().__init__()
         self.base = base
         self.adapter = Bottleneck(dim, max(1, round(dim * ratio)), nn.ReLU, generator)
@@ -81,8 +82,15 @@ class ParallelAdapter(nn.Module):
 class LoRAQKV(nn.Module):
     """LoRA on the q and v outputs of a fused qkv Linear: W_q += (alpha/r)·B_q A_q, same for v."""
 
-    def __init__(self, base: nn.Linear, q_index: torch.Tensor, v_index: torch.Tensor, r: int, alpha: float,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        base: nn.Linear,
+        q_index: torch.Tensor,
+        v_index: torch.Tensor,
+        r: int,
+        alpha: float,
+        generator: torch.Generator,
+    ) -> None:
         super().__init__()
         self.base = base
         self.scaling = alpha / r
@@ -110,8 +118,14 @@ class LoRAQKV(nn.Module):
     def merged(self) -> nn.Linear:
         """A plain Linear whose weight includes the LoRA update (for inference)."""
         w = self.base.weight
-        merged = nn.utils.skip_init(nn.Linear, self.base.in_features, self.base.out_features,
-                                    bias=self.base.bias is not None, device=w.device, dtype=w.dtype)
+        merged = nn.utils.skip_init(
+            nn.Linear,
+            self.base.in_features,
+            self.base.out_features,
+            bias=self.base.bias is not None,
+            device=w.device,
+            dtype=w.dtype,
+        )
         merged.weight.copy_(self.base.weight + self.delta_weight())
         if self.base.bias is not None:
             merged.bias.copy_(self.base.bias)
@@ -141,8 +155,14 @@ class RefineHead(nn.Module):
 
         with torch.random.fork_rng(devices=[]):  # MONAI's initialisers draw from the global RNG
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            self.net = UNet(spatial_dims=2, in_channels=2, out_channels=width, channels=(width, 2 * width, 4 * width),
-                            strides=(2, 2), num_res_units=1)
+            self.net = UNet(
+                spatial_dims=2,
+                in_channels=2,
+                out_channels=width,
+                channels=(width, 2 * width, 4 * width),
+                strides=(2, 2),
+                num_res_units=1,
+            )
         self.lr_scale = float(lr_scale)  # its learning rate as a multiple of the run's (the trainer reads it)
         self.out = nn.Conv2d(width, 1, kernel_size=1)
         nn.init.zeros_(self.out.weight)

@@ -37,8 +37,7 @@ class ParallelParams:
         check_blocks("parallel", self.blocks)
 
 
-def apply_parallel(model: SamModel, params: ParallelParams,
-                   generator: torch.Generator) -> tuple[tuple[str, int], ...]:
+def apply_parallel(model: SamModel, params: ParallelParams, generator: torch.Generator) -> tuple[tuple[str, int], ...]:
     """Wrap the MLP of each chosen block in a :class:`ParallelAdapter`; report its trainable weights."""
 
     def insert(block: nn.Module) -> None:

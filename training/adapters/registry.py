@@ -51,23 +51,56 @@ class AdapterKind:
     alone: bool = False
 
 
-ADAPTERS: MappingProxyType[str, AdapterKind] = MappingProxyType({
-    "serial": AdapterKind(SerialParams, apply_serial, "bottleneck (D→ratio·D, GELU, →D) after attention, residual; "
-                          "Med-SA / SAM-Adapter", 0, listed_blocks),
-    "parallel": AdapterKind(ParallelParams, apply_parallel, "bottleneck (ReLU) beside the MLP, times scale; "
-                            "Med-SA / AdaptFormer", 0, listed_blocks),
-    "lora": AdapterKind(LoraParams, apply_lora, "low-rank update of q and v in the qkv projection; A kaiming, B zero",
-                        0, listed_blocks),
-    "decoder": AdapterKind(DecoderParams, train_decoder, "train the mask decoder (alone: decoder-only, encoder frozen)",
-                           3),
-    "full": AdapterKind(FullParams, train_full, "train every encoder and decoder weight (full fine-tuning; the U-Net "
-                        "baseline)", 2, _every_block, alone=True),
-    "refine": AdapterKind(RefineParams, apply_refine, "small full-resolution CNN after the decoder correcting its "
-                          "logits from the image (zero-initialised output; HQ-SAM's idea); lr_scale × the run's "
-                          "learning rate", 1),
-    "prompt": AdapterKind(PromptParams, train_prompt, "train the prompt encoder (point / box / mask-input embeddings; "
-                          "frozen otherwise)", 4),
-})
+ADAPTERS: MappingProxyType[str, AdapterKind] = MappingProxyType(
+    {
+        "serial": AdapterKind(
+            SerialParams,
+            apply_serial,
+            "bottleneck (D→ratio·D, GELU, →D) after attention, residual; Med-SA / SAM-Adapter",
+            0,
+            listed_blocks,
+        ),
+        "parallel": AdapterKind(
+            ParallelParams,
+            apply_parallel,
+            "bottleneck (ReLU) beside the MLP, times scale; Med-SA / AdaptFormer",
+            0,
+            listed_blocks,
+        ),
+        "lora": AdapterKind(
+            LoraParams,
+            apply_lora,
+            "low-rank update of q and v in the qkv projection; A kaiming, B zero",
+            0,
+            listed_blocks,
+        ),
+        "decoder": AdapterKind(
+            DecoderParams, train_decoder, "train the mask decoder (alone: decoder-only, encoder frozen)", 3
+        ),
+        "full": AdapterKind(
+            FullParams,
+            train_full,
+            "train every encoder and decoder weight (full fine-tuning; the U-Net baseline)",
+            2,
+            _every_block,
+            alone=True,
+        ),
+        "refine": AdapterKind(
+            RefineParams,
+            apply_refine,
+            "small full-resolution CNN after the decoder correcting its "
+            "logits from the image (zero-initialised output; HQ-SAM's idea); lr_scale × the run's "
+            "learning rate",
+            1,
+        ),
+        "prompt": AdapterKind(
+            PromptParams,
+            train_prompt,
+            "train the prompt encoder (point / box / mask-input embeddings; frozen otherwise)",
+            4,
+        ),
+    }
+)
 _NAMES: dict[type, str] = {kind.params: name for name, kind in ADAPTERS.items()}
 
 
@@ -84,8 +117,9 @@ def kind_name(params: Any) -> str:
     try:
         return _NAMES[type(params)]
     except KeyError as err:
-        raise ConfigError(f"{params!r} is not the params of a registered adapter; valid adapters: "
-                          f"{', '.join(ADAPTERS)}") from err
+        raise ConfigError(
+            f"{params!r} is not the params of a registered adapter; valid adapters: {', '.join(ADAPTERS)}"
+        ) from err
 
 
 def part_spec(params: Any) -> str:
@@ -126,22 +160,23 @@ def _parse_part(spec: str, text: str) -> AdapterParams:
     keys = list(spec_fields(kind.params))
     for key in raw:
         if key not in keys:
-            raise ConfigError(f"adapter spec {spec!r}: {name} takes no option {key!r}; "
-                              f"valid: {', '.join(keys) or 'none'}")
+            raise ConfigError(
+                f"adapter spec {spec!r}: {name} takes no option {key!r}; valid: {', '.join(keys) or 'none'}"
+            )
     try:
         return build_params(kind.params, raw, spec)
     except ConfigError as err:  # the grammar's messages name the spec, the params' name the adapter
         message = str(err)
-        raise ConfigError("adapter " + message if message.startswith(f"spec {spec!r}") else
-                          f"adapter spec {spec!r}: {message}") from err
+        raise ConfigError(
+            "adapter " + message if message.startswith(f"spec {spec!r}") else f"adapter spec {spec!r}: {message}"
+        ) from err
 
 
 def parse_adapter(spec: str) -> AdapterConfig:
     """Parse an adapter spec string (see the module docstring) into an AdapterConfig."""
     texts = [t.strip() for t in spec.split("+")]
     if not spec.strip() or not all(texts):
-        raise ConfigError(f"adapter spec {spec!r} is empty or has an empty part; valid adapters: "
-                          f"{', '.join(ADAPTERS)}")
+        raise ConfigError(f"adapter spec {spec!r} is empty or has an empty part; valid adapters: {', '.join(ADAPTERS)}")
     parts = tuple(_parse_part(spec, t) for t in texts)
     try:
         return AdapterConfig(parts)

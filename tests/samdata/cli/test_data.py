@@ -16,8 +16,24 @@ def test_phantom_ingest_info_verify(tmp_path: Path) -> None:
     src, store = tmp_path / "ph", tmp_path / "store"
     res = runner.invoke(app, ["sample-data", "phantom", str(src), "--cases", "2", "--seed", "1"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["ingest", str(src), "--store", str(store), "--modality", "CT",
-                              "--window", "40,400", "--min-voxels", "20", "--min-pixels", "5", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(src),
+            "--store",
+            str(store),
+            "--modality",
+            "CT",
+            "--window",
+            "40,400",
+            "--min-voxels",
+            "20",
+            "--min-pixels",
+            "5",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert len(report["added"]) == 2 and report["snapshot_id"]
@@ -33,8 +49,12 @@ def test_phantom_ingest_info_verify(tmp_path: Path) -> None:
     res = runner.invoke(app, ["verify", str(store)])
     assert res.exit_code == 0 and "ok" in res.stdout
     res = runner.invoke(app, ["verify", str(store), "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout) == {"store": str(store), "snapshot_id": report["snapshot_id"],
-                                                            "ok": True, "problems": []}
+    assert res.exit_code == 0 and json.loads(res.stdout) == {
+        "store": str(store),
+        "snapshot_id": report["snapshot_id"],
+        "ok": True,
+        "problems": [],
+    }
     chunk = next(p for p in (store / "chunks").rglob("*") if p.is_file()) if (store / "chunks").is_dir() else None
     if chunk is not None:
         chunk.write_bytes(b"\0" * 16)  # a damaged chunk: exit 1 and the problem in the JSON
@@ -47,8 +67,9 @@ def test_ingest_errors_exit_nonzero(tmp_path: Path) -> None:
     runner.invoke(app, ["sample-data", "phantom", str(src), "--cases", "2"])
     bad = next((src / "imagesTr").iterdir())
     bad.write_bytes(b"garbage")
-    res = runner.invoke(app, ["ingest", str(src), "--store", str(tmp_path / "s"), "--min-voxels", "20",
-                              "--min-pixels", "5"])
+    res = runner.invoke(
+        app, ["ingest", str(src), "--store", str(tmp_path / "s"), "--min-voxels", "20", "--min-pixels", "5"]
+    )
     assert res.exit_code == 1 and bad.name in res.output
     res = runner.invoke(app, ["ingest", str(src), "--store", str(tmp_path / "s"), "--window", "40;400"])
     assert res.exit_code == 2 and "40;400" in res.output

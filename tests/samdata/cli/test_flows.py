@@ -21,18 +21,26 @@ def test_option_parsing(tmp_path: Path) -> None:
     params = tmp_path / "p.json"
     params.write_text('{"store": "s", "ingest": {"window": "brain"}}')
     assert parse_params(f"@{params}", ["cases_per_task=2", "source=data/x"]) == {
-        "store": "s", "ingest": {"window": "brain"}, "cases_per_task": 2, "source": "data/x"}
+        "store": "s",
+        "ingest": {"window": "brain"},
+        "cases_per_task": 2,
+        "source": "data/x",
+    }
     assert parse_crons(["nightly-ingest=0 1 * * *"]) == {"nightly-ingest": "0 1 * * *"}
-    for bad in (lambda: parse_params("[1]", None), lambda: parse_params(None, ["novalue"]),
-                lambda: parse_crons(["nightly-ingest"])):
+    for bad in (
+        lambda: parse_params("[1]", None),
+        lambda: parse_params(None, ["novalue"]),
+        lambda: parse_crons(["nightly-ingest"]),
+    ):
         with pytest.raises(ConfigError):
             bad()
 
 
 def test_flows_run_and_list(phantoms: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    params = json.dumps({"source": str(phantoms), "store": str(store),
-                         "ingest": {"modality": "CT", "min_voxels": 20, "min_pixels": 10}})
+    params = json.dumps(
+        {"source": str(phantoms), "store": str(store), "ingest": {"modality": "CT", "min_voxels": 20, "min_pixels": 10}}
+    )
     result = runner.invoke(app, ["flows", "run", "ingest", "--params", params, "-p", "cases_per_task=2", "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["added"]) == 4 and len(SliceStore.open(store).case_ids()) == 4

@@ -16,8 +16,13 @@ from samdata.synth.configs import CganConfig, GanConfig
 from training.config import TrainConfig
 from training.eval_config import CompareConfig
 
-CONFIG_MODULES = ("training.config", "training.eval_config", "samdata.synth.configs", "pipelines.configs",
-                  "samdata.ingest_config")
+CONFIG_MODULES = (
+    "training.config",
+    "training.eval_config",
+    "samdata.synth.configs",
+    "pipelines.configs",
+    "samdata.ingest_config",
+)
 
 
 def test_option_takes_default_help_and_limits_from_the_field() -> None:
@@ -38,17 +43,21 @@ def test_option_with_its_own_default_shows_the_configs() -> None:
 
 
 def test_config_modules_load_no_torch_or_numpy() -> None:
-    code = (f"import sys; import {', '.join(CONFIG_MODULES)}; "
-            "print(sorted(m for m in ('torch', 'numpy', 'scipy', 'pandas') if m in sys.modules))")
+    code = (
+        f"import sys; import {', '.join(CONFIG_MODULES)}; "
+        "print(sorted(m for m in ('torch', 'numpy', 'scipy', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_help_lists_commands_without_importing_them() -> None:
-    code = ("import sys; from samdata.cli.main import app\n"
-            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.startswith('samdata.cli.') and m not in "
-            "('samdata.cli.main', 'samdata.cli.common')), 'pydantic' in sys.modules)")
+    code = (
+        "import sys; from samdata.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('samdata.cli.') and m not in "
+        "('samdata.cli.main', 'samdata.cli.common')), 'pydantic' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("LOADED [] False")
     for name in COMMANDS:

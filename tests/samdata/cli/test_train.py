@@ -45,12 +45,22 @@ def test_cli_trains_resumes_and_reports_errors(store: str, tmp_path: Path):
     assert "step 1" in text and "prefix cache memory" in text and "per flip view" in text
     code, text = _train("--steps", "2", "--resume", "--out", out, "--json")  # the rest from config.json
     assert code == 0, text
-    record = json.loads(text[text.index("{"):])
+    record = json.loads(text[text.index("{") :])
     assert record["step"] == 2 and record["resumed"][0]["step"] == 1 and record["model"] == "tiny"
     code, text = _train("--steps", "3", "--resume", "--out", out, "--adapter", "lora:r=2+decoder")
     assert code == 2 and "another model or adapter" in text
-    code, text = _train("--store", store, "--mixture", "mix", "--adapter", "lora:blocks=9", "--model", "tiny",
-                        "--out", str(tmp_path / "bad"))
+    code, text = _train(
+        "--store",
+        store,
+        "--mixture",
+        "mix",
+        "--adapter",
+        "lora:blocks=9",
+        "--model",
+        "tiny",
+        "--out",
+        str(tmp_path / "bad"),
+    )
     assert code == 2 and "do not exist" in text
     code, text = _train("--store", store, "--mixture", "nope", "--model", "tiny", "--out", str(tmp_path / "bad"))
     assert code == 2 and "unknown mixture 'nope' in store" in text
@@ -62,8 +72,26 @@ def test_cli_trains_from_a_runs_config_json(store: str, tmp_path: Path):
     """``--config`` with a run's config.json trains that run again (same config, same weights); options given
     explicitly override the file's values."""
     first, again, longer = (tmp_path / name for name in ("first", "again", "longer"))
-    code, text = _train("--store", store, "--mixture", "mix", "--model", "tiny", "--steps", "1", "--batch-size", "2",
-                        "--val-max", "2", "--seed", "3", "--device", "cpu", "--out", str(first))
+    code, text = _train(
+        "--store",
+        store,
+        "--mixture",
+        "mix",
+        "--model",
+        "tiny",
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--val-max",
+        "2",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(first),
+    )
     assert code == 0, text
     code, text = _train("--config", str(first / "config.json"), "--out", str(again))
     assert code == 0, text
@@ -82,11 +110,41 @@ def test_torchrun_two_processes_end_with_equal_weights(store: str, tmp_path: Pat
     """Two gloo processes, an encoder adapter, a trainable prompt encoder and click rounds (several decodes of
     one shared embedding per step, each using only some prompt weights) end with one set of weights."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "samdata.cli.main", "train", "--store", store, "--mixture", "mix", "--model", "tiny",
-               "--adapter", "lora:r=2,blocks=3+decoder+prompt", "--click-rounds", "2", "--steps", "3", "--batch-size", "2",
-               "--grad-accum", "2",
-               "--save-every", "2", "--val-max", "2", "--device", "cpu", "--out", str(run_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "samdata.cli.main",
+        "train",
+        "--store",
+        store,
+        "--mixture",
+        "mix",
+        "--model",
+        "tiny",
+        "--adapter",
+        "lora:r=2,blocks=3+decoder+prompt",
+        "--click-rounds",
+        "2",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "2",
+        "--save-every",
+        "2",
+        "--val-max",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(run_dir),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

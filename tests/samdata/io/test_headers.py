@@ -34,12 +34,14 @@ def declared_nifti(path: Path, shape: tuple[int, ...], dtype: type = np.int16, d
 
 def png_declaring(path: Path, width: int, height: int) -> Path:
     """A PNG whose IHDR declares ``width`` x ``height`` grey pixels, with almost no pixel data."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -51,8 +53,9 @@ def test_headers_of_every_format_without_decoding(tmp_path: Path, write_dicom_se
     assert flat.shape == (30, 20, 1)
     import SimpleITK as sitk
 
-    sitk.WriteImage(sitk_from_xyz(np.zeros((12, 10, 4), np.int16), np.diag([1.5, 1.5, 3.0, 1.0])),
-                    str(tmp_path / "vol.nrrd"))
+    sitk.WriteImage(
+        sitk_from_xyz(np.zeros((12, 10, 4), np.int16), np.diag([1.5, 1.5, 3.0, 1.0])), str(tmp_path / "vol.nrrd")
+    )
     nrrd = read_header(tmp_path / "vol.nrrd")
     assert nrrd.shape == (12, 10, 4) and np.allclose(np.abs(np.diag(nrrd.affine)), [1.5, 1.5, 3.0, 1.0])
     series = write_dicom_series(np.zeros((8, 6, 5)), np.eye(4), tmp_path / "dicom")
@@ -69,8 +72,11 @@ def test_headers_of_every_format_without_decoding(tmp_path: Path, write_dicom_se
 
 def test_budget_and_pair_checks_name_the_file_and_the_budget(tmp_path: Path) -> None:
     image = read_header(declared_nifti(tmp_path / "img.nii.gz", (2048, 2048, 1024)))
-    with pytest.raises(ValidationError, match=r"img\.nii\.gz: declares shape 2048 x 2048 x 1024 = 4,294,967,296 "
-                                              r"voxels, over the voxel budget of 536,870,912"):
+    with pytest.raises(
+        ValidationError,
+        match=r"img\.nii\.gz: declares shape 2048 x 2048 x 1024 = 4,294,967,296 "
+        r"voxels, over the voxel budget of 536,870,912",
+    ):
         check_budget(image, 1 << 29)
     check_budget(image, 1 << 33)
     label = read_header(declared_nifti(tmp_path / "lab.nii.gz", (16, 16, 4), np.uint8))
@@ -88,6 +94,9 @@ def test_a_gzip_stream_that_inflates_far_past_its_header_is_refused(tmp_path: Pa
     fine = declared_nifti(tmp_path / "fine.nii.gz", (4, 4, 4), np.uint8, bytes(range(64)))
     assert read_volume(fine).array.shape == (4, 4, 4)
     bomb = declared_nifti(tmp_path / "bomb.nii.gz", (4, 4, 4), np.uint8, bytes(range(64)) + b"\0" * (8 << 20))
-    with pytest.raises(InputFileError, match=r"bomb\.nii\.gz: the gzip stream inflates more than 1,048,576 bytes "
-                                             r"past the 64"):
+    with pytest.raises(
+        InputFileError,
+        match=r"bomb\.nii\.gz: the gzip stream inflates more than 1,048,576 bytes "
+        r"past the 64",
+    ):
         read_volume(bomb)

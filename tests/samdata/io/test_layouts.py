@@ -30,10 +30,18 @@ def test_msd_layout_with_test_split_and_problems(tmp_path):
     root = tmp_path / "Task03_Liver"
     labels = {"0": "background", "1": "liver", "2": "cancer"}
     _json(root, {"name": "Liver", "modality": {"0": "CT"}, "labels": labels, "numTraining": 3})
-    _touch(root, "imagesTr/liver_0.nii.gz", "imagesTr/liver_1.nii.gz", "imagesTr/liver_2.nii.gz",
-           "imagesTr/._liver_0.nii.gz", "imagesTr/notes.txt",
-           "labelsTr/liver_0.nii.gz", "labelsTr/liver_1.nii.gz", "labelsTr/liver_9.nii.gz",
-           "imagesTs/liver_50.nii.gz")
+    _touch(
+        root,
+        "imagesTr/liver_0.nii.gz",
+        "imagesTr/liver_1.nii.gz",
+        "imagesTr/liver_2.nii.gz",
+        "imagesTr/._liver_0.nii.gz",
+        "imagesTr/notes.txt",
+        "labelsTr/liver_0.nii.gz",
+        "labelsTr/liver_1.nii.gz",
+        "labelsTr/liver_9.nii.gz",
+        "imagesTs/liver_50.nii.gz",
+    )
     ds = discover(root)
     assert ds.layout == "msd" and ds.modality == "CT" and ds.root == root
     assert ds.label_names == {0: "background", 1: "liver", 2: "cancer"}
@@ -50,17 +58,35 @@ def test_msd_layout_with_test_split_and_problems(tmp_path):
 
 def test_nnunet_v2_layout_strips_channels_and_notes_multichannel(tmp_path):
     root = tmp_path / "Dataset002_Heart"
-    _json(root, {"channel_names": {"0": "T2", "1": "ADC"}, "labels": {"background": 0, "left_atrium": 1,
-                 "whole": [1, 2]}, "numTraining": 2, "file_ending": ".nii.gz"})
-    _touch(root, "imagesTr/la_003_0000.nii.gz", "imagesTr/la_003_0001.nii.gz", "imagesTr/la_004_0000.nii.gz",
-           "imagesTr/la_005_0001.nii.gz", "labelsTr/la_003.nii.gz", "labelsTr/la_004.nii.gz",
-           "labelsTr/la_005.nii.gz", "imagesTs/la_010_0000.nii.gz", "imagesTr/la_006_0000.mha")
+    _json(
+        root,
+        {
+            "channel_names": {"0": "T2", "1": "ADC"},
+            "labels": {"background": 0, "left_atrium": 1, "whole": [1, 2]},
+            "numTraining": 2,
+            "file_ending": ".nii.gz",
+        },
+    )
+    _touch(
+        root,
+        "imagesTr/la_003_0000.nii.gz",
+        "imagesTr/la_003_0001.nii.gz",
+        "imagesTr/la_004_0000.nii.gz",
+        "imagesTr/la_005_0001.nii.gz",
+        "labelsTr/la_003.nii.gz",
+        "labelsTr/la_004.nii.gz",
+        "labelsTr/la_005.nii.gz",
+        "imagesTs/la_010_0000.nii.gz",
+        "imagesTr/la_006_0000.mha",
+    )
     ds = discover(root)
     assert ds.layout == "nnunet_v2" and ds.modality == "T2"
     assert ds.label_names == {0: "background", 1: "left_atrium"}
     assert [(i.case_id, i.image.name, i.split) for i in ds.items] == [
-        ("la_003", "la_003_0000.nii.gz", "train"), ("la_004", "la_004_0000.nii.gz", "train"),
-        ("la_010", "la_010_0000.nii.gz", "test")]
+        ("la_003", "la_003_0000.nii.gz", "train"),
+        ("la_004", "la_004_0000.nii.gz", "train"),
+        ("la_010", "la_010_0000.nii.gz", "test"),
+    ]
     text = "\n".join(ds.problems)
     assert "la_003: 2 channels" in text and "channel 0 used" in text
     assert "la_005: channels [1] but no _0000" in text
@@ -137,8 +163,14 @@ def test_missing_empty_and_unknown_sources(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["{not json", "[1, 2]", json.dumps({"labels": ["liver"]}), json.dumps({"labels": {"liver": "one"}}),
-     json.dumps({"modality": "CT"}), json.dumps({"file_ending": 3})],
+    [
+        "{not json",
+        "[1, 2]",
+        json.dumps({"labels": ["liver"]}),
+        json.dumps({"labels": {"liver": "one"}}),
+        json.dumps({"modality": "CT"}),
+        json.dumps({"file_ending": 3}),
+    ],
 )
 def test_malformed_dataset_json_names_the_file(tmp_path, text):
     _touch(tmp_path, "imagesTr/a.nii.gz", "labelsTr/a.nii.gz")

@@ -130,8 +130,13 @@ def test_tiff_resolution_gives_pixel_spacing_and_rgb_tiff_is_grey(tmp_path):
 
 def test_tiff_plane_stack_is_a_volume_with_imagej_spacing(tmp_path):
     stack = np.random.default_rng(8).integers(0, 4000, size=(3, 5, 4), dtype=np.uint16)  # (Z, Y, X)
-    tifffile.imwrite(tmp_path / "stack.tif", stack, imagej=True, resolution=(2.0, 2.0),
-                     metadata={"axes": "ZYX", "unit": "mm", "spacing": 2.5})
+    tifffile.imwrite(
+        tmp_path / "stack.tif",
+        stack,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZYX", "unit": "mm", "spacing": 2.5},
+    )
     vol = read_volume(tmp_path / "stack.tif")
     np.testing.assert_array_equal(vol.array, stack.transpose(2, 1, 0))
     np.testing.assert_allclose(vol.spacing, (0.5, 0.5, 2.5))
@@ -290,6 +295,7 @@ def test_source_hash_of_files_and_folders(tmp_path):
     (tmp_path / "d" / "b.dcm").write_bytes(b"bbb")
     (tmp_path / "d" / "s" / "a.dcm").write_bytes(b"aaa")
     (tmp_path / "f.nii").write_bytes(b"fff")
+
     def blake(data: bytes) -> str:
         return "blake2b:" + hashlib.blake2b(data, digest_size=32).hexdigest()
 
@@ -297,7 +303,9 @@ def test_source_hash_of_files_and_folders(tmp_path):
     assert source_hash(tmp_path / "d") == blake(b"bbbaaa")  # b.dcm < s/a.dcm
     assert source_hash(tmp_path / "f.nii", tmp_path / "d") == blake(b"fffbbbaaa")
     # the bare SHA-256 of stores written before the prefix, for idempotent re-ingest into them
-    assert source_hash(tmp_path / "f.nii", tmp_path / "d", algorithm="sha256") == hashlib.sha256(b"fffbbbaaa").hexdigest()
+    assert (
+        source_hash(tmp_path / "f.nii", tmp_path / "d", algorithm="sha256") == hashlib.sha256(b"fffbbbaaa").hexdigest()
+    )
     assert is_legacy_hash(hashlib.sha256(b"x").hexdigest()) and not is_legacy_hash(blake(b"x"))
     with pytest.raises(ValueError, match="md5"):
         source_hash(tmp_path / "f.nii", algorithm="md5")
@@ -364,7 +372,9 @@ def test_a_transform_applied_while_inflating_equals_one_applied_after(tmp_path, 
     transform = window_transform(window)
     plain = read_volume(tmp_path / "x.nii.gz")
     fused = read_volume(tmp_path / "x.nii.gz", transform)
-    assert fused.meta["transformed"] and fused.meta["source_dtype"] == str(nib.load(tmp_path / "x.nii.gz").get_data_dtype())
+    assert fused.meta["transformed"] and fused.meta["source_dtype"] == str(
+        nib.load(tmp_path / "x.nii.gz").get_data_dtype()
+    )
     assert fused.array.dtype == np.uint8 and np.array_equal(fused.array, transform(plain.array))
     assert np.isfortran(fused.array) and np.array_equal(fused.affine, plain.affine)
     nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "x.nii")  # not gzipped: transformed after the read

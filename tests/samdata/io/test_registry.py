@@ -16,8 +16,10 @@ from samdata.io.registry import (
     suffix_of,
 )
 
-EXPECTED_TEXT = (".nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd, .png, .jpg, .jpeg, .tif, .tiff, .bmp, "
-                 "or a folder holding one DICOM series")
+EXPECTED_TEXT = (
+    ".nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd, .png, .jpg, .jpeg, .tif, .tiff, .bmp, "
+    "or a folder holding one DICOM series"
+)
 
 
 def test_the_supported_list_comes_from_the_readers_in_order():

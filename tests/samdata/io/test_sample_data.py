@@ -89,8 +89,8 @@ def test_mni152_contrasts_reorder_the_tissues():
         image = mni152_contrast(t1, wm, gm, brain, contrast)
         assert image.dtype == np.uint8 and image.shape == wm.shape and not image[:, :, 0].any()
         order[contrast] = [float(image[rows, :, 1:].mean()) for rows in (slice(0, 2), slice(2, 4), slice(4, 6))]
-    assert order["t1"][0] > order["t1"][1] > order["t1"][2]          # WM > GM > CSF
-    assert order["t2"][2] > order["t2"][1] > order["t2"][0]          # CSF > GM > WM
+    assert order["t1"][0] > order["t1"][1] > order["t1"][2]  # WM > GM > CSF
+    assert order["t2"][2] > order["t2"][1] > order["t2"][0]  # CSF > GM > WM
     assert order["flair"][1] > order["flair"][0] > order["flair"][2]  # GM > WM > CSF
     assert order["t1inv"][2] > order["t1inv"][1] > order["t1inv"][0]
     with pytest.raises(ConfigError, match="unknown MNI152 contrast"):
@@ -102,7 +102,9 @@ def test_write_mni152_in_another_contrast_keeps_the_labels(tmp_path):
     t1 = _arrays(write_mni152(tmp_path / "t1"), "mni152")[1].array
     root = write_mni152(tmp_path / "t2", "t2")
     image, label = _arrays(root, "mni152_t2")
-    assert np.array_equal(label.array, t1) and image.array[label.array == 2].mean() > image.array[label.array == 1].mean()
+    assert (
+        np.array_equal(label.array, t1) and image.array[label.array == 2].mean() > image.array[label.array == 1].mean()
+    )
 
 
 @pytest.mark.slow

@@ -28,8 +28,15 @@ def blobs(draw: st.DrawFn) -> np.ndarray:
     h, w = draw(st.integers(32, 96)), draw(st.integers(32, 96))
     mask = np.zeros((h, w), bool)
     for _ in range(draw(st.integers(1, 2))):
-        mask |= blob(h, w, draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1)),
-                     draw(st.integers(1, h // 2)), draw(st.integers(1, w // 2)), draw(st.booleans()))
+        mask |= blob(
+            h,
+            w,
+            draw(st.integers(0, h - 1)),
+            draw(st.integers(0, w - 1)),
+            draw(st.integers(1, h // 2)),
+            draw(st.integers(1, w // 2)),
+            draw(st.booleans()),
+        )
     return mask
 
 

@@ -14,8 +14,10 @@ from samdata.prompts import ClickParams, PromptScheme, clicksam_count, correctiv
 from tests.samdata.prompts.shapes import FAST, SEEDS, blob, blobs, inside, padded_edt
 
 
-@pytest.mark.parametrize(("area", "expected"), [(1, 1), (999, 1), (1000, 1), (3162, 1), (3163, 2), (10_000, 3),
-                                                (31_623, 4), (100_000, 5), (10**7, 5)])
+@pytest.mark.parametrize(
+    ("area", "expected"),
+    [(1, 1), (999, 1), (1000, 1), (3162, 1), (3163, 2), (10_000, 3), (31_623, 4), (100_000, 5), (10**7, 5)],
+)
 def test_clicksam_count(area: int, expected: int) -> None:
     assert clicksam_count(area) == expected
     assert clicksam_count(area, max_clicks=2) == min(expected, 2)

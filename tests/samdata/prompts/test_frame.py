@@ -9,10 +9,15 @@ from samdata.prompts import Prompt, frame_shape, mask_to_frame
 from samdata.prompts.regions import tight_box
 
 
-@pytest.mark.parametrize(("shape", "target", "expected"), [
-    ((200, 300), 256, (171, 256)), ((1024, 512), 256, (256, 128)), ((37, 37), 1024, (1024, 1024)),
-    ((300, 201), 1024, (1024, 686)),
-])
+@pytest.mark.parametrize(
+    ("shape", "target", "expected"),
+    [
+        ((200, 300), 256, (171, 256)),
+        ((1024, 512), 256, (256, 128)),
+        ((37, 37), 1024, (1024, 1024)),
+        ((300, 201), 1024, (1024, 686)),
+    ],
+)
 def test_frame_shape_follows_sam_rounding(shape: tuple[int, int], target: int, expected: tuple[int, int]) -> None:
     assert frame_shape(shape, target) == expected
 

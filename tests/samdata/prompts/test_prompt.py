@@ -11,13 +11,19 @@ from samdata.errors import ValidationError
 from samdata.prompts import Prompt, parse_scheme
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"box": (3, 0, 3, 5)}, "0 <= x0 < x1"), ({"box": (-1, 0, 3, 5)}, "0 <= x0 < x1"), ({"box": (1, 2, 3)}, "x0, y0"),
-    ({"points": np.zeros((2, 3)), "point_labels": [1, 1]}, r"\(N, 2\)"),
-    ({"points": np.zeros((2, 2)), "point_labels": [1]}, "do not match"),
-    ({"points": [[1.0, 2.0]], "point_labels": [2]}, "labels 0/1"),
-    ({"points": [[np.nan, 2.0]], "point_labels": [1]}, "finite"), ({"mask": np.zeros(4, bool)}, "2D"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"box": (3, 0, 3, 5)}, "0 <= x0 < x1"),
+        ({"box": (-1, 0, 3, 5)}, "0 <= x0 < x1"),
+        ({"box": (1, 2, 3)}, "x0, y0"),
+        ({"points": np.zeros((2, 3)), "point_labels": [1, 1]}, r"\(N, 2\)"),
+        ({"points": np.zeros((2, 2)), "point_labels": [1]}, "do not match"),
+        ({"points": [[1.0, 2.0]], "point_labels": [2]}, "labels 0/1"),
+        ({"points": [[np.nan, 2.0]], "point_labels": [1]}, "finite"),
+        ({"mask": np.zeros(4, bool)}, "2D"),
+    ],
+)
 def test_bad_prompt_is_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Prompt(**kwargs)

@@ -50,10 +50,16 @@ def test_empty_or_bad_mask_is_rejected(name: str) -> None:
 def test_too_few_pixels_names_requirement_and_size() -> None:
     mask = np.zeros((32, 32), bool)
     mask[5, 5:7] = True
-    with pytest.raises(ValidationError, match=r"points:n=3 \(object pixels\) needs at least 3 pixels; "
-                                              r"the region has 2 \(mask 32x32\)"):
+    with pytest.raises(
+        ValidationError,
+        match=r"points:n=3 \(object pixels\) needs at least 3 pixels; "
+        r"the region has 2 \(mask 32x32\)",
+    ):
         parse_scheme("points:n=3")(mask, np.random.default_rng(0))
     full = np.ones((8, 8), np.uint8)
-    with pytest.raises(ValidationError, match=r"points:neg=1 \(background pixels\) needs at least 1 pixels; "
-                                              r"the region has 0 \(mask 8x8\)"):
+    with pytest.raises(
+        ValidationError,
+        match=r"points:neg=1 \(background pixels\) needs at least 1 pixels; "
+        r"the region has 0 \(mask 8x8\)",
+    ):
         parse_scheme("points:neg=1")(full, np.random.default_rng(0))

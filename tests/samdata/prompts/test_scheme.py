@@ -21,9 +21,17 @@ from samdata.prompts import (
 from tests.samdata.prompts.shapes import FAST, blob
 
 BRIEF_SPECS = [
-    "box", "box:jitter=5", "box:mode=relative,frac=0.025", "box:mode=gauss,sigma=0.01", "points:n=3,neg=1,mode=uniform",
-    "points:mode=interior", "hybrid:box=0.5,points=0.5,box+points=0", "clicks:max=5", "mask:op=erode,px=3",
-    "box:jitter=5,jitter_px=2,misclick=0.05,missed_edge=0.1", " points : n = 2 , neg_mode = background ",
+    "box",
+    "box:jitter=5",
+    "box:mode=relative,frac=0.025",
+    "box:mode=gauss,sigma=0.01",
+    "points:n=3,neg=1,mode=uniform",
+    "points:mode=interior",
+    "hybrid:box=0.5,points=0.5,box+points=0",
+    "clicks:max=5",
+    "mask:op=erode,px=3",
+    "box:jitter=5,jitter_px=2,misclick=0.05,missed_edge=0.1",
+    " points : n = 2 , neg_mode = background ",
     "hybrid:box=0.2,points=0.2,box+points=0.6,box.mode=gauss,points.n=3,points.neg=1,jitter_px=1",
 ]
 
@@ -43,28 +51,55 @@ def test_spec_values_land_in_params() -> None:
 
 
 @FAST
-@given(st.sampled_from(["fixed", "relative", "gauss"]), st.integers(0, 50), st.floats(0, 1), st.floats(0, 1),
-       st.integers(0, 40), st.floats(0, 100), st.floats(0, 1), st.floats(0, 1))
-def test_spec_round_trip_any_values(mode: str, jitter: int, frac: float, sigma: float, cap: int, jitter_px: float,
-                                    misclick: float, missed: float) -> None:
+@given(
+    st.sampled_from(["fixed", "relative", "gauss"]),
+    st.integers(0, 50),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.integers(0, 40),
+    st.floats(0, 100),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
+def test_spec_round_trip_any_values(
+    mode: str, jitter: int, frac: float, sigma: float, cap: int, jitter_px: float, misclick: float, missed: float
+) -> None:
     scheme = PromptScheme("box", BoxParams(mode, jitter, frac, sigma, cap), PromptNoise(jitter_px, misclick, missed))
     assert parse_scheme(scheme.spec) == scheme
 
 
 BAD_SPECS = [
-    ("", "empty"), ("   ", "empty"), (":jitter=1", "no scheme name"), ("box:", "no key=value"),
-    ("box:jitter", "not key=value"), ("box:=3", "not key=value"), ("box:jitter=", "not key=value"),
-    ("box:jitter=1,,cap=2", "not key=value"), ("box:jitter=1,jitter=2", "given twice"),
-    ("box:foo=1", "unknown key"), ("box:n=3", "unknown key"), ("box:jitter=abc", "not an integer"),
-    ("box:jitter=2.5", "not an integer"), ("box:jitter=-1", "expected an integer >= 0"),
-    ("box:mode=weird", "expected one of fixed, relative, gauss"), ("box:frac=nan", "not a finite number"),
-    ("box:frac=1.5", r"expected a number in \[0.0, 1.0\]"), ("box:sigma=x", "not a number"),
-    ("points:n=0", "integer >= 1"), ("points:n=2,mode=interior", "places one positive point"),
-    ("points:neg_mode=inside", "ring, background"), ("points:ring=0", "integer >= 1"),
-    ("hybrid:box=0.7,points=0.7", "sum to 1.4"), ("hybrid:box.jitter=-2", "jitter=-2"),
-    ("hybrid:box.nope=1", "unknown key"), ("clicks:max=0", "integer >= 1"), ("clicks:iters=-1", "integer >= 0"),
-    ("mask:op=blur", "erode, dilate, shift, any"), ("mask:size=-256", "integer >= 0"),
-    ("box:jitter_px=-1", "jitter_px=-1.0"), ("box:misclick=2", "misclick=2.0"),
+    ("", "empty"),
+    ("   ", "empty"),
+    (":jitter=1", "no scheme name"),
+    ("box:", "no key=value"),
+    ("box:jitter", "not key=value"),
+    ("box:=3", "not key=value"),
+    ("box:jitter=", "not key=value"),
+    ("box:jitter=1,,cap=2", "not key=value"),
+    ("box:jitter=1,jitter=2", "given twice"),
+    ("box:foo=1", "unknown key"),
+    ("box:n=3", "unknown key"),
+    ("box:jitter=abc", "not an integer"),
+    ("box:jitter=2.5", "not an integer"),
+    ("box:jitter=-1", "expected an integer >= 0"),
+    ("box:mode=weird", "expected one of fixed, relative, gauss"),
+    ("box:frac=nan", "not a finite number"),
+    ("box:frac=1.5", r"expected a number in \[0.0, 1.0\]"),
+    ("box:sigma=x", "not a number"),
+    ("points:n=0", "integer >= 1"),
+    ("points:n=2,mode=interior", "places one positive point"),
+    ("points:neg_mode=inside", "ring, background"),
+    ("points:ring=0", "integer >= 1"),
+    ("hybrid:box=0.7,points=0.7", "sum to 1.4"),
+    ("hybrid:box.jitter=-2", "jitter=-2"),
+    ("hybrid:box.nope=1", "unknown key"),
+    ("clicks:max=0", "integer >= 1"),
+    ("clicks:iters=-1", "integer >= 0"),
+    ("mask:op=blur", "erode, dilate, shift, any"),
+    ("mask:size=-256", "integer >= 0"),
+    ("box:jitter_px=-1", "jitter_px=-1.0"),
+    ("box:misclick=2", "misclick=2.0"),
     ("points:missed_edge=1.1", "missed_edge"),
 ]
 
@@ -112,8 +147,10 @@ def test_same_seed_same_prompts(name: str) -> None:
 
 
 def test_object_rng_depends_on_every_key() -> None:
-    draws = {object_rng(*key).integers(2**62) for key in
-             [(1, "a", 0, 1), (2, "a", 0, 1), (1, "b", 0, 1), (1, "a", 1, 1), (1, "a", 0, 2)]}
+    draws = {
+        object_rng(*key).integers(2**62)
+        for key in [(1, "a", 0, 1), (2, "a", 0, 1), (1, "b", 0, 1), (1, "a", 1, 1), (1, "a", 0, 2)]
+    }
     assert len(draws) == 5
     with pytest.raises(ConfigError, match="non-negative"):
         object_rng(-1, "a", 0, 1)

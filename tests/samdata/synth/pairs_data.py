@@ -24,8 +24,17 @@ def blob_pairs(n: int = 6, height: int = 40, width: int = 36, seed: int = 0) -> 
         disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
         images[i] = np.clip(30 + rng.normal(0, 8, (height, width)) + 160 * disc, 0, 255).astype(np.uint8)
         masks[i, 0] = disc
-    return RealPairs(images, masks, (3,), ("blob",), (0.8, 0.9, 2.0), "MR",
-                     tuple((f"case{i}", 0) for i in range(n)), "memory://blobs", "SNAP")
+    return RealPairs(
+        images,
+        masks,
+        (3,),
+        ("blob",),
+        (0.8, 0.9, 2.0),
+        "MR",
+        tuple((f"case{i}", 0) for i in range(n)),
+        "memory://blobs",
+        "SNAP",
+    )
 
 
 LUT = np.array([0, 210, 130, 60], dtype=np.uint8)  # background, core, ring, spot
@@ -41,6 +50,14 @@ def atlas(n: int = 4, height: int = 72, width: int = 64) -> RealPairs:
         labels[i][r < 9 + 3 * i] = 1
         labels[i][(yy - 14) ** 2 + (xx - 46 + i) ** 2 < 9] = 3
     images = LUT[labels]
-    return RealPairs(images, (labels == 1)[:, None], (1,), ("core",), (1.0, 1.0, 2.0), "MR",
-                     tuple(("atlas", 10 * i) for i in range(n)), full_labels=labels,
-                     all_labels=((0, "background"), (1, "core"), (2, "ring"), (3, "spot")))
+    return RealPairs(
+        images,
+        (labels == 1)[:, None],
+        (1,),
+        ("core",),
+        (1.0, 1.0, 2.0),
+        "MR",
+        tuple(("atlas", 10 * i) for i in range(n)),
+        full_labels=labels,
+        all_labels=((0, "background"), (1, "core"), (2, "ring"), (3, "spot")),
+    )

@@ -58,8 +58,9 @@ def test_deform_pairs_agree_with_their_label_maps(shapes: DeformGenerator) -> No
     assert set(np.unique(batch.labels)) <= {0, 1, 2, 3}
     # image = LUT[label] before the warp, and still wherever a pixel's 3 x 3 neighbours share its label (only
     # boundary pixels blend two tissues): image and label went through the same coordinates
-    interior = (ndimage.maximum_filter(batch.labels, size=(1, 3, 3)) == ndimage.minimum_filter(batch.labels,
-                                                                                              size=(1, 3, 3)))
+    interior = ndimage.maximum_filter(batch.labels, size=(1, 3, 3)) == ndimage.minimum_filter(
+        batch.labels, size=(1, 3, 3)
+    )
     assert interior.mean() > 0.8 and (batch.images == LUT[batch.labels])[interior].mean() > 0.995
     ops = {r["op"] for r in batch.recipes}
     assert ops == {"deform", "morph"}
@@ -87,9 +88,13 @@ def test_neighbours_and_params() -> None:
         DeformParams(morph=1.5)
     with pytest.raises(ConfigError, match="t range"):
         DeformParams(t_min=0.6, t_max=0.4)
-    one = RealPairs(*(lambda r: (r.images[:1], r.masks[:1], r.label_values, r.label_names, r.spacing, r.modality,
-                                 r.keys[:1]))(atlas()), full_labels=atlas().full_labels[:1],
-                    all_labels=atlas().all_labels)
+    one = RealPairs(
+        *(lambda r: (r.images[:1], r.masks[:1], r.label_values, r.label_names, r.spacing, r.modality, r.keys[:1]))(
+            atlas()
+        ),
+        full_labels=atlas().full_labels[:1],
+        all_labels=atlas().all_labels,
+    )
     single = DeformGenerator(one).batch(0, list(range(4)))  # one slice: no morphs, still pairs
     assert {r["op"] for r in single.recipes} == {"deform"}
 
@@ -125,7 +130,10 @@ def test_labels2image_strip_blacks_out_the_background(shapes: DeformGenerator) -
         assert (image[label == 0] == 0).all() and (before[label == 0] > 0).any()
         assert image[label > 0].std() > 10  # tissues still drawn with contrast
     half = LabelsToImageGenerator(shapes.reference, RenderParams(mode="random", strip=0.5), shapes=shapes)
-    flat = [(img[lab == 0] == 0).all() for img, lab in zip(*(lambda b: (b.images, b.labels))(half.batch(3, list(range(16)))))]
+    flat = [
+        (img[lab == 0] == 0).all()
+        for img, lab in zip(*(lambda b: (b.images, b.labels))(half.batch(3, list(range(16)))))
+    ]
     assert 0 < sum(flat) < 16
     with pytest.raises(ConfigError, match="strip"):
         RenderParams(strip=1.5)

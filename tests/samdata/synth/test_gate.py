@@ -92,16 +92,23 @@ def test_gate_rejects_each_failure_for_its_reason(reals: tuple[np.ndarray, np.nd
     swapped = (np.where(good[1] == 1, 120, np.where(good[1] == 2, 200, 0)).astype(np.uint8), good[1])  # tissues flip
     batch = [good, empty, huge, scattered, copy, swapped, good]
     jacobians = np.array([0.5, 0.5, 0.5, 0.5, 1.0, 0.5, -0.1])
-    report = run_gate(np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), config, ref,
-                      jacobians=jacobians)
+    report = run_gate(
+        np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), config, ref, jacobians=jacobians
+    )
     got = [v.reasons for v in report.verdicts]
     assert got[0] == [] and report.verdicts[0].accepted and report.verdicts[0].scores["min_jacobian"] == 0.5
     assert got[1] == ["empty"] and got[2] == ["area"] and "components" in got[3]
     assert got[4] == ["memorised"] and report.verdicts[4].scores["distance"] == 0.0
     assert got[5] == ["intensity_order"] and got[6] == ["folding"]
     assert report.accepted == 1 and report.rejected == 6 and not report.batch_rejected
-    assert report.reasons() == {"empty": 1, "area": 1, "components": 1, "folding": 1, "intensity_order": 1,
-                                "memorised": 1}
+    assert report.reasons() == {
+        "empty": 1,
+        "area": 1,
+        "components": 1,
+        "folding": 1,
+        "intensity_order": 1,
+        "memorised": 1,
+    }
     unreal = run_gate(np.stack([swapped[0]]), np.stack([swapped[1]]), config, ref, realistic=False)
     assert unreal.verdicts[0].accepted  # a random-contrast source is not held to the real tissue order
     summary = report.summary()
@@ -116,8 +123,12 @@ def test_frechet_rejects_a_blurry_batch_and_keeps_a_sharp_one(reals: tuple[np.nd
     sharp = np.stack([p[0] for p in fresh])
     maps = np.stack([p[1] for p in fresh])
     x = torch.from_numpy(sharp.astype(np.float32))[:, None]
-    blurry = F.interpolate(F.interpolate(x, size=(32, 32), mode="area"), size=sharp.shape[1:],
-                           mode="bilinear")[:, 0].round().to(torch.uint8).numpy()
+    blurry = (
+        F.interpolate(F.interpolate(x, size=(32, 32), mode="area"), size=sharp.shape[1:], mode="bilinear")[:, 0]
+        .round()
+        .to(torch.uint8)
+        .numpy()
+    )
     kept = run_gate(sharp, maps, config, ref)
     assert kept.accepted == 6 and kept.frechet < config.frechet_max
     dropped = run_gate(blurry, maps, config, ref)

@@ -104,9 +104,9 @@ warnings.simplefilter("ignore")
 from samdata.synth.medigan_io import MediganModel
 with MediganModel("SAMDATA_PAINTER", {str(package)!r}) as model:
     entry = model.entry
-    drawn = model.generate(2, {str(tmp_path / 'out')!r}, {{"seed": 5, "start_index": 2}})
-    painted = model.generate(1, {str(tmp_path / 'out2')!r}, {{"seed": 5, "input_path": {str(masks)!r}}})
-want = np.load({str(tmp_path / 'direct.npz')!r})
+    drawn = model.generate(2, {str(tmp_path / "out")!r}, {{"seed": 5, "start_index": 2}})
+    painted = model.generate(1, {str(tmp_path / "out2")!r}, {{"seed": 5, "input_path": {str(masks)!r}}})
+want = np.load({str(tmp_path / "direct.npz")!r})
 print(json.dumps({{
     "function": entry["selection"]["function"], "organ": entry["selection"]["organ"],
     "same_images": all(np.array_equal(p.image, w) for p, w in zip(drawn, want["images"])),

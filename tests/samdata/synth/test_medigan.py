@@ -41,8 +41,12 @@ def test_export_writes_a_package_medigan_accepts(package: Path) -> None:
     from medigan.config_manager import ConfigManager
 
     assert package.name == model_id_for("blob_gen") == "SAMDATA_BLOB_GEN"
-    assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "generator.json", "generator.pt2",
-                                                         "metadata.json"]
+    assert sorted(p.name for p in package.iterdir()) == [
+        "__init__.py",
+        "generator.json",
+        "generator.pt2",
+        "metadata.json",
+    ]
     metadata = json.loads((package / "metadata.json").read_text())
     entry = metadata["SAMDATA_BLOB_GEN"]
     entry["execution"]["package_link"] = str(package)

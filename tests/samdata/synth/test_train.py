@@ -16,8 +16,13 @@ from tests.samdata.synth.pairs_data import TINY, blob_pairs
 def test_train_gan_writes_a_generator_and_resumes_identically(tmp_path: Path) -> None:
     pairs = blob_pairs()
     seen: list[int] = []
-    straight = train_gan(pairs, tmp_path / "a", GanConfig(steps=4, **TINY), generator_id="blob",
-                         on_step=lambda step, total, m: seen.append(step))
+    straight = train_gan(
+        pairs,
+        tmp_path / "a",
+        GanConfig(steps=4, **TINY),
+        generator_id="blob",
+        on_step=lambda step, total, m: seen.append(step),
+    )
     assert seen == [1, 2, 3, 4] and straight.step == 4 and len(straight.checkpoint_hash) == 64
     for name in ("generator.pt", "generator.json", "log.jsonl", "checkpoints/step-000004.pt"):
         assert (tmp_path / "a" / name).is_file(), name
