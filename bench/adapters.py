@@ -30,7 +30,7 @@ from bench.common import (
     VAL_SLICES,
     ModelSpec,
     args_record,
-    build_store,  # noqa: E402
+    build_store,
     mean_sd,
     read_json,
     real_mixture,
@@ -156,7 +156,8 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec]) -> str:
         lines.append(
             f"| {spec.name} | `{spec.adapter}` | {mean:.4f} ± {sd:.4f} | "
             f"{', '.join(f'{d:.4f}' for d in dice)} | {mine[0]['trainable']:,} | {share:.2%} | "
-            f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} | "
+            f"{steady:.3f} | {f'{statistics.mean(prefix):.0f}' if prefix else '–'} | "
+            f"{statistics.mean(r['seconds'] for r in mine):.0f} | "
             f"{mine[0]['steps']}, {spec.lr:g}{', ' + '+'.join(spec.augment) if spec.augment else ''} |"
         )
     return "\n".join(lines)

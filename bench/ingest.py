@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, write_json  # noqa: E402
+from bench.common import OUT, write_json
 
 DECODE = """
 import sys, time, nibabel as nib, numpy as np

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -126,7 +125,10 @@ def main() -> None:
     cumulative = profiles.cumulative()
     seconds, unmatched = stage_seconds(cumulative)
     cases = max(1, len(report.added) + len(report.updated))
-    show: Callable[[str, float], None] = lambda label, value: print(f"{label:<52}{value:9.2f}{value / cases:10.3f}")
+
+    def show(label: str, value: float) -> None:
+        print(f"{label:<52}{value:9.2f}{value / cases:10.3f}")
+
     print(f"{'stage':<52}{'s':>9}{'s/case':>10}")
     show("total (wall)", total)
     for label, value in seconds.items():

@@ -23,10 +23,10 @@ import torch
 from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, phantom_store, write_json  # noqa: E402
-from samdata.prompts import parse_scheme  # noqa: E402
-from training.augment import resize_pad, resize_pad_mask  # noqa: E402
-from training.dataset import DatasetConfig, MixtureDataset, mixture_loader  # noqa: E402
+from bench.common import OUT, phantom_store, write_json
+from samdata.prompts import parse_scheme
+from training.augment import resize_pad, resize_pad_mask
+from training.dataset import DatasetConfig, MixtureDataset, mixture_loader
 
 TARGET_PER_WORKER = 1000.0
 TARGET_RATIO = 20.0

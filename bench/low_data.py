@@ -28,7 +28,7 @@ from bench.common import (
     args_record,
     build_store,
     figure,
-    labelled,  # noqa: E402
+    labelled,
     mean_sd,
     real_mixture,
     run_steps,
@@ -114,7 +114,7 @@ def markdown(runs: list[dict[str, Any]], specs: list[ModelSpec], ns: list[str]) 
     zero = [r["zero_shot_dice"] for r in runs if r["zero_shot_dice"] is not None]
     if zero:
         lines.append(
-            f"| zero-shot LiteMedSAM (box) | " + " | ".join(f"{statistics.mean(zero):.4f}" for _ in ns) + " | 0 | 0 |"
+            "| zero-shot LiteMedSAM (box) | " + " | ".join(f"{statistics.mean(zero):.4f}" for _ in ns) + " | 0 | 0 |"
         )
     for spec in specs:
         if spec.name not in table:

@@ -22,16 +22,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, write_json  # noqa: E402
-from samdata.prompts import object_rng  # noqa: E402
-from training.adapters import RefineHead  # noqa: E402
-from training.batches import build_data  # noqa: E402
-from training.predict import model_input  # noqa: E402
-from training.run import load_run  # noqa: E402
+from bench.common import OUT, write_json
+from samdata.prompts import object_rng
+from training.adapters import RefineHead
+from training.batches import build_data
+from training.predict import model_input
+from training.run import load_run
 
 
 @torch.no_grad()
-def collect(run, dataset, indices) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+def collect(run, dataset, indices) -> tuple[torch.Tensor, ...]:
     """(frames (N, 3, S, S) preprocessed, logits (N, 1, L, L), masks (N, 1, S, S), valid (N, 1, S, S)) of items."""
     objects = dataset.objects()
     out: list[list[torch.Tensor]] = [[], [], [], []]
@@ -55,7 +55,7 @@ def dice(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> floa
     )
 
 
-def train_head(train, val, lr: float, steps: int, batch: int, with_logits: bool) -> tuple[float, float]:  # noqa: ANN001
+def train_head(train, val, lr: float, steps: int, batch: int, with_logits: bool) -> tuple[float, float]:
     """Train a RefineHead; (train Dice, held-out Dice) at the end."""
     head = RefineHead(16, torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)

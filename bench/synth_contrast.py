@@ -26,7 +26,7 @@ from bench.common import (
     args_record,
     build_store,
     generator_id,
-    has_mixture,  # noqa: E402
+    has_mixture,
     labelled,
     mean_sd,
     read_json,

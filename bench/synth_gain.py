@@ -31,7 +31,7 @@ from bench.common import (
     args_record,
     bootstrap,
     build_store,
-    figure,  # noqa: E402
+    figure,
     generator_id,
     has_mixture,
     mean_sd,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, phantom_store, write_json  # noqa: E402
+from bench.common import OUT, phantom_store, write_json
 
 
 def build(name: str, adapter: str, ckpt_dir: Path, weights: str | None):
@@ -148,7 +148,9 @@ def main() -> None:
                 model, params, report = build(name, adapter, work, args.litemedsam_weights)
                 step = make_step(model, params)
                 for bs in batches:
-                    mem_ips, peak = timed(step, iter(lambda: synthetic_batch(bs, size), None), steps, warmup)
+                    mem_ips, peak = timed(
+                        step, iter(lambda bs=bs, size=size: synthetic_batch(bs, size), None), steps, warmup
+                    )
                     if (size, bs) not in loaders:
                         loader = mixture_loader(dataset, bs, num_workers=args.workers, shuffle=True)
                         loader.pin_memory = True

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, phantom_store, write_json  # noqa: E402
-from pipelines.mixtures import MixtureConfig, make_mixture  # noqa: E402
-from samdata.normalise import IngestConfig  # noqa: E402
-from training.batches import build_data, make_loader  # noqa: E402
-from training.cache import PrefixCache  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.loop import Dist, Trainer  # noqa: E402
-from training.run import build_run_model  # noqa: E402
+from bench.common import OUT, phantom_store, write_json
+from pipelines.mixtures import MixtureConfig, make_mixture
+from samdata.normalise import IngestConfig
+from training.batches import build_data, make_loader
+from training.cache import PrefixCache
+from training.config import TrainConfig
+from training.loop import Dist, Trainer
+from training.run import build_run_model
 
 VARIANTS = (("decoder-only", "decoder"), ("LoRA blocks 8-9 + decoder", "lora:r=4,blocks=8-9+decoder"))
 

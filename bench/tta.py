@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, args_record, write_json  # noqa: E402
-from training.eval_report import open_split  # noqa: E402
-from training.evaluate import EvalConfig, aggregate, evaluate_models  # noqa: E402
-from training.run import load_run  # noqa: E402
-from training.tta import tta_views  # noqa: E402
+from bench.common import OUT, args_record, write_json
+from training.eval_report import open_split
+from training.evaluate import EvalConfig, aggregate, evaluate_models
+from training.run import load_run
+from training.tta import tta_views
 
 
 def score(run_dir: Path, modes: list[str], split: str, slices: str | None) -> list[dict]:

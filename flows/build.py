@@ -25,8 +25,8 @@ from flows.settings import FlowSettings, with_runner
 from flows.synthesize import SynthParams, synthesize_flow
 from flows.train import train_flow
 from flows.train_params import EvalParams, TrainParams
-from samdata.memory import StageMemory
 from pipelines.prompt_sets import table_names
+from samdata.memory import StageMemory
 from storage import SliceStore
 from storage.schema import MIXTURES, PROMPT_SETS
 from training.config import TrainConfig

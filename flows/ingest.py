@@ -56,7 +56,7 @@ def _batch_label(cases: list[PlannedCase]) -> str:
     return first if len(cases) == 1 else f"{first}+{len(cases) - 1}"
 
 
-def wave_runner(plan: IngestPlan, cases_per_task: int):  # noqa: ANN201 (a pipelines.ingest.WaveRunner)
+def wave_runner(plan: IngestPlan, cases_per_task: int):
     """A WaveRunner that submits one ``ingest-cases`` task per ``cases_per_task`` cases and gathers them."""
 
     def run_wave(chunk: list[PlannedCase], writer: StoreWriter) -> list[tuple[CaseWriter | None, dict[str, str]]]:

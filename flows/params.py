@@ -16,8 +16,8 @@ from pipelines.mixtures import MixtureConfig
 from pipelines.prompt_sets import check_table_name
 from samdata.config import field_names, model_fields
 from samdata.normalise import IngestConfig
-from samdata.spec import parse_spacing, parse_window
 from samdata.prompts import parse_scheme
+from samdata.spec import parse_spacing, parse_window
 
 
 class Params(BaseModel):

@@ -18,11 +18,11 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
 
+from flows.train import last_val_dice
 from pipelines.mixtures import SPLITS, load_mixture
 from pipelines.prompt_sets import load_prompt_set, slice_prompts
 from samdata.figures import draw_grid
 from samdata.report import Report, ReportFigure, ReportSection, ReportTable, fmt, write_report
-from flows.train import last_val_dice
 from storage import SliceStore
 
 SAMPLES, SYNTHETIC = "samples.png", "synthetic.png"
@@ -49,7 +49,7 @@ def _busiest_slice(objects: pd.DataFrame, case_id: str) -> int:
     return int(best[len(best) // 2])
 
 
-def _sample(store: SliceStore, case_id: str, z: int, frame: pd.DataFrame | None, tag: str):  # noqa: ANN202
+def _sample(store: SliceStore, case_id: str, z: int, frame: pd.DataFrame | None, tag: str):
     """(image, label map, prompts by label, title) of one slice, for draw_grid."""
     image, label = store.read_slice(case_id, z)
     prompts = slice_prompts(frame, case_id, z) if frame is not None else None

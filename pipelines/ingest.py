@@ -26,8 +26,8 @@ from nibabel.orientations import apply_orientation
 
 from samdata.case import Case, Normalisation, Provenance, Volume
 from samdata.errors import SamdataError, ValidationError
-from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.headers import check_budget, check_pair, read_header
+from samdata.io.layouts import SourceDataset, SourceItem, discover
 from samdata.io.readers import (
     HASH_ALGORITHM,
     LEGACY_HASH_ALGORITHM,

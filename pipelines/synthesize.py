@@ -26,8 +26,8 @@ from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.errors import CaseNotFoundError, ConfigError, SnapshotNotFoundError, ValidationError
 from samdata.synth.checkpoint import read_info
 from samdata.synth.gate import calibrate, run_gate
-from samdata.synth.kinds import open_trained as _open_trained
 from samdata.synth.kinds import build_source as _build_source
+from samdata.synth.kinds import open_trained as _open_trained
 from samdata.synth.kinds import train_kind
 from samdata.synth.medigan_source import resize_nearest
 from samdata.synth.pairs import RealPairs, resize_pair

@@ -20,7 +20,7 @@ def verify_root(root: zarr.Group, where: str) -> list[str]:
     problems: list[str] = []
     try:
         entries: dict[str, CaseEntry] | None = entries_from_columns(read_index(root))
-    except Exception as err:  # noqa: BLE001 - report, do not stop
+    except Exception as err:
         problems.append(f"{where}: index unreadable: {type(err).__name__}: {err}")
         entries = None
     cases = root[CASES]
@@ -37,7 +37,7 @@ def verify_root(root: zarr.Group, where: str) -> list[str]:
     for path in list_table_paths(root, ""):
         try:
             columns, _ = read_table_group(root, path, where)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             problems.append(f"table {path!r}: unreadable: {type(err).__name__}: {err}")
             continue
         lengths = {name: len(col) for name, col in columns.items()}
@@ -54,7 +54,7 @@ def _verify_case(group: zarr.Group, cid: str, expected: CaseEntry | None) -> lis
         meta = CaseMeta.from_json(dict(group.attrs["meta"]))  # type: ignore[arg-type]
         if meta.case_id != cid:
             problems.append(f"case {cid!r}: metadata names case_id {meta.case_id!r}")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         problems.append(f"case {cid!r}: metadata incomplete or invalid: {type(err).__name__}: {err}")
     arrays: dict[str, np.ndarray] = {}
     for name, dtypes in ((IMAGE, ("uint8",)), (LABEL, LABEL_DTYPES)):
@@ -94,13 +94,13 @@ def _read_all(arr: zarr.Array) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Read a (Z, Y, X) array; on failure re-read slice by slice to name every bad chunk."""
     try:
         return np.asarray(arr[:]), []
-    except Exception:  # noqa: BLE001 - locate the bad chunks below
+    except Exception:
         pass
     bad: list[tuple[int, str]] = []
     for z in range(arr.shape[0]):
         try:
             arr[z]
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             bad.append((z, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
     if not bad:
         bad.append((-1, "whole-array read failed but every slice read alone"))

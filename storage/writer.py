@@ -26,8 +26,8 @@ from storage.casegroup import case_group, delete_case_group, read_case_group, wr
 from storage.history import ancestors, plan_replay
 from storage.index import CaseEntry, columns_from_entries, entries_from_columns, read_index, write_index
 from storage.location import icechunk_message
-from storage.tables import read_table_group, write_table_group
 from storage.schema import staging_branch
+from storage.tables import read_table_group, write_table_group
 
 _ICECHUNK_ERRORS = (icechunk.IcechunkError, icechunk.ConflictError, icechunk.RebaseFailedError)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class AugmentEntry:
     finite: bool = False
 
 
-def tio():  # noqa: ANN201 - the torchio module
+def tio():
     """torchio, imported on first use: it pulls in SimpleITK and nibabel, which loader-only users skip."""
     import torchio
 

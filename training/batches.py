@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 from samdata.errors import ValidationError
 from samdata.prompts import object_rng
 from samdata.spec import parse_slices
-from training.config import TrainConfig
 from training.collate import collate_items
+from training.config import TrainConfig
 from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset
 from training.loop import Dist
 

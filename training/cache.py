@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from samdata.errors import ConfigError
-from training.augment import pixel_frames
 from samdata.files import atomic_write, write_json
+from training.augment import pixel_frames
 from training.models import SamModel
 
 Key = tuple  # (case_id, z, view): a slice as the encoder saw it (view: flips applied, see Augment.apply)

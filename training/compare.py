@@ -23,11 +23,11 @@ from torch import nn
 
 from samdata.device import resolve_device
 from samdata.errors import ConfigError, ValidationError
+from samdata.files import write_json
 from samdata.metrics import METRICS
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
 from training.batches import build_data
-from samdata.files import write_json
 from training.compare_figures import (
     ADAPTED,
     BASELINE,

@@ -18,10 +18,10 @@ import pandas as pd
 
 from samdata.errors import ConfigError, ValidationError
 from samdata.figures import draw_grid
+from samdata.files import write_json
 from samdata.metrics import METRICS, dice
 from samdata.spec import parse_slices
 from training.batches import SeededMixture
-from samdata.files import write_json
 from training.dataset import DatasetConfig, MixtureDataset
 from training.evaluate import (
     EvalConfig,

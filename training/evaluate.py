@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-
 from samdata.case import CaseMeta
 from samdata.errors import ConfigError
 from samdata.metrics import METRICS, dice, object_metrics

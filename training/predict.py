@@ -28,8 +28,8 @@ from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
-from samdata.spec import Box
 from samdata.prompts.regions import tight_box
+from samdata.spec import Box
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
 from training.augment import pixel_frames
@@ -38,7 +38,6 @@ from training.loop import is_promptable
 from training.models import SamModel, UNetModel
 from training.run import LoadedRun
 from training.tta import flip_frames, flip_prompts, mean_of_views, tta_views, unflip
-
 
 # ----------------------------------------------------------------------------- model plumbing
 #: progress: ``advance(n)`` after n more slices

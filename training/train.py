@@ -27,9 +27,9 @@ import torch.distributed as dist
 from samdata.device import resolve_device
 from samdata.errors import ConfigError, TrainingError
 from samdata.files import write_json, write_text
-from training.batches import RunData, build_data, make_loader, val_batches
 from training.adapters import parse_adapter
 from training.augment import augment_entry
+from training.batches import RunData, build_data, make_loader, val_batches
 from training.cache import PrefixCache
 from training.checkpoint import (
     load_checkpoint,

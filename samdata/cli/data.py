@@ -67,7 +67,8 @@ def ingest(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest a dataset into the slice store in one commit (idempotent, resumable)."""
-    from pipelines.ingest import ClusterConfig, ingest as run_ingest
+    from pipelines.ingest import ClusterConfig
+    from pipelines.ingest import ingest as run_ingest
     from samdata.io.layouts import discover
     from samdata.spec import parse_spacing, parse_window
 

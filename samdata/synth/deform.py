@@ -10,6 +10,7 @@ an earlier build, as a medigan package of a cgan does).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ def neighbour_pairs(keys: tuple[tuple[str, int], ...], max_gap: int) -> list[tup
     """(i, j) index pairs of consecutive labelled slices of one case (by z), at most ``max_gap`` apart."""
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     return [
-        (i, j) for i, j in zip(order, order[1:]) if keys[i][0] == keys[j][0] and 0 < keys[j][1] - keys[i][1] <= max_gap
+        (i, j)
+        for i, j in itertools.pairwise(order)
+        if keys[i][0] == keys[j][0] and 0 < keys[j][1] - keys[i][1] <= max_gap
     ]
 
 

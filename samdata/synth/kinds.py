@@ -65,8 +65,8 @@ def _train_fastgan(pairs: RealPairs, gen_dir: Path, config: Any, **kw: Any) -> A
 
 
 def _open_fastgan(gen_dir: Path, reference: RealPairs, device: str) -> PairSource:
-    from samdata.synth.sample import GanSource
     from samdata.device import resolve_device
+    from samdata.synth.sample import GanSource
 
     return GanSource(gen_dir, resolve_device(device))
 

@@ -7,10 +7,10 @@ regenerated alone, in any batch, on any device, and the medigan export draws the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
-
-from pathlib import Path
 
 from samdata.synth.checkpoint import GeneratorInfo, load_generator
 from samdata.synth.medigan_package import latents

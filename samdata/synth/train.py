@@ -26,7 +26,6 @@ from samdata.errors import TrainingError
 from samdata.figures import draw_grid
 from samdata.synth.adversarial import AdversarialRun
 from samdata.synth.augment import diff_augment, parse_policy
-from samdata.synth.configs import GanConfig as GanConfig
 from samdata.synth.checkpoint import (
     CHECKPOINTS,
     LOG_FILE,
@@ -38,6 +37,7 @@ from samdata.synth.checkpoint import (
     resume_state,
     save_generator,
 )
+from samdata.synth.configs import GanConfig as GanConfig
 from samdata.synth.losses import d_hinge, g_hinge
 from samdata.synth.networks import NetConfig, PairedGenerator, build_networks
 from samdata.synth.pairs import RealPairs, to_model, to_store_grid

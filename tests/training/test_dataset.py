@@ -113,7 +113,7 @@ def test_image_is_the_resized_slice(store: str, val: MixtureDataset):
 
 
 def test_val_prompts_are_the_stored_prompt_set(store: str, val: MixtureDataset):
-    columns, attrs = SliceStore.open(store).read_table("prompt_sets/boxes")
+    columns, _attrs = SliceStore.open(store).read_table("prompt_sets/boxes")
     stored = dict(
         zip(
             zip(columns["case_id"].tolist(), columns["z"].tolist(), columns["label"].tolist()),

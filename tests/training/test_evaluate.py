@@ -17,11 +17,11 @@ from pipelines.prompt_sets import make_prompt_set
 from samdata.case import Case, CaseMeta, Geometry, Normalisation, Provenance
 from samdata.cli.main import app
 from samdata.errors import ConfigError
+from samdata.files import write_json
 from samdata.io.readers import write_nifti
 from samdata.metrics import METRICS
 from samdata.prompts import Prompt
 from storage import SliceStore
-from samdata.files import write_json
 from training.checkpoint import save_checkpoint, trainable_state
 from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset

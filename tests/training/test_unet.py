@@ -125,7 +125,7 @@ def test_the_unet_ignores_prompts_and_clicks_do_not_apply(run_dir: Path):
     from training.eval_report import open_split
 
     run = load_run(run_dir)
-    dataset, indices, _ = open_split(run, "val", None, None)
+    dataset, _indices, _ = open_split(run, "val", None, None)
     rows = evaluate_models({"unet": run.model}, dataset, EvalConfig()).rows
     assert len(rows) == len(dataset) and rows["dice"].notna().all()
     with pytest.raises(ConfigError, match="no prompt"):

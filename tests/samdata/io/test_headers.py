@@ -15,8 +15,8 @@ from PIL import Image
 
 from samdata.errors import InputFileError, ValidationError
 from samdata.io.headers import check_budget, check_pair, read_header
-from samdata.io.readers import read_volume
 from samdata.io.itk import sitk_from_xyz
+from samdata.io.readers import read_volume
 
 
 def declared_nifti(path: Path, shape: tuple[int, ...], dtype: type = np.int16, data: bytes = b"") -> Path:
