@@ -4,7 +4,8 @@ Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke 
 four contrasts drawn from the same tissue maps; the T1 case trains on ``--shots`` labelled slices and the
 other three form a val split no model sees. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
 pairs at ``--share``), S (R, half drawn skull-stripped), R1 (R, one intensity class per tissue) and E (B +
-near-real ``labels2image``); ``--steps-scale`` trains every arm longer. Score: per contrast, Dice on the
+near-real ``labels2image``); ``--steps-scale`` trains every arm longer; a
+``--share`` other than 1/2 tags run folders and mixtures with ``-p<share>``. Score: per contrast, Dice on the
 slice grid over the 15 held-out slices. Writes ``<out>/results.json`` and ``results.md``; finished runs and
 evaluations are reused.
 """
@@ -98,8 +99,10 @@ def run_one(
         query = SliceQuery(labels=(LABEL,), cases=("mni152",), slices=tuple(labelled(n)))
         source, reference = build_source(store, query, kind, generator_id=gid)
         synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
-    mixture = f"c-{arm}-n{n}-s{seed}"
     scale = "" if args.steps_scale == 1 else f"-x{args.steps_scale:g}"
+    if kind and args.share != 0.5:  # the default share keeps the names of earlier runs
+        scale += f"-p{args.share:g}"
+    mixture = f"c-{arm}-n{n}-s{seed}" + (f"-p{args.share:g}" if kind and args.share != 0.5 else "")
     make_mixture(store, mixture, kind, gid, args.share)
     base, adapter, steps, lr = MODELS[model]
     steps = run_steps(model, int(steps * args.steps_scale), n, args.quick)
