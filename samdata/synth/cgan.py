@@ -179,20 +179,8 @@ def train_cgan(
             if on_step is not None:
                 on_step(run.step, config.steps, metrics)
     atomic_save({k: v.detach().cpu() for k, v in run.ema.state_dict().items()}, gen_dir / GENERATOR_FILE)
-    info = GeneratorInfo(
-        generator_id=generator_id,
-        net=None,
-        label_values=pairs.label_values,
-        label_names=pairs.label_names,
-        grid=pairs.grid,
-        spacing=pairs.spacing,
-        modality=pairs.modality,
-        source=pairs.source,
-        snapshot_id=pairs.snapshot_id,
-        train_keys=pairs.keys,
-        gan=config.to_json(),
-        steps_done=run.step,
-        kind="cgan",
+    info = GeneratorInfo.of(
+        pairs, config.to_json(), generator_id=generator_id, net=None, steps_done=run.step, kind="cgan"
     )
     write_info(gen_dir, info)
     return CganResult(gen_dir, run.step, file_sha256(gen_dir / GENERATOR_FILE), time.perf_counter() - started, metrics)

@@ -13,13 +13,16 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from samdata.errors import CaseNotFoundError, ConfigError, InputFileError
 from samdata.files import atomic_write, file_sha256, write_json
 from samdata.synth.networks import NetConfig, PairedGenerator, build_generator
+
+if TYPE_CHECKING:
+    from samdata.synth.pairs import RealPairs
 
 INFO_FILE = "generator.json"
 GENERATOR_FILE = "generator.pt"
@@ -56,6 +59,34 @@ class GeneratorInfo:
     gan: dict[str, Any]
     steps_done: int = 0
     kind: str = "fastgan"
+
+    @classmethod
+    def of(
+        cls,
+        pairs: RealPairs,
+        gan: dict[str, Any],
+        *,
+        generator_id: str,
+        net: NetConfig | None,
+        steps_done: int,
+        kind: str = "fastgan",
+    ) -> GeneratorInfo:
+        """The info of a generator trained on ``pairs`` with the config ``gan`` (its JSON form)."""
+        return cls(
+            generator_id=generator_id,
+            net=net,
+            label_values=pairs.label_values,
+            label_names=pairs.label_names,
+            grid=pairs.grid,
+            spacing=pairs.spacing,
+            modality=pairs.modality,
+            source=pairs.source,
+            snapshot_id=pairs.snapshot_id,
+            train_keys=pairs.keys,
+            gan=gan,
+            steps_done=steps_done,
+            kind=kind,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict."""

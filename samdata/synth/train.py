@@ -124,20 +124,7 @@ def write_grid(generator: PairedGenerator, info: GeneratorInfo, seed: int, path:
 
 
 def _info(pairs: RealPairs, config: GanConfig, net: NetConfig, generator_id: str, steps_done: int) -> GeneratorInfo:
-    return GeneratorInfo(
-        generator_id=generator_id,
-        net=net,
-        label_values=pairs.label_values,
-        label_names=pairs.label_names,
-        grid=pairs.grid,
-        spacing=pairs.spacing,
-        modality=pairs.modality,
-        source=pairs.source,
-        snapshot_id=pairs.snapshot_id,
-        train_keys=pairs.keys,
-        gan=config.to_json(),
-        steps_done=steps_done,
-    )
+    return GeneratorInfo.of(pairs, config.to_json(), generator_id=generator_id, net=net, steps_done=steps_done)
 
 
 def train_gan(
