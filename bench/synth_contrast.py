@@ -99,10 +99,9 @@ def run_one(
         query = SliceQuery(labels=(LABEL,), cases=("mni152",), slices=tuple(labelled(n)))
         source, reference = build_source(store, query, kind, generator_id=gid)
         synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
-    scale = "" if args.steps_scale == 1 else f"-x{args.steps_scale:g}"
-    if kind and args.share != 0.5:  # the default share keeps the names of earlier runs
-        scale += f"-p{args.share:g}"
-    mixture = f"c-{arm}-n{n}-s{seed}" + (f"-p{args.share:g}" if kind and args.share != 0.5 else "")
+    share = f"-p{args.share:g}" if kind and args.share != 0.5 else ""  # the default keeps earlier runs' names
+    scale = ("" if args.steps_scale == 1 else f"-x{args.steps_scale:g}") + share
+    mixture = f"c-{arm}-n{n}-s{seed}{share}"
     make_mixture(store, mixture, kind, gid, args.share)
     base, adapter, steps, lr = MODELS[model]
     steps = run_steps(model, int(steps * args.steps_scale), n, args.quick)
