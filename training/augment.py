@@ -84,8 +84,30 @@ AUGMENTS: MappingProxyType[str, AugmentEntry] = MappingProxyType(
             "Gaussian noise, sd up to 0.03 of the [0, 1] range",
             False,
         ),
+        "remap": AugmentEntry(
+            lambda: tio().Lambda(remap_intensities, types_to_apply=[tio().INTENSITY]),
+            "random intensity remapping curve (MONAI IntensityRemap, its defaults) with probability 0.5: "
+            "new, even inverted, contrasts",
+            False,
+        ),
     }
 )
+
+REMAP_PROBABILITY = 0.5
+
+
+def remap_intensities(tensor: torch.Tensor) -> torch.Tensor:
+    """MONAI's ``RandIntensityRemap`` (Hesse et al. 2020: a smoothed random curve plus a +-0.7 slope, so
+    contrasts change and may invert) with its defaults, applied to all channels alike (they are neighbour
+    slices of one scan) and drawn from torch's generator, which :class:`Augment` seeds."""
+    from monai.transforms import IntensityRemap
+
+    if float(torch.rand(())) >= REMAP_PROBABILITY:
+        return tensor
+    slope = 0.7 if float(torch.rand(())) < 0.5 else -0.7
+    remap = IntensityRemap(slope=slope)
+    remap.set_random_state(int(torch.randint(2**31 - 1, ())))
+    return remap(tensor).as_subclass(torch.Tensor).to(tensor.dtype)
 
 
 def augment_names() -> tuple[str, ...]:
