@@ -5,7 +5,8 @@ four contrasts drawn from the same tissue maps; the T1 case trains on ``--shots`
 other three form a val split no model sees. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
 pairs at ``--share``), S (R, half drawn skull-stripped), R1 (R, one intensity class per tissue) and E (B +
 near-real ``labels2image``); ``--steps-scale`` trains every arm longer; a
-``--share`` other than 1/2 tags run folders and mixtures with ``-p<share>``. Score: per contrast, Dice on the
+``--share`` other than 1/2 tags run folders and mixtures with ``-p<share>``, a ``--count`` other than 200 with
+``-c<count>``, an ``--augment`` other than flip,affine with ``-a<names>``. Score: per contrast, Dice on the
 slice grid over the 15 held-out slices. Writes ``<out>/results.json`` and ``results.md``; finished runs and
 evaluations are reused.
 """
@@ -39,6 +40,7 @@ from bench.common import (
 )
 
 CONTRASTS = ("t1", "t2", "flair", "t1inv")
+AUGMENT = "flip,affine"  # the default; others tag the run folders with ``-a<names>``
 ARMS = {
     "B": None,
     "R": "labels2image:mode=random",
@@ -94,14 +96,16 @@ def run_one(
     from training.run import load_run
 
     kind = ARMS[arm]
-    gid = generator_id(kind, len(labelled(n)), seed) if kind else ""
+    pairs = f"-c{args.count}" if kind and args.count != 200 else ""  # the default keeps earlier runs' names
+    gid = generator_id(kind, len(labelled(n)), seed) + pairs.replace("-", "_") if kind else ""
     if kind and not any(c.startswith(f"syn-{gid}-") for c in SliceStore.open(store).case_ids()):
         query = SliceQuery(labels=(LABEL,), cases=("mni152",), slices=tuple(labelled(n)))
         source, reference = build_source(store, query, kind, generator_id=gid)
         synthesize(store, source, reference, SynthConfig(count=args.count, seed=seed, batch_size=32))
     share = f"-p{args.share:g}" if kind and args.share != 0.5 else ""  # the default keeps earlier runs' names
-    scale = ("" if args.steps_scale == 1 else f"-x{args.steps_scale:g}") + share
-    mixture = f"c-{arm}-n{n}-s{seed}{share}"
+    scale = ("" if args.steps_scale == 1 else f"-x{args.steps_scale:g}") + share + pairs
+    scale += "" if args.augment == AUGMENT else "-a" + args.augment.replace(",", "+")  # the mixture stays
+    mixture = f"c-{arm}-n{n}-s{seed}{share}{pairs}"
     make_mixture(store, mixture, kind, gid, args.share)
     base, adapter, steps, lr = MODELS[model]
     steps = run_steps(model, int(steps * args.steps_scale), n, args.quick)
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="unet")
     parser.add_argument("--arms", default="B,R,E")
     parser.add_argument("--share", type=float, default=0.5)
-    parser.add_argument("--augment", default="flip,affine")
+    parser.add_argument("--augment", default=AUGMENT)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps-scale", type=float, default=1.0)
