@@ -25,6 +25,7 @@ def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path,
         "0008|103e": f"samdata test series {series}",
         "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
         "0020|000e": f"1.2.826.0.1.3680043.2.1125.1.{series}",
+        "0020|0052": "1.2.826.0.1.3680043.2.1125.2",  # frame of reference (DICOM-SEG needs it)
         "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
         "0028|1053": "1",
         "0028|1052": "0",
