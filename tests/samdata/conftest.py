@@ -45,6 +45,16 @@ def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path,
     return folder
 
 
+def oblique_affine(angle: float, offset: tuple[float, float, float]) -> np.ndarray:
+    """A RAS+ affine rotated by ``angle`` (radians) about z, with LPS-style flips of x and y and voxels of
+    0.8 x 0.7 x 2.5 mm, its first voxel at ``offset``."""
+    c, s = np.cos(angle), np.sin(angle)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-0.8, -0.7, 2.5])
+    affine[:3, 3] = offset
+    return affine
+
+
 @pytest.fixture
 def write_dicom_series() -> DicomWriter:
     """The DICOM series writer: ``write_dicom_series(array_xyz, affine, folder, series="1") -> folder``."""

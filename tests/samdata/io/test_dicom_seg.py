@@ -13,24 +13,16 @@ from samdata.errors import ValidationError
 from samdata.io.dicom_seg import SERIES_DESCRIPTION, write_dicom_seg
 from samdata.io.readers import read_volume
 from samdata.io.segmentations import SLICER_COLOURS, segments_for
+from tests.samdata.conftest import oblique_affine
 
 SHAPE = (12, 10, 6)  # (X, Y, Z): columns, rows, slices
-
-
-def _affine() -> np.ndarray:
-    """An oblique RAS+ affine (rotated about z, LPS-style flips, anisotropic spacing)."""
-    c, s = np.cos(np.pi / 7), np.sin(np.pi / 7)
-    affine = np.eye(4)
-    affine[:3, :3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-0.8, -0.7, 2.5])
-    affine[:3, 3] = [20.0, -15.0, 30.0]
-    return affine
 
 
 @pytest.fixture
 def series(tmp_path: Path, write_dicom_series) -> Path:
     """A 6-slice CT series whose file s1_00k.dcm holds slice k (the writer names files by slice)."""
     image = np.random.default_rng(0).integers(-500, 500, SHAPE)
-    return write_dicom_series(image, _affine(), tmp_path / "series")
+    return write_dicom_series(image, oblique_affine(np.pi / 7, (20.0, -15.0, 30.0)), tmp_path / "series")
 
 
 def _labels() -> np.ndarray:

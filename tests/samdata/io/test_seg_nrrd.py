@@ -14,17 +14,9 @@ from samdata.errors import ValidationError
 from samdata.io.readers import write_nifti
 from samdata.io.seg_nrrd import EMPTY_EXTENT, label_dtype, write_seg_nrrd
 from samdata.io.segmentations import SLICER_COLOURS, segments_for
+from tests.samdata.conftest import oblique_affine
 
 SHAPE = (9, 7, 5)
-
-
-def _affine() -> np.ndarray:
-    """An oblique RAS+ affine with flips, anisotropic spacing and an offset."""
-    c, s = np.cos(np.pi / 5), np.sin(np.pi / 5)
-    affine = np.eye(4)
-    affine[:3, :3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-0.8, -0.7, 2.5])
-    affine[:3, 3] = [12.5, -30.0, 44.0]
-    return affine
 
 
 def _labels() -> np.ndarray:
@@ -40,7 +32,7 @@ def _corners(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def test_seg_nrrd_reads_back_with_slicer_fields_and_the_nifti_geometry(tmp_path: Path):
-    labels, affine = _labels(), _affine()
+    labels, affine = _labels(), oblique_affine(np.pi / 5, (12.5, -30.0, 44.0))
     segments = segments_for({1: "white_matter", 3: "lesion", 4: "absent"})
     path = write_seg_nrrd(labels, affine, tmp_path / "pred.seg.nrrd", segments)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.seg.nrrd"]  # no temporary file left
