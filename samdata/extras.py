@@ -2,7 +2,8 @@
 
 Heavy packages used for one thing each are extras of the distribution (``pyproject.toml``):
 ``sample`` (nilearn: the MNI152 sample data), ``medigan`` (medigan packages), ``flows`` (Prefect and
-prefect-dask: flows, schedules, the demo) and ``tensorboard``; ``all`` installs every one.
+prefect-dask: flows, schedules, the demo), ``tensorboard`` and ``seg`` (pynrrd, pydicom, highdicom: predicted
+masks as 3D Slicer ``.seg.nrrd`` and DICOM-SEG); ``all`` installs every one.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from samdata.case import CaseMeta, Normalisation, Provenance
 from samdata.errors import ConfigError, RegistryError, ValidationError
-from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
+from samdata.io.readers import read_label, read_volume, source_hash
+from samdata.io.segmentations import check_output, segments_for, write_segmentation
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
 from samdata.prompts import Prompt, frame_shape
@@ -362,8 +363,23 @@ class PredictReport:
     voxels: dict[int, int]
     slices: tuple[int, ...]
     seconds: float
-    labels: dict[int, str] = field(default_factory=dict)  # label value → name, for a prompt-free run
+    labels: dict[int, str] = field(default_factory=dict)  # label value → segment name (:func:`segment_names`)
     tta: str = "none"
+    out_format: str = "nifti"
+
+
+def segment_names(
+    run: LoadedRun, store_names: dict[int, str], prompt_values: tuple[int, ...] | None = None
+) -> dict[int, str]:
+    """Names of the label values a prediction writes: a prompt-free run's labels in order; for a box (value 1)
+    the one label the run trained on (``--labels``, else the store's only label), else "object"; for a prompt
+    mask's values the training store's names of them (``label <value>`` where it has none)."""
+    if not is_promptable(run.model):
+        return {i + 1: name for i, name in enumerate(run.model.label_names)}
+    if prompt_values is not None:
+        return {v: store_names.get(v, f"label {v}") for v in prompt_values}
+    trained = run.config.labels or tuple(store_names.values())
+    return {1: trained[0] if len(trained) == 1 else "object"}
 
 
 def predict_file(
@@ -378,11 +394,14 @@ def predict_file(
     z_range: tuple[int, int] | None = None,
     tta: str = "none",
     stages: Callable[[str, int], Advance] | None = None,
+    out_format: str = "nifti",
 ) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
-    boxes, and write the label map on the image's own grid and affine to ``out`` (NIfTI); ``tta``: test-time
-    mirroring (:mod:`training.tta`); ``stages(description, total)`` starts a progress stage over slices."""
+    boxes, and write the label map on the image's own grid and affine to ``out`` as ``out_format``
+    (:data:`samdata.io.segmentations.OUTPUT_FORMATS`: nifti, nrrd, dicom-seg); ``tta``: test-time mirroring
+    (:mod:`training.tta`); ``stages(description, total)`` starts a progress stage over slices."""
     tta_views(tta)  # a bad mode fails before the image is read
+    check_output(out_format, image, out)  # so does a format that cannot be written for this image
     promptable = is_promptable(run.model)
     if not promptable and (box is not None or prompt_mask is not None):
         raise ConfigError(
@@ -393,7 +412,7 @@ def predict_file(
         raise ConfigError("predict needs exactly one prompt: a box ('x0,y0,x1,y1@z') or a prompt mask file")
     start = time.perf_counter()
     volume = read_volume(image)
-    config, _ = run_normalisation(run, store_url)
+    config, store_meta = run_normalisation(run, store_url)
     label = read_label(prompt_mask, volume) if prompt_mask is not None else None
     provenance = Provenance("real", str(image), source_hash(image))
     case = prepare_case(
@@ -429,8 +448,11 @@ def predict_file(
         mask = predict_from_masks(
             model, case.image, case.label, context=use_context, size=size, tta=tta, advance=advance
         )
+    prompt_values = None if label is None else tuple(int(v) for v in np.unique(case.label) if v != 0)
+    names = segment_names(run, store_meta.label_names, prompt_values)
     source = to_source_grid(mask, case.meta)
-    written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
+    affine = np.asarray(case.meta.geometry.source_affine)
+    written = write_segmentation(out_format, source, affine, out, segments_for(names), volume)
     values, counts = np.unique(mask[mask != 0], return_counts=True)
     canonical: tuple[int, int, int] = case.image.shape  # type: ignore[assignment]
     return PredictReport(
@@ -443,6 +465,7 @@ def predict_file(
         voxels={int(v): int(c) for v, c in zip(values, counts)},
         slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
         seconds=time.perf_counter() - start,
-        labels={} if promptable else {i + 1: name for i, name in enumerate(run.model.label_names)},
+        labels=names,
         tta=tta,
+        out_format=out_format,
     )

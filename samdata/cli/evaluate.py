@@ -1,4 +1,5 @@
-"""Evaluation commands: ``evaluate`` (a run vs zero-shot on a split) and ``predict`` (a new image to a NIfTI mask)."""
+"""Evaluation commands: ``evaluate`` (a run vs zero-shot on a split) and ``predict`` (a new image to a mask file:
+NIfTI, 3D Slicer .seg.nrrd or DICOM-SEG)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import interactive, out, progress
-from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, RunArg, RunStoreOpt, config_option, feed_logits_option
+from samdata.cli.options import (
+    DEFAULT_DEVICE,
+    DeviceOpt,
+    RunArg,
+    RunStoreOpt,
+    SegFormatOpt,
+    config_option,
+    feed_logits_option,
+)
 from samdata.device import resolve_device
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.spec import parse_box, parse_clicks, parse_z_range
@@ -96,7 +105,14 @@ def evaluate(
 def predict(
     run: RunArg,
     image: Annotated[Path, typer.Option(help="Image to segment (NIfTI, NRRD/MHA, DICOM folder).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output label map (.nii.gz), on the image's grid.")],
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output label map on the image's grid (.nii.gz; .seg.nrrd with --format nrrd, .dcm with "
+            "--format dicom-seg).",
+        ),
+    ],
     box: Annotated[
         Optional[str],
         typer.Option(
@@ -122,12 +138,14 @@ def predict(
         ),
     ] = None,
     tta: str = config_option(EvalConfig, "tta"),
+    out_format: SegFormatOpt = "nifti",
     store: RunStoreOpt = None,
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Segment a new image with a run from a box (propagated through the volume) or a prompt mask; a U-Net
     run takes no prompt and segments every slice."""
+    from samdata.io.segmentations import check_output
     from training.predict import predict_file
     from training.run import load_run
     from training.tta import tta_views
@@ -139,6 +157,7 @@ def predict(
     limits = parse_z_range(z_range) if z_range is not None else None
     if not image.exists():  # before the (slow) model load
         raise CaseNotFoundError(f"{image}: no such file or folder; expected an image to segment")
+    check_output(out_format, image, out_path)
     loaded = load_run(run, device=resolve_device(device))
     with progress(disable=not interactive()) as bars:
         report = predict_file(
@@ -152,6 +171,7 @@ def predict(
             z_range=limits,
             tta=tta,
             stages=bars.stage,
+            out_format=out_format,
         )
     if json_out:
         out.print_json(json.dumps(asdict(report), default=str))
@@ -170,7 +190,7 @@ def predict(
     )
     out.print(
         f"segmented {voxels} voxels over {len(report.slices)} slices in {report.seconds:.1f} s; "
-        f"wrote {report.out} on the source grid {report.source_shape}",
+        f"wrote {report.out} ({report.out_format}) on the source grid {report.source_shape}",
         highlight=False,
     )
 

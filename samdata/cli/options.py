@@ -107,4 +107,13 @@ WorkersOpt = Annotated[
 AddressOpt = Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, tcp://host:8786.")]
 
 
+SegFormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Output file format: nifti (.nii.gz, any viewer), nrrd (.seg.nrrd: a 3D Slicer segmentation with "
+        "named, coloured segments) or dicom-seg (.dcm: DICOM-SEG referencing the source series, for OHIF and "
+        "PACS; the image must be a DICOM folder).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

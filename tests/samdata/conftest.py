@@ -25,6 +25,7 @@ def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path,
         "0008|103e": f"samdata test series {series}",
         "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
         "0020|000e": f"1.2.826.0.1.3680043.2.1125.1.{series}",
+        "0020|0052": "1.2.826.0.1.3680043.2.1125.2",  # frame of reference (DICOM-SEG needs it)
         "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
         "0028|1053": "1",
         "0028|1052": "0",
@@ -42,6 +43,16 @@ def _write_dicom_series(array_xyz: np.ndarray, affine: np.ndarray, folder: Path,
         writer.SetFileName(str(folder / f"s{series}_{k:03d}.dcm"))
         writer.Execute(plane)
     return folder
+
+
+def oblique_affine(angle: float, offset: tuple[float, float, float]) -> np.ndarray:
+    """A RAS+ affine rotated by ``angle`` (radians) about z, with LPS-style flips of x and y and voxels of
+    0.8 x 0.7 x 2.5 mm, its first voxel at ``offset``."""
+    c, s = np.cos(angle), np.sin(angle)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-0.8, -0.7, 2.5])
+    affine[:3, 3] = offset
+    return affine
 
 
 @pytest.fixture

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import highdicom as hd
 import nibabel as nib
+import nrrd
 import numpy as np
+import pydicom
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -21,6 +24,7 @@ from samdata.prepare import prepare_case
 from samdata.prompts import Prompt
 from samdata.prompts.regions import tight_box
 from storage import SliceStore
+from tests.samdata.conftest import _write_dicom_series as write_dicom_series
 from training.config import TrainConfig
 from training.models import build_model
 from training.predict import (
@@ -152,6 +156,40 @@ def test_mirroring_reaches_every_slice_of_a_box_and_of_a_prompt_mask(run: Loaded
         predict_file(run, image, tmp_path / "x.nii.gz", box=((6, 5, 24, 20), 4), tta="mirror")
 
 
+def test_slicer_nrrd_holds_the_nifti_prediction_on_the_same_voxel_corners(run: LoadedRun, image: Path, tmp_path: Path):
+    box, limits = ((6, 5, 24, 20), 4), (3, 5)
+    nifti = predict_file(run, image, tmp_path / "pred.nii.gz", box=box, z_range=limits)
+    seg = predict_file(run, image, tmp_path / "pred.seg.nrrd", box=box, z_range=limits, out_format="nrrd")
+    assert seg.out_format == "nrrd" and seg.labels == nifti.labels == {1: "organ"}  # the store's one label
+    written = nib.load(tmp_path / "pred.nii.gz")
+    data, header = nrrd.read(str(tmp_path / "pred.seg.nrrd"), index_order="F")
+    np.testing.assert_array_equal(data, np.asarray(written.dataobj))
+    assert (header["Segment0_Name"], header["Segment0_LabelValue"]) == ("organ", "1") and seg.voxels == nifti.voxels
+    corners = np.array([[a, b, c] for a in (-0.5, 7.5) for b in (-0.5, 29.5) for c in (-0.5, 25.5)])  # SOURCE_SHAPE
+    lps = header["space origin"] + corners @ header["space directions"]
+    np.testing.assert_allclose(lps * [-1, -1, 1], nib.affines.apply_affine(written.affine, corners), atol=1e-4)
+
+
+def test_dicom_seg_of_a_dicom_series_holds_the_prediction_per_instance(run: LoadedRun, tmp_path: Path):
+    series = write_dicom_series(_ct(SOURCE_SHAPE, 7)[0], AFFINE, tmp_path / "series")
+    box, limits = ((6, 5, 24, 20), 4), (3, 5)
+    nifti = predict_file(run, series, tmp_path / "pred.nii.gz", box=box, z_range=limits)
+    report = predict_file(run, series, tmp_path / "pred.dcm", box=box, z_range=limits, out_format="dicom-seg")
+    assert report.voxels == nifti.voxels and report.out_format == "dicom-seg"
+    predicted = np.asarray(nib.load(tmp_path / "pred.nii.gz").dataobj)  # (X, Y, Z) on the series' grid
+    read = read_volume(series).array
+    seg = hd.seg.segread(tmp_path / "pred.dcm")
+    assert seg.get_segment_description(1).segment_label == "organ" and seg.get_segment_numbers() == [1]
+    instances = [pydicom.dcmread(f) for f in sorted(series.glob("*.dcm"))]
+    uids = [ds.SOPInstanceUID for ds in instances]
+    assert {uid for _, _, uid in seg.get_source_image_uids()} == set(uids)
+    frames = seg.get_pixels_by_source_instance(uids, combine_segments=True)
+    for ds, frame in zip(instances, frames):  # each instance's slice found by its pixels, not its position
+        (k,) = [k for k in range(read.shape[2]) if np.array_equal(read[:, :, k].T, ds.pixel_array)]
+        np.testing.assert_array_equal(frame, predicted[:, :, k].T)
+    assert frames.any()
+
+
 def test_propagation_uses_the_previous_slice_box_and_stops_on_empty(run: LoadedRun):
     rng = np.random.default_rng(0)
     volume = rng.integers(0, 30, (7, 40, 48), dtype=np.uint8)
@@ -243,6 +281,11 @@ def test_faults_name_the_bad_value(run: LoadedRun, image: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="exactly one prompt"):
         predict_file(run, image, out)
     assert not out.exists()
+    with pytest.raises(ConfigError, match=r"patient.nii.gz: --format dicom-seg needs a DICOM series"):
+        predict_file(run, image, tmp_path / "o.dcm", box=((1, 1, 5, 5), 1), out_format="dicom-seg")
+    with pytest.raises(ConfigError, match=r"o.nii.gz: --format nrrd writes files ending in .seg.nrrd"):
+        predict_file(run, image, out, box=((1, 1, 5, 5), 1), out_format="nrrd")
+    assert not (tmp_path / "o.dcm").exists() and not out.exists()
 
 
 def test_cli_faults(image: Path, tmp_path: Path):

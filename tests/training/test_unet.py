@@ -134,6 +134,7 @@ def test_the_unet_ignores_prompts_and_clicks_do_not_apply(run_dir: Path):
 
 def test_predict_segments_every_slice_without_a_prompt(run_dir: Path, store: str, tmp_path: Path):
     import nibabel as nib
+    import nrrd
     import numpy as np
     from typer.testing import CliRunner
 
@@ -169,3 +170,11 @@ def test_predict_segments_every_slice_without_a_prompt(run_dir: Path, store: str
         app, ["predict", str(run_dir), "--image", str(image), "--out", str(out), "--store", store, "--box", "1,1,9,9@2"]
     )
     assert refused.exit_code != 0 and "takes no prompt" in refused.output
+    seg = tmp_path / "pred.seg.nrrd"
+    args = ["predict", str(run_dir), "--image", str(image), "--store", store, "--z-range", "2-5"]
+    result = CliRunner().invoke(app, [*args, "--out", str(seg), "--format", "nrrd", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["out_format"] == "nrrd" and json.loads(result.stdout)["out"] == str(seg)
+    data, header = nrrd.read(str(seg), index_order="F")
+    np.testing.assert_array_equal(data, np.asarray(written.dataobj))  # the NIfTI's labels, named and coloured
+    assert [header[f"Segment{n}_Name"] for n in range(2)] == ["liver", "spine"] and "Segment2_ID" not in header
