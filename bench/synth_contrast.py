@@ -3,7 +3,8 @@
 Protocol (``.venv/bin/python bench/synth_contrast.py``; ``--quick`` for a smoke run): a store of MNI152 in
 four contrasts drawn from the same tissue maps; the T1 case trains on ``--shots`` labelled slices and the
 other three form a val split no model sees. Arms: B (T1 with ``--augment``), R (B + ``labels2image:mode=random``
-pairs at ``--share``), S (R, half drawn skull-stripped), R1 (R, one intensity class per tissue) and E (B +
+pairs at ``--share``), S (R, half drawn skull-stripped), R1 (R, one intensity class per tissue), T (R with
+sub-classes clustered on a blurred image and every pair brain-extracted, as the real slices are) and E (B +
 near-real ``labels2image``); ``--steps-scale`` trains every arm longer; a
 ``--share`` other than 1/2 tags run folders and mixtures with ``-p<share>``, a ``--count`` other than 200 with
 ``-c<count>``, an ``--augment`` other than flip,affine with ``-a<names>``. Score: per contrast, Dice on the
@@ -46,6 +47,7 @@ ARMS = {
     "R": "labels2image:mode=random",
     "S": "labels2image:mode=random,strip=0.5",
     "R1": "labels2image:mode=random,clusters=1",
+    "T": "labels2image:mode=random,smooth=1.5,strip=1",
     "E": "labels2image",
 }
 

@@ -4,9 +4,10 @@ Each label of the real slices is split into intensity sub-classes (1-D k-means),
 deformed (:mod:`samdata.synth.deform`) and rendered as lab2im does: a Gaussian per sub-class, blur, bias
 field, resolution change, gamma, noise. ``mode=near`` keeps the real intensities and tissue order;
 ``mode=random`` draws every contrast, so a model must segment by shape; ``strip`` draws a share of samples
-skull-stripped. Written in batched torch rather than with TorchIO's ``RandomLabelsToImage`` +
-``RandomBiasField`` + ``RandomBlur`` + ``RandomAnisotropy``: those transform one subject at a time and
-together cost several times the per-pair budget on a 2-core CPU (BENCHMARKS.md, ``bench/synth_speed.py``).
+skull-stripped; ``smooth`` clusters on a blurred image, so sub-classes are regions rather than pixel noise.
+Written in batched torch rather than with TorchIO's ``RandomLabelsToImage`` + ``RandomBiasField`` +
+``RandomBlur`` + ``RandomAnisotropy``: those transform one subject at a time and together cost several
+times the per-pair budget on a 2-core CPU (BENCHMARKS.md, ``bench/synth_speed.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RenderParams:
     gamma: float = 0.1
     noise_max: float = 0.02
     strip: float = 0.0
+    smooth: float = 0.0
     deform: DeformParams = field(default_factory=DeformParams)
 
     def __post_init__(self) -> None:
@@ -59,6 +61,8 @@ class RenderParams:
         for key in ("mean_jitter", "random_sd_max", "blur_max", "bias", "gamma", "noise_max"):
             if not 0 <= float(getattr(self, key)) <= 10:
                 raise ConfigError(f"labels2image {key}={getattr(self, key)!r}; expected a number >= 0")
+        if not 0 <= float(self.smooth) <= 8:
+            raise ConfigError(f"labels2image smooth={self.smooth!r}; expected a Gaussian sigma 0..8 pixels")
         if not 0 <= float(self.strip) <= 1:
             raise ConfigError(f"labels2image strip={self.strip!r}; expected a probability 0..1")
         if not 0 < self.sd_scale_min <= self.sd_scale_max:
@@ -98,19 +102,28 @@ class SubClasses:
 
 
 def sub_classes(images: np.ndarray, classes: torch.Tensor, count: int, params: RenderParams) -> SubClasses:
-    """Split each of ``count`` classes of (N, H, W) class maps into intensity sub-classes of the images."""
+    """Split each of ``count`` classes of (N, H, W) class maps into intensity sub-classes of the images.
+
+    With ``params.smooth`` > 0 the pixels are assigned on the images blurred by that sigma (pixels), so that
+    sub-classes are regions of the tissue rather than its pixel noise; their mean and sd stay the raw pixels'."""
     images = np.asarray(images, dtype=np.float32)
+    if params.smooth > 0:
+        from scipy.ndimage import gaussian_filter
+
+        assign = gaussian_filter(images, sigma=(0, params.smooth, params.smooth), mode="nearest")
+    else:
+        assign = images
     class_np = classes.numpy()
     parent, mean, sd = [], [], []
     maps = np.zeros(class_np.shape, dtype=np.int64)
     rng = np.random.default_rng(0)  # subsampling only; fixed so that fitting is deterministic
     for c in range(count):
         inside = class_np == c
-        pixels = images[inside]
+        pixels, keys = images[inside], assign[inside]
         k = params.background_clusters if c == 0 else params.clusters
-        sample = pixels if pixels.size <= 200_000 else rng.choice(pixels, 200_000, replace=False)
+        sample = keys if keys.size <= 200_000 else rng.choice(keys, 200_000, replace=False)
         centres = kmeans_1d(sample, k)
-        nearest = np.abs(pixels[:, None] - centres[None]).argmin(1) if pixels.size else np.zeros(0, np.int64)
+        nearest = np.abs(keys[:, None] - centres[None]).argmin(1) if keys.size else np.zeros(0, np.int64)
         maps[inside] = len(parent) + nearest
         for j in range(k):
             chosen = pixels[nearest == j]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from samdata.errors import ConfigError, RegistryError
 from samdata.synth.deform import DeformGenerator
 from samdata.synth.render import LabelsToImageGenerator, RenderParams, kmeans_1d
+from tests.samdata.synth.pairs_data import atlas
 
 
 def test_labels2image_near_keeps_the_tissue_order(shapes: DeformGenerator) -> None:
@@ -58,3 +61,21 @@ def test_render_params_and_clusters() -> None:
         RenderParams(mode="wild")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="clusters"):
         RenderParams(clusters=0)
+
+
+def test_smooth_sub_classes_are_regions_not_pixel_noise() -> None:
+    real = atlas()
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(-30, 30, real.images.shape[-1])[None, None]  # a smooth trend inside every tissue
+    noisy = np.clip(real.images + ramp + rng.normal(0, 12, real.images.shape), 0, 255).astype(np.uint8)
+    shapes = DeformGenerator(replace(real, images=noisy))
+
+    def borders(params: RenderParams) -> int:
+        maps = LabelsToImageGenerator(shapes.reference, params, shapes=shapes).sub.maps.numpy()
+        return int((maps[:, 1:] != maps[:, :-1]).sum() + (maps[:, :, 1:] != maps[:, :, :-1]).sum())
+
+    assert borders(RenderParams(mode="random", smooth=2.0)) < borders(RenderParams(mode="random")) / 2
+    gen = LabelsToImageGenerator(shapes.reference, RenderParams(mode="random", smooth=2.0), shapes=shapes)
+    assert np.array_equal(gen.batch(0, [0, 1]).labels, shapes.batch(0, [0, 1]).labels)  # shapes unchanged
+    with pytest.raises(ConfigError, match="smooth"):
+        RenderParams(smooth=-1.0)
