@@ -14,12 +14,17 @@ the same call and builds the pyramid with dask, chunk by chunk. ngff-zarr would 
 (itkwasm, wasmtime) for its downsampling; ome-zarr-models validates metadata but writes no pixels (the tests
 read the export back with it, an independent implementation).
 
-Memory is bounded by one case: cases are read and written one at a time. Chunks are one axial slice (up to
-512×512 pixels) at every level, what a viewer's default 2D view reads; the in-plane sides halve per level
-down to about 64 pixels, and z halves too where that keeps the voxels no coarser along z than in-plane.
-NGFF 0.4/0.5 transforms are scale and translation only: an oblique affine is exported axis-aligned (its
-spacing and origin) and kept whole in the ``samdata`` attribute. Each image is written to a hidden folder
-and renamed when complete, so an interrupted export leaves no partial image under its final name.
+Memory is bounded by one case: cases are read and written one at a time. The in-plane sides halve per level
+down to about 64 pixels, and z halves too where that keeps the voxels no coarser along z than in-plane; the
+image's levels are local means (box averages: 7× faster here than ome-zarr's default anti-aliased resize),
+the label's nearest samples. Chunks are one axial slice (up to 512×512 pixels) at every level, what a
+viewer's default 2D view reads; in NGFF 0.5 they are grouped in shards of 16 slices (Zarr v3's
+``sharding_indexed``), so a case is a few dozen files and writes 2× faster than one file per chunk. Level
+scales are the library's (full shape / level shape), so coarse levels of odd-sized grids sit within one
+full-resolution voxel of exact. NGFF 0.4/0.5 transforms are scale and translation only: an oblique affine is
+exported axis-aligned (its spacing and origin) and kept whole in the ``samdata`` attribute. Each image is
+written to a hidden folder and renamed when complete, so an interrupted export leaves no partial image under
+its final name.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ VERSIONS: tuple[str, ...] = ("0.5", "0.4")
 SUFFIX = ".ome.zarr"
 LABEL_IMAGE = "label"  # the label image's name under labels/ (napari's layer name)
 TILE = 512  # largest chunk side in y and x
+SHARD_DEPTH = 16  # slices per shard (Zarr v3)
 COARSEST = 64  # stop halving in-plane once the longer side would fall below this
 AXES = ("z", "y", "x")
 EXTRA = "omezarr"
@@ -80,16 +86,21 @@ def pyramid_factors(shape: Sequence[int], spacing_zyx: Sequence[float]) -> list[
 
 
 def _storage_options(shape: Sequence[int], factors: list[dict[str, int]], codec: Any) -> list[dict[str, Any]]:
-    """Chunks of one axial slice (tiles of at most TILE²) and the store's codec (Zarr v3; None: the
-    library's default, for Zarr v2), for every level."""
-    levels = [{"z": 1, "y": 1, "x": 1}, *factors]
-    return [
-        {
-            "chunks": (1, min(TILE, max(1, shape[1] // f["y"])), min(TILE, max(1, shape[2] // f["x"]))),
-            **({"compressors": codec} if codec is not None else {}),
-        }
-        for f in levels
-    ]
+    """Per level: chunks of one axial slice (tiles of at most TILE²); with a codec (Zarr v3) also that codec
+    and shards of SHARD_DEPTH slices, so a case is written in a few large objects; without (Zarr v2, which has
+    no shards), the library's default compressor."""
+    options = []
+    for f in [{"z": 1, "y": 1, "x": 1}, *factors]:
+        height, width = max(1, shape[1] // f["y"]), max(1, shape[2] // f["x"])
+        chunks = (1, min(TILE, height), min(TILE, width))
+        level: dict[str, Any] = {"chunks": chunks}
+        if codec is not None:  # a shard holds whole chunks: its sides are multiples of the chunk's
+            level |= {
+                "compressors": codec,
+                "shards": (SHARD_DEPTH, *(-(-n // c) * c for n, c in zip((height, width), chunks[1:]))),
+            }
+        options.append(level)
+    return options
 
 
 def _translate(group: zarr.Group, origin_zyx: Sequence[float], spacing_zyx: Sequence[float]) -> None:
@@ -157,8 +168,8 @@ def write_case(case: Case, path: Path, attrs: dict[str, Any], version: str = "0.
     spacing = tuple(float(s) for s in reversed(geometry.spacing))  # (X, Y, Z) → (z, y, x)
     origin = tuple(float(np.asarray(geometry.affine)[i, 3]) for i in (2, 1, 0))
     factors = pyramid_factors(case.image.shape, spacing)
-    # dask blocks hold whole multiples of the deepest z factor, so each block downsamples on its own
-    depth_block = min(case.image.shape[0], max([f["z"] for f in factors], default=1) * 8)
+    # dask blocks hold whole shards and whole multiples of the deepest z factor: each downsamples on its own
+    depth_block = min(case.image.shape[0], max([f["z"] for f in factors], default=1) * SHARD_DEPTH)
     common = {
         "fmt": fmt,
         "axes": list(AXES),
@@ -171,7 +182,7 @@ def write_case(case: Case, path: Path, attrs: dict[str, Any], version: str = "0.
             da.from_array(case.image, chunks=(depth_block, -1, -1)),
             root,
             scale_factors=[dict(f) for f in factors],  # ome-zarr rewrites the list it is given
-            method=Methods.RESIZE,
+            method=Methods.LOCAL_MEAN,
             storage_options=_storage_options(case.image.shape, factors, image_codec() if version == "0.5" else None),
             name=case.meta.case_id,
             **common,
