@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, phantom_store, write_json
+from bench.common import OUT, du, phantom_args, phantom_store, write_json
 
 EXPORT = """
 import sys, time, json
@@ -35,17 +35,10 @@ print(json.dumps({"seconds": seconds, "cases": len(cases), "voxel_bytes": sum(ca
 """
 
 
-def du(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def main() -> None:
     """Build (or reuse) the phantom store, export it in a fresh process, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", type=int, default=20)
-    parser.add_argument("--shape", default="512,512,100", help="X,Y,Z of each phantom")
-    parser.add_argument("--work", type=Path, default=OUT / "export-work")
+    phantom_args(parser, "export-work")
     parser.add_argument("--ngff", default="0.5", help="OME-NGFF version to write: 0.5 or 0.4")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
