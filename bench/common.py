@@ -193,6 +193,18 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def du(path: Path) -> int:
+    """Total bytes of the files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def phantom_args(parser: argparse.ArgumentParser, work: str) -> None:
+    """The options of the phantom benchmarks (ingest, export): --cases, --shape, --work (under bench/out)."""
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--shape", default="512,512,100", help="X,Y,Z of each phantom")
+    parser.add_argument("--work", type=Path, default=OUT / work)
+
+
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON (its folder made if needed); the path."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
-from bench.common import OUT, write_json
+from bench.common import OUT, du, phantom_args, write_json
 
 DECODE = """
 import sys, time, nibabel as nib, numpy as np
@@ -103,17 +103,10 @@ def run(code: str, *args: str) -> dict:
     }
 
 
-def du(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def main() -> None:
     """Generate phantoms, time every variant, print and save the table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", type=int, default=20)
-    parser.add_argument("--shape", default="512,512,100", help="X,Y,Z of each phantom")
-    parser.add_argument("--work", type=Path, default=OUT / "ingest-work")
+    phantom_args(parser, "ingest-work")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every variant (the median is reported)")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))

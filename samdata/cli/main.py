@@ -71,6 +71,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "labels2image, cgan), a few-shot GAN (fastgan), the quality gate, medigan "
         "packages.",
     ),
+    "export": (
+        "samdata.cli.export",
+        "Write store cases for other tools: OME-Zarr images with labels for viewers (napari).",
+    ),
     "flows": ("samdata.cli.flows", "Prefect flows: run one now, list them, or serve the scheduled deployments."),
 }
 
