@@ -72,6 +72,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "packages.",
     ),
     "flows": ("samdata.cli.flows", "Prefect flows: run one now, list them, or serve the scheduled deployments."),
+    "export": (
+        "samdata.cli.export",
+        "Write the store or a mixture for other tools: nnunet (an nnU-Net v2 raw dataset).",
+    ),
 }
 
 
