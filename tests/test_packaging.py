@@ -51,7 +51,7 @@ def test_the_wheel_ships_its_package_data_and_pins(wheel: zipfile.ZipFile) -> No
     assert re.search(r"Requires-Dist: zarr<4,>=3\.1", text) and re.search(r"Requires-Dist: icechunk<2,>=1\.1", text)
     core, extras = _metadata(wheel)
     assert {"pydicom", "timm", "nilearn", "medigan", "prefect", "tensorboard"}.isdisjoint(core)
-    assert {"sample", "medigan", "flows", "tensorboard", "all", "test"} <= set(extras)
+    assert {"sample", "medigan", "flows", "tensorboard", "nnunet", "all", "test"} <= set(extras)
 
 
 def test_every_imported_package_is_declared(wheel: zipfile.ZipFile) -> None:
