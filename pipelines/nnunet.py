@@ -96,10 +96,12 @@ def intensity_rule(meta: CaseMeta, view: SliceStore, present: set[str]) -> Norma
 
 
 def _modality(metas: list[CaseMeta], where: str) -> str:
-    """The one modality of the real train cases (nnU-Net's channel name: CT picks its CT normalisation)."""
+    """The one modality of the exported real cases (nnU-Net's channel name: CT picks its CT normalisation)."""
     found = sorted({m.modality for m in metas if m.provenance.origin != "synthetic"})
     if len(found) != 1:
-        raise ValidationError(f"{where}: the real train cases have modalities {found}; nnU-Net needs one channel name")
+        raise ValidationError(
+            f"{where}: the exported real cases have modalities {found}; nnU-Net needs one channel name"
+        )
     return found[0]
 
 
