@@ -10,6 +10,7 @@ from pydantic import Field
 
 from samdata.config import Count, Positive, Weight, config
 from samdata.errors import ConfigError
+from samdata.spec import parse_slices
 from samdata.synth.configs import GateConfig
 
 
@@ -71,3 +72,27 @@ class SynthConfig:
     batch_size: Annotated[Positive, Field(description="Pairs per gated batch, a Fréchet distance each")] = 16
     gate: GateConfig = field(default_factory=GateConfig)
     dry_run: Annotated[bool, Field(description="Gate and report, write nothing")] = False
+
+
+@config
+class NnunetExportConfig:
+    """How to write a mixture as an nnU-Net v2 raw dataset: its id and name, synthetic cases or not, and the
+    z of the real train cases whose labels it keeps (the other voxels get nnU-Net's ignore label)."""
+
+    dataset_id: Annotated[int, Field(strict=True, ge=1, le=999, description="nnU-Net dataset id (DatasetXXX)")] = 501
+    name: Annotated[
+        str | None,
+        Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", description="Dataset name (default: the mixture's name)"),
+    ] = None
+    synthetic: Annotated[bool, Field(strict=True, description="Export the mixture's synthetic train cases too")] = True
+    train_slices: Annotated[
+        str | None,
+        Field(
+            description="Keep labels only on these z of the real train cases, e.g. 50-139:3; "
+            "their other voxels get nnU-Net's ignore label (default: every slice)"
+        ),
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.train_slices is not None:
+            parse_slices(self.train_slices)  # ConfigError naming the bad item

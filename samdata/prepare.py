@@ -270,12 +270,12 @@ def prepare_case(
     return assemble_case(canonical, stored, cleaned, label_names=label_names, provenance=provenance, split=split)
 
 
-def to_source_grid(mask_zyx: np.ndarray, meta: CaseMeta) -> np.ndarray:
-    """Put a stored (Z, Y, X) label map or mask back on the source file's (X, Y, Z) grid.
+def to_source_grid(mask_zyx: np.ndarray, meta: CaseMeta, *, order: int = 0) -> np.ndarray:
+    """Put a stored (Z, Y, X) label map, mask or image back on the source file's (X, Y, Z) grid.
 
-    Undoes the transpose, the resampling (nearest neighbour onto the canonical pre-resample grid)
-    and the orientation transform, so the result can be written with ``geometry.source_affine``.
-    The dtype is kept.
+    Undoes the transpose, the resampling (onto the canonical pre-resample grid: nearest neighbour, or
+    spline ``order`` for an image) and the orientation transform, so the result can be written with
+    ``geometry.source_affine``. The dtype is kept.
     """
     geometry = meta.geometry
     source_affine = np.asarray(geometry.source_affine, dtype=float)
@@ -298,7 +298,7 @@ def to_source_grid(mask_zyx: np.ndarray, meta: CaseMeta) -> np.ndarray:
     canon = mask.transpose(2, 1, 0)
     if geometry.resampled:
         index_map = np.linalg.inv(np.asarray(geometry.affine, dtype=float)) @ canon_affine
-        canon = sample_grid(canon, index_map, tuple(canon_shape), order=0)
+        canon = sample_grid(canon, index_map, tuple(canon_shape), order=order)
     return np.ascontiguousarray(apply_orientation(canon, inverse_ornt(ornt)))
 
 

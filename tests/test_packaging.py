@@ -51,7 +51,8 @@ def test_the_wheel_ships_its_package_data_and_pins(wheel: zipfile.ZipFile) -> No
     assert re.search(r"Requires-Dist: zarr<4,>=3\.1", text) and re.search(r"Requires-Dist: icechunk<2,>=1\.1", text)
     core, extras = _metadata(wheel)
     assert {"pydicom", "timm", "nilearn", "medigan", "prefect", "tensorboard"}.isdisjoint(core)
-    assert {"sample", "medigan", "flows", "tensorboard", "seg", "omezarr", "viewer", "all", "test"} <= set(extras)
+    expected = {"sample", "medigan", "flows", "tensorboard", "seg", "omezarr", "nnunet", "viewer", "all", "test"}
+    assert expected <= set(extras)
     assert {"pynrrd", "pydicom", "highdicom"} <= extras["seg"] and {"pynrrd", "highdicom"}.isdisjoint(core)
     (everything,) = re.findall(r"Requires-Dist: samdata\[([^\]]+)\]; extra == \"all\"", text)
     assert "omezarr" in everything.split(",") and "viewer" not in everything.split(",")  # napari stays out of CI

@@ -1,17 +1,20 @@
 """``samdata export``: write store cases in the formats other tools read, one subcommand per format.
 
-Each subcommand is one self-contained function on the ``export`` group below (its imports inside it), so a
-new format is one more function.
+Each subcommand is one function on the ``export`` group below (its heavy imports inside it), so a new format
+is one more function.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from samdata.cli.options import StoreArg
+from pipelines.configs import NnunetExportConfig
+from samdata.cli.common import interactive, out, progress
+from samdata.cli.options import JsonOpt, StoreArg, config_option
 
 export = typer.Typer(help="Write store cases in the formats other tools read (viewers, nnU-Net).", no_args_is_help=True)
 
@@ -19,7 +22,7 @@ export = typer.Typer(help="Write store cases in the formats other tools read (vi
 @export.command("ome-zarr")
 def ome_zarr(
     store: StoreArg,
-    out: Annotated[Path, typer.Argument(help="Folder to write one CASE.ome.zarr image per case into.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write one CASE.ome.zarr image per case into.")],
     case: Annotated[
         Optional[list[str]], typer.Option("--case", help="Case id to export (repeat; default: every case).")
     ] = None,
@@ -37,8 +40,6 @@ def ome_zarr(
 ) -> None:
     """OME-Zarr images for viewers (napari, Fiji, Neuroglancer): a multiscale image in millimetres per case, its
     label map as an NGFF label image with names and colours, and its provenance in the attributes."""
-    from samdata.cli.common import interactive, progress
-    from samdata.cli.common import out as stdout
     from storage.omezarr import ExportedCase, export_ome_zarr
 
     with progress(disable=not interactive()) as bars:
@@ -48,12 +49,42 @@ def ome_zarr(
             bar.update(item.position, item.total, item.case_id)
 
         paths = export_ome_zarr(
-            store, out, case or None, snapshot, mixture, version=ngff, overwrite=overwrite, on_case=done
+            store, dest, case or None, snapshot, mixture, version=ngff, overwrite=overwrite, on_case=done
         )
     for path in paths:
-        stdout.print(str(path), highlight=False)
-    stdout.print(
-        f"exported {len(paths)} case(s) as OME-Zarr {ngff}; view one with: napari {paths[0] if paths else out}"
+        out.print(str(path), highlight=False)
+    out.print(f"exported {len(paths)} case(s) as OME-Zarr {ngff}; view one with: napari {paths[0] if paths else dest}")
+
+
+@export.command("nnunet")
+def nnunet(
+    store: StoreArg,
+    dest: Annotated[Path, typer.Argument(help="nnU-Net raw folder (nnUNet_raw) that receives DatasetXXX_Name/.")],
+    mixture: Annotated[str, typer.Option(help="Mixture whose train and test cases are written.")],
+    synthetic: bool = config_option(NnunetExportConfig, "synthetic", "--synthetic/--no-synthetic"),
+    dataset_id: int = config_option(NnunetExportConfig, "dataset_id", "--dataset-id"),
+    name: Optional[str] = config_option(NnunetExportConfig, "name", "--name"),
+    train_slices: Optional[str] = config_option(NnunetExportConfig, "train_slices", "--train-slices"),
+    overwrite: Annotated[bool, typer.Option(help="Replace the dataset folder if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a mixture as an nnU-Net v2 raw dataset (imagesTr, labelsTr, imagesTs, dataset.json) on each
+    case's source grid, for ``nnUNetv2_plan_and_preprocess`` and ``nnUNetv2_train``."""
+    from pipelines.nnunet import export_nnunet
+
+    config = NnunetExportConfig(dataset_id=dataset_id, name=name, synthetic=synthetic, train_slices=train_slices)
+    with progress(disable=not interactive()) as bars:
+        bar = bars.add(f"export {mixture} to nnU-Net")
+        folder = export_nnunet(store, dest, mixture, config, overwrite=overwrite, progress=lambda _case: bar.advance())
+    dataset = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    if json_out:
+        out.print_json(json.dumps({"folder": str(folder), **dataset}))
+        return
+    out.print(
+        f"wrote [bold]{folder}[/]: {dataset['numTraining']} training and {dataset['numTest']} test cases, "
+        f"labels {dataset['labels']}; next: nnUNetv2_plan_and_preprocess -d {config.dataset_id} "
+        f"--verify_dataset_integrity (with nnUNet_raw={folder.parent})",
+        highlight=False,
     )
 
 

@@ -73,7 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "export": (
         "samdata.cli.export",
-        "Write store cases for other tools: OME-Zarr images with labels for viewers (napari).",
+        "Write store cases for other tools: ome-zarr (viewers: napari, Fiji), nnunet (an nnU-Net v2 raw dataset).",
     ),
     "flows": ("samdata.cli.flows", "Prefect flows: run one now, list them, or serve the scheduled deployments."),
 }
