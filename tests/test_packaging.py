@@ -56,6 +56,7 @@ def test_the_wheel_ships_its_package_data_and_pins(wheel: zipfile.ZipFile) -> No
     assert {"pynrrd", "pydicom", "highdicom"} <= extras["seg"] and {"pynrrd", "highdicom"}.isdisjoint(core)
     (everything,) = re.findall(r"Requires-Dist: samdata\[([^\]]+)\]; extra == \"all\"", text)
     assert "omezarr" in everything.split(",") and "viewer" not in everything.split(",")  # napari stays out of CI
+    assert "nnunet" not in everything.split(",")  # its PyPI argparse would shadow the standard library's
 
 
 def test_every_imported_package_is_declared(wheel: zipfile.ZipFile) -> None:
