@@ -1,2 +1,2 @@
-"""Prefect flows over the pipelines and training: ingest, synthesize, prompts, curate, train, build-and-train,
+"""Prefect flows over the pipelines and training: ingest, synthesize, prompts, curate, export, train, build-and-train,
 watch-folder and demo (registry and deployments in :mod:`flows.deployments`, schedules in prefect.yaml)."""

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.curate import curate_flow, prompts_flow
+from flows.export import ExportParams, export_flow
 from flows.ingest import ingest_flow
 from flows.params import IngestParams, MixtureParams, PromptParams, SourceParams
 from flows.report import ReportInputs, report_task
@@ -57,10 +58,12 @@ def build_and_train(
     evaluate: EvalParams | None = EvalParams(),
     synthesize: SynthParams | None = None,
     report: str | None = "report",
+    exports: list[ExportParams] = [],  # type: ignore[valid-type]  # noqa: B006 (Prefect parameters: never mutated)
 ) -> dict[str, Any]:
     """Ingest ``sources`` into ``store``, add gated synthetic pairs from a generator trained in ``out/generator``
-    (if ``synthesize``), commit a prompt set and a mixture, train into ``out/run`` (unless ``train`` is None),
-    evaluate, and write the HTML report into ``out/<report>`` (unless None)."""
+    (if ``synthesize``), commit a prompt set and a mixture, write each of ``exports`` (default folder
+    ``out/<format>``; an nnU-Net export without a mixture writes the curated one), train into ``out/run``
+    (unless ``train`` is None), evaluate, and write the HTML report into ``out/<report>`` (unless None)."""
     logger = get_run_logger()
     Path(out).mkdir(parents=True, exist_ok=True)
     memory = StageMemory()  # this process's peak per stage (ingest workers run in their own processes)
@@ -87,9 +90,15 @@ def build_and_train(
         "synthesize": synthetic,
         "prompts": prompt_report,
         "mixture": mixture_attrs,
+        "exports": [],
         "train": None,
         "report": None,
     }
+    for export in exports:
+        if export.format == "nnunet" and not export.mixture:
+            export = export.model_copy(update={"mixture": mixture.name})
+        with memory.stage(f"export {export.format}"):
+            result["exports"].append(export_flow(store, export, out))
     if train is not None:
         run_dir = Path(out) / RUN_FOLDER
         result["train"] = train_flow(

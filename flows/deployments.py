@@ -31,6 +31,7 @@ FLOWS: dict[str, str] = {
     "synthesize": "flows.synthesize:synthesize_flow",
     "prompts": "flows.curate:prompts_flow",
     "curate": "flows.curate:curate_flow",
+    "export": "flows.export:export_flow",
     "train": "flows.train:train_flow",
     "build-and-train": "flows.build:build_and_train",
     "watch-folder": "flows.build:watch_flow",

@@ -19,6 +19,7 @@ from prefect.exceptions import ParameterTypeError
 
 from flows.artifacts import artifact_key
 from flows.build import build_and_train, watch_flow
+from flows.export import ExportParams
 from flows.ingest import ingest_flow
 from flows.params import IngestParams, MixtureParams, PromptParams, SourceParams
 from flows.synthesize import SynthParams
@@ -82,8 +83,16 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
         evaluate=None,
         synthesize=synth,
         report=None,
+        exports=[ExportParams(format="ome-zarr", cases=["phantom_000"]), ExportParams(format="nnunet")],
     )
     assert again["ingest"][0]["added"] == [] and len(again["ingest"][0]["skipped"]) == 4
+    omezarr, nnunet = again["exports"]
+    assert omezarr["paths"] == [str(out / "ome-zarr" / "phantom_000.ome.zarr")]
+    assert (out / "ome-zarr" / "phantom_000.ome.zarr" / "zarr.json").is_file()
+    dataset = Path(nnunet["paths"][0])
+    assert dataset.parent == out / "nnunet" and json.loads((dataset / "dataset.json").read_text())["numTraining"] > 0
+    assert "phantom_000.ome.zarr" in latest_artifact(omezarr["artifact"])
+    assert f"nnUNet_raw={out / 'nnunet'}" in latest_artifact(nnunet["artifact"])
     assert (
         again["synthesize"]["accepted"] == 0
         and again["synthesize"]["already_stored"] + again["synthesize"]["generated"] == 4
@@ -122,6 +131,15 @@ def test_parameters_are_validated_before_the_run(phantoms: Path, tmp_path: Path)
             out=str(tmp_path / "o"),
             evaluate={"tta": "mirror"},
         )
+    with pytest.raises(ParameterTypeError, match="dataset_id"):
+        build_and_train(
+            sources=[{"path": str(phantoms)}],
+            store=str(tmp_path / "s"),
+            out=str(tmp_path / "o"),
+            exports=[{"format": "nnunet", "dataset_id": 1000}],
+        )
+    with pytest.raises(ValueError, match="ome-zarr only"):
+        ExportParams(format="nnunet", cases=["a"])
     assert EvalParams(tta="lr").config().tta == "lr"
     with pytest.raises(ValueError, match="valid generator kinds"):
         SynthParams(kind="warp", labels=("liver",))
