@@ -179,8 +179,7 @@ def segment_volume(
             )
         for j, z in enumerate(zs):
             probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
-            best = probs.argmax(0)
-            out[z] = np.where(probs.max(0) > 0.5, best + 1, 0)
+            out[z] = most_probable(probs, list(range(1, len(probs) + 1)))
         if advance is not None:
             advance(len(zs))
     return out
@@ -250,6 +249,13 @@ def propagate_box(
     return out
 
 
+def most_probable(probs: np.ndarray, labels: list[int], threshold: float = 0.5) -> np.ndarray:
+    """(Y, X) int64 label map of one slice's (N, Y, X) object probabilities: ``labels[i]`` where object i is the
+    most probable one and above ``threshold``, else 0 (where two predictions overlap, the more probable wins)."""
+    best = probs.argmax(axis=0)
+    return np.where(probs.max(axis=0) > threshold, np.asarray(labels, dtype=np.int64)[best], 0)
+
+
 def predict_from_masks(
     model: SamModel,
     image_zyx: np.ndarray,
@@ -274,9 +280,7 @@ def predict_from_masks(
         probs = segment_slice(
             model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size, tta
         )
-        best = probs.argmax(axis=0)
-        keep = probs.max(axis=0) > threshold
-        out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
+        out[z] = most_probable(probs, labels, threshold).astype(prompt_zyx.dtype)
         if advance is not None:
             advance(1)
     return out
@@ -349,6 +353,13 @@ def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[Ing
 
 
 # ----------------------------------------------------------------------------- files
+def write_on_source_grid(mask_zyx: np.ndarray, meta: CaseMeta, out: Path | str) -> tuple[Path, np.ndarray]:
+    """Write a stored-grid (Z, Y, X) label map on ``meta``'s source grid with the source affine (NIfTI):
+    the file written and the source-grid (X, Y, Z) array."""
+    source = to_source_grid(mask_zyx, meta)
+    return write_nifti(source, np.asarray(meta.geometry.source_affine), out), source
+
+
 @dataclass(frozen=True)
 class PredictReport:
     """What :func:`predict_file` did: output, canonical (Z, Y, X) shape, voxels per label, slices, timing."""
@@ -429,8 +440,7 @@ def predict_file(
         mask = predict_from_masks(
             model, case.image, case.label, context=use_context, size=size, tta=tta, advance=advance
         )
-    source = to_source_grid(mask, case.meta)
-    written = write_nifti(source, np.asarray(case.meta.geometry.source_affine), out)
+    written, source = write_on_source_grid(mask, case.meta, out)
     values, counts = np.unique(mask[mask != 0], return_counts=True)
     canonical: tuple[int, int, int] = case.image.shape  # type: ignore[assignment]
     return PredictReport(
