@@ -72,6 +72,7 @@ class VolumeScores:
     ranges: dict[str, tuple[int, int]]
     seconds: float
     skipped: dict[str, str] = field(default_factory=dict)
+    gaps: tuple[str, ...] = ()
 
 
 def source_spacing(meta: CaseMeta) -> tuple[float, ...]:
@@ -123,6 +124,7 @@ def score_volumes(
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
     skipped: dict[str, str] = {}
     ranges: dict[str, tuple[int, int]] = {}
+    gaps: list[str] = []
     first = next(iter(models.values()))[1]
     store = SliceStore.open(first.store_url, snapshot=first.snapshot_id)
     cases = sorted(objects["case_id"].astype(str).unique())
@@ -132,7 +134,10 @@ def score_volumes(
         lo, hi = int(zs.min()), int(zs.max())
         ranges[case_id] = (lo, hi)
         case = store.read_case(case_id)
-        keep = _in_range(case.label.shape[0], lo, hi, chosen)[:, None, None]
+        kept = _in_range(case.label.shape[0], lo, hi, chosen)
+        if not kept[lo : hi + 1].all():
+            gaps.append(case_id)
+        keep = kept[:, None, None]
         ref = np.where(keep & np.isin(case.label, labels), case.label, 0).astype(case.label.dtype)
         ref_file, ref_source = write_on_source_grid(ref, case.meta, root / REFERENCE / f"{case_id}.nii.gz")
         spacing = source_spacing(case.meta)
@@ -185,7 +190,8 @@ def score_volumes(
         }
         paths[name] = str(write_json(folders[name] / "summary.json", found))
         means[name], foreground[name] = found["mean"], found["foreground_mean"]
-    return VolumeScores(paths, means, foreground, names, ranges, time.perf_counter() - start, skipped)
+    seconds = time.perf_counter() - start
+    return VolumeScores(paths, means, foreground, names, ranges, seconds, skipped, tuple(gaps))
 
 
 SHOWN = ("Dice", "NSD", "HD95")
@@ -214,6 +220,7 @@ def volume_json(scores: VolumeScores) -> dict[str, Any]:
         },
         "foreground_mean": {model: {m: _safe(v[m]) for m in keep} for model, v in scores.foreground.items()},
         "skipped": scores.skipped,
+        "gaps": list(scores.gaps),
         "seconds": round(scores.seconds, 3),
     }
 
@@ -240,7 +247,14 @@ def volume_sentence(section: Mapping[str, Any]) -> str:
     """The reports' line under the 3D table: grid, range, empty rule and where summary.json is."""
     files = ", ".join(f"`{path}`" for path in section["summaries"].values())
     skipped = "".join(f" Not scored: {model} ({why})." for model, why in section["skipped"].items())
+    gaps = (
+        f" The z filter leaves gaps in the range of {', '.join(section['gaps'])}: each kept slice is then a slab "
+        "whose faces are all surface, so NSD and HD95 there say little about a 3D shape (Dice still holds)."
+        if section["gaps"]
+        else ""
+    )
     return (
         f"3D scores per case on its source grid ({section['aggregation']}); range: {section['range']}. "
-        f"Empty masks: {section['empty']}. nnU-Net-style summaries: {files}; {section['seconds']:.1f} s.{skipped}"
+        f"Empty masks: {section['empty']}. nnU-Net-style summaries: {files}; {section['seconds']:.1f} s."
+        f"{gaps}{skipped}"
     )

@@ -490,6 +490,9 @@ def test_evaluate_run_scores_each_test_case_in_3d_on_its_source_grid(run: Loaded
     quiet = evaluate_run(run, tmp_path / "off", zero_shot=False, config=EvalConfig(figure_objects=1, volumes=False))
     assert quiet.summaries == {} and json.loads(Path(quiet.json_path).read_text())["volumetric"] is None
     assert not (tmp_path / "off" / "volumes").exists()
+    strided = evaluate_run(run, tmp_path / "gaps", split="test", slices="1,3", zero_shot=False)
+    assert json.loads(Path(strided.json_path).read_text())["volumetric"]["gaps"] == ["case4", "case7"]
+    assert "leaves gaps in the range of case4, case7" in Path(strided.markdown_path).read_text()
 
 
 def test_slice_maps_keep_the_most_probable_object(test_set: MixtureDataset, run: LoadedRun):
