@@ -245,7 +245,7 @@ def volume_table(section: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
 
 def volume_sentence(section: Mapping[str, Any]) -> str:
     """The reports' line under the 3D table: grid, range, empty rule and where summary.json is."""
-    files = ", ".join(f"`{path}`" for path in section["summaries"].values())
+    files = ", ".join(f"`{VOLUMES}/{Path(path).parent.name}/summary.json`" for path in section["summaries"].values())
     skipped = "".join(f" Not scored: {model} ({why})." for model, why in section["skipped"].items())
     gaps = (
         f" The z filter leaves gaps in the range of {', '.join(section['gaps'])}: each kept slice is then a slab "

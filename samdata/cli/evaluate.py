@@ -51,7 +51,8 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
     """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure),
-    and 3D scores per case on the source grid with nnU-Net's summary.json (volumes/<model>/)."""
+    and 3D scores per case with nnU-Net's summary.json. The 3D ones are on each case's source grid, under
+    OUT/volumes/<model>/ (--no-volumes leaves them out)."""
     from dataclasses import replace
 
     from training.compare import default_feed
