@@ -100,6 +100,12 @@ def _in_range(depth: int, lo: int, hi: int, chosen: set[int] | None) -> np.ndarr
     return keep
 
 
+def _runs(kept: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) of each run of consecutive True slices of a (Z,) bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], kept.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
 def score_volumes(
     models: Mapping[str, tuple[SamModel, MixtureDataset]],
     rows: pd.DataFrame,
@@ -153,14 +159,17 @@ def score_volumes(
                 if values is None:
                     skipped[name] = f"one foreground channel for labels {labels}: no label map holds it"
                     continue
-                found = segment_volume(
-                    model,
-                    case.image,
-                    context=dataset.config.context,
-                    size=dataset.config.size,
-                    z_range=(lo, hi),
-                    batch=config.batch_slices,
-                    tta=config.tta,
+                found = sum(
+                    segment_volume(
+                        model,
+                        case.image,
+                        context=dataset.config.context,
+                        size=dataset.config.size,
+                        z_range=run,
+                        batch=config.batch_slices,
+                        tta=config.tta,
+                    )
+                    for run in _runs(kept)
                 )
                 pred = values[found].astype(ref.dtype)
             pred = np.where(keep & np.isin(pred, labels), pred, 0).astype(ref.dtype)
