@@ -60,7 +60,8 @@ def train_task(config: TrainConfig, out: str, resume: bool) -> TrainResult:
 
 @task(name="evaluate", cache_policy=NONE)
 def evaluate_task(run_dir: str, params: EvalParams, device: str) -> EvalReport:
-    """Score the run and its zero-shot base on the chosen split; writes metrics.json/.md and best_worst.png."""
+    """Score the run and its zero-shot base on the chosen split; writes metrics.json/.md, best_worst.png and (with
+    ``volumes``) the 3D scores' volumes/<model>/summary.json."""
     run = load_run(run_dir, device=device)
     out = Path(run_dir) / "eval" / params.split
     return evaluate_run(run, out, split=params.split, config=params.config(), slices=params.slices)
@@ -139,6 +140,10 @@ def train_markdown(
             ["best and worst objects, zero-shot vs adapted", evaluation.figure_path],
             ["metrics (JSON)", evaluation.json_path],
             ["metrics (Markdown)", evaluation.markdown_path],
+            *[
+                [f"3D scores per case, {name} (nnU-Net summary.json)", path]
+                for name, path in evaluation.summaries.items()
+            ],
         ]
     if figures:
         parts += ["### Files", markdown_table(["what", "path"], figures)]
@@ -196,6 +201,7 @@ def train_flow(
             "json": evaluation.json_path,
             "markdown": evaluation.markdown_path,
             "figure": evaluation.figure_path,
+            "summaries": evaluation.summaries,
         },
         "evaluation_skipped": skipped,
         "memory": memory.stages,

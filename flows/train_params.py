@@ -44,10 +44,10 @@ EvalParams = create_model(
     __base__=_EvalFields,
     __doc__=(
         "Evaluation of a run: the mixture split (``train`` = the run's held-out slices), a z filter such as "
-        "``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch and test-time "
-        "mirroring (:mod:`training.tta`: none, lr or flip)."
+        "``51-135:6``, NSD tolerance (mm), corrective-click counts, slices per encoder batch, 3D scores per case "
+        "(``volumes``) and test-time mirroring (:mod:`training.tta`: none, lr or flip)."
     ),
-    **model_fields(EvalConfig, ["tolerance_mm", "clicks", "batch_slices"]),
+    **model_fields(EvalConfig, ["tolerance_mm", "clicks", "batch_slices", "volumes"]),
     tta=(Literal[tuple(TTA_VIEWS)], model_fields(EvalConfig, ["tta"])["tta"][1]),
 )  # type: ignore[misc]
 

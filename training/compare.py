@@ -5,14 +5,16 @@ The first run's split (its mixture, snapshot and prompts) is the reference; a ru
 other label names, or that trained on those items is refused (ConfigError), so the comparison stays fair.
 Models of other input sizes or context read the same objects through one dataset per (size, context), the
 prompts mapped into each frame. :func:`compare_runs` writes ``compare.json``, ``compare.md``,
-``compare.png`` and, with a baseline beside an adapted SAM, ``errors.png`` (README.md, "Comparison").
+``compare.png`` and, with a baseline beside an adapted SAM, ``errors.png`` (README.md, "Comparison"), and with
+``CompareConfig.volumes`` each model's 3D scores per case and nnU-Net-style ``volumes/<model>/summary.json``
+(:mod:`training.volume_scores`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot
 from training.evaluate import Stages, aggregate, evaluate_interactive, evaluate_models, predict_objects
 from training.loop import is_promptable
 from training.run import LoadedRun, load_run
+from training.volume_scores import SliceMaps, score_volumes, volume_json, volume_sentence, volume_table
 
 NO_FED_LOGITS = ("litemedsam",)  # box-only models: their mask encoder never trained
 AGGREGATION = "per object (label on a slice) → mean per case & label → mean over case & label pairs"
@@ -65,6 +68,7 @@ class CompareResult:
     markdown_path: Path
     figure_path: Path
     error_figure_path: Path | None
+    summaries: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,9 @@ def _markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]], clicks: Se
     ]
     if clicks and any(r["clicks"] for r in rows):
         parts += ["## Interactive (Dice after corrective clicks)", table(*click_table(rows, clicks))]
+    if report.get("volumetric"):
+        volumes = report["volumetric"]
+        parts += ["## 3D per case (source grid)", table(*volume_table(volumes)), volume_sentence(volumes)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -358,6 +365,7 @@ def compare_runs(
         f"{', '.join(m.name for m in models)}"
     )
     parts, seconds = [], {}
+    maps = SliceMaps() if config.volumes else None
     for frame, dataset in frames.items():
         group = {m.name: m.module for m in models if m.frame == frame}
         result = evaluate_models(
@@ -366,6 +374,7 @@ def compare_runs(
             config.eval_config(seed),
             indices=indices,  # type: ignore[arg-type]
             stages=stages,
+            sink=maps,
         )
         parts.append(result.rows)
         seconds.update(result.seconds)
@@ -394,6 +403,12 @@ def compare_runs(
         error_figure = draw_errors(
             _error_panels(sam, base, frames, indices, config, seed, scores), (sam.name, base.name), out / "errors.png"
         )
+    volumes = None
+    if maps is not None:
+        say("3D scores per case on the source grid")
+        scored = {m.name: (m.module, frames[m.frame]) for m in models}
+        found = score_volumes(scored, scores, maps, config.eval_config(seed), out, slices=slices, stages=stages)
+        volumes = volume_json(found)
     dataset = frames[runs[0].frame]
     report = {
         "reference_run": str(runs[0].run_dir),
@@ -421,8 +436,10 @@ def compare_runs(
             for name, g in per_label.groupby("model", sort=False)
         },
         "figures": {"scores": figure.name, "errors": error_figure.name if error_figure else None},
+        "volumetric": volumes,
     }
     write_json(out / "compare.json", report)
     (out / "compare.md").write_text(_markdown(report, rows, config.clicks), encoding="utf-8")
     say(f"wrote {out / 'compare.json'}, {out / 'compare.md'}")
-    return CompareResult(rows, out / "compare.json", out / "compare.md", figure, error_figure)
+    summaries = volumes["summaries"] if volumes else {}
+    return CompareResult(rows, out / "compare.json", out / "compare.md", figure, error_figure, summaries)

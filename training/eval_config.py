@@ -21,6 +21,13 @@ Clicks = Annotated[
     tuple[int, ...], Field(description="Corrective-click counts of the interactive protocol, e.g. 0,1,3,5")
 ]
 FeedLogits = Annotated[bool, Field(description="With clicks: feed the previous logits back as mask prompt")]
+Volumes = Annotated[
+    bool,
+    Field(
+        description="Also score each case in 3D on its source grid (Dice, NSD, HD95 per label) and write "
+        "nnU-Net's summary.json"
+    ),
+]
 Tta = Annotated[
     str,
     Field(
@@ -36,7 +43,8 @@ class EvalConfig:
     counts of the interactive protocol and whether it feeds back logits (``feed_logits``), and
     ``prompt_seed``: the seed of the prompts of train-split items (``object_rng(seed, case, z, label)``,
     as a run's held-out ``val_slices`` validation draws them; pass the run's seed), and ``tta``: the
-    test-time mirroring of every prediction (:mod:`training.tta`: none, lr or flip)."""
+    test-time mirroring of every prediction (:mod:`training.tta`: none, lr or flip), and ``volumes``: whether to
+    add the 3D scores per case (:mod:`training.volume_scores`; the same NSD tolerance)."""
 
     tolerance_mm: Tolerance = 2.0
     threshold: float = 0.5
@@ -46,6 +54,7 @@ class EvalConfig:
     feed_logits: FeedLogits = True
     prompt_seed: int = 0
     tta: Tta = "none"
+    volumes: Volumes = True
 
     def __post_init__(self) -> None:
         from samdata.metrics import MetricConfig  # numpy, torch: not at import, so the CLI reads this class cheaply
@@ -78,8 +87,8 @@ class CompareConfig:
     """What to compare on: ``split`` (``slices``, a z spec, as :func:`open_split` takes them), click counts of the
     interactive protocol (``()`` skips it), NSD tolerance, slices per encoder batch, torch device (``auto``: CUDA if
     present), whether to add the first SAM run's zero-shot base, the prompt and click seed (None: the first run's
-    seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png`` and ``tta``,
-    the test-time mirroring of every prediction (:mod:`training.tta`)."""
+    seed), ``feed_logits`` (None: off for LiteMedSAM, on otherwise), slices shown in ``errors.png``, ``tta``,
+    the test-time mirroring of every prediction (:mod:`training.tta`), and ``volumes``: 3D scores per case."""
 
     split: Annotated[
         Literal["test", "val", "train"],
@@ -97,6 +106,7 @@ class CompareConfig:
     feed_logits: FeedLogits | None = None
     figure_slices: Annotated[Int, Field(ge=1)] = 3
     tta: Tta = "none"
+    volumes: Volumes = True
 
     def __post_init__(self) -> None:
         if self.slices is not None:
@@ -115,4 +125,5 @@ class CompareConfig:
             feed_logits=feed_logits,
             prompt_seed=seed,
             tta=self.tta,
+            volumes=self.volumes,
         )

@@ -3,13 +3,15 @@
 :func:`evaluate_run` scores the run's model and the same registry model without its adaptation on the same
 items and prompts, optionally with the clicks protocol, and writes ``metrics.json``, ``metrics.md`` and
 ``best_worst.png`` into ``out_dir``. ``test`` and ``val`` use the mixture's fixed prompt set; ``train`` is
-scored only on held-out slices, with prompts drawn as the run's own validation drew them.
+scored only on held-out slices, with prompts drawn as the run's own validation drew them. With
+``EvalConfig.volumes`` it adds 3D scores per case on the source grid and nnU-Net's ``summary.json`` per model
+under ``out_dir/volumes/`` (:mod:`training.volume_scores`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
 from training.run import LoadedRun
 from training.tta import tta_views
+from training.volume_scores import SliceMaps, score_volumes, volume_json, volume_sentence, volume_table
 
 ZERO_SHOT, ADAPTED = "zero_shot", "adapted"
 EMPTY_RULE = (
@@ -48,13 +51,16 @@ EMPTY_RULE = (
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Paths written by :func:`evaluate_run` and the summary (overall means per model)."""
+    """Paths written by :func:`evaluate_run`, the summary (overall means per model) and, with the 3D scores, each
+    model's nnU-Net-style summary.json and foreground means (Dice, IoU, NSD, HD95)."""
 
     json_path: str
     markdown_path: str
     figure_path: str
     overall: dict[str, dict[str, float]]
     interactive: dict[str, dict[int, float]]
+    summaries: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def dataset_config(run: LoadedRun) -> DatasetConfig:
@@ -151,7 +157,8 @@ def evaluate_run(
     zero_shot = zero_shot and run.config.model not in BASELINES  # a U-Net has nothing before training
     models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
     models[ADAPTED] = run.model.eval()
-    result = evaluate_models(models, dataset, config, indices=indices, stages=stages)
+    maps = SliceMaps(config.threshold) if config.volumes else None
+    result = evaluate_models(models, dataset, config, indices=indices, stages=stages, sink=maps)
     interactive = {}
     if config.clicks:
         interactive = {
@@ -165,9 +172,30 @@ def evaluate_run(
     report = report_json(run, dataset, result, config, interactive)
     report["data"]["protocol"] = protocol
     report["figure"] = figure.name
+    if maps is not None:
+        z_filter = slices or (run.config.val_slices if split == "train" else None)
+        scores = score_volumes(
+            {name: (model, dataset) for name, model in models.items()},
+            result.rows,
+            maps,
+            config,
+            out,
+            slices=z_filter,
+            stages=stages,
+        )
+        report["volumetric"] = volume_json(scores)
     write_json(out / "metrics.json", report)
     (out / "metrics.md").write_text(report_markdown(report), encoding="utf-8")
-    return EvalReport(str(out / "metrics.json"), str(out / "metrics.md"), str(figure), report["overall"], interactive)
+    volumes = report["volumetric"] or {"summaries": {}, "foreground_mean": {}}
+    return EvalReport(
+        str(out / "metrics.json"),
+        str(out / "metrics.md"),
+        str(figure),
+        report["overall"],
+        interactive,
+        volumes["summaries"],
+        volumes["foreground_mean"],
+    )
 
 
 def report_json(
@@ -225,6 +253,7 @@ def report_json(
         },
         "seconds": {m: round(s, 3) for m, s in result.seconds.items()},
         "seconds_per_slice": {m: round(s / max(n_slices, 1), 4) for m, s in result.seconds.items()},
+        "volumetric": None,  # evaluate_run adds the 3D scores (training.volume_scores.volume_json)
     }
 
 
@@ -311,6 +340,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             "## Interactive (Dice after corrective clicks)",
             _table(["model", *[f"{c} clicks" for c in clicks["clicks"]]], rows),
         ]
+    if report.get("volumetric"):
+        parts += ["## 3D per case (source grid)", _table(*volume_table(report["volumetric"]))]
+        parts.append(volume_sentence(report["volumetric"]))
     parts.append(
         f"Missed objects (empty prediction): {report['missed_objects']}. "
         f"Seconds per slice: {report['seconds_per_slice']}."

@@ -228,9 +228,11 @@ def evaluate_models(
     *,
     indices: list[int] | None = None,
     stages: Stages | None = None,
+    sink: Callable[[str, SliceBatch, np.ndarray], None] | None = None,
 ) -> EvalResult:
     """Score every object of ``dataset`` (or those at ``indices``) with every model, on the same prompts:
-    rows of model, item, case, z, label, metrics (``stages``: progress, one stage over the slices)."""
+    rows of model, item, case, z, label, metrics (``stages``: progress, one stage over the slices; ``sink``
+    hears each model's (n, Y, X) probabilities of each slice, e.g. :class:`training.volume_scores.SliceMaps`)."""
     if not models:
         raise ConfigError("evaluate_models needs at least one model")
     rows: list[dict] = []
@@ -242,6 +244,8 @@ def evaluate_models(
             probs = _predict(model.eval(), batch, config.tta)
             seconds[name] += time.perf_counter() - start
             for piece, prob in zip(batch, probs):
+                if sink is not None:
+                    sink(name, piece, prob)
                 for i, item in enumerate(piece.items):
                     scores = object_metrics(prob[i], piece.gt(i), piece.spacing, config.metric)
                     rows.append(

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from samdata.case import CaseMeta, Normalisation, Provenance
 from samdata.errors import ConfigError, RegistryError, ValidationError
-from samdata.io.readers import read_label, read_volume, source_hash
+from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.io.segmentations import check_output, segments_for, write_segmentation
 from samdata.normalise import WINDOWS, IngestConfig
 from samdata.prepare import prepare_case, to_source_grid
@@ -180,8 +180,7 @@ def segment_volume(
             )
         for j, z in enumerate(zs):
             probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
-            best = probs.argmax(0)
-            out[z] = np.where(probs.max(0) > 0.5, best + 1, 0)
+            out[z] = most_probable(probs, list(range(1, len(probs) + 1)))
         if advance is not None:
             advance(len(zs))
     return out
@@ -251,6 +250,13 @@ def propagate_box(
     return out
 
 
+def most_probable(probs: np.ndarray, labels: list[int], threshold: float = 0.5) -> np.ndarray:
+    """(Y, X) int64 label map of one slice's (N, Y, X) object probabilities: ``labels[i]`` where object i is the
+    most probable one and above ``threshold``, else 0 (where two predictions overlap, the more probable wins)."""
+    best = probs.argmax(axis=0)
+    return np.where(probs.max(axis=0) > threshold, np.asarray(labels, dtype=np.int64)[best], 0)
+
+
 def predict_from_masks(
     model: SamModel,
     image_zyx: np.ndarray,
@@ -275,9 +281,7 @@ def predict_from_masks(
         probs = segment_slice(
             model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size, tta
         )
-        best = probs.argmax(axis=0)
-        keep = probs.max(axis=0) > threshold
-        out[z][keep] = np.asarray(labels, dtype=prompt_zyx.dtype)[best[keep]]
+        out[z] = most_probable(probs, labels, threshold).astype(prompt_zyx.dtype)
         if advance is not None:
             advance(1)
     return out
@@ -350,6 +354,13 @@ def run_normalisation(run: LoadedRun, store_url: str | None = None) -> tuple[Ing
 
 
 # ----------------------------------------------------------------------------- files
+def write_on_source_grid(mask_zyx: np.ndarray, meta: CaseMeta, out: Path | str) -> tuple[Path, np.ndarray]:
+    """Write a stored-grid (Z, Y, X) label map on ``meta``'s source grid with the source affine (NIfTI):
+    the file written and the source-grid (X, Y, Z) array."""
+    source = to_source_grid(mask_zyx, meta)
+    return write_nifti(source, np.asarray(meta.geometry.source_affine), out), source
+
+
 @dataclass(frozen=True)
 class PredictReport:
     """What :func:`predict_file` did: output, canonical (Z, Y, X) shape, voxels per label, slices, timing."""

@@ -22,7 +22,8 @@ def compare(
         ),
     ],
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for compare.json, compare.md, compare.png and errors.png.")
+        Path,
+        typer.Option("--out", help="Folder for compare.json, compare.md, compare.png, errors.png and volumes/."),
     ],
     split: str = config_option(CompareConfig, "split"),
     slices: Optional[str] = config_option(CompareConfig, "slices"),
@@ -36,6 +37,7 @@ def compare(
     tolerance_mm: float = config_option(CompareConfig, "tolerance_mm"),
     batch_slices: int = config_option(CompareConfig, "batch_slices"),
     tta: str = config_option(CompareConfig, "tta"),
+    volumes: bool = config_option(CompareConfig, "volumes", "--volumes/--no-volumes"),
     device: DeviceOpt = DEFAULT_DEVICE,  # the CLI's device default, not CompareConfig's cpu (options.DEFAULT_DEVICE)
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
@@ -56,6 +58,7 @@ def compare(
         zero_shot=zero_shot,
         feed_logits=feed_logits,
         tta=tta,
+        volumes=volumes,
     )
     with progress(disable=not interactive()) as bars:
         result = compare_runs(
@@ -71,7 +74,7 @@ def compare(
         str(p)
         for p in (result.json_path, result.markdown_path, result.figure_path, result.error_figure_path)
         if p is not None
-    ]
+    ] + list(result.summaries.values())
     if json_out:
         rows = [json_row(r) for r in result.rows]
         out.print_json(json.dumps({"rows": rows, "files": files}))

@@ -42,7 +42,10 @@ def evaluate(
     ] = True,
     out_dir: Annotated[
         Optional[Path],
-        typer.Option("--out", help="Folder for metrics.json, metrics.md, best_worst.png (default: RUN/eval/SPLIT)."),
+        typer.Option(
+            "--out",
+            help="Folder for metrics.json, metrics.md, best_worst.png and volumes/ (default: RUN/eval/SPLIT).",
+        ),
     ] = None,
     tolerance_mm: float = config_option(EvalConfig, "tolerance_mm"),
     clicks: Optional[str] = config_option(
@@ -52,10 +55,13 @@ def evaluate(
     batch_slices: int = config_option(EvalConfig, "batch_slices"),
     figure_objects: int = config_option(EvalConfig, "figure_objects"),
     tta: str = config_option(EvalConfig, "tta"),
+    volumes: bool = config_option(EvalConfig, "volumes", "--volumes/--no-volumes"),
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
-    """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure)."""
+    """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure),
+    and 3D scores per case with nnU-Net's summary.json. The 3D ones are on each case's source grid, under
+    OUT/volumes/<model>/ (--no-volumes leaves them out)."""
     from dataclasses import replace
 
     from training.compare import default_feed
@@ -69,6 +75,7 @@ def evaluate(
         clicks=parse_clicks(clicks),
         feed_logits=bool(feed_logits),
         tta=tta,
+        volumes=volumes,
     )
     loaded = load_run(run, device=resolve_device(device))
     if feed_logits is None:  # the same default as compare's: by what the run's model learnt
@@ -93,13 +100,19 @@ def evaluate(
                     "json": report.json_path,
                     "markdown": report.markdown_path,
                     "figure": report.figure_path,
+                    "summaries": report.summaries,
+                    "volumes": report.volumes,
                 }
             )
         )
         return
     for name, scores in report.overall.items():
         out.print(f"{name:>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), highlight=False)
-    out.print(f"wrote {report.json_path}, {report.markdown_path}, {report.figure_path}", highlight=False)
+    for name, scores in report.volumes.items():
+        shown = ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in scores.items())
+        out.print(f"{name:>9} 3D per case, foreground mean: {shown}", highlight=False)
+    files = [report.json_path, report.markdown_path, report.figure_path, *report.summaries.values()]
+    out.print(f"wrote {', '.join(files)}", highlight=False)
 
 
 def predict(

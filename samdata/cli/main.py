@@ -53,7 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "samdata.cli.evaluate",
-        "Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure).",
+        "Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure), "
+        "and 3D scores per case with nnU-Net's summary.json.",
     ),
     "predict": (
         "samdata.cli.evaluate",

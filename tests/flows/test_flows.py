@@ -58,6 +58,8 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     trained = result["train"]
     assert trained["step"] == 4 and Path(trained["curve"]).is_file()
     assert set(trained["evaluation"]["overall"]) == {"zero_shot", "adapted"}
+    summaries = trained["evaluation"]["summaries"]
+    assert set(summaries) == {"zero_shot", "adapted"} and all(Path(p).is_file() for p in summaries.values())
     index = Path(result["report"])
     page = index.read_text()
     for figure in ("samples_1.png", "training_curve.png", "zero_shot_vs_adapted.png"):
@@ -70,6 +72,7 @@ def test_build_and_train_end_to_end(phantoms: Path, tmp_path: Path) -> None:
     assert all(result["memory"][s]["peak_mb"] > 100 for s in stages) and "Peak resident memory" in page
     train_md = latest_artifact(artifact_key("train", out / "run"))
     assert "| dice |" in train_md and "best_worst.png" in train_md and "training_curve.png" in train_md
+    assert summaries["adapted"] in train_md  # the artifact lists each model's summary.json
     assert "| phantom_000 | added |" in latest_artifact(artifact_key("ingest", store))
     assert "accepted" in latest_artifact(artifact_key("synthesize", store))
 

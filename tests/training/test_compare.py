@@ -269,3 +269,34 @@ def test_fed_back_logits_follow_how_the_run_trained():
     assert not default_feed(TrainConfig(**base, click_rounds=3), trained=False)  # its zero-shot base model
     assert not default_feed(TrainConfig(**base, click_rounds=3, click_feed_logits=False))
     assert default_feed(TrainConfig(**base, model="tiny"))
+
+
+def test_every_model_gets_3d_scores_and_the_unet_volume_is_what_predict_writes(
+    compared: tuple[CompareResult, list[str]], runs: dict[str, Path], store: str, tmp_path: Path
+):
+    import nibabel as nib
+
+    from samdata.prepare import to_source_grid
+    from training.predict import predict_file
+
+    result, _ = compared
+    assert set(result.summaries) == {"zero-shot tiny", "decoder", "lora", "unet"}
+    saved = json.loads(result.json_path.read_text())["volumetric"]
+    assert saved["summaries"] == result.summaries and set(saved["foreground_mean"]) == set(result.summaries)
+    assert "## 3D per case (source grid)" in result.markdown_path.read_text()
+    summary = json.loads(Path(result.summaries["unet"]).read_text())
+    assert set(summary["mean"]) == {"1", "5"} and summary["samdata"]["label_names"] == {"1": "liver", "5": "spine"}
+    (case,) = summary["metric_per_case"]  # the one test case
+    case_id = Path(case["prediction_file"]).name.split(".")[0]
+    lo, hi = summary["samdata"]["ranges"][case_id]
+    source = SliceStore.open(store).case_meta(case_id).provenance.source
+    written = predict_file(load_run(runs["unet"]), source, tmp_path / "unet.nii.gz", z_range=(lo, hi))
+    predicted = np.asarray(nib.load(written.out).dataobj)
+    expected = np.select([predicted == 1, predicted == 2], [1, 5], 0)  # liver, spine by the run's label order
+    assert np.array_equal(np.asarray(nib.load(case["prediction_file"]).dataobj), expected)
+    reference = np.asarray(nib.load(case["reference_file"]).dataobj)
+    stored = SliceStore.open(store).read_case(case_id)  # ingest dropped objects under min_object_voxels/pixels
+    ranged = np.zeros_like(stored.label)
+    ranged[lo : hi + 1] = np.where(np.isin(stored.label, [1, 5]), stored.label, 0)[lo : hi + 1]
+    assert np.array_equal(reference, to_source_grid(ranged, stored.meta))
+    assert ranged.any()

@@ -463,3 +463,45 @@ def test_progress_stages_count_every_slice(test_set: MixtureDataset, run: Loaded
     evaluate_interactive(model, test_set, (0, 1), config=EvalConfig(batch_slices=2), stages=stages)
     slices = len(_Slices(test_set, 0)._todo(None))
     assert seen == {"scoring m": [slices, slices], f"clicks {model.name}": [slices, slices]} and slices > 1
+
+
+def test_evaluate_run_scores_each_test_case_in_3d_on_its_source_grid(run: LoadedRun, tmp_path: Path):
+    report = evaluate_run(run, tmp_path, split="test", config=EvalConfig(figure_objects=1, tolerance_mm=1.0))
+    assert set(report.summaries) == {ZERO_SHOT, ADAPTED}
+    summary = json.loads(Path(report.summaries[ADAPTED]).read_text())
+    assert list(summary)[:3] == ["metric_per_case", "mean", "foreground_mean"]
+    assert summary["samdata"]["label_names"] == {"1": "tumour", "2": "kidney"}
+    assert set(summary["mean"]) == {"1", "2"} and len(summary["metric_per_case"]) == 2  # two test cases
+    for case in summary["metric_per_case"]:
+        pred, ref = (nib.load(case[key]) for key in ("prediction_file", "reference_file"))
+        assert pred.shape == ref.shape == (48, 40, 5) and np.allclose(pred.affine, np.eye(4))
+        p, g = np.asarray(pred.dataobj), np.asarray(ref.dataobj)
+        assert set(np.unique(g)) == {0, 1, 2} and not g[..., [0, 4]].any()  # the case's range: slices 1-3
+        for label, scores in case["metrics"].items():
+            a, b = p == int(label), g == int(label)
+            assert scores["Dice"] == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()))
+            assert scores["n_ref"] == int(b.sum()) and scores["n_pred"] == int(a.sum())
+    data = json.loads(Path(report.json_path).read_text())
+    volumetric = data["volumetric"]
+    assert volumetric["summaries"] == report.summaries and volumetric["ranges"] == {"case4": [1, 3], "case7": [1, 3]}
+    assert volumetric["foreground_mean"][ADAPTED]["Dice"] == pytest.approx(summary["foreground_mean"]["Dice"])
+    assert report.volumes == volumetric["foreground_mean"]
+    assert "## 3D per case (source grid)" in Path(report.markdown_path).read_text()
+    quiet = evaluate_run(run, tmp_path / "off", zero_shot=False, config=EvalConfig(figure_objects=1, volumes=False))
+    assert quiet.summaries == {} and json.loads(Path(quiet.json_path).read_text())["volumetric"] is None
+    assert not (tmp_path / "off" / "volumes").exists()
+    strided = evaluate_run(run, tmp_path / "gaps", split="test", slices="1,3", zero_shot=False)
+    assert json.loads(Path(strided.json_path).read_text())["volumetric"]["gaps"] == ["case4", "case7"]
+    assert "leaves gaps in the range of case4, case7" in Path(strided.markdown_path).read_text()
+
+
+def test_slice_maps_keep_the_most_probable_object(test_set: MixtureDataset, run: LoadedRun):
+    """A case's 3D prediction is the slices the per-object scores judged: each object's mask where it wins."""
+    from training.volume_scores import SliceMaps
+
+    maps = SliceMaps()
+    rows = evaluate_models({"m": run.model}, test_set, EvalConfig(), sink=maps).rows
+    for row in rows.to_dict("records"):
+        found = maps.maps["m"][row["case_id"]][row["z"]] == row["label"]
+        assert found.sum() <= row["pred_area"]  # an overlapping, more probable object may take pixels
+    assert set(maps.maps["m"]) == set(rows["case_id"])
