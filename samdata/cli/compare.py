@@ -51,8 +51,8 @@ def compare(
     device: DeviceOpt = DEFAULT_DEVICE,  # the CLI's device default, not CompareConfig's cpu (options.DEFAULT_DEVICE)
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
-    """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks
-    (with --auto the SAM rows take their proposers' boxes instead of the stored prompts)."""
+    """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks.
+    With --auto the SAM rows take their proposers' boxes instead of the stored prompts."""
     from rich.table import Table
 
     from training.compare import compare_runs

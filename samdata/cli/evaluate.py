@@ -59,8 +59,8 @@ def evaluate(
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
-    """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure);
-    with --auto the boxes come from the run's proposer, not the stored prompts."""
+    """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure).
+    With --auto the boxes come from the run's proposer, not the stored prompts."""
     from dataclasses import replace
 
     from training.compare import default_feed

@@ -232,3 +232,13 @@ def test_cli_auto_faults(sam_run: Path, scan: Path, tmp_path: Path):
     assert result.exit_code == 2 and "takes no prompt" in result.output
     result = runner.invoke(app, [*base, "--auto", "--proposer", str(sam_run)])
     assert result.exit_code == 2 and "needs a prompt itself" in result.output
+
+
+def test_resuming_a_finished_run_adds_a_proposer(store: str, tmp_path: Path):
+    config = TrainConfig(store=store, mixture="mix", model="tiny", steps=1, batch_size=2, labels=("liver",), val_max=2)
+    train(config.with_values({"device": "cpu"}), tmp_path / "run")
+    assert "proposer" not in json.loads((tmp_path / "run" / "run.json").read_text())
+    spec = "unet:steps=1,augment=none"
+    result = train(config.with_values({"device": "cpu", "proposer": spec}), tmp_path / "run", resume=True)
+    assert result.step == 1 and result.info["proposer"]["step"] == 1 and result.info["proposer"]["labels"] == ["liver"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["proposer"].startswith("unet:steps=1,")
