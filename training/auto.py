@@ -160,7 +160,7 @@ def auto_segment(
     if masks:
         values = sorted(masks)
         stacked = np.stack([masks[v] for v in values])
-        score = np.where(stacked, probs[[v - 1 for v in values]], -1.0)  # overlaps: the proposer's likelier label
+        score = np.where(stacked, probs[[v - 1 for v in values]], np.float32(-1))  # overlaps: the likelier label
         labels = np.where(stacked.any(0), np.asarray(values, dtype=np.uint8)[score.argmax(0)], 0).astype(np.uint8)
     names = {i + 1: name for i, name in enumerate(proposer.label_names)}
     return AutoResult(labels, names, proposals, runs)
