@@ -30,6 +30,7 @@ from bench.common import (
     args_record,
     build_store,
     labelled,
+    read_json,
     real_mixture,
     run_steps,
     train_config,
@@ -65,20 +66,17 @@ def train_pair(store: Path, out: Path, n: int | str, seed: int, args: argparse.N
 
 
 def ground_truth_rows(dirs: dict[str, Path], out: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Held-out Dice of the U-Net alone and of the SAM with ground-truth boxes (one comparison, same objects)."""
+    """Held-out Dice of the U-Net alone and of the SAM with ground-truth boxes (one comparison, same objects;
+    a finished comparison of the same runs is reused)."""
     from training.compare import CompareConfig, compare_runs
 
-    config = CompareConfig(split="train", slices=VAL_SLICES, clicks=(), zero_shot=False, device=args.device)
-    result = compare_runs([dirs["sam"], dirs["unet"]], out, config, names=["sam", "unet"])
-    rows = {r["name"]: r for r in result.rows}
-    return {
-        "U-Net alone": {"dice": rows["unet"]["dice"], "nsd": rows["unet"]["nsd"], "hd95": rows["unet"]["hd95"]},
-        "SAM, ground-truth boxes": {
-            "dice": rows["sam"]["dice"],
-            "nsd": rows["sam"]["nsd"],
-            "hd95": rows["sam"]["hd95"],
-        },
-    }
+    done = read_json(out / "compare.json")
+    if done.get("runs") != {"sam": str(dirs["sam"]), "unet": str(dirs["unet"])}:
+        config = CompareConfig(split="train", slices=VAL_SLICES, clicks=(), zero_shot=False, device=args.device)
+        compare_runs([dirs["sam"], dirs["unet"]], out, config, names=["sam", "unet"])
+        done = read_json(out / "compare.json")
+    rows = {r["name"]: {k: r[k] for k in ("dice", "nsd", "hd95")} for r in done["rows"]}
+    return {"U-Net alone": rows["unet"], "SAM, ground-truth boxes": rows["sam"]}
 
 
 def auto_row(dirs: dict[str, Path], mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -102,7 +100,7 @@ def auto_row(dirs: dict[str, Path], mode: str, args: argparse.Namespace) -> dict
     cases = sorted(set(dataset.objects().iloc[indices]["case_id"].astype(str)))
     config = AutoConfig(boxes=mode)
     cpu, wall = time.process_time(), time.perf_counter()
-    predictions, _ = predict_cases(AutoModel(sam.model, frame_of(sam), proposer), store, cases, config)
+    predictions, _ = predict_cases(AutoModel(sam.model, frame_of(sam), proposer), store, cases, config, stages=_say)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     rows = score_objects("auto", predictions, dataset, indices, EvalConfig())
     overall = aggregate(rows, "model")[2].set_index("model").loc["auto"]
@@ -119,6 +117,19 @@ def auto_row(dirs: dict[str, Path], mode: str, args: argparse.Namespace) -> dict
         "volume": list(store.read_image(cases[0]).shape),
         "cascade": found.summary(),
     }
+
+
+def _say(what: str, total: int) -> Any:
+    """A progress stage that prints every tenth of its slices."""
+    done, started = [0], time.perf_counter()
+    print(f"{what}: {total} slices", flush=True)
+
+    def advance(n: int) -> None:
+        done[0] += n
+        if done[0] * 10 // total != (done[0] - n) * 10 // total:
+            print(f"  {done[0]}/{total} slices, {time.perf_counter() - started:.0f} s", flush=True)
+
+    return advance
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -157,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    from samdata.malloc import keep_freed_memory
+
+    keep_freed_memory()  # as `samdata predict --auto` does: the SAM encoder runs on every boxed slice
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     store = build_store(args.out)

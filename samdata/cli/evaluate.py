@@ -166,10 +166,12 @@ def predict(
     loaded = load_run(run, device=resolve_device(device))
     with progress(disable=not interactive()) as bars:
         if prompt_mode is not None:
+            from samdata.malloc import keep_freed_memory
             from training.auto import check_auto, predict_auto_file
             from training.proposer import load_proposer
 
             check_auto(loaded)
+            keep_freed_memory()  # the encoder runs on every boxed slice: reuse its freed buffers (samdata.malloc)
             report = predict_auto_file(
                 loaded,
                 load_proposer(loaded, prompt_mode.proposer),
