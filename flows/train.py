@@ -1,4 +1,5 @@
-"""``train_flow``: fine-tune SAM with adapters on a mixture, then evaluate it against zero-shot.
+"""``train_flow``: fine-tune SAM with adapters on a mixture (and, with ``train.proposer``, the prompt-free
+proposer of ``--auto`` beside it, in ``RUN/proposer``), then evaluate it against zero-shot.
 
 Two tasks in the flow's own process (a training run is one process; it is compute, not I/O, so
 neither task is retried): ``train`` (:func:`training.train.train`; it resumes the run found in
@@ -127,6 +128,12 @@ def train_markdown(
         f"{info.get('validation')}. Validation Dice {fmt(result.zero_shot_dice)} before training → "
         f"{fmt(last_val_dice(result.run_dir))} after; {result.seconds:.0f} s this run.",
     ]
+    if info.get("proposer"):
+        found = info["proposer"]
+        parts.append(
+            f"Proposer for prompt mode auto: `{found['spec']}` in `{Path(result.run_dir) / found['run_dir']}`, "
+            f"step {found['step']}, validation Dice {fmt(found['val_dice'])} (`samdata predict RUN --auto`)."
+        )
     if evaluation is not None and params is not None:
         parts += [
             f"### Evaluation on {params.split}" + (f" slices {params.slices}" if params.slices else ""),
@@ -204,5 +211,6 @@ def train_flow(
             "summaries": evaluation.summaries,
         },
         "evaluation_skipped": skipped,
+        "proposer": result.info.get("proposer"),
         "memory": memory.stages,
     }

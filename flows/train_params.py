@@ -66,10 +66,14 @@ class _TrainFields(Params):
         return TrainConfig(store=store, mixture=mixture, **values)
 
 
-#: A run's training settings: every TrainConfig field except store and mixture, with its default.
+#: A run's training settings: every TrainConfig field except store and mixture, with its default; among them
+#: ``proposer`` (e.g. ``unet:steps=1200``), which trains the prompt-free proposer of ``--auto`` beside the run.
 TrainParams = create_model(
     "TrainParams",
     __base__=_TrainFields,
-    __doc__=("Training settings: every TrainConfig field but store and mixture (see training.config)."),
+    __doc__=(
+        "Training settings: every TrainConfig field but store and mixture (see training.config); proposer, e.g. "
+        "unet:steps=1200, also trains the prompt-free proposer of --auto into RUN/proposer."
+    ),
     **model_fields(TrainConfig, [f for f in field_names(TrainConfig) if f not in ("store", "mixture")]),
 )

@@ -154,6 +154,10 @@ class SliceStore:
             )
         return np.asarray(image[int(z)]), np.asarray(label[int(z)])
 
+    def read_image(self, case_id: str) -> np.ndarray:
+        """The (Z, Y, X) uint8 image of a case, without its label map (prediction reads no labels)."""
+        return np.asarray(self._group(case_id)[IMAGE][...])
+
     def read_case(self, case_id: str) -> Case:
         """The whole case: metadata, (Z, Y, X) uint8 image and label map."""
         return read_case_group(self._group(case_id))

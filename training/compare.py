@@ -29,6 +29,8 @@ from samdata.files import write_json
 from samdata.metrics import METRICS
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
+from training.auto import AutoConfig
+from training.auto_eval import AutoModel, evaluate_auto
 from training.batches import build_data
 from training.compare_figures import (
     ADAPTED,
@@ -48,6 +50,7 @@ from training.eval_config import CompareConfig as CompareConfig
 from training.eval_report import EMPTY_RULE, open_split, tta_sentence, zero_shot_model
 from training.evaluate import Stages, aggregate, evaluate_interactive, evaluate_models, predict_objects
 from training.loop import is_promptable
+from training.proposer import load_proposer
 from training.run import LoadedRun, load_run
 from training.volume_scores import SliceMaps, score_volumes, volume_json, volume_sentence, volume_table
 
@@ -134,6 +137,22 @@ def _load(
     if len(set(taken)) != len(taken):
         raise ConfigError(f"model names {taken} repeat; give distinct names (--names a,b,c)")
     return models
+
+
+def _proposers(models: list[_Model], auto: AutoConfig | None) -> dict[str, LoadedRun]:
+    """With prompt mode auto, each SAM row's proposer run (its run's recorded one, or ``auto.proposer``), loaded
+    once per folder; {} otherwise."""
+    if auto is None:
+        return {}
+    loaded: dict[str, LoadedRun] = {}
+    out = {}
+    for m in models:
+        if is_promptable(m.module):
+            key = f"{m.run.info.get('run_dir')}|{auto.proposer}"
+            if key not in loaded:
+                loaded[key] = load_proposer(m.run, auto.proposer)
+            out[m.name] = loaded[key]
+    return out
 
 
 def _keys(dataset: MixtureDataset, indices: list[int] | None) -> pd.DataFrame:
@@ -334,6 +353,13 @@ def _markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]], clicks: Se
     if report.get("volumetric"):
         volumes = report["volumetric"]
         parts += ["## 3D per case (source grid)", table(*volume_table(volumes)), volume_sentence(volumes)]
+    if report.get("prompts"):
+        auto = report["prompts"]
+        parts.append(
+            f"Prompt mode auto: the SAM rows take no stored prompt; their boxes come from the proposer runs "
+            f"{auto['proposers']} (settings {auto['settings']}), labels read only to score; prompt-free rows as "
+            f"always. Cascade seconds per case volume (proposer and SAM): {auto['seconds_per_volume']}."
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -346,9 +372,12 @@ def compare_runs(
     store_url: str | None = None,
     on_message: Callable[[str], None] | None = None,
     stages: Stages | None = None,
+    auto: AutoConfig | None = None,
 ) -> CompareResult:
     """Score runs (and the first SAM run's zero-shot base) on the same items and prompts; write JSON, Markdown,
-    the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring)."""
+    the score figure and, with a baseline and an adapted SAM, the error figure (see the module docstring).
+    ``auto``: prompt mode auto, each SAM row boxed by its run's proposer (or ``auto.proposer``) instead of the
+    stored prompts (:mod:`training.auto_eval`); no clicks protocol and no error figure then."""
     say = on_message or (lambda _: None)
     device = resolve_device(config.device)
     models = _load(run_dirs, names, config.zero_shot, device, say)
@@ -357,7 +386,11 @@ def compare_runs(
     slices = config.slices or (reference.config.val_slices if config.split == "train" else None)
     frames, indices, protocol = _open_frames(models, reference, config.split, store_url, slices)
     keys = _keys(next(iter(frames.values())), indices)
-    _check_runs(runs, keys, store_url)
+    proposers = _proposers(models, auto)
+    helpers = {str(p.info["run_dir"]): p for p in proposers.values()}  # a proposer must hold the data out too
+    _check_runs(
+        runs + [_Model(f"proposer {d}", BASELINE, p.model, p, Path(d)) for d, p in helpers.items()], keys, store_url
+    )
     seed = reference.config.seed if config.prompt_seed is None else config.prompt_seed
     n_slices = len(keys[["case_id", "z"]].drop_duplicates())
     say(
@@ -365,26 +398,39 @@ def compare_runs(
         f"{', '.join(m.name for m in models)}"
     )
     parts, seconds = [], {}
-    maps = SliceMaps() if config.volumes else None
+    maps = SliceMaps() if config.volumes and auto is None else None  # --auto: per-slice scores only
     for frame, dataset in frames.items():
-        group = {m.name: m.module for m in models if m.frame == frame}
-        result = evaluate_models(
-            group,
-            dataset,
-            config.eval_config(seed),
-            indices=indices,  # type: ignore[arg-type]
-            stages=stages,
-            sink=maps,
-        )
-        parts.append(result.rows)
-        seconds.update(result.seconds)
+        group = {m.name: m.module for m in models if m.frame == frame and m.name not in proposers}
+        if group:
+            result = evaluate_models(
+                group,
+                dataset,
+                config.eval_config(seed),
+                indices=indices,  # type: ignore[arg-type]
+                stages=stages,
+                sink=maps,
+            )
+            parts.append(result.rows)
+            seconds.update(result.seconds)
+        cascade = {
+            m.name: AutoModel(m.module, m.frame, proposers[m.name])
+            for m in models
+            if m.frame == frame and m.name in proposers
+        }
+        if cascade and auto is not None:
+            say(f"prompt mode auto: {', '.join(cascade)} boxed by their proposers; labels read after prediction")
+            result, _ = evaluate_auto(cascade, dataset, config.eval_config(seed), auto, indices=indices, stages=stages)
+            parts.append(result.rows)
+            seconds.update(result.seconds)
     scores = pd.concat(parts, ignore_index=True)
     counts = scores.groupby("model").size()
     if set(counts) != {len(keys)}:  # internal: evaluate_models scores every item with every model
         raise ValidationError(f"models scored unequal object counts {counts.to_dict()}; expected {len(keys)} each")
     per_case, per_label, overall = aggregate(scores, "model")
     sd = per_case.groupby("model")["dice"].std(ddof=1)
-    clicks = _interactive(models, frames, indices, config, seed, say, stages)
+    if auto is not None and config.clicks:
+        say("prompt mode auto: the clicks protocol is skipped (corrective clicks answer stored prompts)")
+    clicks = _interactive(models, frames, indices, config, seed, say, stages) if auto is None else {}
     rows = tuple(
         _row(m, overall.set_index("model"), sd, int(counts[m.name]), clicks, seconds[m.name], store_url) for m in models
     )
@@ -396,7 +442,9 @@ def compare_runs(
     bases = [r for r in rows if r["kind"] == BASELINE]
     error_figure = None
     (out / "errors.png").unlink(missing_ok=True)  # a stale figure of an earlier comparison would mislead
-    if sams and bases:
+    if sams and bases and auto is not None:
+        say("prompt mode auto: no errors.png (its panels decode the stored prompts)")
+    elif sams and bases:
         by_name = {m.name: m for m in models}
         sam, base = (by_name[max(group, key=lambda r: r["dice"])["name"]] for group in (sams, bases))
         say(f"drawing {out / 'errors.png'}: slices where {sam.name} and {base.name} differ most")
@@ -437,6 +485,16 @@ def compare_runs(
         },
         "figures": {"scores": figure.name, "errors": error_figure.name if error_figure else None},
         "volumetric": volumes,
+        "prompts": None
+        if auto is None
+        else {
+            "mode": "auto",
+            "proposers": {name: run.info.get("run_dir") for name, run in proposers.items()},
+            "settings": asdict(auto),
+            "seconds_per_volume": {
+                name: round(seconds[name] / max(int(keys["case_id"].nunique()), 1), 3) for name in proposers
+            },
+        },
     }
     write_json(out / "compare.json", report)
     (out / "compare.md").write_text(_markdown(report, rows, config.clicks), encoding="utf-8")

@@ -37,6 +37,7 @@ RESUME_MUTABLE: tuple[str, ...] = (
     "num_workers",
     "val_max",
     "store",
+    "proposer",
 )
 
 
@@ -118,6 +119,13 @@ class TrainConfig:
     click_feed_logits: Annotated[
         Flag, Field(description="Feed the previous round's logits as mask input during click rounds")
     ] = True
+    proposer: Annotated[
+        str | None,
+        Field(
+            description="Also train a prompt-free proposer for --auto prediction into RUN/proposer, e.g. unet or "
+            "unet:steps=1200,lr=0.001,augment=flip (training.proposer)"
+        ),
+    ] = None
 
     def __post_init__(self) -> None:
         from training.adapters import parse_adapter  # torch: not at import, so the CLI reads this class cheaply
@@ -134,6 +142,15 @@ class TrainConfig:
                 f"TrainConfig needs a store and a mixture name; got store={self.store!r}, mixture={self.mixture!r}"
             )
         object.__setattr__(self, "adapter", parse_adapter(self.adapter).to_spec())
+        if self.proposer is not None:
+            from training.proposer import canonical_proposer
+
+            if self.model in BASELINES:
+                raise ConfigError(
+                    f"TrainConfig.proposer={self.proposer!r}: model {self.model!r} takes no prompt and needs no "
+                    "proposer; give it to a SAM run"
+                )
+            object.__setattr__(self, "proposer", canonical_proposer(self.proposer))
         if self.model in BASELINES:  # a U-Net has no frozen part: every weight trains ("decoder" is the default)
             if self.adapter not in ("decoder", "full"):
                 raise ConfigError(

@@ -1,5 +1,6 @@
-"""The configurations of evaluation (:class:`EvalConfig`) and comparison (:class:`CompareConfig`), apart from
-the torch code that uses them, so that the CLI and the flows read them cheaply; field types shared by both."""
+"""The configurations of evaluation (:class:`EvalConfig`), comparison (:class:`CompareConfig`) and prompt mode
+auto (:class:`AutoConfig`), apart from the torch code that uses them, so that the CLI and the flows read them
+cheaply; field types shared by them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from samdata.config import Device, Int, config
+from samdata.config import Count, Device, Int, PathText, config
 from samdata.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -127,3 +128,27 @@ class CompareConfig:
             tta=self.tta,
             volumes=self.volumes,
         )
+
+
+@config
+class AutoConfig:
+    """Prompt mode auto (:mod:`training.auto`): how a prompt-free proposer's prediction becomes SAM's boxes, and
+    which proposer run (default: the one the SAM run recorded)."""
+
+    threshold: Annotated[float, Field(gt=0, lt=1, description="Probability above which a pixel is foreground")] = 0.5
+    min_area: Annotated[Count, Field(description="Proposer components smaller than this (pixels) give no box")] = 10
+    min_confidence: Annotated[
+        float, Field(ge=0, le=1, description="Proposer components of lower mean probability give no box")
+    ] = 0.6
+    max_gap: Annotated[Count, Field(description="Slices without a box bridged inside one 3D run")] = 2
+    boxes: Annotated[
+        Literal["proposer", "propagate"],
+        Field(
+            description="proposer: every slice's own proposer box, SAM's neighbour box in gaps; propagate: the "
+            "seed slice's box only, then SAM's own (MedSAM's 3D propagation)"
+        ),
+    ] = "proposer"
+    proposer: Annotated[
+        PathText | None,
+        Field(description="A prompt-free run folder to propose the boxes (default: the one the SAM run recorded)"),
+    ] = None

@@ -23,6 +23,8 @@ from samdata.figures import draw_grid
 from samdata.files import write_json
 from samdata.metrics import METRICS, dice
 from samdata.spec import parse_slices
+from training.auto import AutoConfig, check_auto, frame_of
+from training.auto_eval import AutoModel, auto_record, draw_auto_best_worst, evaluate_auto
 from training.batches import SeededMixture
 from training.dataset import DatasetConfig, MixtureDataset
 from training.evaluate import (
@@ -37,6 +39,7 @@ from training.evaluate import (
 )
 from training.loop import is_promptable
 from training.models import BASELINES, SamModel, build_model
+from training.proposer import load_proposer
 from training.run import LoadedRun
 from training.tta import tta_views
 from training.volume_scores import SliceMaps, score_volumes, volume_json, volume_sentence, volume_table
@@ -150,25 +153,39 @@ def evaluate_run(
     config: EvalConfig = EvalConfig(),
     slices: str | None = None,
     stages: Stages | None = None,
+    auto: AutoConfig | None = None,
 ) -> EvalReport:
-    """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure."""
+    """Evaluate ``run`` (and its zero-shot base) on ``split`` of its mixture; write JSON, Markdown and figure.
+    ``auto``: prompt mode auto, the boxes from the run's proposer (:mod:`training.auto_eval`), not the split's
+    stored prompts; labels are read only to score."""
+    if auto is not None:
+        check_auto(run)
+        if config.clicks:
+            raise ConfigError("corrective clicks answer a stored prompt's errors; evaluate --auto without --clicks")
     dataset, indices, protocol = open_split(run, split, store_url, slices)
     config = replace(config, prompt_seed=run.config.seed)
     zero_shot = zero_shot and run.config.model not in BASELINES  # a U-Net has nothing before training
     models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
     models[ADAPTED] = run.model.eval()
-    maps = SliceMaps(config.threshold) if config.volumes else None
-    result = evaluate_models(models, dataset, config, indices=indices, stages=stages, sink=maps)
-    interactive = {}
-    if config.clicks:
-        interactive = {
-            name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices, stages=stages)
-            for name, model in models.items()
-            if is_promptable(model)
-        }
+    maps = SliceMaps(config.threshold) if config.volumes and auto is None else None  # --auto: per-slice only
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figure = draw_best_worst(models, dataset, result, config, out / "best_worst.png")
+    interactive = {}
+    if auto is None:
+        result = evaluate_models(models, dataset, config, indices=indices, stages=stages, sink=maps)
+        if config.clicks:
+            interactive = {
+                name: evaluate_interactive(model, dataset, config.clicks, config=config, indices=indices, stages=stages)
+                for name, model in models.items()
+                if is_promptable(model)
+            }
+        out.mkdir(parents=True, exist_ok=True)
+        figure = draw_best_worst(models, dataset, result, config, out / "best_worst.png")
+    else:
+        proposer = load_proposer(run, auto.proposer)
+        cascade = {name: AutoModel(model, frame_of(run), proposer) for name, model in models.items()}
+        result, predictions = evaluate_auto(cascade, dataset, config, auto, indices=indices, stages=stages)
+        out.mkdir(parents=True, exist_ok=True)
+        figure = draw_auto_best_worst(result, predictions, dataset, config, out / "best_worst.png")
     report = report_json(run, dataset, result, config, interactive)
     report["data"]["protocol"] = protocol
     report["figure"] = figure.name
@@ -184,6 +201,9 @@ def evaluate_run(
             stages=stages,
         )
         report["volumetric"] = volume_json(scores)
+    if auto is not None:
+        report["prompts"] = auto_record(auto, proposer, len(set(result.rows["case_id"])), result.seconds)
+        report["data"].update(prompt_set=None, scheme=f"auto: boxes from the proposer run {proposer.info['run_dir']}")
     write_json(out / "metrics.json", report)
     (out / "metrics.md").write_text(report_markdown(report), encoding="utf-8")
     volumes = report["volumetric"] or {"summaries": {}, "foreground_mean": {}}
@@ -347,6 +367,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Missed objects (empty prediction): {report['missed_objects']}. "
         f"Seconds per slice: {report['seconds_per_slice']}."
     )
+    if "prompts" in report:
+        auto = report["prompts"]
+        parts.append(
+            f"Prompt mode auto: no stored prompt; the {auto['proposer_model']} run `{auto['proposer']}` proposed the "
+            f"boxes (settings {auto['settings']}); labels were read only to score. Cascade seconds per case volume "
+            f"(proposer and SAM): {auto['seconds_per_volume']}."
+        )
     return "\n\n".join(parts) + "\n"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samdata.case import CaseMeta, Normalisation, Provenance
+from samdata.case import Case, CaseMeta, Normalisation, Provenance, Volume
 from samdata.errors import ConfigError, RegistryError, ValidationError
 from samdata.io.readers import read_label, read_volume, source_hash, write_nifti
 from samdata.io.segmentations import check_output, segments_for, write_segmentation
@@ -43,6 +43,8 @@ from training.tta import flip_frames, flip_prompts, mean_of_views, tta_views, un
 # ----------------------------------------------------------------------------- model plumbing
 #: progress: ``advance(n)`` after n more slices
 Advance = Callable[[int], None]
+#: progress stages: ``stages(description, total)`` starts one and returns its ``advance``
+Stages = Callable[[str, int], Advance]
 
 
 def model_input(model: SamModel, frames: torch.Tensor) -> torch.Tensor:
@@ -146,7 +148,7 @@ def segment_slice(
 
 
 @torch.no_grad()
-def segment_volume(
+def volume_probabilities(
     model: UNetModel,
     image_zyx: np.ndarray,
     *,
@@ -157,14 +159,13 @@ def segment_volume(
     tta: str = "none",
     advance: Advance | None = None,
 ) -> np.ndarray:
-    """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
-    per voxel 1 + the most probable channel if its probability > 0.5, else 0 (probabilities averaged over
-    the mirrored views of ``tta``)."""
+    """(C, Z, Y, X) float32 probabilities of a prompt-free model's C label channels over slices ``z_range``
+    (inclusive; default all; 0 outside it), averaged over the mirrored views of ``tta``."""
     size = size or model.img_size
     depth, height, width = image_zyx.shape
     lo, hi = z_range if z_range is not None else (0, depth - 1)
     views = tta_views(tta)
-    out = np.zeros(image_zyx.shape, dtype=np.uint8)
+    out = np.zeros((len(model.label_names), *image_zyx.shape), dtype=np.float32)
     frame = frame_shape((height, width), size)
     for start in range(lo, hi + 1, batch):
         zs = range(start, min(start + batch, hi + 1))
@@ -179,11 +180,36 @@ def segment_volume(
                 ]
             )
         for j, z in enumerate(zs):
-            probs = mean_of_views([found[j] for found in per_view])  # (C, Y, X)
-            out[z] = most_probable(probs, list(range(1, len(probs) + 1)))
+            out[:, z] = mean_of_views([found[j] for found in per_view])
         if advance is not None:
             advance(len(zs))
     return out
+
+
+def label_map(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(C, ...) channel probabilities → a uint8 label map: 1 + the most probable channel where its
+    probability > ``threshold``, else 0 (:func:`most_probable` with labels 1..C)."""
+    return most_probable(probs, list(range(1, len(probs) + 1)), threshold).astype(np.uint8)
+
+
+def segment_volume(
+    model: UNetModel,
+    image_zyx: np.ndarray,
+    *,
+    context: bool = False,
+    size: int | None = None,
+    z_range: tuple[int, int] | None = None,
+    batch: int = 8,
+    tta: str = "none",
+    advance: Advance | None = None,
+) -> np.ndarray:
+    """(Z, Y, X) uint8 label map of a prompt-free model over slices ``z_range`` (inclusive; default all):
+    per voxel 1 + the most probable channel if its probability > 0.5, else 0 (probabilities averaged over
+    the mirrored views of ``tta``)."""
+    probs = volume_probabilities(
+        model, image_zyx, context=context, size=size, z_range=z_range, batch=batch, tta=tta, advance=advance
+    )
+    return label_map(probs)
 
 
 # ----------------------------------------------------------------------------- volumes
@@ -215,6 +241,7 @@ def propagate_box(
     z_range: tuple[int, int] | None = None,
     tta: str = "none",
     advance: Advance | None = None,
+    boxes: Mapping[int, Box] | None = None,
 ) -> np.ndarray:
     """Segment one object through a (Z, Y, X) uint8 volume from ``box`` on slice ``z``: (Z, Y, X) bool
     (each slice through :func:`segment_slice` with test-time mirroring ``tta``).
@@ -223,8 +250,10 @@ def propagate_box(
     prediction, and each direction stops at the first empty prediction (MedSAM's 3D inference) or
     at the ends of ``z_range`` (inclusive; default the whole volume). SAM-style models tend to
     segment *something* in any box, so on real volumes a ``z_range`` (the extent of MedSAM's 3D
-    box) keeps the walk from running past the object.
+    box) keeps the walk from running past the object. ``boxes``: slice → box given for that slice
+    (e.g. a proposer's), used there instead of the neighbour's box; the walk goes on through them.
     """
+    given = boxes or {}
     check_box(box, z, image_zyx.shape, "propagate_box")
     lo, hi = z_range if z_range is not None else (0, image_zyx.shape[0] - 1)
     if not 0 <= lo <= z <= hi < image_zyx.shape[0]:
@@ -244,8 +273,8 @@ def propagate_box(
     out[z] = segment(z, box)
     for step in (1, -1):
         k = z + step
-        while out[k - step].any() and lo <= k <= hi:
-            out[k] = segment(k, tight_box(out[k - step]))
+        while lo <= k <= hi and (k in given or out[k - step].any()):
+            out[k] = segment(k, given[k] if k in given else tight_box(out[k - step]))
             k += step
     return out
 
@@ -377,6 +406,7 @@ class PredictReport:
     labels: dict[int, str] = field(default_factory=dict)  # label value → segment name (:func:`segment_names`)
     tta: str = "none"
     out_format: str = "nifti"
+    auto: dict = field(default_factory=dict)  # prompt-free SAM (--auto): the proposer and the boxes it gave
 
 
 def segment_names(
@@ -404,7 +434,7 @@ def predict_file(
     store_url: str | None = None,
     z_range: tuple[int, int] | None = None,
     tta: str = "none",
-    stages: Callable[[str, int], Advance] | None = None,
+    stages: Stages | None = None,
     out_format: str = "nifti",
 ) -> PredictReport:
     """Segment a NIfTI/NRRD/DICOM image with a run from a box at a slice (propagated) or a prompt mask's
@@ -420,20 +450,14 @@ def predict_file(
             f"{list(run.model.label_names)} everywhere): give no box or prompt mask"
         )
     if promptable and (box is None) == (prompt_mask is None):
-        raise ConfigError("predict needs exactly one prompt: a box ('x0,y0,x1,y1@z') or a prompt mask file")
+        raise ConfigError(
+            "predict needs exactly one prompt: a box ('x0,y0,x1,y1@z'), a prompt mask file, or --auto "
+            "(boxes from the run's proposer)"
+        )
     start = time.perf_counter()
     volume = read_volume(image)
-    config, store_meta = run_normalisation(run, store_url)
-    label = read_label(prompt_mask, volume) if prompt_mask is not None else None
-    provenance = Provenance("real", str(image), source_hash(image))
-    case = prepare_case(
-        volume,
-        label,
-        case_id=Path(image).name.split(".")[0] or "image",
-        config=config,
-        label_names={},
-        provenance=provenance,
-    )
+    normalisation = run_normalisation(run, store_url)
+    case = prepare_image(run, image, store_url, prompt_mask, volume=volume, normalisation=normalisation)
     use_context = run.config.context if context is None else bool(context)
     model, size = run.model.eval(), run.config.size or run.model.img_size
     lo, hi = z_range if z_range is not None else (0, case.image.shape[0] - 1)
@@ -459,24 +483,73 @@ def predict_file(
         mask = predict_from_masks(
             model, case.image, case.label, context=use_context, size=size, tta=tta, advance=advance
         )
-    prompt_values = None if label is None else tuple(int(v) for v in np.unique(case.label) if v != 0)
-    names = segment_names(run, store_meta.label_names, prompt_values)
+    prompt_values = None if prompt_mask is None else tuple(int(v) for v in np.unique(case.label) if v != 0)
+    names = segment_names(run, normalisation[1].label_names, prompt_values)
+    seconds = time.perf_counter() - start
+    return write_prediction(
+        case, mask, image, out, seconds, use_context, tta, names, volume=volume, out_format=out_format
+    )
+
+
+def prepare_image(
+    run: LoadedRun,
+    image: Path | str,
+    store_url: str | None,
+    prompt_mask: Path | str | None = None,
+    *,
+    volume: Volume | None = None,
+    normalisation: tuple[IngestConfig, CaseMeta] | None = None,
+) -> Case:
+    """A new image (and its prompt mask, if any) read and normalised as the run's training cases were: a Case
+    on the canonical grid; without a prompt mask no label file is read (its label map is then empty).
+    ``volume`` / ``normalisation``: the image already read and :func:`run_normalisation`, if the caller has them."""
+    volume = volume if volume is not None else read_volume(image)
+    config, _ = normalisation if normalisation is not None else run_normalisation(run, store_url)
+    label = read_label(prompt_mask, volume) if prompt_mask is not None else None
+    return prepare_case(
+        volume,
+        label,
+        case_id=Path(image).name.split(".")[0] or "image",
+        config=config,
+        label_names={},
+        provenance=Provenance("real", str(image), source_hash(image)),
+    )
+
+
+def write_prediction(
+    case: Case,
+    mask: np.ndarray,
+    image: Path | str,
+    out: Path | str,
+    seconds: float,
+    context: bool,
+    tta: str,
+    labels: dict[int, str],
+    auto: dict | None = None,
+    *,
+    volume: Volume | None = None,
+    out_format: str = "nifti",
+) -> PredictReport:
+    """Write the (Z, Y, X) canonical label map ``mask`` of ``case`` on its source grid and affine to ``out`` as
+    ``out_format`` (segments named by ``labels``; ``volume``: the source image as read, else read again) and
+    report it."""
+    volume = volume if volume is not None else read_volume(image)
     source = to_source_grid(mask, case.meta)
     affine = np.asarray(case.meta.geometry.source_affine)
-    written = write_segmentation(out_format, source, affine, out, segments_for(names), volume)
+    written = write_segmentation(out_format, source, affine, out, segments_for(labels), volume)
     values, counts = np.unique(mask[mask != 0], return_counts=True)
-    canonical: tuple[int, int, int] = case.image.shape  # type: ignore[assignment]
     return PredictReport(
         out=str(written),
         image=str(image),
-        canonical_shape=tuple(int(n) for n in canonical),  # type: ignore[arg-type]
+        canonical_shape=tuple(int(n) for n in case.image.shape),  # type: ignore[arg-type]
         source_shape=tuple(int(n) for n in source.shape),
         normalisation=case.meta.normalisation,
-        context=use_context,
+        context=context,
         voxels={int(v): int(c) for v, c in zip(values, counts)},
         slices=tuple(int(z) for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))),
-        seconds=time.perf_counter() - start,
-        labels=names,
+        seconds=seconds,
+        labels=labels,
         tta=tta,
         out_format=out_format,
+        auto=auto or {},
     )

@@ -159,5 +159,5 @@ def load_run(run_dir: Path | str, *, device: str | torch.device = "cpu") -> Load
     model, _ = build_run_model(config)
     load_trainable(model, state, str(layout.last))
     model.to(torch.device(device))
-    info = {**info, "step": int(state["step"]), "checkpoint": str(layout.last)}
+    info = {**info, "step": int(state["step"]), "checkpoint": str(layout.last), "run_dir": str(layout.root)}
     return LoadedRun(model=model.eval(), config=config, info=info)

@@ -9,6 +9,7 @@ run and keeps the last good checkpoint; under DDP the ranks' final weights are h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ from training.checkpoint import (
 from training.config import RESUME_MUTABLE, TrainConfig, check_resumable
 from training.loop import Dist, Trainer, is_promptable
 from training.models import SamModel
+from training.proposer import PROPOSER_DIR, proposer_config, record_proposer
 from training.run import RunLayout, build_run_model, package_versions, read_info
 
 
@@ -309,6 +311,7 @@ class Session:
             "step": start,
             "world_size": self.ranks.world,
             "device": str(device),
+            "label_names": sorted({str(n) for n in data.train.objects().iloc[data.candidates]["label_name"]}),
             "train_objects": int(len(data.candidates)),
             "val_objects": int(len(data.val_indices)),
             "validation": data.protocol,
@@ -440,8 +443,28 @@ def train(
     """Train per ``config`` into ``run_dir`` (``resume``: continue the run there); see the module docstring."""
     owned = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     ranks = init_distributed(config)
+    hooks = hooks or TrainHooks()
     try:
-        return Session(config, RunLayout(Path(run_dir)), ranks, hooks or TrainHooks()).run(resume)
+        result = Session(config, RunLayout(Path(run_dir)), ranks, hooks).run(resume)
+        if config.proposer is not None:
+            result = _train_proposer(config, result, ranks, hooks)
+        return result
     finally:
         if owned and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _train_proposer(config: TrainConfig, result: TrainResult, ranks: Dist, hooks: TrainHooks) -> TrainResult:
+    """Train (or resume) the SAM run's proposer in ``RUN/proposer`` on the same data; record it in its run.json."""
+    assert config.proposer is not None
+    folder = result.run_dir / PROPOSER_DIR
+    sam = TrainConfig.read(RunLayout(result.run_dir).config)  # a resumed run's saved settings
+    labels = tuple(result.info["label_names"])
+    spec = proposer_config(sam.with_values({"proposer": config.proposer}), labels, result.info["snapshot_id"])
+    hooks.on_message(f"training the proposer {config.proposer} in {folder} on labels {list(labels)}")
+    done = Session(spec, RunLayout(folder), ranks, hooks).run(RunLayout(folder).exists())
+    info = result.info
+    if ranks.rank == 0:
+        info = record_proposer(result.run_dir, result.info, config.proposer, done.info)
+    _barrier(ranks)
+    return dataclasses.replace(result, info=info)

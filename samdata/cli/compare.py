@@ -9,9 +9,18 @@ from typing import Annotated, Optional
 import typer
 
 from samdata.cli.common import interactive, out, progress
-from samdata.cli.options import DEFAULT_DEVICE, DeviceOpt, RunStoreOpt, config_option, feed_logits_option
+from samdata.cli.options import (
+    DEFAULT_DEVICE,
+    AutoOpt,
+    DeviceOpt,
+    ProposerOpt,
+    RunStoreOpt,
+    auto_config,
+    config_option,
+    feed_logits_option,
+)
 from samdata.spec import parse_clicks, parse_list
-from training.eval_config import CompareConfig
+from training.eval_config import AutoConfig, CompareConfig
 
 
 def compare(
@@ -38,16 +47,21 @@ def compare(
     batch_slices: int = config_option(CompareConfig, "batch_slices"),
     tta: str = config_option(CompareConfig, "tta"),
     volumes: bool = config_option(CompareConfig, "volumes", "--volumes/--no-volumes"),
+    auto: AutoOpt = False,
+    proposer: ProposerOpt = None,
+    auto_boxes: str = config_option(AutoConfig, "boxes", "--auto-boxes", note="with --auto"),
     device: DeviceOpt = DEFAULT_DEVICE,  # the CLI's device default, not CompareConfig's cpu (options.DEFAULT_DEVICE)
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows and paths as JSON.")] = False,
 ) -> None:
-    """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks."""
+    """Compare runs and zero-shot SAM on the same objects and prompts: Dice, IoU, NSD, HD95, parameters, clicks.
+    With --auto the SAM rows take their proposers' boxes instead of the stored prompts."""
     from rich.table import Table
 
     from training.compare import compare_runs
     from training.compare_figures import TABLE_HEADER, click_table, json_row, table_cells
 
     counts = () if clicks.strip().lower() == "none" else parse_clicks(clicks)
+    prompt_mode = auto_config(auto, proposer, auto_boxes)
     config = CompareConfig(
         split=split,
         slices=slices,
@@ -69,6 +83,7 @@ def compare(
             store_url=store,
             on_message=bars.print,
             stages=bars.stage,
+            auto=prompt_mode,
         )
     files = [
         str(p)

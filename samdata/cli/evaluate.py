@@ -13,17 +13,20 @@ import typer
 from samdata.cli.common import interactive, out, progress
 from samdata.cli.options import (
     DEFAULT_DEVICE,
+    AutoOpt,
     DeviceOpt,
+    ProposerOpt,
     RunArg,
     RunStoreOpt,
     SegFormatOpt,
+    auto_config,
     config_option,
     feed_logits_option,
 )
 from samdata.device import resolve_device
 from samdata.errors import CaseNotFoundError, ConfigError
 from samdata.spec import parse_box, parse_clicks, parse_z_range
-from training.eval_config import CompareConfig, EvalConfig
+from training.eval_config import AutoConfig, CompareConfig, EvalConfig
 
 
 def evaluate(
@@ -56,12 +59,16 @@ def evaluate(
     figure_objects: int = config_option(EvalConfig, "figure_objects"),
     tta: str = config_option(EvalConfig, "tta"),
     volumes: bool = config_option(EvalConfig, "volumes", "--volumes/--no-volumes"),
+    auto: AutoOpt = False,
+    proposer: ProposerOpt = None,
+    auto_boxes: str = config_option(AutoConfig, "boxes", "--auto-boxes", note="with --auto"),
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the overall means as JSON.")] = False,
 ) -> None:
     """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure),
     and 3D scores per case with nnU-Net's summary.json. The 3D ones are on each case's source grid, under
-    OUT/volumes/<model>/ (--no-volumes leaves them out)."""
+    OUT/volumes/<model>/ (--no-volumes leaves them out). With --auto the boxes come from the run's proposer,
+    not the stored prompts (per-slice scores only)."""
     from dataclasses import replace
 
     from training.compare import default_feed
@@ -77,6 +84,7 @@ def evaluate(
         tta=tta,
         volumes=volumes,
     )
+    prompt_mode = auto_config(auto, proposer, auto_boxes)
     loaded = load_run(run, device=resolve_device(device))
     if feed_logits is None:  # the same default as compare's: by what the run's model learnt
         config = replace(config, feed_logits=default_feed(loaded.config))
@@ -90,6 +98,7 @@ def evaluate(
             config=config,
             slices=slices,
             stages=bars.stage,
+            auto=prompt_mode,
         )
     if json_out:
         out.print_json(
@@ -152,20 +161,28 @@ def predict(
     ] = None,
     tta: str = config_option(EvalConfig, "tta"),
     out_format: SegFormatOpt = "nifti",
+    auto: AutoOpt = False,
+    proposer: ProposerOpt = None,
+    auto_boxes: str = config_option(AutoConfig, "boxes", "--auto-boxes", note="with --auto"),
     store: RunStoreOpt = None,
     device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Segment a new image with a run from a box (propagated through the volume) or a prompt mask; a U-Net
-    run takes no prompt and segments every slice."""
+    """Segment a new image with a run from a box (propagated through the volume), a prompt mask, or with --auto
+    from its proposer's boxes (no prompt); a U-Net run takes no prompt and segments every slice."""
     from samdata.io.segmentations import check_output
     from training.predict import predict_file
     from training.run import load_run
     from training.tta import tta_views
 
     tta_views(tta)  # a bad mode fails before the (slow) model load
-    if box is not None and prompt_from_mask is not None:  # none at all: fine for a U-Net run (checked on load)
+    prompt_mode = auto_config(auto, proposer, auto_boxes)
+    given = [name for name, v in (("--box", box), ("--prompt-from-mask", prompt_from_mask)) if v is not None]
+    if len(given) > 1:  # none at all: fine for a U-Net run (checked on load)
         raise ConfigError("give exactly one of --box x0,y0,x1,y1@z and --prompt-from-mask FILE")
+    if prompt_mode is not None and (given or z_range is not None or context is not None):
+        extra = given + [n for n, v in (("--z-range", z_range), ("--context", context)) if v is not None]
+        raise ConfigError(f"--auto finds its own boxes and slices; drop {', '.join(extra)}")
     parsed = parse_box(box) if box is not None else None
     limits = parse_z_range(z_range) if z_range is not None else None
     if not image.exists():  # before the (slow) model load
@@ -173,19 +190,38 @@ def predict(
     check_output(out_format, image, out_path)
     loaded = load_run(run, device=resolve_device(device))
     with progress(disable=not interactive()) as bars:
-        report = predict_file(
-            loaded,
-            image,
-            out_path,
-            box=parsed,
-            prompt_mask=prompt_from_mask,
-            context=context,
-            store_url=store,
-            z_range=limits,
-            tta=tta,
-            stages=bars.stage,
-            out_format=out_format,
-        )
+        if prompt_mode is not None:
+            from samdata.malloc import keep_freed_memory
+            from training.auto import check_auto, predict_auto_file
+            from training.proposer import load_proposer
+
+            check_auto(loaded)
+            keep_freed_memory()  # the encoder runs on every boxed slice: reuse its freed buffers (samdata.malloc)
+            report = predict_auto_file(
+                loaded,
+                load_proposer(loaded, prompt_mode.proposer),
+                image,
+                out_path,
+                config=prompt_mode,
+                store_url=store,
+                tta=tta,
+                stages=bars.stage,
+                out_format=out_format,
+            )
+        else:
+            report = predict_file(
+                loaded,
+                image,
+                out_path,
+                box=parsed,
+                prompt_mask=prompt_from_mask,
+                context=context,
+                store_url=store,
+                z_range=limits,
+                tta=tta,
+                stages=bars.stage,
+                out_format=out_format,
+            )
     if json_out:
         out.print_json(json.dumps(asdict(report), default=str))
         return
@@ -196,6 +232,12 @@ def predict(
         )
         or "nothing"
     )
+    if report.auto:
+        runs = "; ".join(
+            f"{name}: {found['proposed_slices']} slices boxed, seeds {[r['seed'] for r in found['runs']]}"
+            for name, found in report.auto["labels"].items()
+        )
+        out.print(f"auto prompts from proposer {report.auto['proposer']}: {runs}", highlight=False)
     out.print(
         f"canonical (Z, Y, X) shape {report.canonical_shape} (box frame); normalisation "
         f"{report.normalisation.method}; context {report.context}; test-time mirroring {report.tta}",

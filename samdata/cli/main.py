@@ -58,8 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "predict": (
         "samdata.cli.evaluate",
-        "Segment a new image with a run from a box (propagated through the volume) or "
-        "a prompt mask; a U-Net run takes no prompt and segments every slice.",
+        "Segment a new image with a run from a box (propagated through the volume), a prompt mask, or with "
+        "--auto from its proposer's boxes (no prompt); a U-Net run takes no prompt and segments every slice.",
     ),
     "compare": (
         "samdata.cli.compare",

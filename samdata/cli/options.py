@@ -117,3 +117,33 @@ SegFormatOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+AutoOpt = Annotated[
+    bool,
+    typer.Option(
+        "--auto",
+        help="Prompt mode auto: no prompt from you or the store; the run's proposer (a U-Net trained beside it, "
+        "`samdata train --proposer unet`) proposes each slice's boxes and the SAM segments from them.",
+    ),
+]
+ProposerOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="With --auto: a prompt-free run folder (--model unet) to propose the boxes instead of "
+        "the one the SAM run recorded."
+    ),
+]
+
+
+def auto_config(auto: bool, proposer: Path | None, boxes: str) -> Any:
+    """The AutoConfig of the ``--auto`` options, or None without ``--auto`` (ConfigError if ``--proposer`` is
+    given without it)."""
+    from samdata.errors import ConfigError
+    from training.eval_config import AutoConfig
+
+    if not auto:
+        if proposer is not None:
+            raise ConfigError("--proposer names the proposer of prompt mode auto; add --auto")
+        return None
+    return AutoConfig(proposer=None if proposer is None else str(proposer), boxes=boxes)

@@ -61,6 +61,13 @@ def run_training(
             f"run {result.run_dir}: step {result.step}, val Dice {zero} (before training) -> {final}; "
             f"{result.seconds:.1f} s"
         )
+        if "proposer" in result.info:
+            found = result.info["proposer"]
+            dice = "n/a" if found["val_dice"] is None else f"{found['val_dice']:.4f}"
+            out.print(
+                f"proposer {found['spec']} in {result.run_dir / found['run_dir']}: step {found['step']}, "
+                f"val Dice {dice} (for --auto)"
+            )
 
 
 def train_command(
@@ -107,6 +114,7 @@ def train_command(
     click_rounds: Optional[int] = train_option("click_rounds"),
     click_mode: Optional[str] = train_option("click_mode"),
     click_feed_logits: Optional[bool] = train_option("--click-feed-logits/--no-click-feed-logits", "click_feed_logits"),
+    proposer: Optional[str] = train_option("proposer"),
     resume: ResumeOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ) -> None:
@@ -145,6 +153,7 @@ def train_command(
         click_rounds=click_rounds,
         click_mode=click_mode,
         click_feed_logits=click_feed_logits,
+        proposer=proposer,
     )
     run_training(values, out_dir, resume, json_out, config_file)
 

@@ -23,6 +23,7 @@ from flows.export import ExportParams
 from flows.ingest import ingest_flow
 from flows.params import IngestParams, MixtureParams, PromptParams, SourceParams
 from flows.synthesize import SynthParams
+from flows.train import train_flow
 from flows.train_params import EvalParams, TrainParams
 from pipelines.mixtures import load_mixture
 from storage import SliceStore
@@ -230,3 +231,25 @@ def test_watch_folder_ingests_only_new_cases(tmp_path: Path) -> None:
     evaluated = json.loads(Path(third["train"]["evaluation"]["json"]).read_text())
     read = SliceStore.open(store, snapshot=evaluated["data"]["snapshot_id"])
     assert len(load_mixture(read, "mix").cases) == 3  # evaluated on the re-curated mixture, not the first one
+
+
+def test_train_flow_trains_the_proposer_beside_the_run(phantoms: Path, tmp_path: Path) -> None:
+    from pipelines.ingest import ingest
+    from pipelines.mixtures import MixtureConfig, make_mixture
+    from samdata.normalise import IngestConfig
+    from training.proposer import PROPOSER_DIR
+
+    store = tmp_path / "store"
+    ingest(phantoms, store, IngestConfig(min_object_voxels=20, min_object_pixels=10))
+    make_mixture(store, "mix", MixtureConfig(seed=0, splits=(0.5, 0.5, 0.0), labels=("liver",)))
+    params = TINY_TRAIN.model_copy(update={"steps": 2, "proposer": "unet:steps=2,lr=0.01,augment=none"})
+    out = tmp_path / "run"
+    result = train_flow(str(store), "mix", str(out), train=params, evaluate=None)
+    assert result["step"] == 2 and result["proposer"]["run_dir"] == PROPOSER_DIR
+    assert result["proposer"]["step"] == 2 and result["proposer"]["labels"] == ["liver"]
+    assert json.loads((out / PROPOSER_DIR / "config.json").read_text())["model"] == "unet"
+    assert "Proposer for prompt mode auto" in latest_artifact(artifact_key("train", out))
+    with pytest.raises(ParameterTypeError):
+        train_flow.validate_parameters(
+            {"store": str(store), "mixture": "mix", "out": str(out), "train": {"proposer": "vnet"}}
+        )
