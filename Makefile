@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip<26"
 	$(BIN)/pip install --quiet -e '.[all,test]' --config-settings editable_mode=compat
+	# nnunetv2 for its own dataset check of `samdata export nnunet` (tests); its PyPI `argparse` (a Python 2
+	# backport pulled in through unittest2) would shadow the standard library's and break Prefect: removed
+	$(BIN)/pip install --quiet -e '.[nnunet]' --config-settings editable_mode=compat
+	$(BIN)/pip uninstall --quiet --yes argparse
 	touch $(STAMP)
 
 install: $(STAMP)
