@@ -174,3 +174,18 @@ def test_cli_trains_saves_reloads_evaluates_and_predicts(store: str, tmp_path: P
     prompts[[0, 4], 5:15, 5:15] = 1
     labels = predict_from_masks(loaded.model, volume, prompts)
     assert labels.shape == volume.shape and not labels[1:4].any()
+
+
+@pytest.mark.slow
+def test_litemedsam_depth_starts_as_the_2d_model():
+    """TinyViT blocks take (B, L, D) tokens and stage 3 ends in no downsample: the same identity holds."""
+    lite = build_model("litemedsam")
+    rng = np.random.default_rng(0)
+    stack = torch.from_numpy(rng.integers(0, 255, size=(1, 9, 256, 256), dtype=np.uint8))
+    box = torch.tensor([[60.0, 60, 180, 200]])
+    with torch.no_grad():
+        before = lite(lite.preprocess(stack[:, 3:6]), box)
+    apply_adapters(lite, parse_adapter("depth:blocks=1,8-9"))
+    with torch.no_grad():
+        after = lite(lite.preprocess(stack), box)
+    torch.testing.assert_close(after[0], before[0], rtol=1e-4, atol=1e-4)
