@@ -143,13 +143,13 @@ def test_dataset_yields_clamped_stacks(store: str):
 
 def test_cli_trains_saves_reloads_evaluates_and_predicts(store: str, tmp_path: Path):
     run_dir = tmp_path / "run"
-    args = ["--store", store, "--mixture", "mix", "--model", "tiny", "--adapter", "depth:k=3,blocks=2-3+decoder"]
+    args = ["--store", store, "--mixture", "mix", "--model", "tiny", "--adapter", "depth:k=3,blocks=2-3"]
     args += ["--steps", "3", "--batch-size", "2", "--val-max", "4", "--save-every", "3", "--out", str(run_dir)]
     result = CliRunner().invoke(app, ["train", *args])
     assert result.exit_code == 0, result.output
     assert "depth" in result.output and "prefix cache memory" in result.output
     info = json.loads(RunLayout(run_dir).info.read_text())
-    assert info["adapter"] == "depth:k=3,ratio=0.25,blocks=2,3+decoder" and info["first_adapted_block"] == 2
+    assert info["adapter"] == "depth:k=3,ratio=0.25,blocks=2,3" and info["first_adapted_block"] == 2
     hits, lookups = (int(n) for n in re.search(r"(\d+) hits / (\d+)", info["cache"]).groups())
     assert lookups % 3 == 0 and hits > 0  # one lookup per slice of each stack; neighbours are shared
     saved = load_checkpoint(RunLayout(run_dir).last)["trainable"]
@@ -160,6 +160,15 @@ def test_cli_trains_saves_reloads_evaluates_and_predicts(store: str, tmp_path: P
     assert loaded.model.depth == 3
     weights = dict(loaded.model.named_parameters())
     assert all(torch.equal(weights[n], v) for n, v in saved.items())
+    base = build_model("tiny")
+    for name, value in base.named_parameters():  # training changed the depth weights only
+        assert torch.equal(weights[name], value), name
+    assert set(weights) - set(dict(base.named_parameters())) == set(saved)
+    assert all(".depth_attn." in n for n in saved)
+    item = MixtureDataset(store, "mix", "val", DatasetConfig(size=128, depth=3))[0]
+    x, box = loaded.model.preprocess(item["image"][None]), item["box"][None]
+    with torch.no_grad():
+        assert not torch.allclose(loaded.model(x, box)[0], base(base.preprocess(item["image"][None, 3:6]), box)[0])
     out = tmp_path / "eval"
     result = CliRunner().invoke(app, ["evaluate", str(run_dir), "--split", "val", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
