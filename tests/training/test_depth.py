@@ -18,10 +18,13 @@ from samdata.errors import ConfigError, ValidationError
 from samdata.prompts import Prompt
 from training.adapters import DepthParams, apply_adapters, parse_adapter, stack_slices
 from training.checkpoint import load_checkpoint
+from training.compare import CompareConfig, compare_runs
+from training.config import TrainConfig
 from training.dataset import DatasetConfig, MixtureDataset
 from training.models import SamModel, build_model
 from training.predict import predict_from_masks, segment_slice, slice_channels
 from training.run import RunLayout, load_run
+from training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BOXES = torch.tensor([[20.0, 20, 90, 80], [10, 30, 60, 110]])
@@ -198,3 +201,16 @@ def test_litemedsam_depth_starts_as_the_2d_model():
     with torch.no_grad():
         after = lite(lite.preprocess(stack), box)
     torch.testing.assert_close(after[0], before[0], rtol=1e-4, atol=1e-4)
+
+
+def test_compare_reads_stacks_for_the_depth_run_and_slices_for_the_others(store: str, tmp_path: Path):
+    base = dict(store=store, mixture="mix", model="tiny", steps=2, batch_size=2, save_every=2, val_max=4)
+    train(TrainConfig(**base, adapter="depth:blocks=3"), tmp_path / "depth")  # type: ignore[arg-type]
+    train(TrainConfig(**base, adapter="decoder"), tmp_path / "flat")  # type: ignore[arg-type]
+    result = compare_runs(
+        [tmp_path / "depth", tmp_path / "flat"], tmp_path / "out", CompareConfig(split="val", volumes=False)
+    )
+    rows = {r["name"]: r for r in result.rows}
+    assert set(rows) == {"zero-shot tiny", "depth", "flat"}
+    assert len({r["objects"] for r in rows.values()}) == 1  # the same objects, through two datasets
+    assert all(0 <= r["dice"] <= 1 for r in rows.values())
