@@ -51,6 +51,8 @@ DEFAULT_MODELS = ";".join(
         "unet|unet|full|1200|1e-3|flip",
         f"serial+lora|litemedsam|serial:blocks={STAGE}+lora:r=8,blocks={STAGE}+decoder|300|2e-4|",
         f"serial+refine|litemedsam|serial:blocks={STAGE}+decoder+refine|300|2e-4|",
+        f"depth|litemedsam|depth:k=3,blocks={STAGE}+decoder|300|2e-4|",
+        f"serial+depth|litemedsam|serial:blocks={STAGE}+depth:k=3,blocks={STAGE}+decoder|300|2e-4|",
     ]
 )
 #: Every block, and full fine-tuning: the whole encoder runs forward and backward each step (a GPU's job).

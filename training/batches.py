@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from samdata.errors import ValidationError
 from samdata.prompts import object_rng
 from samdata.spec import parse_slices
+from training.adapters import parse_adapter
 from training.collate import collate_items
 from training.config import TrainConfig
 from training.dataset import WORKER_CONTEXT, DatasetConfig, MixtureDataset
@@ -100,6 +101,7 @@ def _dataset_config(config: TrainConfig, augment: tuple[str, ...]) -> DatasetCon
     return DatasetConfig(
         size=config.size,
         context=config.context,
+        depth=parse_adapter(config.adapter).depth,
         min_area=config.min_area,
         augment=augment,
         labels=config.labels,

@@ -99,7 +99,7 @@ class PrefixCache:
         return found
 
     def _remember(self, key: Key, value: torch.Tensor) -> None:
-        if self.nbytes + value.nbytes <= self.max_bytes:
+        if key not in self._memory and self.nbytes + value.nbytes <= self.max_bytes:  # a stack may repeat a slice
             self._memory[key] = value
             self.nbytes += value.nbytes
 

@@ -57,7 +57,8 @@ from training.volume_scores import SliceMaps, score_volumes, volume_json, volume
 NO_FED_LOGITS = ("litemedsam",)  # box-only models: their mask encoder never trained
 AGGREGATION = "per object (label on a slice) → mean per case & label → mean over case & label pairs"
 SD_RULE = "sample sd (ddof 1) of the per case & label mean Dice, the units the overall mean averages; null if < 2"
-Frame = tuple[int, bool]  # (model input side, context channels)
+#: (model input side, context channels), plus slices per stack for a model with a ``depth`` adapter
+Frame = tuple[int, bool] | tuple[int, bool, int]
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ class _Model:
 
     @property
     def frame(self) -> Frame:
-        """(input side, context) of the items this model reads."""
-        return int(self.run.config.size or self.module.img_size), bool(self.run.config.context)
+        """(input side, context) of the items this model reads, and the slices per stack if a ``depth`` adapter
+        makes them stacks."""
+        size, depth = int(self.run.config.size or self.module.img_size), int(getattr(self.module, "depth", 1))
+        return (size, bool(self.run.config.context)) + ((depth,) if depth > 1 else ())
 
 
 def _number(value: Any) -> float | None:
@@ -200,13 +203,13 @@ def _open_frames(
     for m in models:
         if m.frame in frames:
             continue
-        size, context = m.frame
+        size, context = m.frame[:2]
         shaped = reference.config.with_values({"size": size, "context": context})
         template = LoadedRun(m.module, shaped, reference.info)  # type: ignore[arg-type]
         frames[m.frame], indices, protocol = open_split(template, split, store_url, slices)
         keys = _keys(frames[m.frame], indices)
         if first is not None and not keys.equals(first):  # internal: item selection does not depend on the frame
-            raise ValidationError(f"split {split!r} gives other items at size {size}, context {context}")
+            raise ValidationError(f"split {split!r} gives other items at frame {m.frame} (size, context[, depth])")
         first = keys
     return frames, indices, protocol
 

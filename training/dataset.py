@@ -1,8 +1,10 @@
 """The torch Dataset over a curated mixture: one item per object (case, slice, label) of a split.
 
 An item is the slice in SAM's model frame as 3 channels (slices ``[z-1, z, z+1]`` with ``context``,
-SlideSAM), the object's mask, its prompt in model pixels, its provenance and ``view`` (the flips applied:
-the prefix cache's key). Training prompts are drawn afresh after augmentation; val/test prompts come from
+SlideSAM), or with ``depth`` k > 1 (a ``depth`` adapter) the stack of the k slices centred on it, clamped at
+the volume ends, as 3k channels (3 per slice: its context channels, or its grey value three times) with
+their indices ``depth_z``, the object's mask, its prompt in model pixels, its provenance and ``view`` (the
+flips applied: the prefix cache's key). Training prompts are drawn afresh after augmentation; val/test prompts come from
 the mixture's prompt set (or ``object_rng``), the same in any process. The store is opened lazily once per
 process, which keeps an LRU cache of decoded slices (an epoch revisits a slice once per object on it).
 DataLoader workers start by ``forkserver`` or ``spawn``: Icechunk's Tokio runtime does not survive
@@ -15,6 +17,7 @@ import multiprocessing
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -28,6 +31,7 @@ from samdata.errors import ConfigError, RegistryError, StoreError, ValidationErr
 from samdata.prompts import Prompt, columns_to_prompts, frame_shape, object_rng, parse_scheme
 from storage import SliceStore
 from storage.records import SPLITS, MixtureRecord, PromptSetRecord, load_mixture, load_prompt_set, mixture_view
+from training.adapters.depth import stack_channels, stack_slices
 from training.augment import Augment, augment_entry, resize_pad, resize_pad_mask
 from training.collate import PackedBatch, collate_items  # noqa: F401 (PackedBatch re-exported)
 
@@ -50,6 +54,7 @@ class DatasetConfig:
     ``augment``: names from :data:`training.augment.AUGMENTS` (train split only). ``labels``: label
     names to keep (None = the mixture's labels, else all). ``scheme``: training prompt scheme spec
     (None = the mixture's prompt-set scheme, else ``box:jitter=5``). ``cache_mb``: per-process slice cache.
+    ``depth``: slices per item (a ``depth`` adapter's k; 1: the slice alone).
     ``dtype``: ``uint8`` (the default) gives image 0..255 and mask {0, 1} as uint8, a quarter of
     float32's bytes through the DataLoader's workers, which is what bounds throughput on CPU (see
     bench/loader.py); ``float32`` gives image in [0, 1] and mask {0., 1.}. Model inputs take either
@@ -58,6 +63,7 @@ class DatasetConfig:
 
     size: Positive = 256
     context: bool = False
+    depth: Positive = 1
     min_area: Count = 10
     augment: tuple[str, ...] = ()
     max_points: Count = 8
@@ -252,14 +258,24 @@ class MixtureDataset(Dataset):
         return self._case_weight[self._case_idx] / counts[self._case_idx]
 
     def _slices(self, case_id: str, z: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """((C, Y, X) uint8 channels, (Y, X) label of slice z): C = 3 with context, else 1."""
+        """((C, Y, X) uint8 channels, (Y, X) label of slice z): C = 3 with context, else 1; with ``config.depth``
+        k > 1, the 3k channels of the stack of k slices centred on z (:func:`training.adapters.stack_channels`)."""
         store = self._reader()
-        image, label = self._cache.get(store, case_id, z)
+        label = self._cache.get(store, case_id, z)[1]
+        if self.config.depth > 1:
+            return stack_channels(
+                partial(self._channels, store, case_id, depth=depth), z, self.config.depth, depth
+            ), label
+        return self._channels(store, case_id, z, depth), label
+
+    def _channels(self, store: SliceStore, case_id: str, z: int, depth: int) -> np.ndarray:
+        """(C, Y, X) uint8 channels of slice z: ``[z-1, z, z+1]`` (edges repeated) with context, else (1, Y, X)."""
+        image = self._cache.get(store, case_id, z)[0]
         if not self.config.context:
-            return image[None], label
+            return image[None]
         below = self._cache.get(store, case_id, max(z - 1, 0))[0]
         above = self._cache.get(store, case_id, min(z + 1, depth - 1))[0]
-        return np.stack([below, image, above]), label
+        return np.stack([below, image, above])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Item ``index``: image, mask, prompt (model frame), valid region, provenance and geometry."""
@@ -278,6 +294,8 @@ class MixtureDataset(Dataset):
         elif (prompt := self._fixed[index]) is None:  # type: ignore[assignment]
             prompt = self._eval_scheme(mask, object_rng(self._eval_seed, case_id, z, value))
         item = self._frame(image, mask, prompt)
+        if self.config.depth > 1:
+            item["depth_z"] = torch.tensor(stack_slices(z, self.config.depth, int(self._depth[case])))
         item.update(
             case_id=case_id, z=z, label=value, label_name=self._label_name[index], origin=self._origin[case], view=view
         )
@@ -317,7 +335,7 @@ class MixtureDataset(Dataset):
             np.array([(height, width), (new_h, new_w), (size - new_h, size - new_w)], dtype=np.int64)
         )  # original_size, input_size, pad: views of one array
         item: dict[str, Any] = {
-            "image": resize_pad(image, size, dtype=getattr(torch, self.config.dtype)),
+            "image": resize_pad(image, size, channels=max(3, len(image)), dtype=getattr(torch, self.config.dtype)),
             "mask": resize_pad_mask(mask, size, np.dtype(self.config.dtype).type),
             "box": torch.from_numpy(np.array(framed.box if framed.box is not None else _NO_BOX, dtype=np.float32)),
             "has_box": framed.box is not None,

@@ -67,11 +67,13 @@ class EvalReport:
 
 
 def dataset_config(run: LoadedRun) -> DatasetConfig:
-    """The evaluation items as the run's training made them (size, context, labels, scheme, min area)."""
+    """The evaluation items as the run's training made them (size, context, slice stacks of a ``depth`` adapter,
+    labels, scheme, min area)."""
     config = run.config
     return DatasetConfig(
         size=config.size or run.model.img_size,
         context=config.context,
+        depth=getattr(run.model, "depth", 1),
         min_area=config.min_area,
         labels=config.labels,
         scheme=config.scheme,
@@ -250,6 +252,7 @@ def report_json(
             "threshold": config.threshold,
             "batch_slices": config.batch_slices,
             "context": dataset.config.context,
+            "depth": dataset.config.depth,
             "size": dataset.config.size,
             "tta": config.tta,
         },

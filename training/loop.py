@@ -255,8 +255,17 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def _features(self, batch: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
-        """The cached frozen-prefix output of the batch's ``images`` (on the device; call under autocast)."""
+        """The cached frozen-prefix output of the batch's ``images`` (on the device; call under autocast). Slice
+        stacks (``depth_z``: a ``depth`` adapter) are cached per slice of each stack: (B·k, ...) rows."""
         views = batch["view"].tolist() if "view" in batch else [0] * len(batch["case_id"])
+        if "depth_z" in batch:
+            stacks = batch["depth_z"].tolist()
+            keys = [
+                (case_id, z, view) if view >= 0 else None
+                for case_id, zs, view in zip(batch["case_id"], stacks, views, strict=True)
+                for z in zs
+            ]
+            return self.cache(images.reshape(len(keys), -1, *images.shape[-2:]), keys)
         return self.cache(
             images,
             [

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from samdata.prompts.regions import tight_box
 from samdata.spec import Box
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
+from training.adapters.depth import stack_channels
 from training.augment import pixel_frames
 from training.dataset import resize_pad
 from training.loop import is_promptable
@@ -119,8 +121,13 @@ def decode_prompts(
     return out
 
 
-def slice_channels(image_zyx: np.ndarray, z: int, context: bool) -> np.ndarray:
-    """(C, Y, X) uint8 model channels of slice ``z``: C = 3 ``[z-1, z, z+1]`` (edges repeated) or 1."""
+def slice_channels(image_zyx: np.ndarray, z: int, context: bool, stack: int = 1) -> np.ndarray:
+    """(C, Y, X) uint8 model channels of slice ``z``: C = 3 ``[z-1, z, z+1]`` (edges repeated) or 1; with
+    ``stack`` k > 1 (a ``depth`` adapter's ``model.depth``) the 3k channels of the k slices centred on z, clamped
+    at the volume ends, 3 per slice (its context channels, or its grey value three times), as the dataset
+    makes them."""
+    if stack > 1:
+        return stack_channels(partial(slice_channels, image_zyx, context=context), z, stack, image_zyx.shape[0])
     if not context:
         return image_zyx[z][None]
     depth = image_zyx.shape[0]
@@ -137,7 +144,7 @@ def segment_slice(
     size = size or model.img_size
     height, width = channels.shape[1:]
     frame = frame_shape((height, width), size)
-    frames = resize_pad(channels, size)[None]
+    frames = resize_pad(channels, size, channels=max(3, len(channels)))[None]
     framed = [p.to_frame((height, width), size) for p in prompts]
     per_view = []
     for view in tta_views(tta):
@@ -264,7 +271,7 @@ def propagate_box(
     out = np.zeros(image_zyx.shape, dtype=bool)
 
     def segment(k: int, prompt_box: Box) -> np.ndarray:
-        channels = slice_channels(image_zyx, k, context)
+        channels = slice_channels(image_zyx, k, context, model.depth)
         found = segment_slice(model, channels, [Prompt(box=prompt_box)], size, tta)[0] > threshold
         if advance is not None:
             advance(1)
@@ -308,7 +315,7 @@ def predict_from_masks(
         labels = [int(v) for v in np.unique(prompt_zyx[z]) if v != 0]
         boxes = [tight_box(prompt_zyx[z] == value) for value in labels]
         probs = segment_slice(
-            model, slice_channels(image_zyx, int(z), context), [Prompt(box=b) for b in boxes], size, tta
+            model, slice_channels(image_zyx, int(z), context, model.depth), [Prompt(box=b) for b in boxes], size, tta
         )
         out[z] = most_probable(probs, labels, threshold).astype(prompt_zyx.dtype)
         if advance is not None:

@@ -26,7 +26,8 @@ from training.adapters import (
 from training.models import SamModel, build_model
 
 # one spec per registered adapter, plus mixed designs
-SPECS = {name: name for name in ADAPTERS if name != "full"} | {  # full: tests/training/test_unet.py
+# full: tests/training/test_unet.py; depth reads slice stacks: tests/training/test_depth.py
+SPECS = {name: name for name in ADAPTERS if name not in ("full", "depth")} | {
     "mixed": "serial:ratio=0.5,blocks=2,3+lora:r=2+decoder",
     "parallel_learn": "parallel:scale=learn,blocks=1-3",
     "serial_refine": "serial:blocks=2,3+decoder+refine:width=4",

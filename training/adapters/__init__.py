@@ -3,8 +3,9 @@ each with its own params dataclass and apply function, spec strings parsed by :f
 applied by :func:`apply_adapters`."""
 
 from training.adapters.apply import AdapterReport, apply_adapters, first_adapted_block, merge_lora
+from training.adapters.depth import DepthParams, stack_channels, stack_slices
 from training.adapters.lora import LoraParams
-from training.adapters.modules import Bottleneck, LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
+from training.adapters.modules import Bottleneck, DepthAttention, LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
 from training.adapters.parallel import ParallelParams
 from training.adapters.refine import RefineParams
 from training.adapters.registry import (
@@ -27,6 +28,8 @@ __all__ = [
     "AdapterReport",
     "Bottleneck",
     "DecoderParams",
+    "DepthAttention",
+    "DepthParams",
     "FullParams",
     "LoRAQKV",
     "LoraParams",
@@ -43,4 +46,6 @@ __all__ = [
     "kind_name",
     "merge_lora",
     "parse_adapter",
+    "stack_channels",
+    "stack_slices",
 ]

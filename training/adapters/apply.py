@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from samdata.errors import ConfigError
-from training.adapters.modules import LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
+from training.adapters.modules import DepthAttention, LoRAQKV, ParallelAdapter, RefineHead, SerialAdapter
 from training.adapters.registry import ADAPTERS, AdapterConfig, kind_name
 from training.models.sam import SamModel
 
-_ADAPTER_TYPES = (SerialAdapter, ParallelAdapter, LoRAQKV, RefineHead)
+_ADAPTER_TYPES = (DepthAttention, SerialAdapter, ParallelAdapter, LoRAQKV, RefineHead)
 
 
 @dataclass(frozen=True)

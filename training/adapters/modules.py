@@ -175,3 +175,41 @@ class RefineHead(nn.Module):
             image = nn.functional.interpolate(image, size=logits.shape[-2:], mode="bilinear", align_corners=False)
         x = torch.cat([image.to(logits.dtype), torch.tanh(logits / 4)], dim=1)
         return logits + self.out(self.net(x))
+
+
+class DepthAttention(nn.Module):
+    """Attention along the slice axis at each token position, with a residual (Med-SA's depth branch).
+
+    Reads (B·k, ..., D) tokens of B stacks of ``k`` slices (slice-major within a stack), attends for every
+    token position over its k slices (multi-head, width ``ratio``·D, a learnt per-slice position
+    embedding starting at zero) and adds the result: ``x + proj(attn)``. ``proj`` starts at zero, so the
+    module starts as the identity. The model applies it to the input of the block that holds it
+    (:meth:`training.models.SamModel._steps`), so it sees each slice's tokens before that block's own
+    (windowed) attention mixes them.
+    """
+
+    def __init__(self, dim: int, k: int, ratio: float, generator: torch.Generator) -> None:
+        super().__init__()
+        width = max(1, round(dim * ratio))
+        self.k, self.heads = k, max(1, width // 32)
+        width = self.heads * max(1, width // self.heads)
+        self.norm = nn.LayerNorm(dim)
+        self.pos = nn.Parameter(torch.zeros(k, dim))
+        self.qkv = nn.Linear(dim, 3 * width)
+        self.proj = nn.Linear(width, dim)
+        _kaiming_linear_(self.qkv, generator)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B·k, ..., D) → the same shape: ``x`` plus attention over each token position's k slices."""
+        shape, dim = x.shape, x.shape[-1]
+        if shape[0] % self.k:
+            raise ValueError(f"depth attention over k={self.k} slices got {shape[0]} slices, not stacks of {self.k}")
+        t = x.reshape(shape[0] // self.k, self.k, -1, dim).transpose(1, 2)  # (B, T, k, D)
+        q, key, v = self.qkv(self.norm(t) + self.pos).unflatten(-1, (3, self.heads, -1)).unbind(-3)
+        out = nn.functional.scaled_dot_product_attention(
+            q.transpose(-2, -3), key.transpose(-2, -3), v.transpose(-2, -3)
+        )
+        out = self.proj(out.transpose(-2, -3).flatten(-2))  # (B, T, k, D)
+        return x + out.transpose(1, 2).reshape(shape)

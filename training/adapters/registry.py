@@ -18,6 +18,7 @@ import torch
 from samdata.errors import ConfigError, unknown_name
 from samdata.spec import build_params, format_params, spec_fields, split_spec
 from training.adapters.blocks import listed_blocks
+from training.adapters.depth import DepthParams, apply_depth
 from training.adapters.lora import LoraParams, apply_lora
 from training.adapters.parallel import ParallelParams, apply_parallel
 from training.adapters.refine import RefineParams, apply_refine
@@ -25,7 +26,9 @@ from training.adapters.serial import SerialParams, apply_serial
 from training.adapters.unfreeze import DecoderParams, FullParams, PromptParams, train_decoder, train_full, train_prompt
 from training.models.sam import SamModel
 
-AdapterParams = SerialParams | ParallelParams | LoraParams | RefineParams | DecoderParams | PromptParams | FullParams
+AdapterParams = (
+    SerialParams | ParallelParams | LoraParams | DepthParams | RefineParams | DecoderParams | PromptParams | FullParams
+)
 
 
 def _no_blocks(params: Any, n: int) -> tuple[int, ...]:
@@ -71,6 +74,15 @@ ADAPTERS: MappingProxyType[str, AdapterKind] = MappingProxyType(
             LoraParams,
             apply_lora,
             "low-rank update of q and v in the qkv projection; A kaiming, B zero",
+            0,
+            listed_blocks,
+        ),
+        "depth": AdapterKind(
+            DepthParams,
+            apply_depth,
+            "attention over the k neighbouring slices' tokens per position before each chosen block; the "
+            "input becomes k-slice stacks (clamped at the volume ends); zero output projection; Med-SA's "
+            "depth branch, SegmentAnyBone",
             0,
             listed_blocks,
         ),
@@ -143,6 +155,11 @@ class AdapterConfig:
         if alone and len(names) > 1:
             raise ConfigError(f"adapters {'+'.join(names)}: {alone[0]!r} stands alone (it cannot be combined)")
         object.__setattr__(self, "parts", tuple(sorted(self.parts, key=lambda p: ADAPTERS[kind_name(p)].stage)))
+
+    @property
+    def depth(self) -> int:
+        """Slices per model input: the ``depth`` part's k, else 1 (the dataset and prediction build such stacks)."""
+        return next((p.k for p in self.parts if isinstance(p, DepthParams)), 1)
 
     @property
     def kinds(self) -> tuple[str, ...]:

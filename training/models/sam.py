@@ -12,6 +12,7 @@ point coordinates are pixels of the ``img_size`` model input.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +24,13 @@ Step = Callable[[torch.Tensor], torch.Tensor]
 
 
 def normalise_frames(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor, name: str) -> torch.Tensor:
-    """(B, 3 or 1, H, W) 0..255 images → (B, 3, size, size) float32 ``(x - mean) / std`` on ``mean``'s device."""
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
+    """(B, 3 or 1, H, W) 0..255 images → (B, 3, size, size) float32 ``(x - mean) / std`` on ``mean``'s device;
+    (B, 3k, H, W) stacks of k three-channel slices (a ``depth`` adapter's input) → (B, 3k, size, size) likewise."""
+    if images.ndim != 4 or not (images.shape[1] in (1, 3) or images.shape[1] % 3 == 0):
         raise ValidationError(f"{name}: expected images (B, 3, H, W), got shape {tuple(images.shape)}")
+    if images.shape[1] > 3:
+        flat = normalise_frames(images.reshape(-1, 3, *images.shape[-2:]), size, mean, std, name)
+        return flat.reshape(images.shape[0], -1, size, size)
     x = images.to(mean.device, torch.float32)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -59,6 +64,9 @@ class SamModel(nn.Module):
         self.checkpoint_path: str | None = None
         self.checkpoint_sha256: str | None = None  # set for the bundled LiteMedSAM weights (checked)
         self.refiner: nn.Module | None = None  # the ``refine`` adapter's head (training.adapters.RefineHead)
+        # the ``depth`` adapter's stacks: slices per input (its images are (B, 3·depth, S, S)) and the last block
+        # holding a ``depth_attn`` (training.adapters.DepthAttention), after which only the centre slice goes on
+        self.depth, self.depth_last = 1, -1
         # non-persistent: state dicts keep exactly the official image_encoder/prompt_encoder/mask_decoder keys
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
@@ -75,6 +83,38 @@ class SamModel(nn.Module):
     def qv_indices(self, attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Output-feature indices of q and of v in the fused ``attn.qkv`` projection of a block's attention."""
         raise NotImplementedError
+
+    def _steps(self) -> tuple[list[Step], list[int]]:
+        """:meth:`_encoder_steps` with the ``depth`` adapter's parts: each block holding a ``depth_attn``
+        applies it to its input first, and a step after the last such block keeps each stack's centre slice."""
+        steps, starts = self._encoder_steps()
+        if self.depth == 1:
+            return steps, starts
+        for block, start in zip(self.encoder_blocks(), starts, strict=True):
+            branch = getattr(block, "depth_attn", None)
+            if branch is not None:
+                steps[start] = partial(_before, branch, steps[start])
+        at = starts[self.depth_last] + 1
+        steps.insert(at, self._centre)
+        return steps, [s + (s >= at) for s in starts]
+
+    def _centre(self, x: torch.Tensor) -> torch.Tensor:
+        """(B·k, ...) activations of B k-slice stacks → (B, ...) of their centre slices."""
+        return x.unflatten(0, (-1, self.depth))[:, self.depth // 2].contiguous()
+
+    def _unstack(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3k, S, S) slice stacks → (B·k, 3, S, S) slices; single slices (3 channels) as they are."""
+        if self.depth > 1 and images.shape[1] == 3 * self.depth:
+            return images.reshape(-1, 3, *images.shape[-2:])
+        return images
+
+    @staticmethod
+    def centre_frames(images: torch.Tensor) -> torch.Tensor:
+        """The centre slices (B, 3, S, S) of (B, 3k, S, S) slice stacks (k odd); single slices as they are."""
+        if images.shape[1] > 3:
+            mid = 3 * (images.shape[1] // 6)
+            return images[:, mid : mid + 3]
+        return images
 
     # ----------------------------------------------------------------- low-res geometry
     @property
@@ -94,11 +134,20 @@ class SamModel(nn.Module):
 
     # ----------------------------------------------------------------- forward pieces
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Image embeddings (B, C, L/4, L/4) of (B, 3, S, S) preprocessed images (L = low_res_size)."""
-        return self.image_encoder(images)
+        """Image embeddings (B, C, L/4, L/4) of (B, 3, S, S) preprocessed images (L = low_res_size); with a
+        ``depth`` adapter, of the centre slices of (B, 3k, S, S) stacks. A model without one reads a stack's centre
+        slice (the zero-shot model scored on a depth run's items)."""
+        if self.depth == 1:
+            return self.image_encoder(self.centre_frames(images))
+        if images.ndim != 4 or images.shape[1] != 3 * self.depth:
+            raise ValidationError(
+                f"{self.name} has a depth adapter over k={self.depth} slices: expected (B, {3 * self.depth}, S, S) "
+                f"slice stacks, got shape {tuple(images.shape)}"
+            )
+        return self.encode_prefix(images, len(self.encoder_blocks()))
 
     def _step_of(self, block: int) -> tuple[list[Step], int]:
-        steps, starts = self._encoder_steps()
+        steps, starts = self._steps()
         if not 0 <= block <= len(starts):
             raise ConfigError(
                 f"{self.name}: block {block} out of range; valid 0..{len(starts)} "
@@ -107,9 +156,10 @@ class SamModel(nn.Module):
         return steps, (starts[block] if block < len(starts) else len(steps))
 
     def encode_prefix(self, images: torch.Tensor, upto_block: int) -> torch.Tensor:
-        """Run the encoder up to block ``upto_block`` (exclusive); ``len(blocks)`` gives the embeddings."""
+        """Run the encoder up to block ``upto_block`` (exclusive); ``len(blocks)`` gives the embeddings. Slice
+        stacks (a ``depth`` adapter's input) enter as their slices, so the prefix has one row per slice."""
         steps, stop = self._step_of(upto_block)
-        x = images
+        x = self._unstack(images)
         for step in steps[:stop]:
             x = step(x)
         return x
@@ -145,6 +195,7 @@ class SamModel(nn.Module):
             if images.shape[0] != embeddings.shape[0]:
                 raise ValidationError(f"{self.name}: {images.shape[0]} images for {embeddings.shape[0]} embeddings")
             logits, iou = self._decode(embeddings, boxes, points, point_labels, mask_inputs)
+            images = self.centre_frames(images)
             return self.refiner(logits, images.expand(logits.shape[0], -1, -1, -1)), iou
         return self._decode(embeddings, boxes, points, point_labels, mask_inputs)
 
@@ -197,6 +248,11 @@ class SamModel(nn.Module):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
                     m.eval()
         return self
+
+
+def _before(branch: nn.Module, step: Step, x: torch.Tensor) -> torch.Tensor:
+    """``step(branch(x))``: a block with its depth branch in front."""
+    return step(branch(x))
 
 
 def _upscale(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
