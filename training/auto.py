@@ -134,8 +134,8 @@ def auto_segment(
     """Segment a (Z, Y, X) uint8 image volume without a user prompt: the proposer's boxes, SAM's masks, slices
     linked in 3D (the module docstring). ``*_frame``: (input side, context channels) each model trained with
     (default: its own size, no context); ``tta``: test-time mirroring of both; ``advance(n)``: n more slices."""
-    p_size, p_context = proposer_frame or (proposer.img_size, False)
-    s_size, s_context = sam_frame or (sam.img_size, False)
+    p_size, p_context = (proposer_frame or (proposer.img_size, False))[:2]
+    s_size, s_context = (sam_frame or (sam.img_size, False))[:2]  # a depth frame adds k (propagate_box stacks)
     probs = volume_probabilities(proposer.eval(), image_zyx, context=p_context, size=p_size, tta=tta, advance=advance)
     proposals = propose(probs, config)
     masks, runs = {}, {}
