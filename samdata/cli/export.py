@@ -16,7 +16,10 @@ from pipelines.configs import NnunetExportConfig
 from samdata.cli.common import interactive, out, progress
 from samdata.cli.options import JsonOpt, StoreArg, config_option
 
-export = typer.Typer(help="Write store cases in the formats other tools read (viewers, nnU-Net).", no_args_is_help=True)
+export = typer.Typer(
+    help="Write store cases for other tools: ome-zarr (viewers: napari, Fiji), nnunet (an nnU-Net v2 raw dataset).",
+    no_args_is_help=True,
+)
 
 
 @export.command("ome-zarr")
