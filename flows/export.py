@@ -78,8 +78,9 @@ def export_task(store: str, params: ExportParams, out: str) -> list[str]:  # typ
 
 def export_markdown(store: str, params: Any, paths: list[str]) -> str:
     """The artifact of an export: format, what was read, and every path written."""
-    what = f"mixture `{params.mixture}`" if params.mixture else ("cases " + ", ".join(params.cases or []) or "")
-    title = f"## Export `{params.format}` of `{store}`" + (f" ({what})" if what.strip() else "")
+    cases = "cases " + ", ".join(params.cases) if params.cases else ""
+    what = f"mixture `{params.mixture}`" if params.mixture else cases
+    title = f"## Export `{params.format}` of `{store}`" + (f" ({what})" if what else "")
     how = (
         f"Open with napari: `napari --plugin napari-ome-zarr {paths[0]}`"
         if params.format == "ome-zarr" and paths

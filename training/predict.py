@@ -534,13 +534,11 @@ def write_prediction(
     labels: dict[int, str],
     auto: dict | None = None,
     *,
-    volume: Volume | None = None,
+    volume: Volume,
     out_format: str = "nifti",
 ) -> PredictReport:
     """Write the (Z, Y, X) canonical label map ``mask`` of ``case`` on its source grid and affine to ``out`` as
-    ``out_format`` (segments named by ``labels``; ``volume``: the source image as read, else read again) and
-    report it."""
-    volume = volume if volume is not None else read_volume(image)
+    ``out_format`` (segments named by ``labels``; ``volume``: the source image as the caller read it) and report it."""
     source = to_source_grid(mask, case.meta)
     affine = np.asarray(case.meta.geometry.source_affine)
     written = write_segmentation(out_format, source, affine, out, segments_for(labels), volume)
