@@ -185,12 +185,14 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     store = build_store(args.out, CONTRASTS)
-    rows: list[dict[str, Any]] = read_json(args.out / "results.json").get("runs", [])
+    rows: list[dict[str, Any]] = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for n in args.shots.split(","):
             for arm in args.arms.split(","):
                 for model in args.models.split(","):
                     row = run_one(store, args.out, model, arm, n, seed, args)
+                    # re-read: another invocation (another arm, run beside this one) may have written since
+                    rows = read_json(args.out / "results.json").get("runs", [])
                     upsert(rows, row, ("model", "arm", "n", "seed"))
                     print(json.dumps(row), flush=True)
                     write_results(
