@@ -30,7 +30,7 @@ from samdata.metrics import METRICS
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
 from training.auto import AutoConfig
-from training.auto_eval import AutoModel, evaluate_auto
+from training.auto_eval import AutoModel, evaluate_auto, store_volumes
 from training.batches import build_data
 from training.compare_figures import (
     ADAPTED,
@@ -401,7 +401,8 @@ def compare_runs(
         f"{', '.join(m.name for m in models)}"
     )
     parts, seconds = [], {}
-    maps = SliceMaps() if config.volumes and auto is None else None  # --auto: per-slice scores only
+    maps = SliceMaps() if config.volumes else None
+    given: dict[str, dict[str, np.ndarray]] = {}  # --auto: the cascades' whole-case volumes
     for frame, dataset in frames.items():
         group = {m.name: m.module for m in models if m.frame == frame and m.name not in proposers}
         if group:
@@ -422,7 +423,11 @@ def compare_runs(
         }
         if cascade and auto is not None:
             say(f"prompt mode auto: {', '.join(cascade)} boxed by their proposers; labels read after prediction")
-            result, _ = evaluate_auto(cascade, dataset, config.eval_config(seed), auto, indices=indices, stages=stages)
+            result, found = evaluate_auto(
+                cascade, dataset, config.eval_config(seed), auto, indices=indices, stages=stages
+            )
+            if maps is not None:
+                given.update(store_volumes(found, dataset))
             parts.append(result.rows)
             seconds.update(result.seconds)
     scores = pd.concat(parts, ignore_index=True)
@@ -458,7 +463,9 @@ def compare_runs(
     if maps is not None:
         say("3D scores per case on the source grid")
         scored = {m.name: (m.module, frames[m.frame]) for m in models}
-        found = score_volumes(scored, scores, maps, config.eval_config(seed), out, slices=slices, stages=stages)
+        found = score_volumes(
+            scored, scores, maps, config.eval_config(seed), out, slices=slices, stages=stages, given=given
+        )
         volumes = volume_json(found)
     dataset = frames[runs[0].frame]
     report = {

@@ -5,9 +5,11 @@ promptable model's volume is put together from the per-slice predictions :func:`
 made with the split's prompts (:class:`SliceMaps`; on each slice the most probable object wins): it is asked
 only where the reference has an object, so slices of the range without one stay empty, as in MedSAM's
 per-slice protocol. A prompt-free model (the U-Net) segments every slice of the range
-(:func:`training.predict.segment_volume`). Reference and prediction, both zero outside the range, go back
-onto the source grid and are written there with the source affine (:func:`training.predict.write_on_source_grid`,
-what ``samdata predict`` writes), and scored on it with the source spacing (:mod:`samdata.volume_metrics`).
+(:func:`training.predict.segment_volume`); so does the prompt-free cascade of ``--auto``, whose volumes
+come ready made (``given``, :func:`training.auto_eval.store_volumes`). Reference and prediction, both zero
+outside the range, go back onto the source grid and are written there with the source affine
+(:func:`training.predict.write_on_source_grid`, what ``samdata predict`` writes), and scored on it with the
+source spacing (:mod:`samdata.volume_metrics`).
 
 Files under ``out/volumes/``: ``reference/<case>.nii.gz``, and per model ``<model>/<case>.nii.gz`` and
 ``<model>/summary.json`` (nnU-Net v2's layout of a prediction folder).
@@ -43,6 +45,7 @@ RANGE_RULE = (
     "each case from its first to its last evaluated slice; a promptable model predicts the evaluated objects "
     "from their prompts (nothing where none was given), a prompt-free one every slice of the range"
 )
+AUTO_RULE = "; with --auto, SAM's own cascade (proposer boxes) predicts every slice of the range"
 
 
 class SliceMaps:
@@ -73,6 +76,7 @@ class VolumeScores:
     seconds: float
     skipped: dict[str, str] = field(default_factory=dict)
     gaps: tuple[str, ...] = ()
+    auto: bool = False
 
 
 def source_spacing(meta: CaseMeta) -> tuple[float, ...]:
@@ -115,11 +119,14 @@ def score_volumes(
     *,
     slices: str | None = None,
     stages: Stages | None = None,
+    given: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> VolumeScores:
     """Score every model's prediction of each evaluated case in 3D on the source grid and write the files and
     summary.json of the module docstring. ``models``: name → (model, the dataset it was scored on: its store
     snapshot, input size and context); ``rows``: the per-object rows that were scored (columns case_id, z,
-    label, label_name); ``maps``: the promptable models' slices; ``slices``: the z filter of the evaluation."""
+    label, label_name); ``maps``: the promptable models' slices; ``slices``: the z filter of the evaluation;
+    ``given``: model → case → (Z, Y, X) label map in the store's label values on the slice grid, predicted
+    without prompts over the whole case (the ``--auto`` cascade), cut to the range here like the U-Net's."""
     start = time.perf_counter()
     root = Path(out_dir) / VOLUMES
     chosen = set(parse_slices(slices)) if slices else None
@@ -150,7 +157,9 @@ def score_volumes(
         for name, (model, dataset) in models.items():
             if name in skipped:
                 continue
-            if is_promptable(model):
+            if given is not None and name in given:
+                pred = np.asarray(given[name][case_id])
+            elif is_promptable(model):
                 pred = np.zeros_like(ref)
                 for z, found in maps.maps.get(name, {}).get(case_id, {}).items():
                     pred[z] = found
@@ -194,13 +203,13 @@ def score_volumes(
             "grid": "source (each case's own file grid and affine; one-slice cases scored in 2D)",
             "tolerance_mm": config.tolerance_mm,
             "empty": EMPTY_CASES,
-            "range": RANGE_RULE,
+            "range": RANGE_RULE + (AUTO_RULE if given and name in given else ""),
             "ranges": {k: list(v) for k, v in ranges.items()},
         }
         paths[name] = str(write_json(folders[name] / "summary.json", found))
         means[name], foreground[name] = found["mean"], found["foreground_mean"]
     seconds = time.perf_counter() - start
-    return VolumeScores(paths, means, foreground, names, ranges, seconds, skipped, tuple(gaps))
+    return VolumeScores(paths, means, foreground, names, ranges, seconds, skipped, tuple(gaps), bool(given))
 
 
 SHOWN = ("Dice", "NSD", "HD95")
@@ -217,7 +226,7 @@ def volume_json(scores: VolumeScores) -> dict[str, Any]:
     keep = ("Dice", "IoU", "NSD", "HD95")
     return {
         "grid": "source",
-        "range": RANGE_RULE,
+        "range": RANGE_RULE + (AUTO_RULE if scores.auto else ""),
         "empty": EMPTY_CASES,
         "aggregation": "per case & label → mean over cases per label (nanmean) → foreground mean over labels",
         "label_names": scores.label_names,

@@ -68,7 +68,7 @@ def evaluate(
     """Dice, IoU, NSD, HD95 and MAE per case and label on a split, adapted vs zero-shot (JSON, Markdown, figure),
     and 3D scores per case with nnU-Net's summary.json. The 3D ones are on each case's source grid, under
     OUT/volumes/<model>/ (--no-volumes leaves them out). With --auto the boxes come from the run's proposer,
-    not the stored prompts (per-slice scores only)."""
+    not the stored prompts, and the 3D scores take the cascade's every slice of the range."""
     from dataclasses import replace
 
     from training.compare import default_feed

@@ -19,9 +19,10 @@ from samdata.errors import CaseNotFoundError, ConfigError, RegistryError
 from samdata.io.sample_data import write_phantoms
 from storage import SliceStore
 from training.auto import auto_segment, frame_of, predict_auto_file, propose, seed_slice, z_runs
+from training.auto_eval import AutoModel, evaluate_auto, store_volumes
 from training.config import TrainConfig
 from training.eval_config import AutoConfig, EvalConfig
-from training.eval_report import evaluate_run
+from training.eval_report import evaluate_run, open_split
 from training.models import build_model
 from training.predict import propagate_box
 from training.proposer import PROPOSER_DIR, load_proposer, parse_proposer
@@ -194,6 +195,28 @@ def test_evaluate_auto_reads_labels_only_after_predicting(
     assert "Prompt mode auto" in Path(report.markdown_path).read_text() and Path(report.figure_path).is_file()
 
 
+def test_auto_3d_scores_are_the_cascade_on_every_slice_of_the_range(sam_run: Path, tmp_path: Path):
+    run = load_run(sam_run)
+    report = evaluate_run(run, tmp_path / "eval", split="val", zero_shot=False, config=EvalConfig(), auto=AutoConfig())
+    section = json.loads(Path(report.json_path).read_text())["volumetric"]
+    assert set(section["summaries"]) == {"adapted"} and "--auto" in section["range"]
+    summary = json.loads(Path(section["summaries"]["adapted"]).read_text())
+    assert len(summary["metric_per_case"]) == len(section["ranges"]) == 2
+    # the same cascade again, by hand: its label maps in store values, cut to each case's range
+    dataset, indices, _ = open_split(run, "val", None, None)
+    cascade = {"adapted": AutoModel(run.model.eval(), frame_of(run), load_proposer(run, None))}
+    _, predictions = evaluate_auto(cascade, dataset, EvalConfig(), AutoConfig(), indices=indices)
+    given = store_volumes(predictions, dataset)["adapted"]
+    names = {v: n for v, n in SliceStore.open(dataset.store_url).case_meta(next(iter(given))).label_names.items()}
+    assert {names[v] for v in np.unique(next(iter(given.values()))) if v} <= set(LABELS)
+    for case_id, (lo, hi) in section["ranges"].items():
+        expected = given[case_id][lo : hi + 1]
+        written = np.asarray(nib.load(tmp_path / "eval" / "volumes" / "adapted" / f"{case_id}.nii.gz").dataobj)
+        assert (written > 0).any()
+        for value in (v for v, n in names.items() if n in LABELS):  # every voxel of the range, with or without
+            assert (written == value).sum() == (expected == value).sum()  # a reference object on its slice
+
+
 def test_cli_evaluate_and_compare_in_prompt_mode_auto(sam_run: Path, tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(app, ["evaluate", str(sam_run), "--split", "val", "--auto", "--out", str(tmp_path / "e")])
@@ -211,12 +234,11 @@ def test_cli_evaluate_and_compare_in_prompt_mode_auto(sam_run: Path, tmp_path: P
     compared = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert compared["prompts"]["mode"] == "auto" and set(compared["prompts"]["proposers"]) == {"sam"}
     assert compared["figures"]["errors"] is None and "Prompt mode auto" in (tmp_path / "c" / "compare.md").read_text()
+    assert set(compared["volumetric"]["summaries"]) == {"sam", "unet"} and "--auto" in compared["volumetric"]["range"]
 
 
 def run_objects(run: LoadedRun) -> list:
     """The val objects of a run's mixture (what an evaluation scores)."""
-    from training.eval_report import open_split
-
     return open_split(run, "val", None, None)[0].objects()["z"].tolist()
 
 
