@@ -8,8 +8,9 @@ LiteMedSAM (``sam``: serial adapters in blocks 8-9 + decoder + refinement head) 
 and slices (finished runs reused). Rows: the U-Net alone and the SAM with ground-truth boxes (``compare_runs`` on
 the held-out slices, box prompts from ``object_rng``), and the SAM with the U-Net as proposer for each
 ``--boxes`` mode (:mod:`training.auto`): the cascade runs over the whole volume from its image alone, then the
-held-out objects are scored. The cascade's wall and CPU seconds (``time.process_time``: every thread of the
-process) are per volume. Writes ``<out>/results.json`` and ``results.md``.
+held-out objects are scored, per object and in 3D (nnU-Net's summary.json, the held-out slices of the volume,
+as ``compare_runs`` scores the other rows). The cascade's wall and CPU seconds (``time.process_time``: every
+thread of the process) are per volume. Writes ``<out>/results.json`` and ``results.md`` (other (n, seed) results kept).
 """
 
 from __future__ import annotations
@@ -76,21 +77,26 @@ def ground_truth_rows(dirs: dict[str, Path], out: Path, args: argparse.Namespace
         compare_runs([dirs["sam"], dirs["unet"]], out, config, names=["sam", "unet"])
         done = read_json(out / "compare.json")
     rows = {r["name"]: {k: r[k] for k in ("dice", "nsd", "hd95")} for r in done["rows"]}
+    for name, means in ((done.get("volumetric") or {}).get("foreground_mean") or {}).items():
+        rows[name]["dice_3d"] = means["Dice"]
     return {"U-Net alone": rows["unet"], "SAM, ground-truth boxes": rows["sam"]}
 
 
-def auto_row(dirs: dict[str, Path], mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Held-out scores of the SAM auto-prompted by the U-Net (boxes ``mode``) and the cascade's seconds per volume."""
+def auto_row(dirs: dict[str, Path], mode: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Held-out scores of the SAM auto-prompted by the U-Net (boxes ``mode``), per object and in 3D over the
+    held-out slices as the comparison scores the other rows (files under ``out``), and the cascade's seconds
+    per volume."""
     import torch
 
     from storage import SliceStore
     from training.auto import frame_of
-    from training.auto_eval import AutoModel, predict_cases, score_objects
+    from training.auto_eval import AutoModel, predict_cases, score_objects, store_volumes
     from training.eval_config import AutoConfig, EvalConfig
     from training.eval_report import open_split
     from training.evaluate import aggregate
     from training.proposer import load_proposer
     from training.run import load_run
+    from training.volume_scores import SliceMaps, score_volumes
 
     sam = load_run(dirs["sam"], device=args.device)
     proposer = load_proposer(sam, dirs["unet"])
@@ -104,11 +110,16 @@ def auto_row(dirs: dict[str, Path], mode: str, args: argparse.Namespace) -> dict
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     rows = score_objects("auto", predictions, dataset, indices, EvalConfig())
     overall = aggregate(rows, "model")[2].set_index("model").loc["auto"]
+    given = store_volumes({"auto": predictions}, dataset)
+    volumes = score_volumes(
+        {"auto": (sam.model, dataset)}, rows, SliceMaps(), EvalConfig(), out, slices=VAL_SLICES, given=given
+    )
     found = predictions[cases[0]]
     return {
         "dice": float(overall["dice"]),
         "nsd": float(overall["nsd"]),
         "hd95": float(overall["hd95"]),
+        "dice_3d": volumes.foreground["auto"]["Dice"],
         "missed": int((rows["pred_area"] == 0).sum()),
         "objects": len(rows),
         "cpu_seconds_per_volume": round(cpu / len(cases), 1),
@@ -139,13 +150,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines += [
             f"### n = {entry['n']}, seed {entry['seed']} ({LABEL}, held-out slices {VAL_SLICES})",
             "",
-            "| model | Dice | NSD | HD95 (mm) | CPU s / volume | wall s / volume |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| model | Dice | NSD | HD95 (mm) | 3D Dice | CPU s / volume | wall s / volume |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, row in entry["rows"].items():
             cpu = row.get("cpu_seconds_per_volume", "-")
             wall = row.get("wall_seconds_per_volume", "-")
-            lines.append(f"| {name} | {row['dice']:.4f} | {row['nsd']:.4f} | {row['hd95']:.2f} | {cpu} | {wall} |")
+            d3 = f"{row['dice_3d']:.4f}" if row.get("dice_3d") is not None else "-"
+            lines.append(
+                f"| {name} | {row['dice']:.4f} | {row['nsd']:.4f} | {row['hd95']:.2f} | {d3} | {cpu} | {wall} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -175,15 +189,16 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     store = build_store(args.out)
     real_mixture(store)
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = read_json(args.out / "results.json").get("results", [])  # other (n, seed)s
     for n in (s.strip() for s in args.shots.split(",")):
         for seed in (int(v) for v in args.seeds.split(",")):
             dirs = train_pair(store, args.out, n if n == "all" else int(n), seed, args)
             entry = {"n": n, "seed": seed, "runs": {k: str(v) for k, v in dirs.items()}, "rows": {}}
             entry["rows"].update(ground_truth_rows(dirs, args.out / f"compare-n{n}-s{seed}", args))
             for mode in args.boxes.split(","):
-                entry["rows"][f"SAM, auto-prompted by the U-Net ({mode})"] = auto_row(dirs, mode.strip(), args)
-            results.append(entry)
+                folder = args.out / f"auto-n{n}-s{seed}-{mode.strip()}"
+                entry["rows"][f"SAM, auto-prompted by the U-Net ({mode})"] = auto_row(dirs, mode.strip(), folder, args)
+            results = [r for r in results if (r["n"], r["seed"]) != (n, seed)] + [entry]
             print(json.dumps(entry, default=str), flush=True)
             record = {"args": args_record(args), "results": results, "seconds": round(time.perf_counter() - started)}
             write_results(args.out, record, markdown(results))
