@@ -67,9 +67,54 @@ class ModelSpec:
         return self.model != "unet"
 
 
-def shots(n: int) -> list[int]:
+def shots(n: int, pool: Sequence[int] = POOL) -> list[int]:
     """``n`` evenly spaced z from the training pool."""
-    return [POOL[int(i)] for i in np.linspace(0, len(POOL) - 1, n).round()]
+    return [int(pool[int(i)]) for i in np.linspace(0, len(pool) - 1, n).round()]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What a synthetic-data bench trains and scores: the store, its labels, the pool the n labelled slices
+    come from and the held-out slices (a ``--slices`` spec) no generator, registration or gate sees."""
+
+    name: str
+    store: Path
+    labels: tuple[str, ...]
+    pool: tuple[int, ...]
+    val_slices: str
+    title: str
+
+    def shots(self, n: int) -> list[int]:
+        """``n`` evenly spaced z from the pool."""
+        return shots(n, self.pool)
+
+
+def mni152_protocol(out: Path) -> Protocol:
+    """MNI152 white matter: the low-data protocol of bench/low_data.py (:data:`POOL`, :data:`VAL_SLICES`)."""
+    return Protocol("mni152", build_store(out), (LABEL,), tuple(POOL), VAL_SLICES, "MNI152 white matter")
+
+
+def phantom_protocol(out: Path) -> Protocol:
+    """The CT phantoms' organs, a sanity check: one seeded phantom (its five organs; the lesion is not one)
+    ingested into ``out/phantom/store``; of its slices with an organ, every third is the pool and every sixth from the
+    second on is held out (disjoint, as MNI152's 50..139:3 and 51..135:6)."""
+    from samdata.io.sample_data import PHANTOM_LABELS
+    from samdata.normalise import IngestConfig
+    from storage import SliceStore
+
+    store = out / "phantom" / "store"
+    if not store.exists():
+        phantom_store(out / "phantom", 1, IngestConfig(modality="CT"))
+    names = tuple(name for value, name in sorted(PHANTOM_LABELS.items()) if name not in ("background", "lesion"))
+    view = SliceStore.open(store)
+    (case_id,) = view.case_ids()
+    case = view.read_case(case_id)
+    organs = [v for v, name in case.meta.label_names.items() if name in names]
+    shown = np.isin(case.label, organs).reshape(case.label.shape[0], -1).any(axis=1)
+    present = [int(z) for z in np.flatnonzero(shown)]
+    pool, held_out = present[::3], present[1::6]
+    assert not set(pool) & set(held_out)
+    return Protocol("phantom", store, names, tuple(pool), ",".join(map(str, held_out)), "CT phantom organs")
 
 
 def labelled(n: int | str) -> list[int]:
@@ -150,10 +195,13 @@ def train_config(
     batch_size: int,
     log_every: int,
     device: str,
+    labels: tuple[str, ...] = (LABEL,),
+    val_slices: str = VAL_SLICES,
     **options: Any,
 ) -> TrainConfig:
-    """A run of the protocol: :data:`LABEL` only, trained on ``slices``, scored once at the end on every
-    object of the held-out :data:`VAL_SLICES`; ``options`` are further ``TrainConfig`` fields."""
+    """A run of the protocol: ``labels`` (:data:`LABEL`), trained on ``slices``, scored once at the end on
+    every object of the held-out ``val_slices`` (:data:`VAL_SLICES`); ``options`` are further ``TrainConfig``
+    fields."""
     from training.config import TrainConfig
 
     return TrainConfig(
@@ -166,9 +214,9 @@ def train_config(
         lr=lr,
         seed=seed,
         augment=augment,
-        labels=(LABEL,),
+        labels=labels,
         train_slices=",".join(map(str, slices)),
-        val_slices=VAL_SLICES,
+        val_slices=val_slices,
         val_max=0,
         save_every=steps,
         log_every=log_every,

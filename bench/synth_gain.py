@@ -8,7 +8,8 @@ a held-out slice. Arms share steps, seed and prompts: A real only, B real + the 
 trained on the n slices and its pairs gated and committed; each (model, arm, n, seed, share) is one
 ``training.train`` run scored on the held-out objects. Reports mean ± sd, the paired difference against B
 with a bootstrap 95% interval, ``dice_vs_n.png``, generator speed and gate rejections; finished runs and
-generators are reused, interrupted ones resume.
+generators are reused, interrupted ones resume. ``--data phantom`` runs the same arms on one CT phantom's six
+organs (``bench.common.phantom_protocol``; a sanity check: the phantoms are themselves drawn from label maps).
 """
 
 from __future__ import annotations
@@ -25,19 +26,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.common, this checkout
 from bench.common import (
-    LABEL,
     MODELS,
-    VAL_SLICES,
+    Protocol,
     args_record,
     bootstrap,
-    build_store,
     figure,
     generator_id,
     has_mixture,
     mean_sd,
+    mni152_protocol,
+    phantom_protocol,
     read_json,
     run_steps,
-    shots,
     train_config,
     train_or_reuse,
     upsert,
@@ -74,12 +74,15 @@ class Run:
         return f"{self.model}-{self.arm}-n{self.n}-s{self.seed}-r{self.share:g}-{aug}"
 
 
-def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def make_generator(
+    protocol: Protocol, out: Path, kind: str, n: int, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
     """Build or train the generator of (kind, n, seed) on the n labelled slices and commit ``--count`` gated pairs."""
     from pipelines.synthesize import SliceQuery, SynthConfig, build_source, open_trained, synthesize, train_generator
 
+    store = protocol.store
     gid = generator_id(kind, n, seed)
-    query = SliceQuery(labels=(LABEL,), slices=tuple(shots(n)))
+    query = SliceQuery(labels=protocol.labels, slices=tuple(protocol.shots(n)))
     started = time.perf_counter()
     train_seconds = 0.0
     if kind in ("cgan", "fastgan"):
@@ -127,11 +130,12 @@ def make_generator(store: Path, out: Path, kind: str, n: int, seed: int, args: a
     }
 
 
-def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+def train_run(protocol: Protocol, out: Path, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     """Mixture + training of one run (reused when finished); its held-out Dice per object."""
     from pipelines.mixtures import MixtureConfig, make_mixture
     from samdata.errors import RegistryError
 
+    store = protocol.store
     kind = ARMS[run.arm][0]
     weight = run.share / (1 - run.share) if kind else 0.0
     mixture = f"m-{run.arm}-n{run.n}-s{run.seed}-r{run.share:g}"
@@ -155,7 +159,7 @@ def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dic
                     real=1.0,
                     synthetic=weight,
                     generators={generator_id(kind, run.n, run.seed): 1.0} if kind else None,
-                    labels=(LABEL,),
+                    labels=protocol.labels,
                     splits=(1.0, 0.0, 0.0),
                     seed=0,
                 ),
@@ -173,10 +177,12 @@ def train_run(store: Path, out: Path, run: Run, args: argparse.Namespace) -> dic
         lr=lr,
         seed=run.seed,
         augment=run.augment,
-        slices=[0, *shots(run.n)],
+        slices=[0, *protocol.shots(run.n)],  # synthetic pairs are one-slice cases at z = 0
         batch_size=4,
         log_every=max(steps // 10, 1),
         device=args.device,
+        labels=protocol.labels,
+        val_slices=protocol.val_slices,
     )
     run_dir = out / "runs" / run.name
     done = train_or_reuse(config, run_dir)
@@ -245,7 +251,7 @@ def table(runs: list[dict[str, Any]], gens: list[dict[str, Any]], b_augment: str
     return "\n".join(lines)
 
 
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
+def plot(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     """Held-out Dice against n, one line per (model, arm, share), error bars = sd over seeds."""
     with figure(path, ncols=2, figsize=(11, 4)) as (_fig, axes):
         for ax, model in zip(axes, ("unet", "sam")):
@@ -263,9 +269,9 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
                     capsize=3,
                     label=f"{arm}" + (f" ({share:g})" if ARMS[arm][0] else ""),
                 )
-            ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: MNI152 white matter")
+            ax.set_title(f"{'U-Net' if model == 'unet' else 'adapted LiteMedSAM'}: {title}")
             ax.set_xlabel("labelled real slices")
-            ax.set_ylabel("held-out Dice (15 slices)")
+            ax.set_ylabel("held-out Dice")
             ax.grid(alpha=0.3)
             if series:
                 ax.legend(fontsize=7)
@@ -274,7 +280,10 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the protocol and write results.json / results.md / dice_vs_n.png under ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("bench-output/synth_gain"))
+    parser.add_argument("--out", type=Path, default=None, help="default: bench-output/synth_gain[_phantom]")
+    parser.add_argument(
+        "--data", choices=("mni152", "phantom"), default="mni152", help="phantom: the CT phantoms' organs (sanity)"
+    )
     parser.add_argument("--shots", default="4,8")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--models", default="unet", help="unet, sam or unet,sam")
@@ -297,18 +306,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.shots, args.seeds, args.count, args.cgan_steps, args.fastgan_steps = "4", "0", 16, 5, 5
         args.cgan_size = 64
+    if args.out is None:
+        args.out = Path("bench-output/synth_gain" + ("" if args.data == "mni152" else f"_{args.data}"))
     args.out.mkdir(parents=True, exist_ok=True)
     previous = read_json(args.out / "results.json")
     gens: list[dict[str, Any]] = previous.get("generators", [])
     runs: list[dict[str, Any]] = previous.get("runs", [])
     started = time.perf_counter()
-    store = build_store(args.out)
+    protocol = mni152_protocol(args.out) if args.data == "mni152" else phantom_protocol(args.out)
 
     def save() -> None:  # after every run, so an interrupted bench keeps what it measured
         results = {
             "args": args_record(args),
-            "held_out": VAL_SLICES,
-            "shots": {n: shots(int(n)) for n in args.shots.split(",")},
+            "data": protocol.title,
+            "labels": list(protocol.labels),
+            "held_out": protocol.val_slices,
+            "shots": {n: protocol.shots(int(n)) for n in args.shots.split(",")},
             "generators": gens,
             "runs": runs,
             "seconds": round(time.perf_counter() - started, 1),
@@ -327,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         for n in ns:
             for aug in SCREEN:
                 record(
-                    train_run(store, args.out, Run("unet", "B", n, seeds[0], 0.0, tuple(aug.split(","))), args),
+                    train_run(protocol, args.out, Run("unet", "B", n, seeds[0], 0.0, tuple(aug.split(","))), args),
                     runs,
                     ("model", "arm", "n", "seed", "share", "augment"),
                 )
@@ -340,17 +353,18 @@ def main(argv: list[str] | None = None) -> None:
             for arm in arms:
                 kind, uses_b = ARMS[arm]
                 if kind and (kind, n, seed) not in made:
-                    record(make_generator(store, args.out, kind, n, seed, args), gens, ("kind", "n", "seed"))
+                    record(make_generator(protocol, args.out, kind, n, seed, args), gens, ("kind", "n", "seed"))
                     made.add((kind, n, seed))
                 for model in models:
                     for share in shares if kind else [0.0]:
                         run = Run(model, arm, n, seed, share, augment_b if uses_b else ())
                         record(
-                            train_run(store, args.out, run, args),
+                            train_run(protocol, args.out, run, args),
                             runs,
                             ("model", "arm", "n", "seed", "share", "augment"),
                         )
-    plot([r for r in runs if tuple(r["augment"]) in (augment_b, ()) or r["arm"] != "B"], args.out / "dice_vs_n.png")
+    shown = [r for r in runs if tuple(r["augment"]) in (augment_b, ()) or r["arm"] != "B"]
+    plot(shown, args.out / "dice_vs_n.png", protocol.title)
     print(table(runs, gens, args.augment))
 
 

@@ -6,7 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.common import HELD_OUT, POOL, args_record, generator_id, labelled, mean_sd, run_steps, shots, upsert
+from bench.common import (
+    HELD_OUT,
+    POOL,
+    args_record,
+    generator_id,
+    labelled,
+    mean_sd,
+    phantom_protocol,
+    run_steps,
+    shots,
+    upsert,
+)
+from samdata.spec import parse_slices
+from storage import SliceStore
 
 
 def test_generator_ids_and_slices_match_earlier_runs() -> None:
@@ -46,3 +59,18 @@ def test_table_helpers() -> None:
     assert mean_sd([0.5]) == (0.5, 0.0)
     assert mean_sd([1.0, 3.0]) == pytest.approx((2.0, np.sqrt(2.0)))
     assert args_record(type("Args", (), {})()) == {}
+
+
+def test_phantom_protocol_holds_out_organ_slices_the_pool_never_meets(tmp_path) -> None:
+    protocol = phantom_protocol(tmp_path)
+    assert protocol.labels == ("liver", "spleen", "kidney_left", "kidney_right", "spine")
+    held_out = parse_slices(protocol.val_slices)
+    store = SliceStore.open(protocol.store)
+    (case_id,) = store.case_ids()
+    label = store.read_case(case_id).label
+    assert len(held_out) >= 4 and not set(held_out) & set(protocol.pool)
+    assert all(np.isin(label[z], [1, 2, 3, 4, 5]).any() for z in [*held_out, *protocol.pool])  # organs on each
+    chosen = protocol.shots(4)
+    assert len(set(chosen)) == 4 and set(chosen) <= set(protocol.pool)
+    assert chosen[::3] == [protocol.pool[0], protocol.pool[-1]]
+    assert phantom_protocol(tmp_path) == protocol  # the store is made once
