@@ -214,3 +214,26 @@ def test_compare_reads_stacks_for_the_depth_run_and_slices_for_the_others(store:
     assert set(rows) == {"zero-shot tiny", "depth", "flat"}
     assert len({r["objects"] for r in rows.values()}) == 1  # the same objects, through two datasets
     assert all(0 <= r["dice"] <= 1 for r in rows.values())
+
+
+def test_the_last_depth_block_runs_on_the_centre_slices_alone(tiny: SamModel, stacks: torch.Tensor):
+    model = _depth_model(tiny).eval()
+    blocks = model.encoder_blocks()
+    for block in blocks[1:3]:  # a depth branch that does something, so the neighbours' path matters
+        torch.nn.init.normal_(block.depth_attn.proj.weight, std=0.2, generator=torch.Generator().manual_seed(1))
+    seen: list[int] = []
+    hook = blocks[2].register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[0]))
+    images = model.preprocess(stacks.reshape(-1, 3, 128, 128).float()).reshape(2, 9, 128, 128)
+    with torch.no_grad():
+        found = model.encode(images)
+        hook.remove()
+        # the reference: every block on every slice of each stack, the centre slices kept at the end
+        steps, starts = model._encoder_steps()
+        x = model._unstack(images)
+        for i, step in enumerate(steps):
+            branch = getattr(blocks[starts.index(i)], "depth_attn", None) if i in starts else None
+            x = step(branch(x) if branch is not None else x)
+        reference = model._centre(x)
+    assert seen == [2]  # block 2 (the last depth block) saw the 2 centre slices, not 6
+    assert not torch.allclose(reference, model.encode(model.centre_frames(images).repeat(1, 3, 1, 1)))
+    torch.testing.assert_close(found, reference, atol=1e-5, rtol=1e-5)

@@ -7,7 +7,8 @@ attends along the slice axis (:class:`~training.adapters.modules.DepthAttention`
 residual), before the block's own windowed attention mixes the slice's tokens. Its output projection
 starts at zero, so the
 adapted model starts exactly as the 2D one on the centre slice. After the last depth block only the
-centre slice goes on (``SamModel.depth_last``), so later blocks cost what they cost in 2D.
+centre slice goes on: the last depth block itself runs on the centre slices alone, right after its branch
+(``SamModel.depth_last``), so it and later blocks cost what they cost in 2D.
 """
 
 from __future__ import annotations

@@ -86,17 +86,18 @@ class SamModel(nn.Module):
 
     def _steps(self) -> tuple[list[Step], list[int]]:
         """:meth:`_encoder_steps` with the ``depth`` adapter's parts: each block holding a ``depth_attn``
-        applies it to its input first, and a step after the last such block keeps each stack's centre slice."""
+        applies it to its input first; the last such block keeps each stack's centre slice right after its
+        branch, so that block and the rest run on the centre slices only (the neighbours' outputs of that
+        block would be dropped unread: frozen batch norms stay in eval mode, so every slice's path is its own)."""
         steps, starts = self._encoder_steps()
         if self.depth == 1:
             return steps, starts
-        for block, start in zip(self.encoder_blocks(), starts, strict=True):
+        for i, (block, start) in enumerate(zip(self.encoder_blocks(), starts, strict=True)):
             branch = getattr(block, "depth_attn", None)
             if branch is not None:
-                steps[start] = partial(_before, branch, steps[start])
-        at = starts[self.depth_last] + 1
-        steps.insert(at, self._centre)
-        return steps, [s + (s >= at) for s in starts]
+                last = i == self.depth_last % len(starts)
+                steps[start] = partial(_before, branch, steps[start], self._centre if last else None)
+        return steps, starts
 
     def _centre(self, x: torch.Tensor) -> torch.Tensor:
         """(B·k, ...) activations of B k-slice stacks → (B, ...) of their centre slices."""
@@ -250,9 +251,10 @@ class SamModel(nn.Module):
         return self
 
 
-def _before(branch: nn.Module, step: Step, x: torch.Tensor) -> torch.Tensor:
-    """``step(branch(x))``: a block with its depth branch in front."""
-    return step(branch(x))
+def _before(branch: nn.Module, step: Step, centre: Step | None, x: torch.Tensor) -> torch.Tensor:
+    """``step(branch(x))``: a block with its depth branch in front (and, for the last one, ``centre`` between)."""
+    x = branch(x)
+    return step(centre(x) if centre is not None else x)
 
 
 def _upscale(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
