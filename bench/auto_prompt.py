@@ -90,7 +90,7 @@ def auto_row(dirs: dict[str, Path], mode: str, out: Path, args: argparse.Namespa
 
     from storage import SliceStore
     from training.auto import frame_of
-    from training.auto_eval import AutoModel, predict_cases, score_objects, store_volumes
+    from training.auto_eval import AutoModel, predict_cases, score_objects
     from training.eval_config import AutoConfig, EvalConfig
     from training.eval_report import open_split
     from training.evaluate import aggregate
@@ -110,9 +110,14 @@ def auto_row(dirs: dict[str, Path], mode: str, out: Path, args: argparse.Namespa
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     rows = score_objects("auto", predictions, dataset, indices, EvalConfig())
     overall = aggregate(rows, "model")[2].set_index("model").loc["auto"]
-    given = store_volumes({"auto": predictions}, dataset)
     volumes = score_volumes(
-        {"auto": (sam.model, dataset)}, rows, SliceMaps(), EvalConfig(), out, slices=VAL_SLICES, given=given
+        {"auto": (sam.model, dataset)},
+        rows,
+        SliceMaps(),
+        EvalConfig(),
+        out,
+        slices=VAL_SLICES,
+        given={"auto": predictions},
     )
     found = predictions[cases[0]]
     return {

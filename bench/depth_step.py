@@ -49,7 +49,7 @@ def suffix_seconds(spec: str, slices: int, repeats: int) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Time the three models and print the table."""
+    """Time the four models and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--k", type=int, default=3)

@@ -8,7 +8,7 @@ a held-out slice. Arms share steps, seed and prompts: A real only, B real + the 
 trained on the n slices and its pairs gated and committed; each (model, arm, n, seed, share) is one
 ``training.train`` run scored on the held-out objects. Reports mean ± sd, the paired difference against B
 with a bootstrap 95% interval, ``dice_vs_n.png``, generator speed and gate rejections; finished runs and
-generators are reused, interrupted ones resume. ``--data phantom`` runs the same arms on one CT phantom's six
+generators are reused, interrupted ones resume. ``--data phantom`` runs the same arms on one CT phantom's five
 organs (``bench.common.phantom_protocol``; a sanity check: the phantoms are themselves drawn from label maps).
 """
 

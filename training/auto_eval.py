@@ -129,23 +129,6 @@ def evaluate_auto(
     return EvalResult(pd.concat(parts, ignore_index=True), tuple(models), seconds), predictions
 
 
-def store_volumes(
-    predictions: Mapping[str, Mapping[str, AutoResult]], dataset: MixtureDataset
-) -> dict[str, dict[str, np.ndarray]]:
-    """Each model's cascade label maps in the store's label values (matched by name; a label the case does
-    not name becomes 0): the ``given`` volumes of :func:`training.volume_scores.score_volumes`."""
-    store = SliceStore.open(dataset.store_url, snapshot=dataset.snapshot_id)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for name, cases in predictions.items():
-        for case_id, result in cases.items():
-            by_name = {str(n): int(v) for v, n in store.case_meta(case_id).label_names.items()}
-            lut = np.zeros(max(result.names, default=0) + 1, dtype=np.int32)
-            for value, label in result.names.items():
-                lut[value] = by_name.get(label, 0)
-            out.setdefault(name, {})[case_id] = lut[result.labels]
-    return out
-
-
 def auto_record(auto: AutoConfig, proposer: LoadedRun, cases: int, seconds: Mapping[str, float]) -> dict:
     """The reports' record of an auto-prompted evaluation: mode, proposer run and model, the cascade settings
     and each model's cascade seconds per case volume (proposer and SAM together)."""

@@ -29,8 +29,8 @@ from samdata.files import write_json
 from samdata.metrics import METRICS
 from storage import SliceStore
 from storage.records import load_mixture, mixture_view
-from training.auto import AutoConfig
-from training.auto_eval import AutoModel, evaluate_auto, store_volumes
+from training.auto import AutoConfig, AutoResult
+from training.auto_eval import AutoModel, evaluate_auto
 from training.batches import build_data
 from training.compare_figures import (
     ADAPTED,
@@ -402,7 +402,7 @@ def compare_runs(
     )
     parts, seconds = [], {}
     maps = SliceMaps() if config.volumes else None
-    given: dict[str, dict[str, np.ndarray]] = {}  # --auto: the cascades' whole-case volumes
+    given: dict[str, dict[str, AutoResult]] = {}  # --auto: the cascades' whole-case predictions
     for frame, dataset in frames.items():
         group = {m.name: m.module for m in models if m.frame == frame and m.name not in proposers}
         if group:
@@ -426,8 +426,7 @@ def compare_runs(
             result, found = evaluate_auto(
                 cascade, dataset, config.eval_config(seed), auto, indices=indices, stages=stages
             )
-            if maps is not None:
-                given.update(store_volumes(found, dataset))
+            given.update(found)
             parts.append(result.rows)
             seconds.update(result.seconds)
     scores = pd.concat(parts, ignore_index=True)

@@ -24,7 +24,7 @@ from samdata.files import write_json
 from samdata.metrics import METRICS, dice
 from samdata.spec import parse_slices
 from training.auto import AutoConfig, check_auto, frame_of
-from training.auto_eval import AutoModel, auto_record, draw_auto_best_worst, evaluate_auto, store_volumes
+from training.auto_eval import AutoModel, auto_record, draw_auto_best_worst, evaluate_auto
 from training.batches import SeededMixture
 from training.dataset import DatasetConfig, MixtureDataset
 from training.evaluate import (
@@ -170,7 +170,7 @@ def evaluate_run(
     models = {ZERO_SHOT: zero_shot_model(run)} if zero_shot else {}
     models[ADAPTED] = run.model.eval()
     maps = SliceMaps(config.threshold) if config.volumes else None
-    given = None  # --auto: the cascade's whole-case volumes
+    given = None  # --auto: the cascade's whole-case predictions
     out = Path(out_dir)
     interactive = {}
     if auto is None:
@@ -187,8 +187,7 @@ def evaluate_run(
         proposer = load_proposer(run, auto.proposer)
         cascade = {name: AutoModel(model, frame_of(run), proposer) for name, model in models.items()}
         result, predictions = evaluate_auto(cascade, dataset, config, auto, indices=indices, stages=stages)
-        if maps is not None:
-            given = store_volumes(predictions, dataset)
+        given = predictions
         out.mkdir(parents=True, exist_ok=True)
         figure = draw_auto_best_worst(result, predictions, dataset, config, out / "best_worst.png")
     report = report_json(run, dataset, result, config, interactive)

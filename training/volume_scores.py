@@ -5,8 +5,8 @@ promptable model's volume is put together from the per-slice predictions :func:`
 made with the split's prompts (:class:`SliceMaps`; on each slice the most probable object wins): it is asked
 only where the reference has an object, so slices of the range without one stay empty, as in MedSAM's
 per-slice protocol. A prompt-free model (the U-Net) segments every slice of the range
-(:func:`training.predict.segment_volume`); so does the prompt-free cascade of ``--auto``, whose volumes
-come ready made (``given``, :func:`training.auto_eval.store_volumes`). Reference and prediction, both zero
+(:func:`training.predict.segment_volume`); so does the prompt-free cascade of ``--auto``, whose label maps
+come ready made (``given``; both mapped to the store's label values by name). Reference and prediction, both zero
 outside the range, go back onto the source grid and are written there with the source affine
 (:func:`training.predict.write_on_source_grid`, what ``samdata predict`` writes), and scored on it with the
 source spacing (:mod:`samdata.volume_metrics`).
@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from training.loop import is_promptable
 from training.models import SamModel
 from training.models.unet import FOREGROUND
 from training.predict import most_probable, segment_volume, write_on_source_grid
+
+if TYPE_CHECKING:
+    from training.auto import AutoResult
 
 VOLUMES, REFERENCE = "volumes", "reference"
 RANGE_RULE = (
@@ -91,8 +94,17 @@ def _unet_values(model: SamModel, meta: CaseMeta, labels: list[int]) -> np.ndarr
     names = tuple(model.label_names)
     if names == (FOREGROUND,):
         return np.array([0, labels[0]]) if len(labels) == 1 else None
+    return store_values(dict(enumerate(names, 1)), meta)
+
+
+def store_values(names: Mapping[int, str], meta: CaseMeta) -> np.ndarray:
+    """Lookup table from a model's output values (``names``: value → label name; 0 is background) to the
+    case's stored label values, matched by name (a name the case lacks maps to 0)."""
     by_name = {str(name): int(value) for value, name in meta.label_names.items()}
-    return np.array([0, *[by_name.get(name, 0) for name in names]])
+    lut = np.zeros(max(names, default=0) + 1, dtype=np.int64)
+    for value, name in names.items():
+        lut[value] = by_name.get(str(name), 0)
+    return lut
 
 
 def _in_range(depth: int, lo: int, hi: int, chosen: set[int] | None) -> np.ndarray:
@@ -119,14 +131,15 @@ def score_volumes(
     *,
     slices: str | None = None,
     stages: Stages | None = None,
-    given: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    given: Mapping[str, Mapping[str, AutoResult]] | None = None,
 ) -> VolumeScores:
     """Score every model's prediction of each evaluated case in 3D on the source grid and write the files and
     summary.json of the module docstring. ``models``: name → (model, the dataset it was scored on: its store
     snapshot, input size and context); ``rows``: the per-object rows that were scored (columns case_id, z,
     label, label_name); ``maps``: the promptable models' slices; ``slices``: the z filter of the evaluation;
-    ``given``: model → case → (Z, Y, X) label map in the store's label values on the slice grid, predicted
-    without prompts over the whole case (the ``--auto`` cascade), cut to the range here like the U-Net's."""
+    ``given``: model → case → the ``--auto`` cascade's result (its (Z, Y, X) label map on the slice grid,
+    predicted without prompts over the whole case), mapped to the store's values by name and cut to the range
+    here like the U-Net's."""
     start = time.perf_counter()
     root = Path(out_dir) / VOLUMES
     chosen = set(parse_slices(slices)) if slices else None
@@ -158,7 +171,8 @@ def score_volumes(
             if name in skipped:
                 continue
             if given is not None and name in given:
-                pred = np.asarray(given[name][case_id])
+                result = given[name][case_id]
+                pred = store_values(result.names, case.meta)[result.labels]
             elif is_promptable(model):
                 pred = np.zeros_like(ref)
                 for z, found in maps.maps.get(name, {}).get(case_id, {}).items():

@@ -19,7 +19,7 @@ from samdata.errors import CaseNotFoundError, ConfigError, RegistryError
 from samdata.io.sample_data import write_phantoms
 from storage import SliceStore
 from training.auto import auto_segment, frame_of, predict_auto_file, propose, seed_slice, z_runs
-from training.auto_eval import AutoModel, evaluate_auto, store_volumes
+from training.auto_eval import AutoModel, evaluate_auto
 from training.config import TrainConfig
 from training.eval_config import AutoConfig, EvalConfig
 from training.eval_report import evaluate_run, open_split
@@ -28,6 +28,7 @@ from training.predict import propagate_box
 from training.proposer import PROPOSER_DIR, load_proposer, parse_proposer
 from training.run import LoadedRun, load_run
 from training.train import train
+from training.volume_scores import store_values
 
 LABELS = ("liver", "spine")
 PROPOSER = "unet:steps=6,lr=0.01,augment=none"
@@ -206,8 +207,12 @@ def test_auto_3d_scores_are_the_cascade_on_every_slice_of_the_range(sam_run: Pat
     dataset, indices, _ = open_split(run, "val", None, None)
     cascade = {"adapted": AutoModel(run.model.eval(), frame_of(run), load_proposer(run, None))}
     _, predictions = evaluate_auto(cascade, dataset, EvalConfig(), AutoConfig(), indices=indices)
-    given = store_volumes(predictions, dataset)["adapted"]
-    names = {v: n for v, n in SliceStore.open(dataset.store_url).case_meta(next(iter(given))).label_names.items()}
+    store = SliceStore.open(dataset.store_url)
+    given = {  # the cascade's label maps in the store's values, by name
+        case_id: store_values(found.names, store.case_meta(case_id))[found.labels]
+        for case_id, found in predictions["adapted"].items()
+    }
+    names = {v: n for v, n in store.case_meta(next(iter(given))).label_names.items()}
     assert {names[v] for v in np.unique(next(iter(given.values()))) if v} <= set(LABELS)
     for case_id, (lo, hi) in section["ranges"].items():
         expected = given[case_id][lo : hi + 1]

@@ -95,7 +95,7 @@ class SamModel(nn.Module):
         for i, (block, start) in enumerate(zip(self.encoder_blocks(), starts, strict=True)):
             branch = getattr(block, "depth_attn", None)
             if branch is not None:
-                last = i == self.depth_last % len(starts)
+                last = i == self.depth_last
                 steps[start] = partial(_before, branch, steps[start], self._centre if last else None)
         return steps, starts
 
